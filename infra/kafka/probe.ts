@@ -1,0 +1,31 @@
+import { Kafka, logLevel } from 'kafkajs';
+import { ServerUnavailableError } from '../../shared/index.js';
+
+/** Lists topics through an admin client: the readiness check INFRA-NOTES recommends. */
+export async function probeKafka(
+  clusterId: string,
+  brokers: string[],
+  timeoutMs = 5000,
+): Promise<void> {
+  const kafka = new Kafka({
+    clientId: 'alcor-probe',
+    brokers,
+    connectionTimeout: Math.min(timeoutMs, 3000),
+    requestTimeout: timeoutMs,
+    retry: { retries: 0 },
+    logLevel: logLevel.NOTHING,
+  });
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+    await admin.listTopics();
+  } catch (err) {
+    throw new ServerUnavailableError(
+      `kafka cluster ${clusterId}`,
+      `cannot reach ${brokers.join(',')}: ${(err as Error).message}`,
+      { cause: err },
+    );
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}

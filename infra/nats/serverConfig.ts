@@ -1,0 +1,70 @@
+/**
+ * The nats-server configuration, rendered from code so that local provisioning,
+ * testcontainers and docker-compose (infra/nats/nats.conf, checked by a test)
+ * all run the same server: JetStream, and the `partition()` subject mapping that
+ * turns `intent.<vpcId>` into `intent.<bucket>.<vpcId>` (DESIGN §4.1).
+ */
+import { DEFAULT_BUCKET_COUNT, subjects } from '../../shared/index.js';
+
+export interface NatsServerConfig {
+  host: string;
+  port: number;
+  /** HTTP monitoring port (health, /varz memory for benchmarks); 0 disables it. */
+  monitorPort: number;
+  storeDir: string;
+  serverName: string;
+  bucketCount: number;
+  /**
+   * JetStream fsync interval. JetStream acknowledges a write before it is on disk;
+   * with the server default ("2m") a power loss can lose acknowledged writes up to
+   * that age. "always" fsyncs every write (slowest, survives power loss). See
+   * docs/durability in README.
+   */
+  syncInterval?: string;
+  maxPayload?: number;
+}
+
+export const DEFAULT_MAX_PAYLOAD = 8 * 1024 * 1024;
+
+export function renderNatsConfig(config: NatsServerConfig): string {
+  const lines = [
+    '# Rendered by infra/nats/serverConfig.ts — edit that file, not this output.',
+    `server_name: ${JSON.stringify(config.serverName)}`,
+    `host: ${JSON.stringify(config.host)}`,
+    `port: ${config.port}`,
+  ];
+  if (config.monitorPort > 0) lines.push(`http_port: ${config.monitorPort}`);
+  lines.push(
+    `max_payload: ${config.maxPayload ?? DEFAULT_MAX_PAYLOAD}`,
+    '',
+    'jetstream {',
+    `  store_dir: ${JSON.stringify(config.storeDir)}`,
+  );
+  if (config.syncInterval !== undefined) {
+    lines.push(`  sync_interval: ${JSON.stringify(config.syncInterval)}`);
+  }
+  lines.push(
+    '}',
+    '',
+    '# Clients publish intent.<vpcId>; the server stores intent.<bucket>.<vpcId>.',
+    'mappings {',
+    `  ${JSON.stringify(subjects.intentMappingSource)}: ${JSON.stringify(
+      subjects.intentMappingDestination(config.bucketCount),
+    )}`,
+    '}',
+    '',
+  );
+  return lines.join('\n');
+}
+
+/** The configuration docker-compose mounts (infra/nats/nats.conf). */
+export function composeNatsConfig(): string {
+  return renderNatsConfig({
+    host: '0.0.0.0',
+    port: 4222,
+    monitorPort: 8222,
+    storeDir: '/data/jetstream',
+    serverName: 'alcor-nats',
+    bucketCount: DEFAULT_BUCKET_COUNT,
+  });
+}

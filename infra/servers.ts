@@ -1,0 +1,258 @@
+/**
+ * Real servers for services, tests, the demo and benchmarks, found in the order of
+ * DESIGN §11: (1) URLs from the environment, (2) a Docker engine through
+ * testcontainers, (3) local processes provisioned without Docker. A server named
+ * in the environment that cannot be reached is an error naming it — never a hang
+ * and never a silent fallback.
+ */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { DEFAULT_BUCKET_COUNT, ConfigError } from '../shared/index.js';
+import { probeNats } from './nats/connect.js';
+import { pingRedis } from './redis/probe.js';
+import { probeKafka } from './kafka/probe.js';
+import { runDir } from './local/cache.js';
+import { startLocalNats, type LocalNats } from './local/natsServer.js';
+import { startLocalRedis, type LocalRedis } from './local/redisServer.js';
+import { startLocalKafka, type LocalKafka } from './local/kafkaServer.js';
+import {
+  dockerEngineVisible,
+  startDockerKafka,
+  startDockerNats,
+  startDockerRedis,
+} from './docker.js';
+
+export type ServerSource = 'env' | 'docker' | 'local';
+
+export interface ServerInfo {
+  /** e.g. "nats-server", "redis-server", "kafka cluster a" */
+  name: string;
+  endpoint: string;
+  version: string;
+  source: ServerSource;
+  warning?: string;
+}
+
+export interface Servers {
+  nats: ServerInfo & { monitorUrl?: string };
+  redis: ServerInfo;
+  kafka: Record<string, ServerInfo & { brokers: string[] }>;
+  /** Handles of locally started servers, for fault tests (restart, kill). */
+  local: { nats?: LocalNats; redis?: LocalRedis; kafka: Record<string, LocalKafka> };
+  /** Directory of this run's server data and logs (local provisioning). */
+  dir: string;
+  /** The environment a child process needs to find these servers. */
+  env(): Record<string, string>;
+  stop(options?: { keepData?: boolean }): Promise<void>;
+}
+
+export interface ProvisionOptions {
+  kafkaClusters?: string[];
+  bucketCount?: number;
+  syncInterval?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export const DEFAULT_KAFKA_CLUSTERS = ['a', 'b'];
+const CLUSTER_ID = /^[a-z0-9]{1,16}$/;
+
+export function kafkaBrokersVar(clusterId: string): string {
+  return `KAFKA_${clusterId.toUpperCase()}_BROKERS`;
+}
+
+export function kafkaClustersFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
+  const ids =
+    env.KAFKA_CLUSTERS?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean) ?? DEFAULT_KAFKA_CLUSTERS;
+  for (const id of ids) {
+    if (!CLUSTER_ID.test(id))
+      throw new ConfigError(
+        'KAFKA_CLUSTERS',
+        `cluster id ${JSON.stringify(id)} must match ${CLUSTER_ID.source}`,
+      );
+  }
+  return ids;
+}
+
+/** Servers that are already provisioned, described by the environment (children use this). */
+export function serversFromEnv(env: NodeJS.ProcessEnv = process.env): {
+  natsUrl: string;
+  redisUrl: string;
+  kafka: Record<string, string[]>;
+} {
+  const need = (name: string): string => {
+    const value = env[name];
+    if (!value) throw new ConfigError(name, 'is not set');
+    return value;
+  };
+  const kafka: Record<string, string[]> = {};
+  for (const id of kafkaClustersFromEnv(env)) kafka[id] = need(kafkaBrokersVar(id)).split(',');
+  return { natsUrl: need('NATS_URL'), redisUrl: need('REDIS_URL'), kafka };
+}
+
+type Started<T> = T & { stop: () => Promise<void> };
+
+export async function provisionServers(options: ProvisionOptions = {}): Promise<Servers> {
+  const env = options.env ?? process.env;
+  const bucketCount = options.bucketCount ?? DEFAULT_BUCKET_COUNT;
+  const clusters = options.kafkaClusters ?? kafkaClustersFromEnv(env);
+  const useDocker = dockerEngineVisible();
+  const dir = runDir();
+  const local: Servers['local'] = { kafka: {} };
+  const stoppers: Array<() => Promise<void>> = [];
+
+  const sub = (name: string): string => {
+    const d = join(dir, name);
+    mkdirSync(d, { recursive: true });
+    return d;
+  };
+
+  const nats = async (): Promise<Started<Servers['nats']>> => {
+    const name = 'nats-server';
+    if (env.NATS_URL) {
+      const version = await probeNats(env.NATS_URL);
+      return { name, endpoint: env.NATS_URL, version, source: 'env', stop: async () => {} };
+    }
+    if (useDocker) {
+      const s = await startDockerNats(bucketCount);
+      stoppers.push(s.stop);
+      return { name, endpoint: s.endpoint, version: s.version, source: 'docker', stop: s.stop };
+    }
+    const s = await startLocalNats({
+      dir: sub('nats'),
+      bucketCount,
+      ...(options.syncInterval === undefined ? {} : { syncInterval: options.syncInterval }),
+    });
+    local.nats = s;
+    stoppers.push(s.stop);
+    return {
+      name,
+      endpoint: s.url,
+      monitorUrl: s.monitorUrl,
+      version: s.version,
+      source: 'local',
+      ...(s.warning === undefined ? {} : { warning: s.warning }),
+      stop: s.stop,
+    };
+  };
+
+  const redis = async (): Promise<Started<Servers['redis']>> => {
+    const name = 'redis-server';
+    if (env.REDIS_URL) {
+      const version = await pingRedis(env.REDIS_URL);
+      return { name, endpoint: env.REDIS_URL, version, source: 'env', stop: async () => {} };
+    }
+    if (useDocker) {
+      const s = await startDockerRedis();
+      stoppers.push(s.stop);
+      return { name, endpoint: s.endpoint, version: s.version, source: 'docker', stop: s.stop };
+    }
+    const s = await startLocalRedis({ dir: sub('redis') });
+    local.redis = s;
+    stoppers.push(s.stop);
+    return { name, endpoint: s.url, version: s.version, source: 'local', stop: s.stop };
+  };
+
+  const kafka = async (id: string): Promise<Started<Servers['kafka'][string]>> => {
+    const name = `kafka cluster ${id}`;
+    const given = env[kafkaBrokersVar(id)];
+    if (given) {
+      const brokers = given.split(',');
+      await probeKafka(id, brokers);
+      return {
+        name,
+        endpoint: given,
+        brokers,
+        version: 'external',
+        source: 'env',
+        stop: async () => {},
+      };
+    }
+    if (useDocker) {
+      const s = await startDockerKafka();
+      stoppers.push(s.stop);
+      return {
+        name,
+        endpoint: s.endpoint,
+        brokers: [s.endpoint],
+        version: s.version,
+        source: 'docker',
+        stop: s.stop,
+      };
+    }
+    const s = await startLocalKafka({ clusterId: id, dir: sub(`kafka-${id}`) });
+    local.kafka[id] = s;
+    stoppers.push(s.stop);
+    return {
+      name,
+      endpoint: s.brokers.join(','),
+      brokers: s.brokers,
+      version: s.version,
+      source: 'local',
+      stop: s.stop,
+    };
+  };
+
+  const stopAll = async (): Promise<void> => {
+    await Promise.allSettled(stoppers.splice(0).map((stop) => stop()));
+  };
+
+  const results = await Promise.allSettled([nats(), redis(), ...clusters.map((id) => kafka(id))]);
+  const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failures.length > 0) {
+    await stopAll();
+    const first = failures[0]?.reason as Error;
+    if (failures.length > 1) {
+      first.message += `\n(and ${failures.length - 1} more: ${failures
+        .slice(1)
+        .map((f) => (f.reason as Error).message.split('\n')[0])
+        .join('; ')})`;
+    }
+    throw first;
+  }
+  const values = results.map((r) => (r as PromiseFulfilledResult<Started<ServerInfo>>).value);
+  const [natsInfo, redisInfo, ...kafkaInfos] = values as [
+    Started<Servers['nats']>,
+    Started<Servers['redis']>,
+    ...Array<Started<Servers['kafka'][string]>>,
+  ];
+  const kafkaById: Servers['kafka'] = {};
+  clusters.forEach((id, i) => {
+    const info = kafkaInfos[i];
+    if (info) kafkaById[id] = info;
+  });
+
+  return {
+    nats: natsInfo,
+    redis: redisInfo,
+    kafka: kafkaById,
+    local,
+    dir,
+    env() {
+      const out: Record<string, string> = {
+        NATS_URL: natsInfo.endpoint,
+        REDIS_URL: redisInfo.endpoint,
+        KAFKA_CLUSTERS: clusters.join(','),
+        ALCOR_BUCKET_COUNT: String(bucketCount),
+      };
+      if (natsInfo.monitorUrl) out.NATS_MONITOR_URL = natsInfo.monitorUrl;
+      for (const id of clusters) out[kafkaBrokersVar(id)] = kafkaById[id]?.endpoint ?? '';
+      return out;
+    },
+    async stop(stopOptions = {}) {
+      await stopAll();
+      if (!stopOptions.keepData) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** One line per server, for logs and the test runner's header. */
+export function describeServers(servers: Servers): string[] {
+  const all: ServerInfo[] = [servers.nats, servers.redis, ...Object.values(servers.kafka)];
+  return all.map(
+    (s) =>
+      `${s.name} ${s.version} at ${s.endpoint} (${s.source})${s.warning ? ` — WARNING: ${s.warning}` : ''}`,
+  );
+}

@@ -1,0 +1,74 @@
+/**
+ * Wire names (DESIGN §4): every subject, stream and KV bucket name is written here
+ * and nowhere else. Builders check their tokens so that a bad id can never widen a
+ * subject (a `*` or `.` inside a token would).
+ */
+import { isId } from './ids.js';
+import { InvalidIdError } from './errors.js';
+
+export interface TopologyPlace {
+  region: string;
+  az: string;
+  dc: string;
+  cluster: string;
+}
+
+function token(value: string, field: string): string {
+  if (!isId(value)) throw new InvalidIdError(field, value);
+  return value;
+}
+
+function placePath(place: TopologyPlace): string {
+  return [
+    token(place.region, 'region'),
+    token(place.az, 'az'),
+    token(place.dc, 'dc'),
+    token(place.cluster, 'cluster'),
+  ].join('.');
+}
+
+export const streams = {
+  intents: 'INTENTS',
+  events: 'EVENTS',
+  goalStates: 'GOALSTATES',
+  status: 'STATUS',
+} as const;
+
+export const kvBuckets = {
+  hosts: 'hosts',
+  controllers: 'controllers',
+  southbound: 'southbound',
+  placement: 'placement',
+  vpcSnapshots: 'vpc-snapshots',
+} as const;
+
+export const subjects = {
+  /** What clients publish; the server maps it to {@link subjects.intentMapped}. */
+  intent: (vpcId: string) => `intent.${token(vpcId, 'vpcId')}`,
+  intentMapped: (bucket: number, vpcId: string) => `intent.${bucket}.${token(vpcId, 'vpcId')}`,
+  intentBucketFilter: (bucket: number) => `intent.${bucket}.*`,
+  intentsAll: 'intent.*.*',
+  /** The subject-mapping source and destination for the server's config. */
+  intentMappingSource: 'intent.*',
+  intentMappingDestination: (bucketCount: number) =>
+    `intent.{{partition(${bucketCount},1)}}.{{wildcard(1)}}`,
+  event: (vpcId: string) => `evt.${token(vpcId, 'vpcId')}`,
+  eventsAll: 'evt.*',
+  goalStateHost: (place: TopologyPlace, hostId: string) =>
+    `gs.${placePath(place)}.${token(hostId, 'hostId')}`,
+  goalStateMulticast: (place: TopologyPlace, vpcId: string) =>
+    `gsm.${placePath(place)}.${token(vpcId, 'vpcId')}`,
+  goalStatesAll: ['gs.>', 'gsm.>'] as const,
+  status: (vpcId: string) => `status.${token(vpcId, 'vpcId')}`,
+  statusInvalid: 'status._invalid',
+  statusAll: 'status.>',
+  ack: (bucket: number, vpcId: string, hostId: string) =>
+    `gsack.${bucket}.${token(vpcId, 'vpcId')}.${token(hostId, 'hostId')}`,
+  resync: (hostId: string) => `alcor.resync.${token(hostId, 'hostId')}`,
+  applyIntents: 'alcor.intents.apply',
+} as const;
+
+/** `Nats-Msg-Id` of a goal-state message (DESIGN §4.4). */
+export function goalStateMsgId(vpcId: string, revision: number, target: string): string {
+  return `${vpcId}:${revision}:${target}`;
+}
