@@ -24,7 +24,15 @@ export async function startLocalRedis(options: {
       "no binary: run `apt-get install redis-server` (the README's commands do), or set REDIS_URL",
     );
   }
-  const { stdout } = await run(binary, ['--version'], { timeoutMs: 10_000 });
+  const { stdout } = await run(binary, ['--version'], { timeoutMs: 10_000 }).catch(
+    (err: unknown) => {
+      throw new ServerUnavailableError(
+        'redis-server',
+        `${binary} does not run: ${(err as Error).message}`,
+        { cause: err },
+      );
+    },
+  );
   const version = /v=([\d.]+)/.exec(stdout)?.[1] ?? stdout.trim();
   const port = await freePort();
   const proc = new ManagedProcess({

@@ -1,0 +1,14 @@
+export * from './servers.js';
+export * from './logger.js';
+export * from './nats/connect.js';
+export * from './nats/declarations.js';
+export * from './nats/serverConfig.js';
+export * from './redis/probe.js';
+export * from './kafka/probe.js';
+export { onShutdown } from './local/shutdown.js';
+export { ManagedProcess } from './local/managedProcess.js';
+export { freePort } from './local/ports.js';
+export { runDir, repoRoot } from './local/cache.js';
+export { startLocalNats, NATS_SERVER_VERSION } from './local/natsServer.js';
+export { startLocalKafka, KAFKA_VERSION } from './local/kafkaServer.js';
+export { startLocalRedis } from './local/redisServer.js';

@@ -1,0 +1,224 @@
+/**
+ * The test command (README, .ci/run): static checks, unit tests, then integration
+ * tests against real servers provisioned once for the run. Every suite process is
+ * bounded in time. Ends with the line `N passed, N failed`.
+ *
+ *   tsx test/run.ts [--only unit|integration|checks] [--keep-data]
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  describeServers,
+  onShutdown,
+  provisionServers,
+  repoRoot,
+  type Servers,
+} from '../infra/index.js';
+
+const { values: args } = parseArgs({
+  options: {
+    only: { type: 'string' },
+    'keep-data': { type: 'boolean', default: false },
+  },
+});
+
+interface Tally {
+  name: string;
+  passed: number;
+  failed: number;
+  skipped: number;
+  note?: string;
+}
+
+const tallies: Tally[] = [];
+const bin = (name: string): string => join(repoRoot, 'node_modules', '.bin', name);
+// eslint-disable-next-line no-control-regex
+const stripAnsi = (s: string): string => s.replace(/\x1b\[[0-9;]*m/g, '');
+
+interface Outcome {
+  code: number | null;
+  output: string;
+  timedOut: boolean;
+}
+
+function runProcess(
+  command: string,
+  argv: string[],
+  options: { env?: NodeJS.ProcessEnv; timeoutMs: number; doneMarker?: RegExp; echo?: boolean },
+): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const child = spawn(command, argv, {
+      cwd: repoRoot,
+      env: options.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    let timedOut = false;
+    let graceTimer: NodeJS.Timeout | undefined;
+    const onData = (chunk: Buffer): void => {
+      const text = chunk.toString('utf8');
+      output += text;
+      if (options.echo !== false) process.stdout.write(text);
+      // uvu never forces an exit: if a suite leaves a handle open after its totals,
+      // give it a moment and then end it (the totals are already known).
+      if (options.doneMarker && !graceTimer && options.doneMarker.test(stripAnsi(output))) {
+        graceTimer = setTimeout(() => {
+          output +=
+            '\n[runner] suite process did not exit 15 s after its totals (open handles); killed\n';
+          child.kill('SIGKILL');
+        }, 15_000);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, options.timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (graceTimer) clearTimeout(graceTimer);
+      resolve({ code, output, timedOut });
+    });
+  });
+}
+
+async function check(name: string, command: string, argv: string[]): Promise<void> {
+  const started = Date.now();
+  const out = await runProcess(command, argv, { timeoutMs: 600_000, echo: false });
+  const ok = out.code === 0 && !out.timedOut;
+  if (!ok) process.stdout.write(out.output);
+  console.log(`${ok ? '✔' : '✘'} ${name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  tallies.push({ name, passed: ok ? 1 : 0, failed: ok ? 0 : 1, skipped: 0 });
+}
+
+function testDirs(dir: string): boolean {
+  const full = join(repoRoot, 'test', dir);
+  return (
+    existsSync(full) &&
+    readdirSync(full, { recursive: true }).some((f) => String(f).endsWith('.test.ts'))
+  );
+}
+
+async function uvu(
+  name: string,
+  dir: string,
+  env: NodeJS.ProcessEnv,
+  timeoutMs: number,
+): Promise<void> {
+  console.log(`\n── ${name} (test/${dir}) ──`);
+  if (!testDirs(dir)) {
+    tallies.push({
+      name,
+      passed: 0,
+      failed: 1,
+      skipped: 0,
+      note: 'no test files: a suite that ran nothing fails',
+    });
+    console.log(`✘ ${name}: no test files`);
+    return;
+  }
+  const out = await runProcess(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(repoRoot, 'node_modules', 'uvu', 'bin.js'),
+      join('test', dir),
+      '\\.test\\.ts$',
+      '--no-color',
+    ],
+    { env: { ...env, FORCE_COLOR: '0' }, timeoutMs, doneMarker: /Duration:/ },
+  );
+  const text = stripAnsi(out.output);
+  const total = Number(/Total:\s+(\d+)/.exec(text)?.[1] ?? NaN);
+  const passed = Number(/Passed:\s+(\d+)/.exec(text)?.[1] ?? NaN);
+  const skipped = Number(/Skipped:\s+(\d+)/.exec(text)?.[1] ?? 0);
+  if (Number.isNaN(total) || Number.isNaN(passed)) {
+    const why = out.timedOut
+      ? `timed out after ${timeoutMs / 1000} s`
+      : `exited ${String(out.code)} before printing totals`;
+    tallies.push({ name, passed: 0, failed: 1, skipped: 0, note: why });
+    console.log(`✘ ${name}: ${why}`);
+    return;
+  }
+  const failed = total - passed;
+  const tally: Tally = { name, passed, failed, skipped };
+  if (total === 0) {
+    tally.failed = 1;
+    tally.note = 'ran no test';
+  } else if (out.timedOut) {
+    tally.failed += 1;
+    tally.note = 'timed out';
+  }
+  tallies.push(tally);
+}
+
+let servers: Servers | undefined;
+let keepData = args['keep-data'] ?? false;
+onShutdown(async () => {
+  await servers?.stop({ keepData: true });
+});
+
+const only = args.only;
+const started = Date.now();
+try {
+  if (!only || only === 'checks') {
+    console.log('── static checks ──');
+    await check('typecheck (tsc --noEmit)', bin('tsc'), ['--noEmit', '-p', 'tsconfig.json']);
+    await check('lint (eslint, type-aware, layering rules)', bin('eslint'), [
+      '.',
+      '--max-warnings',
+      '0',
+    ]);
+    await check('format (prettier --check)', bin('prettier'), [
+      '--check',
+      '.',
+      '--log-level',
+      'warn',
+    ]);
+  }
+  if (!only || only === 'unit') {
+    await uvu('unit', 'unit', process.env, 600_000);
+  }
+  if (!only || only === 'integration') {
+    console.log('\n── provisioning real servers ──');
+    const t0 = Date.now();
+    try {
+      servers = await provisionServers();
+      for (const line of describeServers(servers)) console.log(`  ${line}`);
+      console.log(
+        `  ready in ${((Date.now() - t0) / 1000).toFixed(1)} s; data and logs in ${servers.dir}`,
+      );
+      await uvu(
+        'integration',
+        'integration',
+        { ...process.env, ...servers.env(), ALCOR_TEST_SERVERS_DIR: servers.dir },
+        1_800_000,
+      );
+    } catch (err) {
+      console.log(`✘ provisioning failed: ${(err as Error).message}`);
+      tallies.push({ name: 'provisioning', passed: 0, failed: 1, skipped: 0 });
+    }
+  }
+} finally {
+  const failedAny = tallies.some((t) => t.failed > 0);
+  keepData ||= failedAny;
+  await servers?.stop({ keepData });
+  if (servers && keepData) console.log(`server data and logs kept in ${servers.dir}`);
+}
+
+console.log('\n── summary ──');
+for (const t of tallies) {
+  console.log(
+    `  ${t.name}: ${t.passed} passed, ${t.failed} failed${t.skipped ? `, ${t.skipped} skipped` : ''}${t.note ? ` (${t.note})` : ''}`,
+  );
+}
+const passed = tallies.reduce((n, t) => n + t.passed, 0);
+const failed = tallies.reduce((n, t) => n + t.failed, 0) + (tallies.length === 0 ? 1 : 0);
+const skipped = tallies.reduce((n, t) => n + t.skipped, 0);
+console.log(`  took ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
+console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+process.exit(failed > 0 ? 1 : 0);

@@ -1,0 +1,3 @@
+export * from './servers.js';
+export * from './names.js';
+export * from './eventually.js';

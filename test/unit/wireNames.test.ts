@@ -1,0 +1,87 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { bucketOf, fnv1a32, goalStateMsgId, InvalidIdError, subjects } from '../../shared/index.js';
+import { composeNatsConfig, repoRoot } from '../../infra/index.js';
+
+const utf8 = new TextEncoder();
+const Bucket = suite('vpc → bucket hash');
+
+Bucket('is FNV-1a 32 (published test vectors)', () => {
+  assert.is(fnv1a32(utf8.encode('')), 0x811c9dc5);
+  assert.is(fnv1a32(utf8.encode('a')), 0xe40c292c);
+  assert.is(fnv1a32(utf8.encode('foobar')), 0xbf9cf968);
+});
+
+Bucket('maps into [0, bucketCount) and is stable', () => {
+  for (let i = 0; i < 1000; i++) {
+    const b = bucketOf(`vpc-${i}`, 1024);
+    assert.ok(b >= 0 && b < 1024);
+    assert.is(bucketOf(`vpc-${i}`, 1024), b);
+  }
+  assert.is(bucketOf('foobar', 1024), 0xbf9cf968 % 1024);
+});
+
+Bucket(
+  'spreads 100,000 ids over 1,024 buckets within 4 standard deviations (±40%) of the mean',
+  () => {
+    const counts = new Array<number>(1024).fill(0);
+    for (let i = 0; i < 100_000; i++) counts[bucketOf(`vpc-${i}`)]! += 1;
+    const mean = 100_000 / 1024;
+    assert.ok(Math.max(...counts) < mean * 1.4, `max ${Math.max(...counts)}`);
+    assert.ok(Math.min(...counts) > mean * 0.6, `min ${Math.min(...counts)}`);
+  },
+);
+
+Bucket('rejects a bucket count that is not a positive integer', () => {
+  assert.throws(() => bucketOf('v', 0), /positive integer/);
+  assert.throws(() => bucketOf('v', 1.5), /positive integer/);
+});
+
+const Subjects = suite('subject builders');
+
+Subjects('build the wire names of DESIGN §4', () => {
+  const place = { region: 'r1', az: 'az1', dc: 'dc1', cluster: 'c1' };
+  assert.is(subjects.intent('vpc-1'), 'intent.vpc-1');
+  assert.is(subjects.intentMapped(7, 'vpc-1'), 'intent.7.vpc-1');
+  assert.is(subjects.event('vpc-1'), 'evt.vpc-1');
+  assert.is(subjects.goalStateHost(place, 'h1'), 'gs.r1.az1.dc1.c1.h1');
+  assert.is(subjects.goalStateMulticast(place, 'vpc-1'), 'gsm.r1.az1.dc1.c1.vpc-1');
+  assert.is(subjects.status('vpc-1'), 'status.vpc-1');
+  assert.is(subjects.ack(3, 'vpc-1', 'h1'), 'gsack.3.vpc-1.h1');
+  assert.is(subjects.resync('h1'), 'alcor.resync.h1');
+  assert.is(goalStateMsgId('vpc-1', 17, 'h1'), 'vpc-1:17:h1');
+});
+
+Subjects('refuse a token that would widen or break a subject', () => {
+  for (const bad of ['', 'a.b', '*', '>', 'a b', 'x'.repeat(65), 'é']) {
+    try {
+      subjects.event(bad);
+      assert.unreachable(`accepted ${JSON.stringify(bad)}`);
+    } catch (err) {
+      assert.instance(err, InvalidIdError);
+      assert.is((err as InvalidIdError).code, 'id_format');
+      assert.is((err as InvalidIdError).field, 'vpcId');
+    }
+  }
+  assert.throws(
+    () => subjects.goalStateHost({ region: 'r.1', az: 'a', dc: 'd', cluster: 'c' }, 'h'),
+    /region/,
+  );
+});
+
+const Conf = suite('nats-server configuration');
+
+Conf('docker-compose mounts exactly the rendered configuration', () => {
+  const checkedIn = readFileSync(join(repoRoot, 'infra', 'nats', 'nats.conf'), 'utf8');
+  assert.fixture(checkedIn, composeNatsConfig());
+});
+
+Conf('maps intent.* with partition() over the configured bucket count', () => {
+  assert.match(composeNatsConfig(), '"intent.*": "intent.{{partition(1024,1)}}.{{wildcard(1)}}"');
+});
+
+Bucket.run();
+Subjects.run();
+Conf.run();
