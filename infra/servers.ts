@@ -98,6 +98,7 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
   const env = options.env ?? process.env;
   const bucketCount = options.bucketCount ?? DEFAULT_BUCKET_COUNT;
   const clusters = options.kafkaClusters ?? kafkaClustersFromEnv(env);
+  const syncInterval = options.syncInterval ?? env.NATS_SYNC_INTERVAL;
   const useDocker = dockerEngineVisible();
   const dir = runDir();
   const local: Servers['local'] = { kafka: {} };
@@ -123,7 +124,7 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
     const s = await startLocalNats({
       dir: sub('nats'),
       bucketCount,
-      ...(options.syncInterval === undefined ? {} : { syncInterval: options.syncInterval }),
+      ...(syncInterval === undefined ? {} : { syncInterval }),
     });
     local.nats = s;
     stoppers.push(s.stop);

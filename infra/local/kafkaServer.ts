@@ -128,7 +128,14 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
   const name = `kafka cluster ${options.clusterId}`;
   await run(
     java,
-    [...jvm, 'kafka.tools.StorageTool', 'format', '-t', newClusterUuid(), '-c', propsPath],
+    [
+      ...jvm,
+      'kafka.tools.StorageTool',
+      'format',
+      `--cluster-id=${newClusterUuid()}`,
+      '-c',
+      propsPath,
+    ],
     {
       timeoutMs: 120_000,
     },

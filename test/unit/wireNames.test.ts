@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bucketOf, fnv1a32, goalStateMsgId, InvalidIdError, subjects } from '../../shared/index.js';
-import { composeNatsConfig, repoRoot } from '../../infra/index.js';
+import { composeNatsConfig, renderNatsConfig, repoRoot } from '../../infra/index.js';
 
 const utf8 = new TextEncoder();
 const Bucket = suite('vpc → bucket hash');
@@ -80,6 +80,21 @@ Conf('docker-compose mounts exactly the rendered configuration', () => {
 
 Conf('maps intent.* with partition() over the configured bucket count', () => {
   assert.match(composeNatsConfig(), '"intent.*": "intent.{{partition(1024,1)}}.{{wildcard(1)}}"');
+});
+
+Conf('sets the JetStream fsync interval only when asked', () => {
+  const base = {
+    host: '127.0.0.1',
+    port: 1,
+    monitorPort: 0,
+    storeDir: '/d',
+    serverName: 's',
+    bucketCount: 8,
+  };
+  assert.not.match(renderNatsConfig(base), 'sync_interval');
+  assert.not.match(renderNatsConfig(base), 'http_port');
+  assert.match(renderNatsConfig({ ...base, syncInterval: 'always' }), 'sync_interval: "always"');
+  assert.match(renderNatsConfig(base), 'intent.{{partition(8,1)}}.{{wildcard(1)}}');
 });
 
 Bucket.run();

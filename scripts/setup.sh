@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Set-up shared by the README's two commands: system packages and npm modules.
+# Idempotent: installs only what is missing, re-runs `npm ci` only when the lock
+# file changed. The servers themselves (nats-server build, Kafka jars) are
+# provisioned and cached by infra/local on first use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$major" -lt 20 ]; then
+  say "Node 20 or newer is needed (found: $(node -v 2>/dev/null || echo none))"; exit 1
+fi
+
+# System packages, only those missing and only when the servers are not given in
+# the environment. Go builds the pinned nats-server; without Go, Debian's older
+# nats-server is the fallback (with a warning at start-up).
+want=()
+if [ -z "${REDIS_URL:-}" ] && ! command -v redis-server >/dev/null; then want+=(redis-server); fi
+if [ -z "${KAFKA_A_BROKERS:-}" ]; then
+  command -v java >/dev/null || want+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null || want+=(maven)
+fi
+if [ -z "${NATS_URL:-}" ] && ! command -v go >/dev/null && ! command -v nats-server >/dev/null \
+   && [ -z "${ALCOR_NATS_SERVER_BIN:-}" ]; then
+  want+=(nats-server)
+fi
+if [ ${#want[@]} -gt 0 ]; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null; then sudo="sudo"; else
+      say "missing packages: ${want[*]} — install them (apt-get install ${want[*]}) and run again"; exit 1
+    fi
+  fi
+  say "installing ${want[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
+fi
+
+# npm modules: `npm ci` when node_modules is missing or the lock file changed.
+mkdir -p .cache
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -d node_modules ] || [ "$(cat .cache/npm-lock.sha256 2>/dev/null)" != "$lock_sum" ]; then
+  say "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_sum" > .cache/npm-lock.sha256
+fi
