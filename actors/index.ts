@@ -1,0 +1,2 @@
+export * as vpc from './vpc/index.js';
+export * as nca from './nca/index.js';

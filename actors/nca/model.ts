@@ -1,0 +1,129 @@
+/**
+ * A host's dataplane as its agent (NCA) holds it: per VPC, the resources it has
+ * been told about. `apply` is idempotent and monotonic:
+ *  - an op takes effect only if its message's revision is newer than the one that
+ *    last touched that resource (re-applying a message, or an older one after a
+ *    newer one, changes nothing);
+ *  - a `full` message at revision r describes the VPC as of r: resources it omits
+ *    that were last touched before r are removed, and messages at or below r are
+ *    ignored from then on (the `floor`). An empty full removes the VPC.
+ * Deleted resources are kept as tombstones so that a late upsert cannot revive them.
+ */
+import type { GoalStateMessage, GoalStateOp, ResourceKind } from '../../shared/index.js';
+
+export interface ResourceEntry {
+  kind: ResourceKind;
+  /** The revision that last changed the resource (from the op). */
+  rev: number;
+  /** The revision of the message that last touched it here. */
+  seen: number;
+  value: unknown;
+  deleted: boolean;
+}
+
+export interface VpcModel {
+  floor: number;
+  /** Highest message revision applied. */
+  revision: number;
+  resources: Map<string, ResourceEntry>;
+}
+
+export interface HostModel {
+  hostId: string;
+  vpcs: Map<string, VpcModel>;
+}
+
+export interface ApplyResult {
+  /** Ops that changed something. */
+  changed: number;
+  /** Ops ignored as already applied or older. */
+  ignored: number;
+}
+
+export function emptyHostModel(hostId: string): HostModel {
+  return { hostId, vpcs: new Map() };
+}
+
+function vpcModel(model: HostModel, vpcId: string): VpcModel {
+  let vpc = model.vpcs.get(vpcId);
+  if (!vpc) model.vpcs.set(vpcId, (vpc = { floor: 0, revision: 0, resources: new Map() }));
+  return vpc;
+}
+
+function applyOp(vpc: VpcModel, op: GoalStateOp, revision: number): boolean {
+  const current = vpc.resources.get(op.key);
+  if (current && current.seen >= revision) return false;
+  if (op.op === 'upsert') {
+    vpc.resources.set(op.key, {
+      kind: op.kind,
+      rev: op.rev,
+      seen: revision,
+      value: op.value,
+      deleted: false,
+    });
+  } else {
+    if (!current || current.deleted) {
+      vpc.resources.set(op.key, {
+        kind: op.kind,
+        rev: op.rev,
+        seen: revision,
+        value: null,
+        deleted: true,
+      });
+      return current !== undefined && !current.deleted;
+    }
+    vpc.resources.set(op.key, {
+      kind: op.kind,
+      rev: op.rev,
+      seen: revision,
+      value: null,
+      deleted: true,
+    });
+  }
+  return true;
+}
+
+/** Applies one goal-state message to the host's model (in place). */
+export function apply(model: HostModel, message: GoalStateMessage): ApplyResult {
+  const vpc = vpcModel(model, message.vpcId);
+  const result: ApplyResult = { changed: 0, ignored: 0 };
+  if (message.revision <= vpc.floor) {
+    result.ignored = message.ops.length;
+    return result;
+  }
+  for (const op of message.ops) {
+    if (applyOp(vpc, op, message.revision)) result.changed += 1;
+    else result.ignored += 1;
+  }
+  if (message.mode === 'full') {
+    const listed = new Set(message.ops.map((op) => op.key));
+    for (const [key, entry] of vpc.resources) {
+      if (!listed.has(key) && entry.seen < message.revision && !entry.deleted) {
+        vpc.resources.set(key, { ...entry, seen: message.revision, value: null, deleted: true });
+        result.changed += 1;
+      }
+    }
+    vpc.floor = message.revision;
+  }
+  vpc.revision = Math.max(vpc.revision, message.revision);
+  return result;
+}
+
+/** The live resources of one VPC on this host: key → {kind, rev, value}. */
+export function liveResources(
+  model: HostModel,
+  vpcId: string,
+): Map<string, { kind: ResourceKind; rev: number; value: unknown }> {
+  const out = new Map<string, { kind: ResourceKind; rev: number; value: unknown }>();
+  const vpc = model.vpcs.get(vpcId);
+  if (!vpc) return out;
+  for (const [key, entry] of vpc.resources) {
+    if (!entry.deleted) out.set(key, { kind: entry.kind, rev: entry.rev, value: entry.value });
+  }
+  return out;
+}
+
+/** Does the host currently hold any of the VPC? */
+export function hostsVpc(model: HostModel, vpcId: string): boolean {
+  return liveResources(model, vpcId).size > 0;
+}

@@ -1,0 +1,378 @@
+/**
+ * Goal-state projection (DESIGN §4.4, §6): from a commit and the VPC state after
+ * it, the messages that get exactly the needed change to exactly the hosts that
+ * need it —
+ *   unicast   `gs…<host>`: a host's own ports, their subnets and groups;
+ *   multicast `gsm…<vpc>`: one per cluster hosting the VPC, for what all its hosts
+ *             need (neighbor table, routes);
+ *   group multicast: a security group's rules go to the hosts with member ports —
+ *             as one multicast where every VPC host of the cluster is a member,
+ *             else as unicast to each member host;
+ *   full      for a host that joins the VPC; an empty full for one that leaves.
+ * Every op carries the revision that last changed its resource.
+ */
+import {
+  clusterKey,
+  goalStateMsgId,
+  resourceKey,
+  subjects,
+  type GoalStateMessage,
+  type GoalStateOp,
+  type PortBinding,
+  type RecordedCommit,
+  type TopologyPlace,
+  type VpcEvent,
+} from '../../shared/index.js';
+import type { GroupRecord, PortRecord, RouteRecord, SubnetRecord, VpcState } from './state.js';
+
+export interface ProjectedMessage {
+  subject: string;
+  msgId: string;
+  message: GoalStateMessage;
+}
+
+// ── resource ops ────────────────────────────────────────────────────────────
+
+export const ops = {
+  vpc: (s: VpcState): GoalStateOp => ({
+    op: 'upsert',
+    kind: 'vpc',
+    key: 'vpc',
+    rev: s.vpcRev,
+    value: { cidr: s.cidr, vni: s.vni },
+  }),
+  subnet: (r: SubnetRecord): GoalStateOp => ({
+    op: 'upsert',
+    kind: 'subnet',
+    key: resourceKey('subnet', r.subnetId),
+    rev: r.rev,
+    value: { subnetId: r.subnetId, cidr: r.cidr, gatewayIp: r.gatewayIp },
+  }),
+  port: (p: PortRecord): GoalStateOp => ({
+    op: 'upsert',
+    kind: 'port',
+    key: resourceKey('port', p.portId),
+    rev: p.rev,
+    value: {
+      portId: p.portId,
+      subnetId: p.subnetId,
+      ip: p.ip,
+      mac: p.mac,
+      securityGroupIds: p.securityGroupIds,
+    },
+  }),
+  neighbor: (p: PortRecord): GoalStateOp => ({
+    op: 'upsert',
+    kind: 'neighbor',
+    key: resourceKey('neighbor', p.portId),
+    rev: p.rev,
+    value: {
+      portId: p.portId,
+      ip: p.ip,
+      mac: p.mac,
+      hostId: p.hostId,
+      securityGroupIds: p.securityGroupIds,
+    },
+  }),
+  sg: (g: GroupRecord): GoalStateOp => ({
+    op: 'upsert',
+    kind: 'sg',
+    key: resourceKey('sg', g.sgId),
+    rev: g.rev,
+    value: { sgId: g.sgId, rules: g.rules },
+  }),
+  route: (r: RouteRecord): GoalStateOp => ({
+    op: 'upsert',
+    kind: 'route',
+    key: resourceKey('route', r.destination),
+    rev: r.rev,
+    value: { destination: r.destination, nextHop: r.nextHop },
+  }),
+  delete: (kind: GoalStateOp['kind'], name: string, rev: number): GoalStateOp => ({
+    op: 'delete',
+    kind,
+    key: resourceKey(kind, name),
+    rev,
+  }),
+};
+
+/** Everything host `hostId` needs of the VPC (empty when it hosts none of it). */
+export function hostResources(state: VpcState, hostId: string): GoalStateOp[] {
+  const host = state.hosts.get(hostId);
+  if (!host || state.status !== 'active') return [];
+  const out: GoalStateOp[] = [ops.vpc(state)];
+  const subnets = new Set<string>();
+  const groups = new Set<string>();
+  const local: PortRecord[] = [];
+  for (const portId of host.ports) {
+    const port = state.ports.get(portId);
+    if (!port) continue;
+    local.push(port);
+    subnets.add(port.subnetId);
+    for (const g of port.securityGroupIds) groups.add(g);
+  }
+  for (const id of subnets) {
+    const subnet = state.subnets.get(id);
+    if (subnet) out.push(ops.subnet(subnet));
+  }
+  for (const port of local) out.push(ops.port(port));
+  for (const port of state.ports.values()) out.push(ops.neighbor(port));
+  for (const id of groups) {
+    const group = state.groups.get(id);
+    if (group) out.push(ops.sg(group));
+  }
+  for (const route of state.routes.values()) out.push(ops.route(route));
+  return out;
+}
+
+export function fullState(
+  state: VpcState,
+  hostId: string,
+  revision: number,
+  bucket: number,
+): GoalStateMessage {
+  return {
+    vpcId: state.vpcId,
+    bucket,
+    revision,
+    mode: 'full',
+    target: hostId,
+    ops: hostResources(state, hostId),
+  };
+}
+
+// ── deltas ───────────────────────────────────────────────────────────────────
+
+class Outbox {
+  readonly unicast = new Map<string, { place: TopologyPlace; ops: GoalStateOp[] }>();
+  readonly multicast = new Map<string, { place: TopologyPlace; ops: GoalStateOp[] }>();
+  readonly joined = new Map<string, TopologyPlace>();
+  readonly left = new Map<string, TopologyPlace>();
+
+  toHost(hostId: string, place: TopologyPlace, op: GoalStateOp): void {
+    let entry = this.unicast.get(hostId);
+    if (!entry) this.unicast.set(hostId, (entry = { place, ops: [] }));
+    entry.ops.push(op);
+  }
+
+  toCluster(place: TopologyPlace, op: GoalStateOp): void {
+    const key = clusterKey(place);
+    let entry = this.multicast.get(key);
+    if (!entry) this.multicast.set(key, (entry = { place, ops: [] }));
+    entry.ops.push(op);
+  }
+}
+
+/** Hosts of `state` other than through `exceptPort` that still use subnet / group. */
+function hostUses(
+  state: VpcState,
+  hostId: string,
+  exceptPort: string,
+  test: (p: PortRecord) => boolean,
+): boolean {
+  const host = state.hosts.get(hostId);
+  if (!host) return false;
+  for (const portId of host.ports) {
+    if (portId === exceptPort) continue;
+    const port = state.ports.get(portId);
+    if (port && test(port)) return true;
+  }
+  return false;
+}
+
+/** The port arrives on `to.hostId` (create, or the new side of a migration). */
+function arrive(state: VpcState, out: Outbox, port: PortRecord, to: PortBinding): void {
+  const host = state.hosts.get(to.hostId);
+  if (!host) return;
+  if (host.ports.size === 1) {
+    out.joined.set(to.hostId, to.place);
+    return;
+  }
+  out.toHost(to.hostId, to.place, ops.port(port));
+  if (!hostUses(state, to.hostId, port.portId, (p) => p.subnetId === port.subnetId)) {
+    const subnet = state.subnets.get(port.subnetId);
+    if (subnet) out.toHost(to.hostId, to.place, ops.subnet(subnet));
+  }
+  for (const g of to.securityGroupIds) {
+    const group = state.groups.get(g);
+    if (group && !hostUses(state, to.hostId, port.portId, (p) => p.securityGroupIds.includes(g))) {
+      out.toHost(to.hostId, to.place, ops.sg(group));
+    }
+  }
+}
+
+/** The port leaves `from.hostId` (delete, or the old side of a migration). */
+function depart(
+  state: VpcState,
+  out: Outbox,
+  portId: string,
+  subnetId: string,
+  from: PortBinding,
+  rev: number,
+): void {
+  if (!state.hosts.has(from.hostId)) {
+    out.left.set(from.hostId, from.place);
+    return;
+  }
+  out.toHost(from.hostId, from.place, ops.delete('port', portId, rev));
+  if (!hostUses(state, from.hostId, portId, (p) => p.subnetId === subnetId)) {
+    out.toHost(from.hostId, from.place, ops.delete('subnet', subnetId, rev));
+  }
+  for (const g of from.securityGroupIds) {
+    if (!hostUses(state, from.hostId, portId, (p) => p.securityGroupIds.includes(g))) {
+      out.toHost(from.hostId, from.place, ops.delete('sg', g, rev));
+    }
+  }
+}
+
+function toAllClusters(state: VpcState, out: Outbox, op: GoalStateOp): void {
+  for (const cluster of state.clusters.values()) out.toCluster(cluster.place, op);
+}
+
+function sameBinding(a: PortBinding, b: PortBinding): boolean {
+  return (
+    a.hostId === b.hostId &&
+    a.securityGroupIds.length === b.securityGroupIds.length &&
+    a.securityGroupIds.every((g, i) => b.securityGroupIds[i] === g)
+  );
+}
+
+function projectEvent(state: VpcState, out: Outbox, event: VpcEvent, rev: number): void {
+  switch (event.type) {
+    case 'PortCreated': {
+      const port = state.ports.get(event.portId);
+      if (!port) return;
+      arrive(state, out, port, event.to);
+      toAllClusters(state, out, ops.neighbor(port));
+      return;
+    }
+    case 'PortDeleted':
+      depart(state, out, event.portId, event.subnetId, event.from, rev);
+      toAllClusters(state, out, ops.delete('neighbor', event.portId, rev));
+      return;
+    case 'PortUpdated': {
+      const port = state.ports.get(event.portId);
+      if (!port || sameBinding(event.from, event.to)) return;
+      if (event.from.hostId !== event.to.hostId) {
+        depart(state, out, port.portId, port.subnetId, event.from, rev);
+        arrive(state, out, port, event.to);
+      } else {
+        const host = event.to;
+        out.toHost(host.hostId, host.place, ops.port(port));
+        for (const g of host.securityGroupIds) {
+          const group = state.groups.get(g);
+          if (
+            group &&
+            !event.from.securityGroupIds.includes(g) &&
+            !hostUses(state, host.hostId, port.portId, (p) => p.securityGroupIds.includes(g))
+          ) {
+            out.toHost(host.hostId, host.place, ops.sg(group));
+          }
+        }
+        for (const g of event.from.securityGroupIds) {
+          if (
+            !host.securityGroupIds.includes(g) &&
+            !hostUses(state, host.hostId, port.portId, (p) => p.securityGroupIds.includes(g))
+          ) {
+            out.toHost(host.hostId, host.place, ops.delete('sg', g, rev));
+          }
+        }
+      }
+      toAllClusters(state, out, ops.neighbor(port));
+      return;
+    }
+    case 'SecurityGroupUpdated': {
+      const group = state.groups.get(event.sgId);
+      const members = state.groupMembers.get(event.sgId);
+      if (!group || !members || members.size === 0) return;
+      const byCluster = new Map<string, Set<string>>();
+      for (const portId of members) {
+        const port = state.ports.get(portId);
+        const host = port && state.hosts.get(port.hostId);
+        if (!port || !host) continue;
+        const key = clusterKey(host.place);
+        let hosts = byCluster.get(key);
+        if (!hosts) byCluster.set(key, (hosts = new Set()));
+        hosts.add(port.hostId);
+      }
+      for (const [key, memberHosts] of byCluster) {
+        const cluster = state.clusters.get(key);
+        if (!cluster) continue;
+        if (memberHosts.size === cluster.hosts.size) {
+          out.toCluster(cluster.place, ops.sg(group));
+        } else {
+          for (const hostId of memberHosts) out.toHost(hostId, cluster.place, ops.sg(group));
+        }
+      }
+      return;
+    }
+    case 'RouteSet': {
+      const route = state.routes.get(event.destination);
+      if (route) toAllClusters(state, out, ops.route(route));
+      return;
+    }
+    case 'RouteDeleted':
+      toAllClusters(state, out, ops.delete('route', event.destination, rev));
+      return;
+    // Nothing a host has changes: new subnets and groups reach hosts with their
+    // first port; deleting them requires them unused; an empty VPC has no hosts.
+    case 'VpcCreated':
+    case 'VpcDeleted':
+    case 'SubnetCreated':
+    case 'SubnetDeleted':
+    case 'SecurityGroupCreated':
+    case 'SecurityGroupDeleted':
+    case 'IntentRejected':
+      return;
+    default: {
+      const _never: never = event;
+      return _never;
+    }
+  }
+}
+
+/**
+ * The goal-state messages of one commit, given the state *after* it was evolved
+ * (the events carry the pre-images the projection needs).
+ */
+export function project(
+  after: VpcState,
+  recorded: RecordedCommit,
+  bucket: number,
+): ProjectedMessage[] {
+  const { revision, commit } = recorded;
+  const out = new Outbox();
+  for (const event of commit.events) projectEvent(after, out, event, revision);
+
+  const messages: ProjectedMessage[] = [];
+  const vpcId = after.vpcId;
+  const emit = (
+    subject: string,
+    target: string,
+    mode: 'delta' | 'full',
+    list: GoalStateOp[],
+  ): void => {
+    messages.push({
+      subject,
+      msgId: goalStateMsgId(vpcId, revision, target),
+      message: { vpcId, bucket, revision, mode, target, ops: list },
+    });
+  };
+  for (const [hostId, place] of out.left)
+    emit(subjects.goalStateHost(place, hostId), hostId, 'full', []);
+  for (const [hostId, place] of out.joined) {
+    emit(subjects.goalStateHost(place, hostId), hostId, 'full', hostResources(after, hostId));
+  }
+  for (const [hostId, entry] of out.unicast) {
+    if (out.joined.has(hostId) || out.left.has(hostId)) continue;
+    emit(subjects.goalStateHost(entry.place, hostId), hostId, 'delta', entry.ops);
+  }
+  for (const [key, entry] of out.multicast) {
+    // A cluster whose only VPC hosts joined in this commit has it all in their full states.
+    const hosts = after.clusters.get(key)?.hosts;
+    if (hosts && hosts.size <= out.joined.size && [...hosts].every((h) => out.joined.has(h)))
+      continue;
+    emit(subjects.goalStateMulticast(entry.place, vpcId), key, 'delta', entry.ops);
+  }
+  return messages;
+}

@@ -1,0 +1,82 @@
+/**
+ * Facts in stream EVENTS (DESIGN §4.2). One message per intent — a commit — so
+ * that the compare-and-set append is atomic and every intent leaves exactly one
+ * trace: its accepted events, or one IntentRejected. The VPC's revision is the
+ * EVENTS sequence of the commit; every fact in it carries that revision.
+ */
+import { z } from 'zod';
+import { cidr, id, ipv4, mac, revision } from './fields.js';
+import { SecurityGroupRule } from './intent.js';
+import { fail, issueToError, ok, type Result } from './validation.js';
+
+const place = z.strictObject({ region: id, az: id, dc: id, cluster: id });
+/** Where a port is bound: its host and the host's place, looked up when decided. */
+const binding = z.strictObject({ hostId: id, place, securityGroupIds: z.array(id) });
+
+export const VpcEventSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('VpcCreated'), cidr, vni: z.number().int() }),
+  z.strictObject({ type: z.literal('VpcDeleted') }),
+  z.strictObject({ type: z.literal('SubnetCreated'), subnetId: id, cidr, gatewayIp: ipv4 }),
+  z.strictObject({ type: z.literal('SubnetDeleted'), subnetId: id }),
+  z.strictObject({
+    type: z.literal('PortCreated'),
+    portId: id,
+    subnetId: id,
+    ip: ipv4,
+    mac,
+    to: binding,
+  }),
+  /** A migration (host changed) and/or a change of security groups; `from` is the pre-image. */
+  z.strictObject({ type: z.literal('PortUpdated'), portId: id, from: binding, to: binding }),
+  z.strictObject({ type: z.literal('PortDeleted'), portId: id, subnetId: id, from: binding }),
+  z.strictObject({
+    type: z.literal('SecurityGroupCreated'),
+    sgId: id,
+    rules: z.array(SecurityGroupRule),
+  }),
+  z.strictObject({
+    type: z.literal('SecurityGroupUpdated'),
+    sgId: id,
+    rules: z.array(SecurityGroupRule),
+  }),
+  z.strictObject({ type: z.literal('SecurityGroupDeleted'), sgId: id }),
+  z.strictObject({ type: z.literal('RouteSet'), destination: cidr, nextHop: ipv4 }),
+  z.strictObject({ type: z.literal('RouteDeleted'), destination: cidr }),
+  z.strictObject({
+    type: z.literal('IntentRejected'),
+    code: z.string(),
+    message: z.string(),
+    path: z.string().optional(),
+  }),
+]);
+export type VpcEvent = z.infer<typeof VpcEventSchema>;
+export type VpcEventType = VpcEvent['type'];
+export type PortBinding = z.infer<typeof binding>;
+
+export const EventCommitSchema = z.strictObject({
+  intentId: id,
+  /** The intent's kind as received (may be unknown for a rejected one). */
+  kind: z.string(),
+  vpcId: id,
+  /** The intent's INTENTS sequence: the VPC's cursor after this commit. */
+  cursor: revision,
+  /** When the intent was received (its INTENTS timestamp), ISO 8601. */
+  at: z.string(),
+  events: z.array(VpcEventSchema).min(1),
+});
+export type EventCommit = z.infer<typeof EventCommitSchema>;
+
+/** A commit as read back from EVENTS: with its sequence, the revision. */
+export interface RecordedCommit {
+  revision: number;
+  commit: EventCommit;
+}
+
+export function parseEventCommit(input: unknown): Result<EventCommit> {
+  const parsed = EventCommitSchema.safeParse(input, { reportInput: true });
+  if (parsed.success) return ok(parsed.data);
+  const first = parsed.error.issues[0];
+  return first
+    ? { ok: false, error: issueToError(first) }
+    : fail('invalid_value', 'invalid event commit');
+}

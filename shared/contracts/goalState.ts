@@ -1,0 +1,94 @@
+/**
+ * Goal states (DESIGN §4.4): what a host must have. Each op upserts or deletes one
+ * resource and carries the revision that last changed it, so a receiver applies
+ * ops idempotently and never goes back to an older revision of a resource.
+ *
+ * mode `full` replaces the receiver's view of the VPC as of `revision`: resources
+ * it does not list are gone. A full message with no ops is the removal sent to a
+ * host that leaves the VPC.
+ */
+import { z } from 'zod';
+import { cidr, id, ipv4, mac, revision } from './fields.js';
+import { SecurityGroupRule } from './intent.js';
+import { fail, issueToError, ok, type Result } from './validation.js';
+
+export const ResourceValues = {
+  vpc: z.strictObject({ cidr, vni: z.number().int() }),
+  subnet: z.strictObject({ subnetId: id, cidr, gatewayIp: ipv4 }),
+  /** A port bound on this host, with what DHCP hands out. */
+  port: z.strictObject({
+    portId: id,
+    subnetId: id,
+    ip: ipv4,
+    mac,
+    securityGroupIds: z.array(id),
+  }),
+  /** Every port of the VPC, for the neighbor table (and remote-group rules). */
+  neighbor: z.strictObject({
+    portId: id,
+    ip: ipv4,
+    mac,
+    hostId: id,
+    securityGroupIds: z.array(id),
+  }),
+  sg: z.strictObject({ sgId: id, rules: z.array(SecurityGroupRule) }),
+  route: z.strictObject({ destination: cidr, nextHop: ipv4 }),
+} as const;
+
+export type ResourceKind = keyof typeof ResourceValues;
+export type ResourceValue<K extends ResourceKind> = z.infer<(typeof ResourceValues)[K]>;
+
+const opSchemas = (Object.keys(ResourceValues) as ResourceKind[]).flatMap((kind) => [
+  z.strictObject({
+    op: z.literal('upsert'),
+    kind: z.literal(kind),
+    key: z.string(),
+    rev: revision,
+    value: ResourceValues[kind],
+  }),
+  z.strictObject({
+    op: z.literal('delete'),
+    kind: z.literal(kind),
+    key: z.string(),
+    rev: revision,
+  }),
+]);
+
+export type UpsertOp = {
+  [K in ResourceKind]: { op: 'upsert'; kind: K; key: string; rev: number; value: ResourceValue<K> };
+}[ResourceKind];
+export type DeleteOp = { op: 'delete'; kind: ResourceKind; key: string; rev: number };
+export type GoalStateOp = UpsertOp | DeleteOp;
+
+export const GoalStateMessageSchema = z.strictObject({
+  vpcId: id,
+  bucket: z.number().int().min(0),
+  revision,
+  mode: z.enum(['delta', 'full']),
+  /** hostId for unicast, `region.az.dc.cluster` for multicast. */
+  target: z.string(),
+  ops: z.array(z.union(opSchemas as unknown as [z.ZodType<GoalStateOp>, z.ZodType<GoalStateOp>])),
+});
+
+export interface GoalStateMessage {
+  vpcId: string;
+  bucket: number;
+  revision: number;
+  mode: 'delta' | 'full';
+  target: string;
+  ops: GoalStateOp[];
+}
+
+/** The key of a resource in a host's model: `vpc`, `port:<id>`, `route:<cidr>` … */
+export function resourceKey(kind: ResourceKind, name?: string): string {
+  return name === undefined ? kind : `${kind}:${name}`;
+}
+
+export function parseGoalState(input: unknown): Result<GoalStateMessage> {
+  const parsed = GoalStateMessageSchema.safeParse(input, { reportInput: true });
+  if (parsed.success) return ok(parsed.data as GoalStateMessage);
+  const first = parsed.error.issues[0];
+  return first
+    ? { ok: false, error: issueToError(first) }
+    : fail('invalid_value', 'invalid goal state');
+}

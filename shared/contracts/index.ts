@@ -1,0 +1,5 @@
+export * from './validation.js';
+export * from './intent.js';
+export * from './event.js';
+export * from './goalState.js';
+export * from './ackStatus.js';

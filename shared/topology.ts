@@ -1,0 +1,27 @@
+/**
+ * The physical topology (DESIGN §4.6–4.7): hosts placed in region / AZ / DC /
+ * cluster, each bound to a Kafka cluster or to JetStream.
+ */
+import type { TopologyPlace } from './subjects.js';
+
+export type { TopologyPlace } from './subjects.js';
+
+export type HostBinding = { type: 'kafka'; cluster: string } | { type: 'jetstream' };
+
+export interface HostRecord extends TopologyPlace {
+  hostId: string;
+  underlayIp: string;
+  binding: HostBinding;
+}
+
+/** `region.az.dc.cluster` — the key of a cluster (and the target of a multicast). */
+export function clusterKey(place: TopologyPlace): string {
+  return `${place.region}.${place.az}.${place.dc}.${place.cluster}`;
+}
+
+export function placeOf(host: TopologyPlace): TopologyPlace {
+  return { region: host.region, az: host.az, dc: host.dc, cluster: host.cluster };
+}
+
+/** What the edge looks up for the decider: a host's place, or undefined if unknown. */
+export type HostLookup = (hostId: string) => TopologyPlace | undefined;
