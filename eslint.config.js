@@ -4,6 +4,7 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
+import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
 
 const io = [
   '@nats-io/*',
@@ -18,6 +19,7 @@ const io = [
 const ban = (groups, message) => ({
   'no-restricted-imports': ['error', { patterns: [{ group: groups, message }] }],
 });
+const zone = (target, from, message) => ({ target, from, message });
 
 export default tseslint.config(
   { ignores: ['node_modules/**', '.cache/**', 'docs/**'] },
@@ -28,6 +30,7 @@ export default tseslint.config(
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
     },
     plugins: { 'import-x': importX },
+    settings: { 'import-x/resolver-next': [createTypeScriptImportResolver()] },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': 'error',
@@ -37,28 +40,42 @@ export default tseslint.config(
         { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
       ],
       'import-x/no-cycle': 'error',
+      'import-x/no-unresolved': 'error',
+      // Layering by folder: services → actors, infra → shared.
+      'import-x/no-restricted-paths': [
+        'error',
+        {
+          zones: [
+            zone(
+              './shared',
+              ['./actors', './infra', './services', './test', './scripts'],
+              'shared/ imports nothing outside itself.',
+            ),
+            zone(
+              './actors',
+              ['./infra', './services', './test', './scripts'],
+              'actors/ imports shared/ and xstate only.',
+            ),
+            zone(
+              './infra',
+              ['./actors', './services', './test'],
+              'infra/ imports shared/ and client libraries, never actors/ or services/.',
+            ),
+          ],
+        },
+      ],
       'no-console': 'error',
     },
   },
   {
     files: ['shared/**/*.ts'],
-    rules: ban(
-      ['../*', ...io, 'xstate'],
-      'shared/ is the pure vocabulary: no I/O, no client libraries, nothing outside shared/.',
-    ),
+    rules: ban([...io, 'xstate'], 'shared/ is the pure vocabulary: no I/O, no client libraries.'),
   },
   {
     files: ['actors/**/*.ts'],
     rules: ban(
-      [...io, '../../infra/*', '../../services/*', '../../shared/*/**', '!../../shared/index.js'],
-      'actors/ imports shared/ (through shared/index.js) and xstate only.',
-    ),
-  },
-  {
-    files: ['infra/**/*.ts'],
-    rules: ban(
-      ['../../actors/*', '../../services/*', '../actors/*', '../services/*'],
-      'infra/ imports shared/ and client libraries, never actors/ or services/.',
+      [...io, '../../shared/*/**', '!../../shared/index.js'],
+      'actors/ imports shared/ through shared/index.js, and xstate; no I/O.',
     ),
   },
   {

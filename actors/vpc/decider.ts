@@ -368,6 +368,14 @@ export function allocateMac(state: VpcState, portId: string): string {
   }
 }
 
+export function sameBinding(a: PortBinding, b: PortBinding): boolean {
+  return (
+    a.hostId === b.hostId &&
+    a.securityGroupIds.length === b.securityGroupIds.length &&
+    a.securityGroupIds.every((g, i) => b.securityGroupIds[i] === g)
+  );
+}
+
 function bindingOf(state: VpcState, portId: string): PortBinding {
   const port = state.ports.get(portId)!;
   const host = state.hosts.get(port.hostId)!;
@@ -564,7 +572,8 @@ function apply(state: VpcState, event: VpcEvent, rev: number): void {
     }
     case 'PortUpdated': {
       const port = state.ports.get(event.portId);
-      if (!port) return;
+      // An update that changes nothing leaves the port at the revision that last changed it.
+      if (!port || sameBinding(event.from, event.to)) return;
       unbind(state, event.portId, { hostId: port.hostId, securityGroupIds: port.securityGroupIds });
       port.hostId = event.to.hostId;
       port.securityGroupIds = event.to.securityGroupIds;

@@ -24,6 +24,7 @@ import {
   type VpcEvent,
 } from '../../shared/index.js';
 import type { GroupRecord, PortRecord, RouteRecord, SubnetRecord, VpcState } from './state.js';
+import { sameBinding } from './decider.js';
 
 export interface ProjectedMessage {
   subject: string;
@@ -227,14 +228,6 @@ function depart(
 
 function toAllClusters(state: VpcState, out: Outbox, op: GoalStateOp): void {
   for (const cluster of state.clusters.values()) out.toCluster(cluster.place, op);
-}
-
-function sameBinding(a: PortBinding, b: PortBinding): boolean {
-  return (
-    a.hostId === b.hostId &&
-    a.securityGroupIds.length === b.securityGroupIds.length &&
-    a.securityGroupIds.every((g, i) => b.securityGroupIds[i] === g)
-  );
 }
 
 function projectEvent(state: VpcState, out: Outbox, event: VpcEvent, rev: number): void {

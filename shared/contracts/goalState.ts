@@ -86,7 +86,7 @@ export function resourceKey(kind: ResourceKind, name?: string): string {
 
 export function parseGoalState(input: unknown): Result<GoalStateMessage> {
   const parsed = GoalStateMessageSchema.safeParse(input, { reportInput: true });
-  if (parsed.success) return ok(parsed.data as GoalStateMessage);
+  if (parsed.success) return ok(parsed.data);
   const first = parsed.error.issues[0];
   return first
     ? { ok: false, error: issueToError(first) }
