@@ -1,0 +1,237 @@
+/**
+ * Issue 3 benchmark: the pure domain core on one core.
+ *   node --expose-gc --import tsx test/bench/domain.bench.ts [--quick]
+ *
+ * For each VPC size: build the VPC through the decider (hosts spread over
+ * clusters), then time `port.create` intents on hosts already in the VPC:
+ * decide + evolve + project, and the same plus JSON encoding of the goal states.
+ * Baseline in the same run: JSON-decoding each intent and encoding its goal states
+ * (work any implementation does per intent); the ratio says what the domain logic
+ * costs on top. Also: the full state a joining host receives, and heap per VPC.
+ */
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import {
+  decodeIntent,
+  type HostRecord,
+  type RecordedCommit,
+  type VpcIntent,
+} from '../../shared/index.js';
+import { vpc } from '../../actors/index.js';
+import { fmt, machine, writeReport } from './report.js';
+
+const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
+
+interface Size {
+  name: string;
+  ports: number;
+  clusters: number;
+  hostsPerCluster: number;
+  measured: number;
+}
+
+const sizes: Size[] = values.quick
+  ? [
+      {
+        name: '1k ports',
+        ports: 1_000,
+        clusters: 10,
+        hostsPerCluster: 10,
+        measured: Number(process.env.BENCH_MEASURED ?? 500),
+      },
+    ]
+  : [
+      {
+        name: '1k ports / 100 hosts / 10 clusters',
+        ports: 1_000,
+        clusters: 10,
+        hostsPerCluster: 10,
+        measured: 20_000,
+      },
+      {
+        name: '100k ports / 5,000 hosts / 100 clusters',
+        ports: 100_000,
+        clusters: 100,
+        hostsPerCluster: 50,
+        measured: 5_000,
+      },
+    ];
+
+function topology(size: Size): HostRecord[] {
+  const hosts: HostRecord[] = [];
+  for (let c = 0; c < size.clusters; c++) {
+    for (let h = 0; h < size.hostsPerCluster; h++) {
+      hosts.push({
+        hostId: `h${c}-${h}`,
+        region: `r${c % 2}`,
+        az: `az${c % 4}`,
+        dc: `dc${c % 8}`,
+        cluster: `c${c}`,
+        underlayIp: `192.168.${c}.${h}`,
+        binding: { type: 'jetstream' },
+      });
+    }
+  }
+  return hosts;
+}
+
+function run(size: Size) {
+  const hosts = topology(size);
+  const places = new Map(
+    hosts.map((h) => [h.hostId, { region: h.region, az: h.az, dc: h.dc, cluster: h.cluster }]),
+  );
+  const ctx = { lookupHost: (id: string) => places.get(id) };
+  let state = vpc.initialState('vpc-bench');
+  let seq = 0;
+  const step = (intent: VpcIntent) => {
+    seq += 1;
+    const d = vpc.decide({ intent, cursor: seq, at: '2026-11-24T00:00:00Z' }, state, ctx);
+    if (d.type !== 'commit') throw new Error(`unexpected ${d.type}`);
+    const recorded: RecordedCommit = { revision: seq, commit: d.commit };
+    state = vpc.evolve(state, recorded);
+    return { commit: d.commit, messages: vpc.project(state, recorded, 1) };
+  };
+  const intent = (n: number, kind: VpcIntent['kind'], spec: unknown): VpcIntent =>
+    ({ id: `i${n}`, kind, vpcId: 'vpc-bench', spec }) as VpcIntent;
+
+  global.gc?.();
+  const heapBefore = process.memoryUsage().heapUsed;
+  step(intent(0, 'vpc.create', { cidr: '10.0.0.0/8' }));
+  step(intent(1, 'subnet.create', { subnetId: 's1', cidr: '10.0.0.0/14', gatewayIp: '10.0.0.1' }));
+  step(
+    intent(2, 'sg.create', {
+      sgId: 'web',
+      rules: [{ direction: 'ingress', protocol: 'tcp', portMin: 443, portMax: 443 }],
+    }),
+  );
+  const loadStart = performance.now();
+  for (let i = 0; i < size.ports; i++) {
+    step(
+      intent(10 + i, 'port.create', {
+        portId: `p${i}`,
+        subnetId: 's1',
+        hostId: hosts[i % hosts.length]!.hostId,
+        securityGroupIds: ['web'],
+      }),
+    );
+  }
+  const loadMs = performance.now() - loadStart;
+  // What a host joining (or resyncing with) a VPC of this size receives.
+  const fullStart = performance.now();
+  const full = vpc.fullState(state, hosts[0]!.hostId, state.revision, 1);
+  const fullBytes = JSON.stringify(full).length;
+  const fullMs = performance.now() - fullStart;
+  global.gc?.();
+  const heapMb = (process.memoryUsage().heapUsed - heapBefore) / 1024 / 1024;
+
+  // The measured intents, prepared as bytes as they arrive from NATS.
+  const encoder = new TextEncoder();
+  const raw = Array.from({ length: size.measured }, (_, i) =>
+    encoder.encode(
+      JSON.stringify(
+        intent(1_000_000 + i, 'port.create', {
+          portId: `m${i}`,
+          subnetId: 's1',
+          hostId: hosts[(i * 7) % hosts.length]!.hostId,
+          securityGroupIds: ['web'],
+        }),
+      ),
+    ),
+  );
+
+  // Domain: decode + decide + evolve + project (no encoding).
+  let t0 = performance.now();
+  let messages = 0;
+  let opsOut = 0;
+  const produced: ReturnType<typeof step>[] = [];
+  for (const bytes of raw) {
+    const decoded = decodeIntent(bytes);
+    if (!decoded.ok) throw new Error(decoded.error.message);
+    const r = step(decoded.value);
+    messages += r.messages.length;
+    for (const m of r.messages) opsOut += m.message.ops.length;
+    produced.push(r);
+  }
+  const domainMs = performance.now() - t0;
+
+  // Encoding the goal states (what goes on the wire).
+  t0 = performance.now();
+  let bytesOut = 0;
+  for (const r of produced) {
+    bytesOut += JSON.stringify(r.commit).length;
+    for (const m of r.messages) bytesOut += JSON.stringify(m.message).length;
+  }
+  const encodeMs = performance.now() - t0;
+  const commitBytes = produced.reduce((n, r) => n + JSON.stringify(r.commit).length, 0);
+
+  // Baseline: JSON decode of the intent + JSON encode of the same goal-state messages.
+  const decoder = new TextDecoder();
+  t0 = performance.now();
+  let sink = 0;
+  for (let i = 0; i < raw.length; i++) {
+    const parsed = JSON.parse(decoder.decode(raw[i])) as { id: string };
+    sink += parsed.id.length;
+    for (const m of produced[i]!.messages) sink += JSON.stringify(m.message).length;
+  }
+  const baselineMs = performance.now() - t0;
+  if (sink === 0) throw new Error('baseline did nothing');
+
+  const perSec = (ms: number) => (size.measured / ms) * 1000;
+  return {
+    size: size.name,
+    hosts: hosts.length,
+    clusters: size.clusters,
+    vpcPorts: size.ports,
+    measuredIntents: size.measured,
+    buildIntentsPerSec: (size.ports / loadMs) * 1000,
+    domainIntentsPerSec: perSec(domainMs),
+    withEncodingIntentsPerSec: perSec(domainMs + encodeMs),
+    baselineIntentsPerSec: perSec(baselineMs),
+    ratioToBaseline: (domainMs + encodeMs) / baselineMs,
+    messagesPerIntent: messages / size.measured,
+    opsPerIntent: opsOut / size.measured,
+    goalStateBytesPerIntent: (bytesOut - commitBytes) / size.measured,
+    eventBytesPerIntent: commitBytes / size.measured,
+    fullStateBytesForJoiningHost: fullBytes,
+    fullStateOps: full.ops.length,
+    fullStateMs: fullMs,
+    heapMbForVpc: heapMb,
+  };
+}
+
+const results = sizes.map(run);
+for (const r of results) process.stdout.write(`${JSON.stringify(r)}\n`);
+
+const rows = results
+  .map(
+    (r) =>
+      `| ${r.size} | ${fmt(r.domainIntentsPerSec)} | ${fmt(r.withEncodingIntentsPerSec)} | ${fmt(r.baselineIntentsPerSec)} | ${fmt(r.ratioToBaseline, 1)}× | ${fmt(r.messagesPerIntent, 1)} | ${fmt(r.goalStateBytesPerIntent)} | ${fmt(r.eventBytesPerIntent)} | ${fmt(r.fullStateBytesForJoiningHost / 1024)} KiB in ${fmt(r.fullStateMs, 1)} ms | ${fmt(r.heapMbForVpc, 1)} MiB | ${fmt(r.buildIntentsPerSec)} |`,
+  )
+  .join('\n');
+
+writeReport(
+  'domain',
+  { machine: machine(), date: new Date().toISOString(), results },
+  `
+## Domain core: decide + evolve + project (issue 3)
+
+\`node --expose-gc --import tsx test/bench/domain.bench.ts\` — one core, no I/O; ${machine()}; ${new Date().toISOString().slice(0, 10)}.
+
+\`port.create\` intents into a VPC that already holds the stated ports, each on a host
+already in the VPC (the steady state: one unicast to the host, one neighbor multicast
+per cluster hosting the VPC). *Domain* = decode and validate the intent bytes, decide,
+evolve, project. *+ encoding* adds JSON-encoding the commit and every goal-state
+message. *Baseline* = JSON-parsing the intent and JSON-encoding the same goal-state
+messages, the floor any implementation pays; the ratio is (domain + encoding) / baseline.
+
+| VPC | domain intents/s | + encoding intents/s | baseline intents/s | ratio | messages/intent | goal-state bytes/intent | event bytes/intent | full state to a joining host | heap for the VPC | build rate (intents/s) |
+|---|---|---|---|---|---|---|---|---|---|---|
+${rows}
+
+Reading: messages per intent = 1 unicast + 1 multicast per cluster hosting the VPC, so
+bytes per intent grow with clusters, not hosts. A host joining the 100k-port VPC
+receives the whole neighbor table once (the full state column); every change after
+that is a delta. The heap figure is the decider's state for one VPC (records plus
+indexes) after the build, measured with \`--expose-gc\`.
+`,
+);

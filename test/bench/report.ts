@@ -1,0 +1,35 @@
+/**
+ * Benchmarks write their figures to docs/bench/<name>.json and a section of
+ * docs/performance.md between `<!-- <name>:start -->` and `<!-- <name>:end -->`.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { repoRoot } from '../../infra/index.js';
+
+export function machine(): string {
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  return `${cpus().length} × ${cpu}, Node ${process.version}`;
+}
+
+export function writeReport(name: string, data: unknown, markdown: string): void {
+  const dir = join(repoRoot, 'docs', 'bench');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `${name}.json`), `${JSON.stringify(data, null, 2)}\n`);
+  const file = join(repoRoot, 'docs', 'performance.md');
+  const start = `<!-- ${name}:start -->`;
+  const end = `<!-- ${name}:end -->`;
+  let doc = existsSync(file)
+    ? readFileSync(file, 'utf8')
+    : '# Performance\n\nEach section is written by its benchmark (`test/bench`); rerun it to refresh the figures.\n';
+  const section = `${start}\n${markdown.trim()}\n${end}`;
+  if (doc.includes(start) && doc.includes(end)) {
+    doc = doc.slice(0, doc.indexOf(start)) + section + doc.slice(doc.indexOf(end) + end.length);
+  } else {
+    doc = `${doc.trimEnd()}\n\n${section}\n`;
+  }
+  writeFileSync(file, doc);
+}
+
+export const fmt = (n: number, digits = 0): string =>
+  n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
