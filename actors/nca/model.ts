@@ -53,34 +53,16 @@ function vpcModel(model: HostModel, vpcId: string): VpcModel {
 function applyOp(vpc: VpcModel, op: GoalStateOp, revision: number): boolean {
   const current = vpc.resources.get(op.key);
   if (current && current.seen >= revision) return false;
-  if (op.op === 'upsert') {
-    vpc.resources.set(op.key, {
-      kind: op.kind,
-      rev: op.rev,
-      seen: revision,
-      value: op.value,
-      deleted: false,
-    });
-  } else {
-    if (!current || current.deleted) {
-      vpc.resources.set(op.key, {
-        kind: op.kind,
-        rev: op.rev,
-        seen: revision,
-        value: null,
-        deleted: true,
-      });
-      return current !== undefined && !current.deleted;
-    }
-    vpc.resources.set(op.key, {
-      kind: op.kind,
-      rev: op.rev,
-      seen: revision,
-      value: null,
-      deleted: true,
-    });
-  }
-  return true;
+  const upsert = op.op === 'upsert';
+  vpc.resources.set(op.key, {
+    kind: op.kind,
+    rev: op.rev,
+    seen: revision,
+    value: upsert ? op.value : null,
+    deleted: !upsert,
+  });
+  // A delete of something absent or already deleted only records the tombstone.
+  return upsert || (current !== undefined && !current.deleted);
 }
 
 /** Applies one goal-state message to the host's model (in place). */

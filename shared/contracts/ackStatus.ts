@@ -1,7 +1,7 @@
 /** Acks from NCAs (DESIGN §4.5) and status messages to clients (§4.3). */
 import { z } from 'zod';
 import { id, revision } from './fields.js';
-import { fail, issueToError, ok, type Result } from './validation.js';
+import { parseWith, type Result } from './validation.js';
 
 const errorDetail = z.strictObject({
   code: z.string(),
@@ -40,8 +40,5 @@ export const StatusSchema = z.strictObject({
 export type Status = z.infer<typeof StatusSchema>;
 
 export function parseAck(input: unknown): Result<GoalStateAck> {
-  const parsed = GoalStateAckSchema.safeParse(input, { reportInput: true });
-  if (parsed.success) return ok(parsed.data);
-  const first = parsed.error.issues[0];
-  return first ? { ok: false, error: issueToError(first) } : fail('invalid_value', 'invalid ack');
+  return parseWith(GoalStateAckSchema, input, 'ack');
 }

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { cidr, id, ipv4, mac, revision } from './fields.js';
 import { SecurityGroupRule } from './intent.js';
-import { fail, issueToError, ok, type Result } from './validation.js';
+import { parseWith, type Result } from './validation.js';
 
 const place = z.strictObject({ region: id, az: id, dc: id, cluster: id });
 /** Where a port is bound: its host and the host's place, looked up when decided. */
@@ -73,10 +73,5 @@ export interface RecordedCommit {
 }
 
 export function parseEventCommit(input: unknown): Result<EventCommit> {
-  const parsed = EventCommitSchema.safeParse(input, { reportInput: true });
-  if (parsed.success) return ok(parsed.data);
-  const first = parsed.error.issues[0];
-  return first
-    ? { ok: false, error: issueToError(first) }
-    : fail('invalid_value', 'invalid event commit');
+  return parseWith(EventCommitSchema, input, 'event commit');
 }

@@ -10,7 +10,7 @@
 import { z } from 'zod';
 import { cidr, id, ipv4, mac, revision } from './fields.js';
 import { SecurityGroupRule } from './intent.js';
-import { fail, issueToError, ok, type Result } from './validation.js';
+import { parseWith, type Result } from './validation.js';
 
 export const ResourceValues = {
   vpc: z.strictObject({ cidr, vni: z.number().int() }),
@@ -85,10 +85,5 @@ export function resourceKey(kind: ResourceKind, name?: string): string {
 }
 
 export function parseGoalState(input: unknown): Result<GoalStateMessage> {
-  const parsed = GoalStateMessageSchema.safeParse(input, { reportInput: true });
-  if (parsed.success) return ok(parsed.data);
-  const first = parsed.error.issues[0];
-  return first
-    ? { ok: false, error: issueToError(first) }
-    : fail('invalid_value', 'invalid goal state');
+  return parseWith(GoalStateMessageSchema as z.ZodType<GoalStateMessage>, input, 'goal state');
 }

@@ -81,3 +81,13 @@ function describe(value: unknown): string {
   if (Array.isArray(value)) return 'array';
   return typeof value;
 }
+
+/** Validates `input` against `schema`: the value, or the first issue as a wire error. */
+export function parseWith<T>(schema: z.ZodType<T>, input: unknown, what: string): Result<T> {
+  const parsed = schema.safeParse(input, { reportInput: true });
+  if (parsed.success) return ok(parsed.data);
+  const first = parsed.error.issues[0];
+  return first
+    ? { ok: false, error: issueToError(first) }
+    : fail('invalid_value', `invalid ${what}`);
+}

@@ -198,6 +198,13 @@ function deliveries(run: Run): Map<string, GoalStateMessage[]> {
   return byHost;
 }
 
+/** A host's model after applying `messages` in the given order. */
+function modelOf(hostId: string, messages: readonly GoalStateMessage[]): nca.HostModel {
+  const model = nca.emptyHostModel(hostId);
+  for (const m of messages) nca.apply(model, m);
+  return model;
+}
+
 const Props = suite('properties of the decider, projection and apply');
 
 Props('the scenarios exercise what the properties judge (a guard against vacuous runs)', () => {
@@ -242,8 +249,7 @@ Props(
         const run = play(s);
         const final = run.harness.state;
         for (const [hostId, messages] of deliveries(run)) {
-          const model = nca.emptyHostModel(hostId);
-          for (const m of messages) nca.apply(model, m);
+          const model = modelOf(hostId, messages);
           assert.equal(
             nca.liveResources(model, final.vpcId),
             expected(final, hostId),
@@ -264,8 +270,7 @@ Props(
         const run = play(s);
         for (const [hostId, messages] of deliveries(run)) {
           if (messages.length === 0) continue;
-          const model = nca.emptyHostModel(hostId);
-          for (const m of messages) nca.apply(model, m);
+          const model = modelOf(hostId, messages);
           const before = JSON.stringify([...nca.liveResources(model, run.harness.vpcId)]);
           for (const n of picks) {
             const result = nca.apply(model, messages[n % messages.length]!);
@@ -290,8 +295,7 @@ Props(
         const rand = (): number => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0), x / 2 ** 32);
         for (const [hostId, messages] of deliveries(run)) {
           const shuffled = [...messages].sort(() => rand() - 0.5);
-          const model = nca.emptyHostModel(hostId);
-          for (const m of shuffled) nca.apply(model, m);
+          const model = modelOf(hostId, shuffled);
           assert.equal(
             nca.liveResources(model, final.vpcId),
             expected(final, hostId),
