@@ -77,6 +77,10 @@ function runProcess(
       timedOut = true;
       child.kill('SIGKILL');
     }, options.timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      resolve({ code: null, output: `${output}\n${err.message}`, timedOut: false });
+    });
     child.on('exit', (code) => {
       clearTimeout(timer);
       if (graceTimer) clearTimeout(graceTimer);
@@ -179,6 +183,22 @@ try {
       '--log-level',
       'warn',
     ]);
+    const compose = await runProcess('docker', ['compose', 'version'], {
+      timeoutMs: 20_000,
+      echo: false,
+    });
+    if (compose.code === 0) {
+      await check('docker compose config', 'docker', ['compose', 'config', '--quiet']);
+    } else {
+      console.log('- docker compose config: skipped (no docker compose plugin on this machine)');
+      tallies.push({
+        name: 'docker compose config',
+        passed: 0,
+        failed: 0,
+        skipped: 1,
+        note: 'no docker compose plugin',
+      });
+    }
   }
   if (!only || only === 'unit') {
     await uvu('unit', 'unit', process.env, 600_000);
