@@ -12,3 +12,4 @@ export { runDir, repoRoot } from './local/cache.js';
 export { startLocalNats, NATS_SERVER_VERSION } from './local/natsServer.js';
 export { startLocalKafka, KAFKA_VERSION } from './local/kafkaServer.js';
 export { startLocalRedis } from './local/redisServer.js';
+export * from './nats/jetStreamEventLog.js';

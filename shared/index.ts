@@ -5,3 +5,4 @@ export * from './errors.js';
 export * from './net/ipv4.js';
 export * from './topology.js';
 export * from './contracts/index.js';
+export * from './ports.js';

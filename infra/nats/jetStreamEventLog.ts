@@ -1,0 +1,98 @@
+/**
+ * EventLog on JetStream: one subject per VPC (`evt.<vpcId>`) in stream EVENTS, so
+ * per-VPC order, compare-and-set (`Nats-Expected-Last-Subject-Sequence`) and
+ * per-VPC replay are native operations. `Nats-Msg-Id` = intent id makes a re-sent
+ * append a no-op that returns the first revision.
+ */
+import {
+  DeliverPolicy,
+  JetStreamApiError,
+  jetstream,
+  jetstreamManager,
+  type JetStreamClient,
+  type JetStreamManager,
+} from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import {
+  AlcorError,
+  streams,
+  subjects,
+  type AppendResult,
+  type EventCommit,
+  type EventLog,
+  type RecordedCommit,
+} from '../../shared/index.js';
+
+/** JSStreamWrongLastSequenceErr: the subject's last sequence is not the expected one. */
+const WRONG_LAST_SEQUENCE = 10071;
+
+export class UndecodableEventError extends AlcorError {
+  constructor(vpcId: string, revision: number, cause: unknown) {
+    super('undecodable_event', `evt.${vpcId} at ${revision} is not a commit`, { cause });
+  }
+}
+
+const encoder = new TextEncoder();
+
+export async function createJetStreamEventLog(
+  nc: NatsConnection,
+  options: { stream?: string } = {},
+): Promise<EventLog> {
+  const stream = options.stream ?? streams.events;
+  const js: JetStreamClient = jetstream(nc);
+  const jsm: JetStreamManager = await jetstreamManager(nc);
+
+  const lastRevision = async (vpcId: string): Promise<number> => {
+    const last = await jsm.direct.getMessage(stream, { last_by_subj: subjects.event(vpcId) });
+    return last?.seq ?? 0;
+  };
+
+  return {
+    lastRevision,
+
+    async append(commit: EventCommit, expectedRevision: number): Promise<AppendResult> {
+      try {
+        const ack = await js.publish(
+          subjects.event(commit.vpcId),
+          encoder.encode(JSON.stringify(commit)),
+          {
+            msgID: commit.intentId,
+            expect: { lastSubjectSequence: expectedRevision },
+          },
+        );
+        return ack.duplicate
+          ? { type: 'duplicate', revision: ack.seq }
+          : { type: 'appended', revision: ack.seq };
+      } catch (err) {
+        if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE)
+          return { type: 'conflict' };
+        throw err;
+      }
+    },
+
+    async *read(vpcId: string, afterRevision: number): AsyncIterable<RecordedCommit> {
+      const last = await lastRevision(vpcId);
+      if (last <= afterRevision) return;
+      const consumer = await js.consumers.get(stream, {
+        filter_subjects: subjects.event(vpcId),
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: afterRevision + 1,
+      });
+      const messages = await consumer.consume({ max_messages: 1024 });
+      try {
+        for await (const m of messages) {
+          let commit: EventCommit;
+          try {
+            commit = m.json<EventCommit>();
+          } catch (err) {
+            throw new UndecodableEventError(vpcId, m.seq, err);
+          }
+          yield { revision: m.seq, commit };
+          if (m.info.pending === 0 && m.seq >= last) break;
+        }
+      } finally {
+        await messages.close();
+      }
+    },
+  };
+}
