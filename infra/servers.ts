@@ -5,9 +5,8 @@
  * in the environment that cannot be reached is an error naming it — never a hang
  * and never a silent fallback.
  */
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
 import { DEFAULT_BUCKET_COUNT, ConfigError } from '../shared/index.js';
 import { probeNats } from './nats/connect.js';
 import { pingRedis } from './redis/probe.js';

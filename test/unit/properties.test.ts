@@ -241,22 +241,23 @@ Props('the scenarios exercise what the properties judge (a guard against vacuous
     assert.ok(count >= numRuns / 3, `${what}: only ${count} over ${numRuns} runs`);
 });
 
+/** Every host's model, built from its messages in `order`, equals the projection of the final state. */
+function assertConverges(
+  run: Run,
+  order: (messages: GoalStateMessage[]) => GoalStateMessage[],
+): void {
+  const final = run.harness.state;
+  for (const [hostId, messages] of deliveries(run)) {
+    const model = modelOf(hostId, order(messages));
+    assert.equal(nca.liveResources(model, final.vpcId), expected(final, hostId), `host ${hostId}`);
+  }
+}
+
 Props(
   'delta ≡ full: every host ends with exactly the full state projected from the final VPC state',
   () => {
     fc.assert(
-      fc.property(scenario, (s) => {
-        const run = play(s);
-        const final = run.harness.state;
-        for (const [hostId, messages] of deliveries(run)) {
-          const model = modelOf(hostId, messages);
-          assert.equal(
-            nca.liveResources(model, final.vpcId),
-            expected(final, hostId),
-            `host ${hostId}`,
-          );
-        }
-      }),
+      fc.property(scenario, (s) => assertConverges(play(s), (messages) => messages)),
       { seed, numRuns },
     );
   },
@@ -289,19 +290,9 @@ Props(
   () => {
     fc.assert(
       fc.property(scenario, fc.integer(), (s, shuffleSeed) => {
-        const run = play(s);
-        const final = run.harness.state;
         let x = shuffleSeed >>> 0 || 1;
         const rand = (): number => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0), x / 2 ** 32);
-        for (const [hostId, messages] of deliveries(run)) {
-          const shuffled = [...messages].sort(() => rand() - 0.5);
-          const model = modelOf(hostId, shuffled);
-          assert.equal(
-            nca.liveResources(model, final.vpcId),
-            expected(final, hostId),
-            `host ${hostId}`,
-          );
-        }
+        assertConverges(play(s), (messages) => [...messages].sort(() => rand() - 0.5));
       }),
       { seed, numRuns },
     );
