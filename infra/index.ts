@@ -13,3 +13,4 @@ export { startLocalNats, NATS_SERVER_VERSION } from './local/natsServer.js';
 export { startLocalKafka, KAFKA_VERSION } from './local/kafkaServer.js';
 export { startLocalRedis } from './local/redisServer.js';
 export * from './nats/jetStreamEventLog.js';
+export * from './eventSourcing/commandHandler.js';

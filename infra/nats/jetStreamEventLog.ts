@@ -20,7 +20,7 @@ import {
   type AppendResult,
   type EventCommit,
   type EventLog,
-  type RecordedCommit,
+  type Recorded,
 } from '../../shared/index.js';
 
 /** JSStreamWrongLastSequenceErr: the subject's last sequence is not the expected one. */
@@ -50,10 +50,20 @@ export async function createJetStreamEventLog(
   return {
     lastRevision,
 
-    async append(commit: EventCommit, expectedRevision: number): Promise<AppendResult> {
+    async append(
+      vpcId: string,
+      commit: EventCommit,
+      expectedRevision: number,
+    ): Promise<AppendResult> {
+      if (commit.vpcId !== vpcId) {
+        throw new AlcorError(
+          'wrong_stream',
+          `a commit of ${commit.vpcId} cannot go to evt.${vpcId}`,
+        );
+      }
       try {
         const ack = await js.publish(
-          subjects.event(commit.vpcId),
+          subjects.event(vpcId),
           encoder.encode(JSON.stringify(commit)),
           {
             msgID: commit.intentId,
@@ -70,7 +80,7 @@ export async function createJetStreamEventLog(
       }
     },
 
-    async *read(vpcId: string, afterRevision: number): AsyncIterable<RecordedCommit> {
+    async *read(vpcId: string, afterRevision: number): AsyncIterable<Recorded<EventCommit>> {
       const last = await lastRevision(vpcId);
       if (last <= afterRevision) return;
       const consumer = await js.consumers.get(stream, {
