@@ -25,7 +25,7 @@ import {
   type VpcEvent,
   type VpcIntent,
 } from '../../shared/index.js';
-import { REMEMBERED_INTENTS, initialState, type VpcState } from './state.js';
+import { REMEMBERED_INTENTS, initialState, type SubnetRecord, type VpcState } from './state.js';
 
 export { initialState };
 
@@ -339,15 +339,14 @@ function portCreate(intent: IntentOf<'port.create'>, state: VpcState, ctx: Decid
 }
 
 /** Usable addresses: the block minus network, broadcast and gateway. */
-function capacity(state: VpcState, subnetId: string): number {
-  const subnet = state.subnets.get(subnetId)!;
+function capacity(subnet: SubnetRecord): number {
   return cidrSize(subnet.block) - 3;
 }
 
 /** The first free address from the subnet's hint, wrapping once. */
 export function allocateIp(state: VpcState, subnetId: string): number | undefined {
   const subnet = state.subnets.get(subnetId);
-  if (!subnet || subnet.portCount >= capacity(state, subnetId)) return undefined;
+  if (!subnet || subnet.portCount >= capacity(subnet)) return undefined;
   const size = cidrSize(subnet.block);
   let offset = subnet.nextOffset;
   for (let tried = 0; tried < size; tried++, offset++) {

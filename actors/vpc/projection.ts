@@ -164,7 +164,7 @@ class Outbox {
   }
 }
 
-/** Hosts of `state` other than through `exceptPort` that still use subnet / group. */
+/** Does `hostId` have a port other than `exceptPort` that passes `test` (uses a subnet or group)? */
 function hostUses(
   state: VpcState,
   hostId: string,

@@ -1,34 +1,16 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { jetstreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
 import type { EventCommit, EventLog, Recorded, VpcIntent } from '../../shared/index.js';
-import {
-  connectNats,
-  createCommandHandler,
-  createJetStreamEventLog,
-  ensureLayout,
-} from '../../infra/index.js';
+import { createCommandHandler, createJetStreamEventLog } from '../../infra/index.js';
 import { vpcDecider } from '../../services/controller/vpcDecider.js';
 import { makeTopology, VpcHarness } from '../support/domain.js';
-import { testServers, unique } from '../support/index.js';
+import { natsSuite, unique } from '../support/index.js';
 
-interface Ctx {
-  nc: NatsConnection;
-  log: EventLog;
-}
-
-const Handler = suite<Ctx>('command handler: read, fold, decide, append, retry (real JetStream)');
+const Handler = natsSuite<{ log: EventLog }>(
+  'command handler: read, fold, decide, append, retry (real JetStream)',
+);
 
 Handler.before(async (ctx) => {
-  const { natsUrl } = await testServers();
-  ctx.nc = await connectNats(natsUrl, { name: 'command-handler-test', reconnect: false });
-  await ensureLayout(ctx.nc, await jetstreamManager(ctx.nc));
   ctx.log = await createJetStreamEventLog(ctx.nc);
-});
-
-Handler.after(async (ctx) => {
-  await ctx.nc.close();
 });
 
 const hosts = makeTopology({ regions: 1, clustersPerRegion: 2, hostsPerCluster: 3 });

@@ -1,27 +1,12 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { jetstreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
 import type { EventCommit, EventLog, RecordedCommit } from '../../shared/index.js';
-import { connectNats, createJetStreamEventLog, ensureLayout } from '../../infra/index.js';
-import { testServers, unique } from '../support/index.js';
+import { createJetStreamEventLog } from '../../infra/index.js';
+import { natsSuite, unique } from '../support/index.js';
 
-interface Ctx {
-  nc: NatsConnection;
-  log: EventLog;
-}
-
-const Log = suite<Ctx>('EventLog on JetStream (stream EVENTS)');
+const Log = natsSuite<{ log: EventLog }>('EventLog on JetStream (stream EVENTS)');
 
 Log.before(async (ctx) => {
-  const { natsUrl } = await testServers();
-  ctx.nc = await connectNats(natsUrl, { name: 'event-log-test', reconnect: false });
-  await ensureLayout(ctx.nc, await jetstreamManager(ctx.nc));
   ctx.log = await createJetStreamEventLog(ctx.nc);
-});
-
-Log.after(async (ctx) => {
-  await ctx.nc.close();
 });
 
 const commit = (vpcId: string, intentId: string, cursor: number): EventCommit => ({

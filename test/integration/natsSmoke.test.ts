@@ -1,13 +1,5 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  jetstream,
-  jetstreamManager,
-  JetStreamApiError,
-  type JetStreamManager,
-  StorageType,
-} from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstream, JetStreamApiError, StorageType } from '@nats-io/jetstream';
 import {
   bucketOf,
   ConfigMismatchError,
@@ -15,31 +7,10 @@ import {
   streams,
   DEFAULT_BUCKET_COUNT,
 } from '../../shared/index.js';
-import {
-  connectNats,
-  ensureLayout,
-  ensureStream,
-  streamSpecs,
-  DEFAULT_LAYOUT,
-} from '../../infra/index.js';
-import { eventually, testServers, unique } from '../support/index.js';
+import { ensureLayout, ensureStream, streamSpecs, DEFAULT_LAYOUT } from '../../infra/index.js';
+import { eventually, natsSuite, unique } from '../support/index.js';
 
-interface Ctx {
-  nc: NatsConnection;
-  jsm: JetStreamManager;
-}
-
-const Nats = suite<Ctx>('nats-server with JetStream');
-
-Nats.before(async (ctx) => {
-  const { natsUrl } = await testServers();
-  ctx.nc = await connectNats(natsUrl, { name: 'smoke-test', reconnect: false });
-  ctx.jsm = await jetstreamManager(ctx.nc);
-});
-
-Nats.after(async (ctx) => {
-  await ctx.nc.close();
-});
+const Nats = natsSuite('nats-server with JetStream');
 
 Nats('the server is a current release with JetStream enabled', async ({ nc, jsm }) => {
   const version = nc.info?.version ?? '';

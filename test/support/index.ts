@@ -1,3 +1,4 @@
 export * from './servers.js';
 export * from './names.js';
 export * from './eventually.js';
+export * from './nats.js';

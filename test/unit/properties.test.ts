@@ -186,15 +186,33 @@ const expected = (state: vpc.VpcState, hostId: string) =>
   );
 
 /** Replays the run, delivering each message to its recipients; returns per-host message lists. */
-function deliveries(run: Run): Map<string, GoalStateMessage[]> {
-  const byHost = new Map<string, GoalStateMessage[]>(run.hosts.map((h) => [h.hostId, []]));
+/**
+ * Folds the run's history from scratch and projects every commit, calling `visit`
+ * with the hosts of the VPC before the commit, the state after it, and its messages.
+ */
+function replay(
+  run: Run,
+  visit: (
+    hostedBefore: ReadonlySet<string>,
+    state: vpc.VpcState,
+    messages: vpc.ProjectedMessage[],
+  ) => void,
+): void {
   let state = vpc.initialState(run.harness.vpcId);
   for (const recorded of run.harness.history) {
+    const hostedBefore = new Set(state.hosts.keys());
     state = vpc.evolve(state, recorded);
-    for (const p of vpc.project(state, recorded, 3)) {
+    visit(hostedBefore, state, vpc.project(state, recorded, 3));
+  }
+}
+
+function deliveries(run: Run): Map<string, GoalStateMessage[]> {
+  const byHost = new Map<string, GoalStateMessage[]>(run.hosts.map((h) => [h.hostId, []]));
+  replay(run, (_, state, messages) => {
+    for (const p of messages) {
       for (const hostId of recipients(run, state, p.message)) byHost.get(hostId)!.push(p.message);
     }
-  }
+  });
   return byHost;
 }
 
@@ -305,11 +323,8 @@ Props(
     fc.assert(
       fc.property(scenario, (s) => {
         const run = play(s);
-        let state = vpc.initialState(run.harness.vpcId);
-        for (const recorded of run.harness.history) {
-          const hostedBefore = new Set(state.hosts.keys());
-          state = vpc.evolve(state, recorded);
-          for (const { message } of vpc.project(state, recorded, 3)) {
+        replay(run, (hostedBefore, state, messages) => {
+          for (const { message } of messages) {
             const to = recipients(run, state, message);
             assert.ok(to.length > 0, `message to ${message.target} reaches nobody`);
             for (const hostId of to) {
@@ -336,7 +351,7 @@ Props(
               );
             }
           }
-        }
+        });
       }),
       { seed, numRuns },
     );
@@ -348,13 +363,8 @@ Props(
   () => {
     fc.assert(
       fc.property(scenario, (s) => {
-        const run = play(s);
-        let state = vpc.initialState(run.harness.vpcId);
-        for (const recorded of run.harness.history) {
-          state = vpc.evolve(state, recorded);
-          const multicasts = vpc
-            .project(state, recorded, 3)
-            .filter((p) => p.subject.startsWith('gsm.'));
+        replay(play(s), (_, state, messages) => {
+          const multicasts = messages.filter((p) => p.subject.startsWith('gsm.'));
           const targets = multicasts.map((p) => p.message.target);
           assert.is(
             new Set(targets).size,
@@ -362,7 +372,7 @@ Props(
             'at most one multicast per cluster per commit',
           );
           assert.ok(targets.length <= state.clusters.size);
-        }
+        });
       }),
       { seed, numRuns },
     );
