@@ -1,3 +1,5 @@
 export * from './state.js';
 export * from './decider.js';
 export * from './projection.js';
+export * from './snapshot.js';
+export * from './machine.js';

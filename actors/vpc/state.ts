@@ -80,8 +80,6 @@ export interface VpcState {
   ipsInUse: Map<number, string>;
   macsInUse: Set<string>;
   groupMembers: Map<string, Set<string>>;
-  /** Groups named as remoteGroupId by some rule: sgId → number of rules. */
-  groupRefs: Map<string, number>;
   /** Recent intent ids and their outcome, for idempotent re-sends (bounded). */
   intents: Map<string, IntentRecord>;
 }
@@ -108,7 +106,6 @@ export function initialState(vpcId: string): VpcState {
     ipsInUse: new Map(),
     macsInUse: new Set(),
     groupMembers: new Map(),
-    groupRefs: new Map(),
     intents: new Map(),
   };
 }

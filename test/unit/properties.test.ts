@@ -379,6 +379,14 @@ Props(
   },
 );
 
+const byKey = <T extends { key: string }>(ops: readonly T[]) =>
+  [...ops].sort((a, b) => (a.key < b.key ? -1 : 1));
+/** Messages and ops in a canonical order (theirs follows map insertion order). */
+const bySubject = (messages: vpc.ProjectedMessage[]) =>
+  [...messages]
+    .sort((a, b) => (a.msgId < b.msgId ? -1 : 1))
+    .map((m) => ({ ...m, message: { ...m.message, ops: byKey(m.message.ops) } }));
+
 function digest(state: vpc.VpcState): string {
   const sorted = <T>(m: Map<string, T>) => [...m.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
   return JSON.stringify({
@@ -411,6 +419,37 @@ Props(
         );
       }),
       { seed, numRuns: 50 },
+    );
+  },
+);
+
+Props(
+  'a snapshot restores the state: folding the rest of the history onto it gives the same states and goal states',
+  () => {
+    fc.assert(
+      fc.property(scenario, fc.nat(), (s, at) => {
+        const { history } = play(s).harness;
+        const cut = at % (history.length + 1);
+        let original = fold('vpc-p', history.slice(0, cut));
+        const text = JSON.stringify(vpc.toSnapshot(original));
+        let restored = vpc.fromSnapshot(JSON.parse(text) as vpc.VpcSnapshot);
+        assert.is(digest(restored), digest(original));
+        for (const recorded of history.slice(cut)) {
+          original = vpc.evolve(original, recorded);
+          restored = vpc.evolve(restored, recorded);
+          assert.equal(
+            bySubject(vpc.project(restored, recorded, 3)),
+            bySubject(vpc.project(original, recorded, 3)),
+          );
+        }
+        assert.is(digest(restored), digest(original));
+        const hosts = [...original.hosts.keys()].sort();
+        assert.equal(
+          hosts.map((h) => byKey(vpc.hostResources(restored, h))),
+          hosts.map((h) => byKey(vpc.hostResources(original, h))),
+        );
+      }),
+      { seed, numRuns: 80 },
     );
   },
 );
