@@ -14,3 +14,8 @@ export { startLocalKafka, KAFKA_VERSION } from './local/kafkaServer.js';
 export { startLocalRedis } from './local/redisServer.js';
 export * from './nats/jetStreamEventLog.js';
 export * from './eventSourcing/commandHandler.js';
+export * from './nats/intentSource.js';
+export * from './nats/decisionPublisher.js';
+export * from './nats/snapshotStore.js';
+export * from './nats/hostDirectory.js';
+export * from './nats/bucketIntake.js';

@@ -4,6 +4,8 @@
  * bucket count). The code and the server must agree, so this is the one place the
  * hash is written; an integration test checks it against the real server.
  */
+import { ConfigError } from './errors.js';
+
 export const DEFAULT_BUCKET_COUNT = 1024;
 
 const FNV_OFFSET = 0x811c9dc5;
@@ -24,4 +26,31 @@ export function bucketOf(vpcId: string, bucketCount: number = DEFAULT_BUCKET_COU
     throw new RangeError(`bucketCount must be a positive integer, got ${bucketCount}`);
   }
   return fnv1a32(utf8.encode(vpcId)) % bucketCount;
+}
+
+/**
+ * A set of buckets from text: `all`, or a comma list of numbers and ranges
+ * (`0-511,700`). Throws a ConfigError naming `field` on anything else.
+ */
+export function parseBucketSet(
+  text: string,
+  bucketCount: number = DEFAULT_BUCKET_COUNT,
+  field = 'buckets',
+): number[] {
+  const trimmed = text.trim();
+  if (trimmed === 'all') return Array.from({ length: bucketCount }, (_, i) => i);
+  const out = new Set<number>();
+  for (const part of trimmed.split(',')) {
+    const m = /^\s*(\d+)(?:\s*-\s*(\d+))?\s*$/.exec(part);
+    const from = m ? Number(m[1]) : NaN;
+    const to = m?.[2] === undefined ? from : Number(m[2]);
+    if (!m || from > to || to >= bucketCount) {
+      throw new ConfigError(
+        field,
+        `${JSON.stringify(part)} is not a bucket or range within 0-${bucketCount - 1}`,
+      );
+    }
+    for (let b = from; b <= to; b++) out.add(b);
+  }
+  return [...out].sort((a, b) => a - b);
 }

@@ -3,6 +3,8 @@
  * adapters in infra/ with real clients.
  */
 import type { EventCommit } from './contracts/event.js';
+import type { GoalStateMessage } from './contracts/goalState.js';
+import type { Status } from './contracts/ackStatus.js';
 
 export type AppendResult =
   | { type: 'appended'; revision: number }
@@ -32,4 +34,39 @@ export interface EventLog<Commit = EventCommit> {
   append(streamId: string, commit: Commit, expectedRevision: number): Promise<AppendResult>;
   /** The stream's commits after `afterRevision`, in order, up to its last one now. */
   read(streamId: string, afterRevision: number): AsyncIterable<Recorded<Commit>>;
+}
+
+/** A goal-state message with its subject and `Nats-Msg-Id` (DESIGN §4.4). */
+export interface GoalStateEnvelope {
+  subject: string;
+  msgId: string;
+  message: GoalStateMessage;
+}
+
+/** An intent as stored in INTENTS: its sequence (the VPC's cursor) and raw bytes. */
+export interface StoredIntent {
+  seq: number;
+  subject: string;
+  data: Uint8Array;
+  /** When the stream stored it, ISO 8601: the decision's `at`. */
+  time: string;
+}
+
+/** The VPC's intents in INTENTS, read in sequence order from a cursor. */
+export interface IntentSource {
+  read(bucket: number, vpcId: string, afterSeq: number, max: number): Promise<StoredIntent[]>;
+}
+
+/** Where decisions go out: goal states (deduplicated by msgId), then status. */
+export interface DecisionPublisher {
+  goalStates(
+    messages: readonly GoalStateEnvelope[],
+  ): Promise<{ stored: number; duplicates: number }>;
+  status(subject: string, status: Status, msgId: string): Promise<void>;
+}
+
+/** A VPC's latest snapshot: JSON text at a revision. */
+export interface SnapshotStore {
+  load(vpcId: string): Promise<{ revision: number; text: string } | undefined>;
+  save(vpcId: string, revision: number, text: string): Promise<void>;
 }

@@ -66,9 +66,19 @@ export const subjects = {
     `gsack.${bucket}.${token(vpcId, 'vpcId')}.${token(hostId, 'hostId')}`,
   resync: (hostId: string) => `alcor.resync.${token(hostId, 'hostId')}`,
   applyIntents: 'alcor.intents.apply',
+  /** Internal: the sync API asks a bucket's owner for decisions (request/reply). */
+  decisionQuery: (bucket: number) => `alcor.ctl.decision.${bucket}`,
 } as const;
+
+/** Queue group of the controllers serving `alcor.intents.apply`. */
+export const APPLY_QUEUE_GROUP = 'alcor-controllers';
 
 /** `Nats-Msg-Id` of a goal-state message (DESIGN §4.4). */
 export function goalStateMsgId(vpcId: string, revision: number, target: string): string {
   return `${vpcId}:${revision}:${target}`;
+}
+
+/** `Nats-Msg-Id` of an intent's decision status (one per intent and outcome). */
+export function statusMsgId(intentId: string, outcome: string): string {
+  return `${intentId}:${outcome}`;
 }

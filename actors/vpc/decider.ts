@@ -73,7 +73,7 @@ export function decide(input: DecideInput, state: VpcState, ctx: DecideContext):
       ...(previous.error ? { error: previous.error } : {}),
     };
   }
-  const meta = { intentId: intent.id, kind: intent.kind, vpcId: intent.vpcId, cursor, at };
+  const meta = { intentId: intent.id, kind: intent.kind, vpcId: state.vpcId, cursor, at };
   let verdict: Verdict;
   if (intent.vpcId !== state.vpcId) {
     verdict = reject(

@@ -33,6 +33,11 @@ export interface VpcActorContext {
   stopReason?: 'passivated' | 'handedOff' | 'fenced' | 'stopped';
 }
 
+export interface VpcActorOutput {
+  reason: NonNullable<VpcActorContext['stopReason']>;
+  handled: number;
+}
+
 export type VpcActorEvent =
   | { type: 'WAKE'; seq: number }
   /** Ownership moves: stop intake, finish in-flight work, snapshot, stop. */
@@ -55,6 +60,7 @@ export const vpcActorMachine = setup({
     input: {} as VpcActorInput,
     context: {} as VpcActorContext,
     events: {} as VpcActorEvent,
+    output: {} as VpcActorOutput,
   },
   actors: {
     hydrate: fromPromise<number, { vpcId: string }>(notProvided('hydrate')),

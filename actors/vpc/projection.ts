@@ -16,6 +16,7 @@ import {
   goalStateMsgId,
   resourceKey,
   subjects,
+  type GoalStateEnvelope,
   type GoalStateMessage,
   type GoalStateOp,
   type PortBinding,
@@ -26,11 +27,7 @@ import {
 import type { GroupRecord, PortRecord, RouteRecord, SubnetRecord, VpcState } from './state.js';
 import { sameBinding } from './decider.js';
 
-export interface ProjectedMessage {
-  subject: string;
-  msgId: string;
-  message: GoalStateMessage;
-}
+export type ProjectedMessage = GoalStateEnvelope;
 
 // ── resource ops ────────────────────────────────────────────────────────────
 

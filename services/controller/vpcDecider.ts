@@ -1,12 +1,25 @@
 /** The VPC decider in the shape of the generic command handler (infra/eventSourcing). */
 import type { Decider } from '../../infra/index.js';
-import type { EventCommit, HostLookup } from '../../shared/index.js';
+import {
+  decodeIntent,
+  type ErrorDetail,
+  type EventCommit,
+  type HostLookup,
+  type StoredIntent,
+} from '../../shared/index.js';
 import { vpc } from '../../actors/index.js';
 
-export interface VpcCommand {
-  input: vpc.DecideInput;
-  lookupHost: HostLookup;
-}
+export type VpcCommand =
+  | { type: 'decide'; input: vpc.DecideInput; lookupHost: HostLookup }
+  /**
+   * An intent that failed validation (not JSON, unknown kind, bad field …). It
+   * still leaves its one trace in EVENTS: an IntentRejected at its cursor.
+   */
+  | {
+      type: 'invalid';
+      meta: { intentId: string; kind: string; cursor: number; at: string };
+      error: ErrorDetail;
+    };
 
 /** Why an intent was not appended: decided before (duplicate) or behind the cursor (stale). */
 export type VpcAnswer = Exclude<vpc.Decision, { type: 'commit' }>;
@@ -15,6 +28,14 @@ export const vpcDecider: Decider<vpc.VpcState, VpcCommand, EventCommit, VpcAnswe
   initialState: vpc.initialState,
   evolve: vpc.evolve,
   decide: (command, state) => {
+    if (command.type === 'invalid') {
+      if (command.meta.cursor <= state.cursor)
+        return { type: 'answer', answer: { type: 'stale', cursor: state.cursor } };
+      return {
+        type: 'append',
+        commit: vpc.rejectionCommit({ ...command.meta, vpcId: state.vpcId }, command.error),
+      };
+    }
     const decision = vpc.decide(command.input, state, { lookupHost: command.lookupHost });
     return decision.type === 'commit'
       ? { type: 'append', commit: decision.commit }
@@ -22,3 +43,30 @@ export const vpcDecider: Decider<vpc.VpcState, VpcCommand, EventCommit, VpcAnswe
   },
   revisionOf: (state) => state.revision,
 };
+
+/** The command for an intent as stored in INTENTS (raw bytes at a sequence). */
+export function commandFor(
+  stored: StoredIntent,
+  lookupHost: HostLookup,
+): { intentId: string; command: VpcCommand } {
+  const parsed = decodeIntent(stored.data);
+  if (parsed.ok) {
+    return {
+      intentId: parsed.value.id,
+      command: {
+        type: 'decide',
+        input: { intent: parsed.value, cursor: stored.seq, at: stored.time },
+        lookupHost,
+      },
+    };
+  }
+  const intentId = parsed.id ?? `invalid-${stored.seq}`;
+  return {
+    intentId,
+    command: {
+      type: 'invalid',
+      meta: { intentId, kind: 'unknown', cursor: stored.seq, at: stored.time },
+      error: parsed.error,
+    },
+  };
+}

@@ -3,3 +3,4 @@ export * from './intent.js';
 export * from './event.js';
 export * from './goalState.js';
 export * from './ackStatus.js';
+export * from './host.js';

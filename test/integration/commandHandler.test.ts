@@ -75,7 +75,7 @@ Handler(
     for (const [i, intent] of list.entries()) {
       const r = await handler.handle(
         vpcId,
-        { input: { intent, cursor: i + 1, at: 't' }, lookupHost },
+        { type: 'decide' as const, input: { intent, cursor: i + 1, at: 't' }, lookupHost },
         state,
       );
       assert.is(r.type, 'appended');
@@ -110,7 +110,11 @@ Handler(
     const pairs: string[] = [];
     // Lock-step: both owners (say a zombie and its successor) try every intent at once.
     for (const [i, intent] of list.entries()) {
-      const command = { input: { intent, cursor: i + 1, at: 't' }, lookupHost };
+      const command = {
+        type: 'decide' as const,
+        input: { intent, cursor: i + 1, at: 't' },
+        lookupHost,
+      };
       const [ra, rb] = await Promise.all([
         ha.handle(vpcId, command, sa),
         hb.handle(vpcId, command, sb),

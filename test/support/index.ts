@@ -2,3 +2,5 @@ export * from './servers.js';
 export * from './names.js';
 export * from './eventually.js';
 export * from './nats.js';
+export * from './controller.js';
+export * from './workload.js';

@@ -393,6 +393,34 @@ Idempotency('a re-sent intent id makes no new events and answers like the first'
   assert.is(v.history.length, 4);
 });
 
+Idempotency(
+  'an intent naming another VPC is rejected into the log of the VPC that received it (wrong_vpc)',
+  () => {
+    const v = given();
+    const step = v.send({
+      id: 'stray',
+      kind: 'route.delete',
+      vpcId: 'vpc-2',
+      spec: { destination: '0.0.0.0/0' },
+    });
+    assert.equal(step.decision.type === 'commit' ? step.decision.commit : undefined, {
+      intentId: 'stray',
+      kind: 'route.delete',
+      vpcId: 'vpc-1',
+      cursor: 4,
+      at: '2026-11-24T12:00:00.000Z',
+      events: [
+        {
+          type: 'IntentRejected',
+          code: 'wrong_vpc',
+          message: 'intent for vpc-2 reached the actor of vpc-1',
+          path: 'vpcId',
+        },
+      ],
+    });
+  },
+);
+
 Idempotency('a re-sent rejected intent answers with the same error', () => {
   const v = given();
   v.do('port.delete', { portId: 'nope' }, { id: 'r' });

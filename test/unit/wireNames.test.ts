@@ -2,7 +2,15 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bucketOf, fnv1a32, goalStateMsgId, InvalidIdError, subjects } from '../../shared/index.js';
+import {
+  bucketOf,
+  ConfigError,
+  fnv1a32,
+  goalStateMsgId,
+  InvalidIdError,
+  parseBucketSet,
+  subjects,
+} from '../../shared/index.js';
 import { composeNatsConfig, renderNatsConfig, repoRoot } from '../../infra/index.js';
 
 const utf8 = new TextEncoder();
@@ -95,6 +103,25 @@ Conf('sets the JetStream fsync interval only when asked', () => {
   assert.not.match(renderNatsConfig(base), 'http_port');
   assert.match(renderNatsConfig({ ...base, syncInterval: 'always' }), 'sync_interval: "always"');
   assert.match(renderNatsConfig(base), 'intent.{{partition(8,1)}}.{{wildcard(1)}}');
+});
+
+Bucket('a bucket set is read from "all", numbers and ranges', () => {
+  assert.is(parseBucketSet('all', 8).length, 8);
+  assert.equal(parseBucketSet('0-3, 6,2', 8), [0, 1, 2, 3, 6]);
+  assert.equal(parseBucketSet('1023', 1024), [1023]);
+});
+
+Bucket('a bad bucket set is a ConfigError naming the field and the part', () => {
+  for (const bad of ['', 'x', '3-1', '8', '0-8', '1,,2', '-1', '1.5']) {
+    try {
+      parseBucketSet(bad, 8, 'ALCOR_BUCKETS');
+      assert.unreachable(`${bad} was accepted`);
+    } catch (err) {
+      assert.instance(err, ConfigError);
+      assert.is((err as ConfigError).field, 'ALCOR_BUCKETS');
+      assert.is((err as ConfigError).code, 'invalid_config');
+    }
+  }
 });
 
 Bucket.run();

@@ -1,0 +1,93 @@
+/**
+ * Controller configuration: a zod schema (defaults, limits) and a reader for the
+ * environment (`ALCOR_*`), so a bad setting fails at start with the variable named.
+ */
+import { z } from 'zod';
+import {
+  ConfigError,
+  DEFAULT_BUCKET_COUNT,
+  ID_PATTERN,
+  parseBucketSet,
+} from '../../shared/index.js';
+
+export const ControllerConfigSchema = z.strictObject({
+  instanceId: z.string().regex(ID_PATTERN),
+  natsUrl: z.string().min(1),
+  /** Buckets this instance owns (static assignment until LBMRC placement). */
+  buckets: z.array(z.number().int().min(0)).min(1),
+  bucketCount: z.number().int().min(1).default(DEFAULT_BUCKET_COUNT),
+  /** Snapshot a VPC after this many commits (and on passivation / handoff). */
+  snapshotEvery: z.number().int().min(1).default(1000),
+  /** Passivate a VPC actor idle this long. */
+  idleMs: z.number().int().min(1).default(60_000),
+  /** NATS operations in flight across all VPC actors. */
+  concurrency: z.number().int().min(1).default(256),
+  /** Intents read per direct batch get. */
+  readBatch: z.number().int().min(1).max(1000).default(256),
+  decisionTimeoutMs: z.number().int().min(1).default(30_000),
+  intake: z
+    .strictObject({
+      ackWaitMs: z.number().int().min(1000).default(60_000),
+      maxAckPending: z.number().int().min(1).default(1000),
+      batch: z.number().int().min(1).default(256),
+    })
+    .prefault({}),
+  /** JetStream replicas of the streams and buckets (3 on a NATS cluster). */
+  replicas: z.number().int().min(1).max(5).default(1),
+  /** Serve `alcor.intents.apply`. */
+  serveApi: z.boolean().default(true),
+});
+
+export type ControllerConfigInput = z.input<typeof ControllerConfigSchema>;
+export type ControllerConfig = z.output<typeof ControllerConfigSchema>;
+
+export function parseControllerConfig(input: ControllerConfigInput): ControllerConfig {
+  const parsed = ControllerConfigSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(issue.path.join('.') || 'config', issue.message);
+  }
+  const config = parsed.data;
+  const outside = config.buckets.find((b) => b >= config.bucketCount);
+  if (outside !== undefined)
+    throw new ConfigError('buckets', `bucket ${outside} ≥ bucketCount ${config.bucketCount}`);
+  return config;
+}
+
+const ENV = {
+  ALCOR_INSTANCE_ID: 'instanceId',
+  ALCOR_BUCKET_COUNT: 'bucketCount',
+  ALCOR_SNAPSHOT_EVERY: 'snapshotEvery',
+  ALCOR_IDLE_MS: 'idleMs',
+  ALCOR_CONCURRENCY: 'concurrency',
+  ALCOR_DECISION_TIMEOUT_MS: 'decisionTimeoutMs',
+  ALCOR_REPLICAS: 'replicas',
+} as const;
+
+/** The configuration from `ALCOR_*` variables and NATS_URL. */
+export function controllerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ControllerConfig {
+  const input: Record<string, unknown> = {
+    instanceId: env.ALCOR_INSTANCE_ID ?? `controller-${process.pid}`,
+    natsUrl: env.NATS_URL ?? 'nats://127.0.0.1:4222',
+  };
+  for (const [name, key] of Object.entries(ENV)) {
+    const value = env[name];
+    if (value === undefined || key === 'instanceId') continue;
+    const n = Number(value);
+    if (!Number.isFinite(n))
+      throw new ConfigError(name, `${JSON.stringify(value)} is not a number`);
+    input[key] = n;
+  }
+  const bucketCount = (input.bucketCount as number | undefined) ?? DEFAULT_BUCKET_COUNT;
+  input.buckets = parseBucketSet(env.ALCOR_BUCKETS ?? 'all', bucketCount, 'ALCOR_BUCKETS');
+  if (env.ALCOR_SERVE_API !== undefined) input.serveApi = env.ALCOR_SERVE_API !== '0';
+  try {
+    return parseControllerConfig(input as ControllerConfigInput);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      const name = Object.entries(ENV).find(([, key]) => key === err.field)?.[0];
+      if (name) throw new ConfigError(name, err.message);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * What a controller runs per owned bucket: the intake consumer (deliveries wake
+ * VPC actors and are acked once handled) and the decision responder the sync API
+ * asks (`alcor.ctl.decision.<bucket>`).
+ */
+import type { JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import {
+  consumeBucket,
+  ensureIntakeConsumer,
+  type BucketIntake,
+  type IntakeDelivery,
+  type IntakeOptions,
+  type Logger,
+} from '../../infra/index.js';
+import {
+  bucketOf,
+  decodeIntent,
+  ID_PATTERN,
+  isId,
+  statusMsgId,
+  streams,
+  subjects,
+  type DecisionPublisher,
+  type ErrorDetail,
+} from '../../shared/index.js';
+import type { VpcActors } from './vpcActors.js';
+import type { ControllerMetrics } from './metrics.js';
+import type { Decided } from './vpcWorker.js';
+
+export interface DecisionQuery {
+  items: Array<{ vpcId: string; intentId: string; seq: number }>;
+}
+export type DecisionAnswer = Array<Decided | null>;
+
+export interface BucketRuntime {
+  bucket: number;
+  stop: () => Promise<void>;
+}
+
+const encoder = new TextEncoder();
+
+export async function startBucket(deps: {
+  nc: NatsConnection;
+  jsm: JetStreamManager;
+  bucket: number;
+  bucketCount: number;
+  actors: VpcActors;
+  publisher: DecisionPublisher;
+  metrics: ControllerMetrics;
+  logger: Logger;
+  intake: IntakeOptions;
+}): Promise<BucketRuntime> {
+  const { nc, jsm, bucket, actors, logger } = deps;
+
+  /** An intake delivery that no VPC actor can take: answered and terminated here. */
+  const refuse = async (d: IntakeDelivery, error: ErrorDetail, vpcId?: string): Promise<void> => {
+    const token: string = d.vpcToken;
+    deps.metrics.refused += 1;
+    const stored = await jsm.direct.getMessage(streams.intents, { seq: d.seq });
+    const parsed = stored ? decodeIntent(stored.data) : undefined;
+    const intentId = (parsed?.ok ? parsed.value.id : parsed?.id) ?? `seq-${d.seq}`;
+    logger.warn({ intentId, seq: d.seq, subject: stored?.subject, ...error }, 'intent refused');
+    await deps.publisher.status(
+      vpcId ? subjects.status(vpcId) : subjects.statusInvalid,
+      { intentId, vpcId: vpcId ?? token.slice(0, 64), revision: 0, outcome: 'rejected', error },
+      statusMsgId(intentId, `refused-${d.seq}`),
+    );
+    d.term(error.code);
+  };
+
+  const onDelivery = (d: IntakeDelivery): void => {
+    const token: string = d.vpcToken;
+    if (!ID_PATTERN.test(token)) {
+      void refuse(d, {
+        code: 'id_format',
+        message: `the subject's VPC id ${JSON.stringify(token.slice(0, 80))} is not an id (^[A-Za-z0-9_-]{1,64}$)`,
+        path: 'vpcId',
+      }).catch((err: unknown) => {
+        logger.error({ err, seq: d.seq }, 'could not refuse an intent; it comes back');
+        d.nak(1000);
+      });
+      return;
+    }
+    if (bucketOf(d.vpcToken, deps.bucketCount) !== bucket) {
+      void refuse(
+        d,
+        {
+          code: 'wrong_bucket',
+          message: `${d.vpcToken} belongs to bucket ${bucketOf(d.vpcToken, deps.bucketCount)}, not ${bucket}: publish to intent.<vpcId>`,
+          path: 'vpcId',
+        },
+        d.vpcToken,
+      ).catch((err: unknown) => {
+        logger.error({ err, seq: d.seq }, 'could not refuse an intent; it comes back');
+        d.nak(1000);
+      });
+      return;
+    }
+    actors.wake(d.vpcToken, bucket, d.seq).then(
+      () => d.ack(),
+      (err: unknown) => {
+        logger.warn({ err, vpcId: d.vpcToken, seq: d.seq }, 'intent not handled; redelivering');
+        d.nak(1000);
+      },
+    );
+  };
+
+  await ensureIntakeConsumer(jsm, bucket, deps.intake);
+  const intake: BucketIntake = await consumeBucket(nc, bucket, onDelivery, deps.intake);
+
+  const responder: Subscription = nc.subscribe(subjects.decisionQuery(bucket), {
+    callback: (err, msg) => {
+      if (err) return;
+      void (async () => {
+        let query: DecisionQuery;
+        try {
+          query = msg.json<DecisionQuery>();
+          if (!Array.isArray(query.items)) throw new Error('items is not an array');
+        } catch (e) {
+          msg.respond(encoder.encode(JSON.stringify({ error: (e as Error).message })));
+          return;
+        }
+        const answers: DecisionAnswer = await Promise.all(
+          query.items.map(async ({ vpcId, intentId, seq }) => {
+            if (!isId(vpcId) || bucketOf(vpcId, deps.bucketCount) !== bucket) return null;
+            try {
+              return (await actors.decision(vpcId, bucket, intentId, seq)) ?? null;
+            } catch {
+              return null;
+            }
+          }),
+        );
+        msg.respond(encoder.encode(JSON.stringify(answers)));
+      })();
+    },
+  });
+
+  return {
+    bucket,
+    stop: async () => {
+      responder.unsubscribe();
+      await intake.stop();
+    },
+  };
+}

@@ -1,0 +1,33 @@
+/** Counters of one controller instance (read by tests, the bench and the CLI). */
+export interface ControllerMetrics {
+  /** Commits appended to EVENTS by this instance. */
+  appended: number;
+  /** Intents found already decided (log dedup or a re-sent id). */
+  duplicates: number;
+  /** Goal-state messages stored, and those the stream dropped as duplicates. */
+  goalStates: number;
+  goalStateDuplicates: number;
+  /** Last commits whose goal states were published again on hydration. */
+  republished: number;
+  snapshots: number;
+  snapshotLoads: number;
+  hydrations: number;
+  passivations: number;
+  /** Intake deliveries refused (bad subject token, wrong bucket). */
+  refused: number;
+}
+
+export function createMetrics(): ControllerMetrics {
+  return {
+    appended: 0,
+    duplicates: 0,
+    goalStates: 0,
+    goalStateDuplicates: 0,
+    republished: 0,
+    snapshots: 0,
+    snapshotLoads: 0,
+    hydrations: 0,
+    passivations: 0,
+    refused: 0,
+  };
+}

@@ -1,0 +1,306 @@
+/**
+ * The effects of one VPC actor (actors/vpc/machine.ts): hydrate, catch up on the
+ * VPC's intents, snapshot. It holds the VPC's state between them.
+ *
+ * For each intent, in INTENTS order from the cursor: decide and append through the
+ * generic command handler (compare-and-set on `evt.<vpc>`, msgID = intent id), then
+ * publish the goal states, then the status. The next intent waits for all of that,
+ * so only the last commit can have unpublished goal states after a crash, and
+ * hydration finishes it (msgIDs make that idempotent).
+ */
+import {
+  ConcurrencyError,
+  createCommandHandler,
+  type CommandHandler,
+  type Logger,
+} from '../../infra/index.js';
+import {
+  statusMsgId,
+  subjects,
+  type DecisionPublisher,
+  type ErrorDetail,
+  type EventCommit,
+  type EventLog,
+  type HostLookup,
+  type IntentSource,
+  type RecordedCommit,
+  type SnapshotStore,
+  type Status,
+  type StoredIntent,
+} from '../../shared/index.js';
+import { vpc } from '../../actors/index.js';
+import { commandFor, vpcDecider, type VpcAnswer, type VpcCommand } from './vpcDecider.js';
+import type { Limiter } from './limiter.js';
+import type { ControllerMetrics } from './metrics.js';
+
+export interface Decided {
+  outcome: 'accepted' | 'rejected';
+  revision: number;
+  error?: ErrorDetail;
+}
+
+export interface WorkerDeps {
+  log: EventLog;
+  intents: IntentSource;
+  publisher: DecisionPublisher;
+  snapshots: SnapshotStore;
+  lookupHost: HostLookup;
+  logger: Logger;
+  limiter: Limiter;
+  metrics: ControllerMetrics;
+  /** Snapshot after this many commits since the last one. */
+  snapshotEvery: number;
+  /** Intents read from INTENTS per request. */
+  readBatch: number;
+}
+
+/** Thrown by an effect when another writer owns the VPC: the actor stops. */
+export class FencedError extends Error {
+  readonly fenced = true;
+  constructor(vpcId: string, cause: unknown) {
+    super(`another controller writes ${vpcId}; this one stops`, { cause });
+  }
+}
+
+type Handler = CommandHandler<vpc.VpcState, VpcCommand, EventCommit, VpcAnswer>;
+
+export class VpcWorker {
+  private state: vpc.VpcState | undefined;
+  private last: RecordedCommit | undefined;
+  /** Revision whose goal states and status are out. */
+  private published = 0;
+  private handled = 0;
+  private commitsSinceSnapshot = 0;
+  private saving: Promise<void> = Promise.resolve();
+  private readonly handler: Handler;
+
+  constructor(
+    readonly vpcId: string,
+    readonly bucket: number,
+    private readonly deps: WorkerDeps,
+  ) {
+    this.handler = createCommandHandler({
+      log: deps.log,
+      decider: {
+        ...vpcDecider,
+        evolve: (state, recorded) => {
+          this.last = recorded;
+          this.commitsSinceSnapshot += 1;
+          return vpc.evolve(state, recorded);
+        },
+      },
+    });
+  }
+
+  /** The decision of an intent this VPC has handled, if it remembers it. */
+  decision(intentId: string): Decided | undefined {
+    const record = this.state?.intents.get(intentId);
+    if (!record) return undefined;
+    return {
+      outcome: record.outcome,
+      revision: record.revision,
+      ...(record.error ? { error: record.error } : {}),
+    };
+  }
+
+  get revision(): number {
+    return this.state?.revision ?? 0;
+  }
+
+  async hydrate(): Promise<number> {
+    return this.deps.limiter.run(async () => {
+      let state = this.state;
+      if (!state) {
+        state = (await this.loadSnapshot()) ?? vpc.initialState(this.vpcId);
+        // A snapshot is only taken once its revision's goal states are out.
+        this.published = state.revision;
+        this.commitsSinceSnapshot = 0;
+      }
+      const started = performance.now();
+      const from = state.revision;
+      this.state = await this.handler.load(this.vpcId, state);
+      if (this.state.revision !== from) {
+        this.deps.logger.debug(
+          {
+            vpcId: this.vpcId,
+            from,
+            to: this.state.revision,
+            ms: Math.round(performance.now() - started),
+          },
+          'hydrated',
+        );
+      }
+      await this.finishLast();
+      this.handled = Math.max(this.handled, this.state.cursor);
+      return this.handled;
+    });
+  }
+
+  /**
+   * Decides the VPC's intents after the last handled one, in sequence order, until
+   * it has handled `upTo` (or found nothing more on its subject).
+   */
+  async catchUp(upTo: number): Promise<number> {
+    const { intents, limiter, readBatch } = this.deps;
+    for (;;) {
+      const batch = await limiter.run(() =>
+        intents.read(this.bucket, this.vpcId, this.handled, readBatch),
+      );
+      if (batch.length === 0) {
+        // Nothing on the VPC's subject after `handled`: every sequence up to the
+        // stream's end is handled as far as this VPC is concerned.
+        this.handled = Math.max(this.handled, upTo);
+        return this.handled;
+      }
+      for (const stored of batch) {
+        await limiter.run(() => this.decideOne(stored));
+        this.handled = stored.seq;
+      }
+      if (batch.length < readBatch && this.handled >= upTo) return this.handled;
+    }
+  }
+
+  /** Writes a snapshot if anything changed since the last one (passivation, handoff). */
+  async snapshot(): Promise<void> {
+    if (this.commitsSinceSnapshot > 0) this.startSnapshot();
+    await this.saving;
+  }
+
+  private async decideOne(stored: StoredIntent): Promise<void> {
+    const state = this.state ?? vpc.initialState(this.vpcId);
+    const { intentId, command } = commandFor(stored, this.deps.lookupHost);
+    let result;
+    try {
+      result = await this.handler.handle(this.vpcId, command, state);
+    } catch (err) {
+      if (err instanceof ConcurrencyError) throw new FencedError(this.vpcId, err);
+      throw err;
+    }
+    this.state = result.state;
+    const log = this.deps.logger;
+    switch (result.type) {
+      case 'appended': {
+        this.deps.metrics.appended += 1;
+        await this.publish(result.recorded);
+        const first = result.recorded.commit.events[0];
+        if (first?.type === 'IntentRejected') {
+          log.info(
+            { intentId, vpcId: this.vpcId, seq: stored.seq, code: first.code, path: first.path },
+            'intent rejected',
+          );
+        } else {
+          log.debug(
+            { intentId, vpcId: this.vpcId, seq: stored.seq, revision: result.recorded.revision },
+            'intent accepted',
+          );
+        }
+        break;
+      }
+      case 'duplicate':
+        // Appended before (a crash between append and publish): finish it.
+        this.deps.metrics.duplicates += 1;
+        await this.finishLast();
+        break;
+      case 'answered':
+        if (result.answer.type === 'duplicate') {
+          // A re-sent id stored again (after the duplicate window): the first answer.
+          this.deps.metrics.duplicates += 1;
+          const { revision, outcome, error } = result.answer;
+          await this.publishStatus({
+            intentId,
+            vpcId: this.vpcId,
+            revision,
+            outcome,
+            ...(error ? { error } : {}),
+          });
+          log.info({ intentId, vpcId: this.vpcId, seq: stored.seq }, 're-sent intent answered');
+        }
+        break;
+    }
+  }
+
+  /** Goal states, then status, of a commit just appended; then maybe a snapshot. */
+  private async publish(recorded: RecordedCommit): Promise<void> {
+    const state = this.state!;
+    const messages = vpc.project(state, recorded, this.bucket);
+    const { stored, duplicates } = await this.deps.publisher.goalStates(messages);
+    this.deps.metrics.goalStates += stored;
+    this.deps.metrics.goalStateDuplicates += duplicates;
+    const { commit, revision } = recorded;
+    const first = commit.events[0];
+    await this.publishStatus(
+      first?.type === 'IntentRejected'
+        ? {
+            intentId: commit.intentId,
+            vpcId: this.vpcId,
+            revision,
+            outcome: 'rejected',
+            error: {
+              code: first.code,
+              message: first.message,
+              ...(first.path ? { path: first.path } : {}),
+            },
+          }
+        : { intentId: commit.intentId, vpcId: this.vpcId, revision, outcome: 'accepted' },
+    );
+    this.published = revision;
+    if (this.commitsSinceSnapshot >= this.deps.snapshotEvery) this.startSnapshot();
+  }
+
+  /** Publishes the last commit's goal states and status if they may not be out yet. */
+  private async finishLast(): Promise<void> {
+    const state = this.state;
+    if (!state || !this.last || state.revision <= this.published) return;
+    if (this.last.revision !== state.revision) return;
+    this.deps.metrics.republished += 1;
+    await this.publish(this.last);
+  }
+
+  private async publishStatus(status: Status): Promise<void> {
+    await this.deps.publisher.status(
+      subjects.status(this.vpcId),
+      status,
+      statusMsgId(status.intentId, status.outcome),
+    );
+  }
+
+  private startSnapshot(): void {
+    const state = this.state!;
+    if (state.revision > this.published) return; // only what is fully published
+    const revision = state.revision;
+    const text = JSON.stringify(vpc.toSnapshot(state));
+    this.commitsSinceSnapshot = 0;
+    this.saving = this.saving
+      .then(() => this.deps.snapshots.save(this.vpcId, revision, text))
+      .then(
+        () => {
+          this.deps.metrics.snapshots += 1;
+        },
+        (err: unknown) => {
+          this.deps.logger.warn(
+            { vpcId: this.vpcId, revision, err },
+            'snapshot failed; the log is replayed instead',
+          );
+        },
+      );
+  }
+
+  private async loadSnapshot(): Promise<vpc.VpcState | undefined> {
+    try {
+      const found = await this.deps.snapshots.load(this.vpcId);
+      if (!found) return undefined;
+      const snapshot = JSON.parse(found.text) as vpc.VpcSnapshot;
+      if (snapshot.format !== vpc.SNAPSHOT_FORMAT || snapshot.vpcId !== this.vpcId) {
+        throw new Error(`format ${snapshot.format} of ${snapshot.vpcId}`);
+      }
+      this.deps.metrics.snapshotLoads += 1;
+      return vpc.fromSnapshot(snapshot);
+    } catch (err) {
+      this.deps.logger.warn(
+        { vpcId: this.vpcId, err },
+        'snapshot unusable; replaying the log from the start',
+      );
+      return undefined;
+    }
+  }
+}

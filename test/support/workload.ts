@@ -1,0 +1,302 @@
+/**
+ * A reproducible intent workload (many VPCs, hosts over clusters, every kind of
+ * intent, some refused, some malformed) and the judge of what a controller did
+ * with it: the pure decider replayed over the same INTENTS must give exactly the
+ * commits EVENTS holds, and its projection exactly the goal states GOALSTATES holds.
+ */
+import { DeliverPolicy, jetstream, type JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { createJetStreamIntentSource } from '../../infra/index.js';
+import {
+  bucketOf,
+  streams,
+  subjects,
+  type EventCommit,
+  type HostRecord,
+  type RecordedCommit,
+  type TopologyPlace,
+} from '../../shared/index.js';
+import { vpc } from '../../actors/index.js';
+import { commandFor, vpcDecider } from '../../services/controller/vpcDecider.js';
+
+/** Deterministic PRNG (mulberry32). */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function fleet(clusters: number, hostsPerCluster: number, tag = 'w'): HostRecord[] {
+  const hosts: HostRecord[] = [];
+  for (let c = 0; c < clusters; c++) {
+    for (let h = 0; h < hostsPerCluster; h++) {
+      hosts.push({
+        hostId: `${tag}-c${c}-h${h}`,
+        region: 'r1',
+        az: `az${c % 3}`,
+        dc: `dc${c % 2}`,
+        cluster: `c${c}`,
+        underlayIp: `172.16.${c}.${h + 1}`,
+        binding: { type: 'jetstream' },
+      });
+    }
+  }
+  return hosts;
+}
+
+/** One VPC's intents, in the order they must be published (raw: some are malformed). */
+export function vpcScript(
+  vpcId: string,
+  length: number,
+  hosts: HostRecord[],
+  seed: number,
+): unknown[] {
+  const rnd = prng(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+  // A VPC spans a few clusters, like a real tenant.
+  const own = Array.from({ length: 6 }, () => pick(hosts).hostId);
+  let n = 0;
+  const id = () => `${vpcId}-i${++n}`;
+  const out: unknown[] = [
+    { id: id(), kind: 'vpc.create', vpcId, spec: { cidr: '10.0.0.0/16' } },
+    {
+      id: id(),
+      kind: 'subnet.create',
+      vpcId,
+      spec: { subnetId: 's1', cidr: '10.0.1.0/24', gatewayIp: '10.0.1.1' },
+    },
+    {
+      id: id(),
+      kind: 'subnet.create',
+      vpcId,
+      spec: { subnetId: 's2', cidr: '10.0.2.0/24', gatewayIp: '10.0.2.1' },
+    },
+    {
+      id: id(),
+      kind: 'sg.create',
+      vpcId,
+      spec: {
+        sgId: 'g1',
+        rules: [{ direction: 'ingress', protocol: 'tcp', portMin: 22, portMax: 22 }],
+      },
+    },
+  ];
+  let ports = 0;
+  while (out.length < length) {
+    const r = rnd();
+    const port = `p${Math.floor(rnd() * Math.max(1, ports + 2))}`;
+    if (r < 0.45) {
+      ports += 1;
+      out.push({
+        id: id(),
+        kind: 'port.create',
+        vpcId,
+        spec: {
+          portId: `p${ports}`,
+          subnetId: rnd() < 0.5 ? 's1' : 's2',
+          hostId: pick(own),
+          ...(rnd() < 0.3 ? { securityGroupIds: ['g1'] } : {}),
+        },
+      });
+    } else if (r < 0.6) {
+      out.push({ id: id(), kind: 'port.update', vpcId, spec: { portId: port, hostId: pick(own) } });
+    } else if (r < 0.68) {
+      out.push({ id: id(), kind: 'port.delete', vpcId, spec: { portId: port } });
+    } else if (r < 0.76) {
+      out.push({
+        id: id(),
+        kind: 'sg.update',
+        vpcId,
+        spec: {
+          sgId: 'g1',
+          rules: [{ direction: 'ingress', protocol: 'tcp', portMin: 1 + (n % 999), portMax: 1000 }],
+        },
+      });
+    } else if (r < 0.84) {
+      out.push({
+        id: id(),
+        kind: 'route.set',
+        vpcId,
+        spec: { destination: pick(['0.0.0.0/0', '192.168.0.0/16']), nextHop: '10.0.1.254' },
+      });
+    } else if (r < 0.9) {
+      // Refused by a rule: a port on a subnet that does not exist.
+      out.push({
+        id: id(),
+        kind: 'port.create',
+        vpcId,
+        spec: { portId: `x${n}`, subnetId: 'nope', hostId: pick(own) },
+      });
+    } else if (r < 0.95) {
+      // Malformed: a bad field.
+      out.push({
+        id: id(),
+        kind: 'port.create',
+        vpcId,
+        spec: { portId: 'bad id!', subnetId: 's1' },
+      });
+    } else {
+      out.push({ id: id(), kind: 'port.explode', vpcId, spec: {} });
+    }
+  }
+  return out;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Publishes the scripts from `connections` connections at once (VPCs dealt out
+ * round-robin), each keeping its VPCs' order, with up to `window` publishes in flight.
+ */
+export async function publishScripts(
+  connections: NatsConnection[],
+  scripts: Map<string, unknown[]>,
+  window = 512,
+): Promise<number> {
+  const lanes: Array<Array<[string, unknown[]]>> = connections.map(() => []);
+  [...scripts].forEach((entry, i) => lanes[i % connections.length]!.push(entry));
+  let total = 0;
+  await Promise.all(
+    lanes.map(async (lane, i) => {
+      const js = jetstream(connections[i]!);
+      const inFlight = new Set<Promise<unknown>>();
+      const longest = Math.max(0, ...lane.map(([, s]) => s.length));
+      for (let k = 0; k < longest; k++) {
+        for (const [vpcId, script] of lane) {
+          const intent = script[k];
+          if (intent === undefined) continue;
+          const id = (intent as { id: string }).id;
+          const p = js.publish(subjects.intent(vpcId), encoder.encode(JSON.stringify(intent)), {
+            msgID: id,
+          });
+          inFlight.add(p);
+          void p.finally(() => inFlight.delete(p));
+          total += 1;
+          if (inFlight.size >= window) await Promise.race(inFlight);
+        }
+      }
+      await Promise.all(inFlight);
+    }),
+  );
+  return total;
+}
+
+export async function streamCount(jsm: JetStreamManager, stream: string): Promise<number> {
+  return (await jsm.streams.info(stream)).state.messages;
+}
+
+/** Every message of a stream (or one subject of it): subject, sequence, msgId, body. */
+export async function readStream(
+  nc: NatsConnection,
+  stream: string,
+  filter?: string,
+): Promise<Array<{ subject: string; seq: number; msgId: string | undefined; data: Uint8Array }>> {
+  const jsm = await jetstream(nc).jetstreamManager();
+  const info = await jsm.streams.info(stream);
+  const out: Array<{ subject: string; seq: number; msgId: string | undefined; data: Uint8Array }> =
+    [];
+  if (info.state.messages === 0) return out;
+  const consumer = await jetstream(nc).consumers.get(stream, {
+    deliver_policy: DeliverPolicy.All,
+    ...(filter ? { filter_subjects: filter } : {}),
+  });
+  const messages = await consumer.consume({ max_messages: 4096 });
+  for await (const m of messages) {
+    out.push({
+      subject: m.subject,
+      seq: m.seq,
+      msgId: m.headers?.get('Nats-Msg-Id'),
+      data: m.data,
+    });
+    if (m.info.pending === 0) break;
+  }
+  await messages.close();
+  return out;
+}
+
+export interface Verdict {
+  vpcs: number;
+  intents: number;
+  commits: number;
+  accepted: number;
+  rejected: number;
+  /** Goal-state msgIds the pure projection expects. */
+  expectedGoalStates: Set<string>;
+  states: Map<string, vpc.VpcState>;
+}
+
+/**
+ * Replays each VPC's INTENTS through the pure decider and checks, commit by commit,
+ * that EVENTS holds exactly what it decides (same intent, cursor, events), in
+ * order, and nothing else. Throws on the first difference.
+ */
+export async function judge(
+  nc: NatsConnection,
+  vpcIds: readonly string[],
+  hosts: readonly HostRecord[],
+): Promise<Verdict> {
+  const places = new Map<string, TopologyPlace>(hosts.map((h) => [h.hostId, h]));
+  const lookupHost = (hostId: string) => {
+    const h = places.get(hostId);
+    return h ? { region: h.region, az: h.az, dc: h.dc, cluster: h.cluster } : undefined;
+  };
+  const source = await createJetStreamIntentSource(nc);
+  const events = await readStream(nc, streams.events);
+  const byVpc = new Map<string, RecordedCommit[]>();
+  for (const e of events) {
+    const commit = JSON.parse(new TextDecoder().decode(e.data)) as EventCommit;
+    const list = byVpc.get(commit.vpcId) ?? [];
+    list.push({ revision: e.seq, commit });
+    byVpc.set(commit.vpcId, list);
+  }
+  const verdict: Verdict = {
+    vpcs: vpcIds.length,
+    intents: 0,
+    commits: 0,
+    accepted: 0,
+    rejected: 0,
+    expectedGoalStates: new Set(),
+    states: new Map(),
+  };
+  for (const vpcId of vpcIds) {
+    const bucket = bucketOf(vpcId);
+    const stored = [];
+    for (let after = 0; ;) {
+      const batch = await source.read(bucket, vpcId, after, 1000);
+      if (batch.length === 0) break;
+      stored.push(...batch);
+      after = batch.at(-1)!.seq;
+    }
+    const recorded = byVpc.get(vpcId) ?? [];
+    let state = vpc.initialState(vpcId);
+    let k = 0;
+    for (const s of stored) {
+      verdict.intents += 1;
+      const { command } = commandFor(s, lookupHost);
+      const decision = vpcDecider.decide(command, state);
+      if (decision.type === 'answer') continue;
+      const actual = recorded[k++];
+      if (!actual) throw new Error(`${vpcId}: no commit in EVENTS for INTENTS seq ${s.seq}`);
+      if (JSON.stringify(actual.commit) !== JSON.stringify(decision.commit)) {
+        throw new Error(
+          `${vpcId} at seq ${s.seq}: EVENTS holds ${JSON.stringify(actual.commit)}, the pure decider gives ${JSON.stringify(decision.commit)}`,
+        );
+      }
+      state = vpc.evolve(state, actual);
+      verdict.commits += 1;
+      if (actual.commit.events[0]?.type === 'IntentRejected') verdict.rejected += 1;
+      else verdict.accepted += 1;
+      for (const m of vpc.project(state, actual, bucket)) verdict.expectedGoalStates.add(m.msgId);
+    }
+    if (k !== recorded.length) {
+      throw new Error(`${vpcId}: EVENTS holds ${recorded.length - k} commits no intent explains`);
+    }
+    verdict.states.set(vpcId, state);
+  }
+  return verdict;
+}
