@@ -15,6 +15,7 @@ import {
   JetStreamApiError,
   jetstream,
   type ConsumerConfig,
+  type ConsumerInfo,
   type ConsumerMessages,
   type JetStreamManager,
   type JsMsg,
@@ -68,22 +69,38 @@ export async function ensureIntakeConsumer(
   const stream = options.stream ?? DEFAULTS.stream;
   const config = consumerConfig(bucket, options);
   const name = config.name!;
+  let info: ConsumerInfo;
   try {
-    await jsm.consumers.add(stream, config);
+    info = await jsm.consumers.add(stream, config);
   } catch (err) {
-    // Adding an identical consumer succeeds; one that exists with other settings
+    // Adding an identical consumer returns it; one that exists with other settings
     // (a tuned ack wait, say) is kept as it is, unless it filters something else.
     if (!(err instanceof JetStreamApiError)) throw err;
-    const info = await jsm.consumers.info(stream, name).catch(() => {
+    info = await jsm.consumers.info(stream, name).catch(() => {
       throw err;
     });
-    if (info.config.filter_subject !== config.filter_subject) {
-      throw new ConfigMismatchError(`consumer ${stream}/${name}`, [
-        `filter ${info.config.filter_subject} ≠ declared ${config.filter_subject}`,
-      ]);
-    }
   }
+  if (info.config.filter_subject !== config.filter_subject) {
+    throw new ConfigMismatchError(`consumer ${stream}/${name}`, [
+      `filter ${info.config.filter_subject} ≠ declared ${config.filter_subject}`,
+    ]);
+  }
+  if (info.num_ack_pending > 0) await takeOver(jsm, stream, name);
   return name;
+}
+
+/**
+ * The bucket's previous owner left deliveries unacked (it crashed, or handed the
+ * bucket over): restart delivery from the ack floor now instead of after
+ * `ack_wait` (consumer reset, nats-server 2.14+; older servers redeliver after
+ * ack_wait). Deliveries only wake actors, so a repeat is harmless.
+ */
+async function takeOver(jsm: JetStreamManager, stream: string, name: string): Promise<void> {
+  try {
+    await jsm.consumers.reset(stream, name);
+  } catch {
+    // Not supported by this server: the pending deliveries come back after ack_wait.
+  }
 }
 
 /** One intake delivery: the VPC token from the subject and the stream sequence. */

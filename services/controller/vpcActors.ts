@@ -143,7 +143,8 @@ export class VpcActors {
       if (this.lastWorkers.get(vpcId) === entry.worker) this.lastWorkers.delete(vpcId);
     });
     if (reason === 'passivated') this.deps.metrics.passivations += 1;
-    else this.deps.logger.info({ vpcId, reason }, 'VPC actor stopped');
+    else if (reason === 'stopped') this.deps.logger.debug({ vpcId }, 'VPC actor stopped');
+    else this.deps.logger.warn({ vpcId, reason }, 'VPC actor stopped');
     const waiting = entry.waiters;
     entry.waiters = [];
     if (waiting.length === 0) return;

@@ -184,7 +184,7 @@ export class VpcWorker {
         await this.publish(result.recorded);
         const first = result.recorded.commit.events[0];
         if (first?.type === 'IntentRejected') {
-          log.info(
+          log.debug(
             { intentId, vpcId: this.vpcId, seq: stored.seq, code: first.code, path: first.path },
             'intent rejected',
           );

@@ -4,7 +4,8 @@
  * suites' intents. Each suite gets a fresh nats-server (same config as the
  * product's, ~0.1 s to start) and controllers booted in-process with `start()`.
  */
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
@@ -12,7 +13,9 @@ import {
   connectNats,
   createLogger,
   ensureLayout,
+  ManagedProcess,
   putHosts,
+  repoRoot,
   runDir,
   startLocalNats,
   type Logger,
@@ -74,4 +77,25 @@ export async function registerHosts(
   hosts: readonly HostRecord[],
 ): Promise<void> {
   await putHosts(nc, hosts);
+}
+
+/** A controller in a child process of its own (`services/controller/main.ts`), for kill tests. */
+export async function spawnController(
+  natsUrl: string,
+  env: Record<string, string> = {},
+): Promise<ManagedProcess> {
+  const dir = runDir('alcor-ctl-proc-');
+  const proc = new ManagedProcess({
+    name: 'controller',
+    command: process.execPath,
+    args: ['--import', 'tsx', join(repoRoot, 'services/controller/main.ts')],
+    cwd: repoRoot,
+    logFile: join(dir, 'controller.log'),
+    env: { ...process.env, NATS_URL: natsUrl, LOG_PRETTY: '0', LOG_LEVEL: 'info', ...env },
+  });
+  await proc.waitUntilReady(
+    async () => readFileSync(proc.logFile, 'utf8').includes('"msg":"READY"'),
+    60_000,
+  );
+  return proc;
 }
