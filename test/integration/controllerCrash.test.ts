@@ -27,7 +27,7 @@ Crash('a killed and restarted controller decides everything exactly once', async
   const clients = await Promise.all(
     [0, 1, 2].map((i) => connectNats(server.url, { name: `client-${i}`, reconnect: false })),
   );
-  let first = await spawnController(server.url, { ALCOR_INSTANCE_ID: 'first' });
+  const first = await spawnController(server.url, { ALCOR_INSTANCE_ID: 'first' });
   let second: typeof first | undefined;
   try {
     await registerHosts(server.nc, HOSTS);

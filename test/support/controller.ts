@@ -94,7 +94,7 @@ export async function spawnController(
     env: { ...process.env, NATS_URL: natsUrl, LOG_PRETTY: '0', LOG_LEVEL: 'info', ...env },
   });
   await proc.waitUntilReady(
-    async () => readFileSync(proc.logFile, 'utf8').includes('"msg":"READY"'),
+    () => Promise.resolve(readFileSync(proc.logFile, 'utf8').includes('"msg":"READY"')),
     60_000,
   );
   return proc;

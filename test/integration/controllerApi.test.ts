@@ -1,0 +1,344 @@
+/**
+ * The controller's behaviour as a client sees it (issue 4): the sync API, the
+ * status stream, compare-and-set races, re-sent ids, bad input on every path,
+ * passivation and snapshots. One nats-server and one controller for the suite;
+ * every test uses VPC ids of its own.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { jetstream } from '@nats-io/jetstream';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
+import { connectNats, createKvSnapshotStore } from '../../infra/index.js';
+import { LIMITS, bucketOf, kvBuckets, streams, subjects, type Status } from '../../shared/index.js';
+import type { ApplyReply, ApplyReplyItem, Controller } from '../../services/controller/index.js';
+import {
+  eventually,
+  fleet,
+  isolatedNats,
+  readStream,
+  registerHosts,
+  startTestController,
+  unique,
+  type IsolatedNats,
+} from '../support/index.js';
+
+const HOSTS = fleet(2, 3, 'api');
+const encoder = new TextEncoder();
+
+interface Ctx {
+  server: IsolatedNats;
+  controller: Controller;
+  other: NatsConnection;
+}
+
+const Api = suite<Ctx>('controller: what clients see');
+
+Api.before(async (ctx) => {
+  ctx.server = await isolatedNats();
+  await registerHosts(ctx.server.nc, HOSTS);
+  ctx.controller = await startTestController(ctx.server.url, {
+    idleMs: 300,
+    snapshotEvery: 5,
+  });
+  ctx.other = await connectNats(ctx.server.url, { name: 'second client', reconnect: false });
+});
+
+Api.after(async (ctx) => {
+  await ctx.other.close();
+  await ctx.controller.stop();
+  await ctx.server.stop();
+});
+
+async function apply(nc: NatsConnection, body: unknown): Promise<ApplyReply> {
+  const data =
+    typeof body === 'string' ? encoder.encode(body) : encoder.encode(JSON.stringify(body));
+  const reply = await nc.request(subjects.applyIntents, data, { timeout: 30_000 });
+  return reply.json<ApplyReply>();
+}
+
+const vpcCreate = (vpcId: string, id = unique('i')) => ({
+  id,
+  kind: 'vpc.create',
+  vpcId,
+  spec: { cidr: '10.0.0.0/16' },
+});
+const subnet = (vpcId: string, id = unique('i')) => ({
+  id,
+  kind: 'subnet.create',
+  vpcId,
+  spec: { subnetId: 's1', cidr: '10.0.1.0/24', gatewayIp: '10.0.1.1' },
+});
+const port = (vpcId: string, portId: string, id = unique('i')) => ({
+  id,
+  kind: 'port.create',
+  vpcId,
+  spec: { portId, subnetId: 's1', hostId: HOSTS[0]!.hostId },
+});
+
+async function statuses(ctx: Ctx, vpcId: string): Promise<Status[]> {
+  return (await readStream(ctx.server.nc, streams.status, subjects.status(vpcId))).map(
+    (m) => JSON.parse(new TextDecoder().decode(m.data)) as Status,
+  );
+}
+
+async function events(ctx: Ctx, vpcId: string) {
+  return readStream(ctx.server.nc, streams.events, subjects.event(vpcId));
+}
+
+Api('the sync API answers each intent of a batch, in request order', async (ctx) => {
+  const vpcId = unique('vpc');
+  const batch = [vpcCreate(vpcId), subnet(vpcId), port(vpcId, 'p1'), port(vpcId, 'p1')];
+  const reply = (await apply(ctx.server.nc, batch)) as ApplyReplyItem[];
+  assert.equal(
+    reply.map((r) => [r.id, r.outcome]),
+    batch.map((b, i) => [b.id, i < 3 ? 'accepted' : 'rejected']),
+  );
+  assert.equal((reply[3] as { error: unknown }).error, {
+    code: 'port_exists',
+    message: 'port p1 already exists',
+    path: 'spec.portId',
+  });
+  const revisions = reply.slice(0, 3).map((r) => (r as { revision: number }).revision);
+  assert.equal(
+    [...revisions].sort((a, b) => a - b),
+    revisions,
+    'revisions grow in order',
+  );
+  const seen = await eventually(async () => {
+    const s = await statuses(ctx, vpcId);
+    return s.length === 4 ? s : undefined;
+  });
+  assert.equal(
+    seen.map((s) => [s.intentId, s.outcome, s.revision]),
+    reply.map((r, i) => [r.id, r.outcome, i < 3 ? revisions[i] : seen[3]!.revision]),
+  );
+});
+
+Api('a single envelope gets a single answer; a batch of 1,000 is answered whole', async (ctx) => {
+  const vpcId = unique('vpc');
+  const one = (await apply(ctx.server.nc, vpcCreate(vpcId))) as ApplyReplyItem;
+  assert.is(one.outcome, 'accepted');
+  await apply(ctx.server.nc, subnet(vpcId));
+  const batch = Array.from({ length: LIMITS.batchSize }, (_, i) => port(vpcId, `p${i}`));
+  const reply = (await apply(ctx.server.nc, batch)) as ApplyReplyItem[];
+  assert.is(reply.length, 1000);
+  assert.is(
+    reply.filter((r) => r.outcome === 'accepted').length,
+    253,
+    '10.0.1.0/24 holds 253 ports',
+  );
+  assert.ok(
+    reply.slice(253).every((r) => r.outcome === 'rejected' && r.error.code === 'subnet_full'),
+  );
+  assert.is((await events(ctx, vpcId)).length, 1002);
+});
+
+Api('compare-and-set: of two clients racing at the same revision exactly one wins', async (ctx) => {
+  const vpcId = unique('vpc');
+  const created = (await apply(ctx.server.nc, [vpcCreate(vpcId), subnet(vpcId)])) as Array<{
+    revision: number;
+  }>;
+  const at = created[1]!.revision;
+  const route = (nextHop: string) => ({
+    id: unique('cas'),
+    kind: 'route.set',
+    vpcId,
+    expectedRevision: at,
+    spec: { destination: '0.0.0.0/0', nextHop },
+  });
+  const [a, b] = (await Promise.all([
+    apply(ctx.server.nc, route('10.0.1.7')),
+    apply(ctx.other, route('10.0.1.8')),
+  ])) as ApplyReplyItem[];
+  const outcomes = [a!.outcome, b!.outcome].sort();
+  assert.equal(outcomes, ['accepted', 'rejected']);
+  const loser = [a!, b!].find((r) => r.outcome === 'rejected') as { error: { code: string } };
+  assert.is(loser.error.code, 'revision_conflict');
+});
+
+Api('a re-sent intent id makes no new events and answers like the first time', async (ctx) => {
+  const vpcId = unique('vpc');
+  await apply(ctx.server.nc, [vpcCreate(vpcId), subnet(vpcId)]);
+  const intent = port(vpcId, 'p1', unique('same'));
+  const first = await apply(ctx.server.nc, intent);
+  const before = (await events(ctx, vpcId)).length;
+  // Within the duplicate window: INTENTS drops it; the owner answers.
+  assert.equal(await apply(ctx.server.nc, intent), first);
+  // As if after the window: stored again (no msgID); the decider knows the id.
+  const js = jetstream(ctx.server.nc);
+  await js.publish(subjects.intent(vpcId), encoder.encode(JSON.stringify(intent)));
+  const again = await eventually(async () => {
+    const s = (await statuses(ctx, vpcId)).filter((x) => x.intentId === intent.id);
+    return s.length >= 1 ? s : undefined;
+  });
+  assert.is(again[0]!.outcome, 'accepted');
+  assert.is(again[0]!.revision, (first as { revision: number }).revision);
+  // A later intent is decided, so the re-sent one was handled; still no new event for it.
+  await apply(ctx.server.nc, port(vpcId, 'p2'));
+  assert.is((await events(ctx, vpcId)).length, before + 1);
+});
+
+Api(
+  'the sync API refuses bad requests with the exact code, and answers bad items one by one',
+  async (ctx) => {
+    assert.equal(await apply(ctx.server.nc, 'not json'), {
+      error: {
+        code: 'invalid_json',
+        message: ((await apply(ctx.server.nc, 'not json')) as { error: { message: string } }).error
+          .message,
+      },
+    });
+    assert.equal(
+      ((await apply(ctx.server.nc, [])) as { error: { code: string } }).error.code,
+      'empty_batch',
+    );
+    const tooMany = Array.from({ length: LIMITS.batchSize + 1 }, () => ({}));
+    assert.equal(
+      ((await apply(ctx.server.nc, tooMany)) as { error: { code: string } }).error.code,
+      'batch_too_large',
+    );
+    const vpcId = unique('vpc');
+    const reply = (await apply(ctx.server.nc, [
+      vpcCreate(vpcId),
+      { id: unique('i'), kind: 'port.teleport', vpcId, spec: {} },
+      {
+        id: unique('i'),
+        kind: 'subnet.create',
+        vpcId,
+        spec: { subnetId: 's1', cidr: '10.0.1.0/33', gatewayIp: '10.0.1.1' },
+      },
+      { id: 'a b', kind: 'vpc.delete', vpcId, spec: {} },
+      { id: unique('i'), kind: 'vpc.delete', vpcId: 'no/such', spec: {} },
+      { id: unique('i'), kind: 'vpc.delete', vpcId, spec: {}, extra: 1 },
+      subnet(vpcId),
+    ])) as ApplyReplyItem[];
+    assert.equal(
+      reply.map((r) =>
+        r.outcome === 'accepted' ? 'accepted' : `${r.error.code}@${r.error.path ?? ''}`,
+      ),
+      [
+        'accepted',
+        'unknown_kind@kind',
+        'invalid_cidr@spec.cidr',
+        'id_format@id',
+        'id_format@vpcId',
+        'unknown_field@extra',
+        'accepted',
+      ],
+    );
+    const invalid = await readStream(ctx.server.nc, streams.status, subjects.statusInvalid);
+    assert.ok(invalid.length >= 1, 'an unusable vpcId is reported on status._invalid');
+  },
+);
+
+Api(
+  'bad intents published to the stream get a status with the exact code; the bucket goes on',
+  async (ctx) => {
+    const vpcId = unique('vpc');
+    const js = jetstream(ctx.server.nc);
+    const send = (body: string | Uint8Array, msgID?: string) =>
+      js.publish(subjects.intent(vpcId), typeof body === 'string' ? encoder.encode(body) : body, {
+        ...(msgID ? { msgID } : {}),
+      });
+    await send(JSON.stringify(vpcCreate(vpcId)));
+    await send('{"id": "half-');
+    await send(JSON.stringify({ id: 'k1', kind: 'port.teleport', vpcId, spec: {} }));
+    await send(
+      JSON.stringify({ id: 'k2', kind: 'subnet.create', vpcId, spec: { subnetId: 's1' } }),
+    );
+    await send(new Uint8Array(LIMITS.intentBytes + 1).fill(32));
+    await send(JSON.stringify({ ...vpcCreate(vpcId), vpcId: 'another-vpc' }));
+    await send(JSON.stringify(subnet(vpcId, 'k-last')));
+    const seen = await eventually(async () => {
+      const s = await statuses(ctx, vpcId);
+      return s.length >= 7 ? s : undefined;
+    });
+    assert.equal(
+      seen.map((s) =>
+        s.outcome === 'accepted' ? 'accepted' : `${s.error?.code}@${s.error?.path ?? ''}`,
+      ),
+      [
+        'accepted',
+        'invalid_json@',
+        'unknown_kind@kind',
+        'missing_field@spec.cidr',
+        'too_large@',
+        'wrong_vpc@vpcId',
+        'accepted',
+      ],
+    );
+    assert.is((await events(ctx, vpcId)).length, 7, 'each left one trace in EVENTS');
+  },
+);
+
+Api(
+  'an intent on a subject that is not a VPC id, or in the wrong bucket, is refused on status',
+  async (ctx) => {
+    const js = jetstream(ctx.server.nc);
+    const h = headers();
+    await js.publish('intent.bad@vpc', encoder.encode(JSON.stringify({ id: 'bad-token' })), {
+      headers: h,
+    });
+    const invalid = await eventually(async () => {
+      const s = (await readStream(ctx.server.nc, streams.status, subjects.statusInvalid)).map(
+        (m) => JSON.parse(new TextDecoder().decode(m.data)) as Status,
+      );
+      return s.find((x) => x.intentId === 'bad-token');
+    });
+    assert.equal(invalid.error?.code, 'id_format');
+    const vpcId = unique('vpc');
+    const wrong = (bucketOf(vpcId) + 1) % 1024;
+    await js.publish(
+      subjects.intentMapped(wrong, vpcId),
+      encoder.encode(JSON.stringify(vpcCreate(vpcId, 'misrouted'))),
+    );
+    const refused = await eventually(async () => (await statuses(ctx, vpcId))[0]);
+    assert.is(refused.intentId, 'misrouted');
+    assert.is(refused.error?.code, 'wrong_bucket');
+    assert.ok(ctx.controller.metrics.refused >= 2);
+  },
+);
+
+Api('an idle VPC is passivated with a snapshot and rehydrated from it on demand', async (ctx) => {
+  const vpcId = unique('vpc');
+  await apply(ctx.server.nc, [
+    vpcCreate(vpcId),
+    subnet(vpcId),
+    ...Array.from({ length: 8 }, (_, i) => port(vpcId, `p${i}`)),
+  ]);
+  const kv = await new Kvm(ctx.server.nc).open(kvBuckets.vpcSnapshots);
+  await eventually(async () => ((await kv.get(vpcId))?.operation === 'PUT' ? true : undefined));
+  // Every VPC of this suite goes idle and is passivated (idleMs 300).
+  await eventually(() => (ctx.controller.activeVpcs() === 0 ? true : undefined), {
+    what: 'passivation',
+  });
+  const loads = ctx.controller.metrics.snapshotLoads;
+  const reply = (await apply(ctx.server.nc, [
+    port(vpcId, 'p3'),
+    port(vpcId, 'p-new'),
+  ])) as ApplyReplyItem[];
+  assert.equal(
+    reply.map((r) => (r.outcome === 'accepted' ? 'accepted' : r.error.code)),
+    ['port_exists', 'accepted'],
+    'the rehydrated state knows the ports',
+  );
+  assert.ok(ctx.controller.metrics.snapshotLoads > loads, 'hydrated from the snapshot');
+});
+
+Api('a snapshot larger than a KV value is chunked and read back whole', async (ctx) => {
+  const store = await createKvSnapshotStore(ctx.server.nc, { chunkBytes: 1024 });
+  const vpcId = unique('vpc');
+  const text = JSON.stringify({ filler: 'x'.repeat(100_000) });
+  await store.save(vpcId, 7, text);
+  assert.equal(await store.load(vpcId), { revision: 7, text });
+  const newer = JSON.stringify({ filler: 'y'.repeat(5_000) });
+  await store.save(vpcId, 9, newer);
+  await store.save(vpcId, 8, text); // older than what is there: ignored
+  assert.equal(await store.load(vpcId), { revision: 9, text: newer });
+  const keys = [];
+  for await (const k of await store.kv.keys(`${vpcId}.>`)) keys.push(k);
+  assert.is(keys.length, 5, 'the older revision\u2019s chunks are purged');
+});
+
+Api.run();
