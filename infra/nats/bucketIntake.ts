@@ -1,13 +1,19 @@
 /**
- * Intake of stream INTENTS by bucket (DESIGN §2): one durable pull consumer per
- * bucket, filtered on `intent.<bucket>.*`. Its name belongs to the bucket, not to
- * the instance, so the ack floor moves with the bucket when ownership changes.
+ * Intake of stream INTENTS (DESIGN §2): a durable pull consumer over a set of
+ * buckets, filtered on their `intent.<bucket>.*` subjects. A controller runs one
+ * for the buckets it owns. Measured (docs/performance.md, intake): one consumer
+ * per bucket — 1,024 of them — cuts the server's publish rate to 0.13× and its
+ * backlog rate to 0.06×, because the server's work per message grows with the
+ * number of consumers; one consumer per instance keeps both near the raw rate.
+ *
+ * The durable's name is derived from the bucket set, so an instance restarted on
+ * the same buckets (whatever its id) takes over the same ack floor.
  *
  * Deliveries are headers-only: they only say "VPC v has an intent at sequence s";
  * the VPC actor reads the intents themselves from the stream in order from its
  * cursor. A delivery is acked once the actor has handled its sequence; unacked
- * ones come back after `ack_wait` (the crash case). `max_ack_pending` bounds how
- * much each bucket has in flight: back-pressure stays in the server.
+ * ones come back after `ack_wait` (or at once after a takeover, see below).
+ * `max_ack_pending` bounds what is in flight: back-pressure stays in the server.
  */
 import {
   AckPolicy,
@@ -21,11 +27,11 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { ConfigMismatchError, streams, subjects } from '../../shared/index.js';
+import { ConfigMismatchError, fnv1a32, streams, subjects } from '../../shared/index.js';
 
 export interface IntakeOptions {
   stream?: string;
-  /** Durable name prefix; the bucket number is appended. */
+  /** Durable name prefix; a digest of the bucket set is appended. */
   durablePrefix?: string;
   ackWaitMs?: number;
   maxAckPending?: number;
@@ -37,20 +43,27 @@ const DEFAULTS = {
   stream: streams.intents,
   durablePrefix: 'intake-',
   ackWaitMs: 60_000,
-  maxAckPending: 1000,
-  batch: 256,
+  maxAckPending: 10_000,
+  batch: 1024,
 };
 
-export function intakeDurable(bucket: number, options: IntakeOptions = {}): string {
-  return `${options.durablePrefix ?? DEFAULTS.durablePrefix}${bucket}`;
+/** The durable's name for a set of buckets: `intake-<count>-<fnv1a32 of the list>`. */
+export function intakeDurable(buckets: readonly number[], options: IntakeOptions = {}): string {
+  const sorted = [...new Set(buckets)].sort((a, b) => a - b);
+  const digest = fnv1a32(new TextEncoder().encode(sorted.join(','))).toString(16);
+  return `${options.durablePrefix ?? DEFAULTS.durablePrefix}${sorted.length}-${digest}`;
 }
 
-function consumerConfig(bucket: number, options: IntakeOptions): Partial<ConsumerConfig> {
-  const name = intakeDurable(bucket, options);
+function consumerConfig(
+  buckets: readonly number[],
+  options: IntakeOptions,
+): Partial<ConsumerConfig> {
+  const name = intakeDurable(buckets, options);
+  const filters = [...new Set(buckets)].sort((a, b) => a - b).map(subjects.intentBucketFilter);
   return {
     name,
     durable_name: name,
-    filter_subject: subjects.intentBucketFilter(bucket),
+    ...(filters.length === 1 ? { filter_subject: filters[0]! } : { filter_subjects: filters }),
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     ack_wait: (options.ackWaitMs ?? DEFAULTS.ackWaitMs) * 1_000_000,
@@ -60,14 +73,17 @@ function consumerConfig(bucket: number, options: IntakeOptions): Partial<Consume
   };
 }
 
-/** Creates the bucket's durable consumer, or checks the one that exists. */
+const filtersOf = (c: Partial<ConsumerConfig>): string =>
+  JSON.stringify([...(c.filter_subjects ?? (c.filter_subject ? [c.filter_subject] : []))].sort());
+
+/** Creates the bucket set's durable consumer, or checks the one that exists. */
 export async function ensureIntakeConsumer(
   jsm: JetStreamManager,
-  bucket: number,
+  buckets: readonly number[],
   options: IntakeOptions = {},
 ): Promise<string> {
   const stream = options.stream ?? DEFAULTS.stream;
-  const config = consumerConfig(bucket, options);
+  const config = consumerConfig(buckets, options);
   const name = config.name!;
   let info: ConsumerInfo;
   try {
@@ -80,9 +96,9 @@ export async function ensureIntakeConsumer(
       throw err;
     });
   }
-  if (info.config.filter_subject !== config.filter_subject) {
+  if (filtersOf(info.config) !== filtersOf(config)) {
     throw new ConfigMismatchError(`consumer ${stream}/${name}`, [
-      `filter ${info.config.filter_subject} ≠ declared ${config.filter_subject}`,
+      `filters ${filtersOf(info.config).slice(0, 200)} ≠ declared ${filtersOf(config).slice(0, 200)}`,
     ]);
   }
   if (info.num_ack_pending > 0) await takeOver(jsm, stream, name);
@@ -90,10 +106,10 @@ export async function ensureIntakeConsumer(
 }
 
 /**
- * The bucket's previous owner left deliveries unacked (it crashed, or handed the
- * bucket over): restart delivery from the ack floor now instead of after
- * `ack_wait` (consumer reset, nats-server 2.14+; older servers redeliver after
- * ack_wait). Deliveries only wake actors, so a repeat is harmless.
+ * The previous owner left deliveries unacked (it crashed, or handed over):
+ * restart delivery from the ack floor now instead of after `ack_wait` (consumer
+ * reset, nats-server 2.14+; older servers redeliver after ack_wait). Deliveries
+ * only wake actors, so a repeat is harmless.
  */
 async function takeOver(jsm: JetStreamManager, stream: string, name: string): Promise<void> {
   try {
@@ -103,7 +119,7 @@ async function takeOver(jsm: JetStreamManager, stream: string, name: string): Pr
   }
 }
 
-/** One intake delivery: the VPC token from the subject and the stream sequence. */
+/** One intake delivery: the bucket and VPC token from the subject, and the sequence. */
 export interface IntakeDelivery {
   bucket: number;
   /** The subject's last token; not checked (a client may publish any token). */
@@ -115,28 +131,31 @@ export interface IntakeDelivery {
   term: (reason: string) => void;
 }
 
-export interface BucketIntake {
-  bucket: number;
+export interface Intake {
   stop: () => Promise<void>;
 }
 
-export async function consumeBucket(
+/** Consumes the bucket set's durable (create it first with ensureIntakeConsumer). */
+export async function consumeIntake(
   nc: NatsConnection,
-  bucket: number,
+  buckets: readonly number[],
   onDelivery: (delivery: IntakeDelivery) => void,
   options: IntakeOptions = {},
-): Promise<BucketIntake> {
-  const js = jetstream(nc);
+): Promise<Intake> {
+  // A server busy catching consumers up on a backlog answers API requests late.
+  const js = jetstream(nc, { timeout: 30_000 });
   const consumer = await js.consumers.get(
     options.stream ?? DEFAULTS.stream,
-    intakeDurable(bucket, options),
+    intakeDurable(buckets, options),
   );
   const messages: ConsumerMessages = await consumer.consume({
     max_messages: options.batch ?? DEFAULTS.batch,
     callback: (m: JsMsg) => {
+      const first = m.subject.indexOf('.');
+      const second = m.subject.indexOf('.', first + 1);
       onDelivery({
-        bucket,
-        vpcToken: m.subject.slice(m.subject.indexOf('.', m.subject.indexOf('.') + 1) + 1),
+        bucket: Number(m.subject.slice(first + 1, second)),
+        vpcToken: m.subject.slice(second + 1),
         seq: m.seq,
         deliveryCount: m.info.deliveryCount,
         ack: () => m.ack(),
@@ -146,7 +165,6 @@ export async function consumeBucket(
     },
   });
   return {
-    bucket,
     stop: async () => {
       await messages.close();
     },

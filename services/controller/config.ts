@@ -28,8 +28,8 @@ export const ControllerConfigSchema = z.strictObject({
   intake: z
     .strictObject({
       ackWaitMs: z.number().int().min(1000).default(60_000),
-      maxAckPending: z.number().int().min(1).default(1000),
-      batch: z.number().int().min(1).default(256),
+      maxAckPending: z.number().int().min(1).default(10_000),
+      batch: z.number().int().min(1).default(1024),
     })
     .prefault({}),
   /** JetStream replicas of the streams and buckets (3 on a NATS cluster). */

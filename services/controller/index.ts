@@ -19,7 +19,7 @@ import {
 } from '../../infra/index.js';
 import { serveApplyApi } from './applyApi.js';
 import { parseControllerConfig, type ControllerConfigInput } from './config.js';
-import { startBucket, type BucketRuntime } from './intake.js';
+import { startIntake, type IntakeRuntime } from './intake.js';
 import { Limiter } from './limiter.js';
 import { createMetrics, type ControllerMetrics } from './metrics.js';
 import { VpcActors } from './vpcActors.js';
@@ -67,26 +67,17 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
     idleMs: config.idleMs,
   });
 
-  const buckets: BucketRuntime[] = [];
-  for (let i = 0; i < config.buckets.length; i += 64) {
-    buckets.push(
-      ...(await Promise.all(
-        config.buckets.slice(i, i + 64).map((bucket) =>
-          startBucket({
-            nc,
-            jsm,
-            bucket,
-            bucketCount: config.bucketCount,
-            actors,
-            publisher,
-            metrics,
-            logger,
-            intake: config.intake,
-          }),
-        ),
-      )),
-    );
-  }
+  const intake: IntakeRuntime = await startIntake({
+    nc,
+    jsm,
+    buckets: config.buckets,
+    bucketCount: config.bucketCount,
+    actors,
+    publisher,
+    metrics,
+    logger,
+    intake: config.intake,
+  });
   const api: Subscription | undefined = config.serveApi
     ? serveApplyApi({
         nc,
@@ -109,7 +100,7 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
     stop: () =>
       (stopping ??= (async () => {
         api?.unsubscribe();
-        await Promise.all(buckets.map((b) => b.stop()));
+        await intake.stop();
         actors.stopAll();
         await hosts.stop();
         await nc.drain();

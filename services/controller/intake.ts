@@ -1,14 +1,14 @@
 /**
- * What a controller runs per owned bucket: the intake consumer (deliveries wake
- * VPC actors and are acked once handled) and the decision responder the sync API
- * asks (`alcor.ctl.decision.<bucket>`).
+ * What a controller runs for its buckets: the intake consumer over all of them
+ * (deliveries wake VPC actors and are acked once handled) and, per bucket, the
+ * decision responder the sync API asks (`alcor.ctl.decision.<bucket>`).
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import {
-  consumeBucket,
+  consumeIntake,
   ensureIntakeConsumer,
-  type BucketIntake,
+  type Intake,
   type IntakeDelivery,
   type IntakeOptions,
   type Logger,
@@ -33,25 +33,25 @@ export interface DecisionQuery {
 }
 export type DecisionAnswer = Array<Decided | null>;
 
-export interface BucketRuntime {
-  bucket: number;
+export interface IntakeRuntime {
   stop: () => Promise<void>;
 }
 
 const encoder = new TextEncoder();
 
-export async function startBucket(deps: {
+export async function startIntake(deps: {
   nc: NatsConnection;
   jsm: JetStreamManager;
-  bucket: number;
+  buckets: readonly number[];
   bucketCount: number;
   actors: VpcActors;
   publisher: DecisionPublisher;
   metrics: ControllerMetrics;
   logger: Logger;
   intake: IntakeOptions;
-}): Promise<BucketRuntime> {
-  const { nc, jsm, bucket, actors, logger } = deps;
+}): Promise<IntakeRuntime> {
+  const { nc, jsm, actors, logger } = deps;
+  const owned = new Set(deps.buckets);
 
   /** An intake delivery that no VPC actor can take: answered and terminated here. */
   const refuse = async (d: IntakeDelivery, error: ErrorDetail, vpcId?: string): Promise<void> => {
@@ -82,7 +82,8 @@ export async function startBucket(deps: {
       });
       return;
     }
-    if (bucketOf(d.vpcToken, deps.bucketCount) !== bucket) {
+    const bucket = d.bucket;
+    if (bucketOf(d.vpcToken, deps.bucketCount) !== bucket || !owned.has(bucket)) {
       void refuse(
         d,
         {
@@ -106,40 +107,40 @@ export async function startBucket(deps: {
     );
   };
 
-  await ensureIntakeConsumer(jsm, bucket, deps.intake);
-  const intake: BucketIntake = await consumeBucket(nc, bucket, onDelivery, deps.intake);
-
-  const responder: Subscription = nc.subscribe(subjects.decisionQuery(bucket), {
-    callback: (err, msg) => {
-      if (err) return;
-      void (async () => {
-        let query: DecisionQuery;
-        try {
-          query = msg.json<DecisionQuery>();
-          if (!Array.isArray(query.items)) throw new Error('items is not an array');
-        } catch (e) {
-          msg.respond(encoder.encode(JSON.stringify({ error: (e as Error).message })));
-          return;
-        }
-        const answers: DecisionAnswer = await Promise.all(
-          query.items.map(async ({ vpcId, intentId, seq }) => {
-            if (!isId(vpcId) || bucketOf(vpcId, deps.bucketCount) !== bucket) return null;
-            try {
-              return (await actors.decision(vpcId, bucket, intentId, seq)) ?? null;
-            } catch {
-              return null;
-            }
-          }),
-        );
-        msg.respond(encoder.encode(JSON.stringify(answers)));
-      })();
-    },
-  });
+  const responders: Subscription[] = deps.buckets.map((bucket) =>
+    nc.subscribe(subjects.decisionQuery(bucket), {
+      callback: (err, msg) => {
+        if (err) return;
+        void (async () => {
+          let query: DecisionQuery;
+          try {
+            query = msg.json<DecisionQuery>();
+            if (!Array.isArray(query.items)) throw new Error('items is not an array');
+          } catch (e) {
+            msg.respond(encoder.encode(JSON.stringify({ error: (e as Error).message })));
+            return;
+          }
+          const answers: DecisionAnswer = await Promise.all(
+            query.items.map(async ({ vpcId, intentId, seq }) => {
+              if (!isId(vpcId) || bucketOf(vpcId, deps.bucketCount) !== bucket) return null;
+              try {
+                return (await actors.decision(vpcId, bucket, intentId, seq)) ?? null;
+              } catch {
+                return null;
+              }
+            }),
+          );
+          msg.respond(encoder.encode(JSON.stringify(answers)));
+        })();
+      },
+    }),
+  );
+  await ensureIntakeConsumer(jsm, deps.buckets, deps.intake);
+  const intake: Intake = await consumeIntake(nc, deps.buckets, onDelivery, deps.intake);
 
   return {
-    bucket,
     stop: async () => {
-      responder.unsubscribe();
+      for (const r of responders) r.unsubscribe();
       await intake.stop();
     },
   };
