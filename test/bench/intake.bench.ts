@@ -24,7 +24,7 @@ import {
   startLocalNats,
   NATS_SERVER_VERSION,
 } from '../../infra/index.js';
-import { DEFAULT_BUCKET_COUNT, streams, subjects } from '../../shared/index.js';
+import { streams, subjects } from '../../shared/index.js';
 import { fmt, machine, writeReport } from './report.js';
 
 const { values } = parseArgs({
