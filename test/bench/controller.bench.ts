@@ -21,7 +21,6 @@ import {
   connectNats,
   createJetStreamDecisionPublisher,
   createJetStreamEventLog,
-  createJetStreamIntentSource,
   createKvSnapshotStore,
   createLogger,
   ensureLayout,
