@@ -20,6 +20,7 @@ import {
   ensureIntakeConsumer,
   ensureLayout,
   intakeDurable,
+  type Intake,
   runDir,
   startLocalNats,
   NATS_SERVER_VERSION,
@@ -116,51 +117,43 @@ async function run(layout: Layout): Promise<Record<string, number>> {
   results.createMs = performance.now() - t;
   results.memConsumersMiB = await memMiB();
 
+  /** Starts consuming through every group's consumer; `all` resolves after `count` deliveries. */
+  const consumeAll = async (count: number) => {
+    let received = 0;
+    let done: () => void = () => undefined;
+    const all = new Promise<void>((r) => (done = r));
+    const intakes: Intake[] = [];
+    for (let g = 0; g < groups.length; g += 64) {
+      intakes.push(
+        ...(await Promise.all(
+          groups.slice(g, g + 64).map((group) =>
+            consumeIntake(nc, group, (d) => {
+              d.ack();
+              if (++received === count) done();
+            }),
+          ),
+        )),
+      );
+    }
+    return { all, stop: () => Promise.all(intakes.map((i) => i.stop())) };
+  };
+
   // Consume everything through them.
-  let received = 0;
-  let done: () => void = () => undefined;
-  const all = new Promise<void>((r) => (done = r));
   t = performance.now();
-  const intakes = [];
-  for (let g = 0; g < groups.length; g += 64) {
-    intakes.push(
-      ...(await Promise.all(
-        groups.slice(g, g + 64).map((group) =>
-          consumeIntake(nc, group, (d) => {
-            d.ack();
-            if (++received === N) done();
-          }),
-        ),
-      )),
-    );
-  }
-  await all;
+  const backlog = await consumeAll(N);
+  await backlog.all;
   results.filteredRate = N / ((performance.now() - t) / 1000);
   results.memConsumingMiB = await memMiB();
-  await Promise.all(intakes.map((i) => i.stop()));
+  await backlog.stop();
 
   // Live: the consumers are caught up and new intents arrive (the steady state).
   const live = 20_000;
-  received = 0;
-  const liveDone = new Promise<void>((r) => (done = r));
-  const liveIntakes = [];
-  for (let g = 0; g < groups.length; g += 64) {
-    liveIntakes.push(
-      ...(await Promise.all(
-        groups.slice(g, g + 64).map((group) =>
-          consumeIntake(nc, group, (d) => {
-            d.ack();
-            if (++received === live) done();
-          }),
-        ),
-      )),
-    );
-  }
+  const liveRun = await consumeAll(live);
   t = performance.now();
   results.publishWithConsumers = await publishAll('new-', live);
-  await liveDone;
+  await liveRun.all;
   results.liveRate = live / ((performance.now() - t) / 1000);
-  await Promise.all(liveIntakes.map((i) => i.stop()));
+  await liveRun.stop();
 
   for (const group of groups) await jsm.consumers.delete(streams.intents, intakeDurable(group));
   results.publishWithoutConsumers = await publishAll('more-', live);
