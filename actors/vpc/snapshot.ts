@@ -3,7 +3,7 @@
  * primary records, the host places and the remembered intent ids are written; the
  * indexes are rebuilt on restore, so a snapshot cannot disagree with itself.
  */
-import { clusterKey, type Cidr, type TopologyPlace } from '../../shared/index.js';
+import { clusterKey, type TopologyPlace } from '../../shared/index.js';
 import {
   initialState,
   type GroupRecord,
@@ -16,16 +16,12 @@ import {
 
 export const SNAPSHOT_FORMAT = 1;
 
-export interface VpcSnapshot {
+/** The state's scalar fields as they are, its records and host places as lists. */
+export interface VpcSnapshot extends Pick<
+  VpcState,
+  'vpcId' | 'status' | 'revision' | 'cursor' | 'cidr' | 'block' | 'vni' | 'vpcRev'
+> {
   format: typeof SNAPSHOT_FORMAT;
-  vpcId: string;
-  status: VpcState['status'];
-  revision: number;
-  cursor: number;
-  cidr: string;
-  block: Cidr;
-  vni: number;
-  vpcRev: number;
   subnets: SubnetRecord[];
   ports: PortRecord[];
   groups: GroupRecord[];

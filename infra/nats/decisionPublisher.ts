@@ -3,9 +3,8 @@
  * with a `Nats-Msg-Id`, so that publishing again after a crash stores nothing twice
  * within the duplicate window (and receivers ignore what is older than they have).
  */
-import { headers } from '@nats-io/transport-node';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
 import type { DecisionPublisher, GoalStateEnvelope, Status } from '../../shared/index.js';
 
 const encoder = new TextEncoder();

@@ -18,6 +18,8 @@ import {
 
 export interface HostDirectory {
   lookup: (hostId: string) => TopologyPlace | undefined;
+  /** False if the initial values had not all arrived within the ready timeout. */
+  complete: () => boolean;
   size: () => number;
   stop: () => Promise<void>;
 }
@@ -35,8 +37,11 @@ export async function createHostDirectory(
   const initial = (await kv.status()).values;
   const watch = await kv.watch();
   let seen = 0;
+  let complete = false;
   let markReady: () => void = () => undefined;
-  const ready = new Promise<void>((resolve) => (markReady = resolve));
+  const ready = new Promise<void>((resolve) => (markReady = resolve)).then(() => {
+    complete = true;
+  });
   if (initial === 0) markReady();
 
   const loop = (async () => {
@@ -72,6 +77,7 @@ export async function createHostDirectory(
 
   return {
     lookup: (hostId) => places.get(hostId),
+    complete: () => complete,
     size: () => places.size,
     stop: async () => {
       watch.stop();

@@ -51,6 +51,12 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
   const hosts: HostDirectory = await createHostDirectory(nc, {
     onInvalid: (hostId, error) => logger.warn({ hostId, ...error }, 'host record ignored'),
   });
+  if (!hosts.complete()) {
+    logger.warn(
+      { loaded: hosts.size() },
+      'KV hosts still loading; ports on hosts not loaded yet are rejected as unknown_host',
+    );
+  }
   const publisher = createJetStreamDecisionPublisher(nc);
   const metrics = createMetrics();
   const actors = new VpcActors({

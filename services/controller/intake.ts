@@ -53,55 +53,62 @@ export async function startIntake(deps: {
   const { nc, jsm, actors, logger } = deps;
   const owned = new Set(deps.buckets);
 
-  /** An intake delivery that no VPC actor can take: answered and terminated here. */
-  const refuse = async (d: IntakeDelivery, error: ErrorDetail, vpcId?: string): Promise<void> => {
-    const token: string = d.vpcToken;
+  /**
+   * An intake delivery that no VPC actor can take: answered on status and
+   * terminated here; if that fails, it comes back later.
+   */
+  const refuse = (d: IntakeDelivery, error: ErrorDetail, vpcId?: string): void => {
     deps.metrics.refused += 1;
-    const stored = await jsm.direct.getMessage(streams.intents, { seq: d.seq });
-    const parsed = stored ? decodeIntent(stored.data) : undefined;
-    const intentId = (parsed?.ok ? parsed.value.id : parsed?.id) ?? `seq-${d.seq}`;
-    logger.warn({ intentId, seq: d.seq, subject: stored?.subject, ...error }, 'intent refused');
-    await deps.publisher.status(
-      vpcId ? subjects.status(vpcId) : subjects.statusInvalid,
-      { intentId, vpcId: vpcId ?? token.slice(0, 64), revision: 0, outcome: 'rejected', error },
-      statusMsgId(intentId, `refused-${d.seq}`),
-    );
-    d.term(error.code);
+    void (async () => {
+      const stored = await jsm.direct.getMessage(streams.intents, { seq: d.seq });
+      const parsed = stored ? decodeIntent(stored.data) : undefined;
+      const intentId = (parsed?.ok ? parsed.value.id : parsed?.id) ?? `seq-${d.seq}`;
+      logger.warn({ intentId, seq: d.seq, subject: stored?.subject, ...error }, 'intent refused');
+      await deps.publisher.status(
+        vpcId ? subjects.status(vpcId) : subjects.statusInvalid,
+        {
+          intentId,
+          vpcId: vpcId ?? d.vpcToken.slice(0, 64),
+          revision: 0,
+          outcome: 'rejected',
+          error,
+        },
+        statusMsgId(intentId, `refused-${d.seq}`),
+      );
+      d.term(error.code);
+    })().catch((err: unknown) => {
+      logger.error({ err, seq: d.seq }, 'could not refuse an intent; it comes back');
+      d.nak(1000);
+    });
   };
 
   const onDelivery = (d: IntakeDelivery): void => {
-    const token: string = d.vpcToken;
-    if (!ID_PATTERN.test(token)) {
-      void refuse(d, {
+    const { vpcToken, bucket, seq } = d;
+    if (!ID_PATTERN.test(vpcToken)) {
+      refuse(d, {
         code: 'id_format',
-        message: `the subject's VPC id ${JSON.stringify(token.slice(0, 80))} is not an id (^[A-Za-z0-9_-]{1,64}$)`,
+        message: `the subject's VPC id ${JSON.stringify(vpcToken.slice(0, 80))} is not an id (^[A-Za-z0-9_-]{1,64}$)`,
         path: 'vpcId',
-      }).catch((err: unknown) => {
-        logger.error({ err, seq: d.seq }, 'could not refuse an intent; it comes back');
-        d.nak(1000);
       });
       return;
     }
-    const bucket = d.bucket;
-    if (bucketOf(d.vpcToken, deps.bucketCount) !== bucket || !owned.has(bucket)) {
-      void refuse(
+    const home = bucketOf(vpcToken, deps.bucketCount);
+    if (home !== bucket || !owned.has(bucket)) {
+      refuse(
         d,
         {
           code: 'wrong_bucket',
-          message: `${d.vpcToken} belongs to bucket ${bucketOf(d.vpcToken, deps.bucketCount)}, not ${bucket}: publish to intent.<vpcId>`,
+          message: `${vpcToken} belongs to bucket ${home}, not ${bucket}: publish to intent.<vpcId>`,
           path: 'vpcId',
         },
-        d.vpcToken,
-      ).catch((err: unknown) => {
-        logger.error({ err, seq: d.seq }, 'could not refuse an intent; it comes back');
-        d.nak(1000);
-      });
+        vpcToken,
+      );
       return;
     }
-    actors.wake(d.vpcToken, bucket, d.seq).then(
+    actors.wake(vpcToken, bucket, seq).then(
       () => d.ack(),
       (err: unknown) => {
-        logger.warn({ err, vpcId: d.vpcToken, seq: d.seq }, 'intent not handled; redelivering');
+        logger.warn({ err, vpcId: vpcToken, seq }, 'intent not handled; redelivering');
         d.nak(1000);
       },
     );

@@ -13,7 +13,7 @@ type VpcActor = Actor<vpc.VpcActorMachine>;
 
 interface Waiter {
   seq: number;
-  resolve: () => void;
+  resolve: (worker: VpcWorker) => void;
   reject: (err: Error) => void;
 }
 
@@ -41,11 +41,14 @@ export class VpcActors {
     return this.entries.size;
   }
 
-  /** Resolves once the VPC's actor has handled every intent up to `seq`. */
-  wake(vpcId: string, bucket: number, seq: number): Promise<void> {
+  /**
+   * Resolves once the VPC's actor has handled every intent up to `seq`, with the
+   * worker that did (its state answers for those intents even if it passivates).
+   */
+  wake(vpcId: string, bucket: number, seq: number): Promise<VpcWorker> {
     const entry = this.entries.get(vpcId) ?? this.spawn(vpcId, bucket);
-    if (entry.actor.getSnapshot().context.handled >= seq) return Promise.resolve();
-    const done = new Promise<void>((resolve, reject) =>
+    if (entry.actor.getSnapshot().context.handled >= seq) return Promise.resolve(entry.worker);
+    const done = new Promise<VpcWorker>((resolve, reject) =>
       entry.waiters.push({ seq, resolve, reject }),
     );
     entry.actor.send({ type: 'WAKE', seq });
@@ -59,34 +62,13 @@ export class VpcActors {
     intentId: string,
     seq: number,
   ): Promise<Decided | undefined> {
-    await this.wake(vpcId, bucket, seq);
-    return (this.entries.get(vpcId)?.worker ?? this.lastWorkers.get(vpcId))?.decision(intentId);
+    return (await this.wake(vpcId, bucket, seq)).decision(intentId);
   }
 
   /** Stops every actor now (no snapshot); their waiters are rejected. */
   stopAll(): void {
     for (const entry of [...this.entries.values()]) entry.actor.send({ type: 'STOP' });
   }
-
-  /** Hands off (snapshot, stop) the actors of the given buckets; resolves when done. */
-  async handOff(buckets: ReadonlySet<number>): Promise<void> {
-    const leaving = [...this.entries.values()].filter((e) => buckets.has(e.worker.bucket));
-    await Promise.all(
-      leaving.map(
-        (e) =>
-          new Promise<void>((resolve) => {
-            e.actor.subscribe({ complete: resolve, error: () => resolve() });
-            e.actor.send({ type: 'HANDOFF' });
-          }),
-      ),
-    );
-  }
-
-  /**
-   * Workers of actors that just stopped, kept until the next tick so a decision
-   * asked for right as the actor passivated can still be read.
-   */
-  private readonly lastWorkers = new Map<string, VpcWorker>();
 
   private spawn(vpcId: string, bucket: number): Entry {
     const worker = new VpcWorker(vpcId, bucket, this.deps);
@@ -121,7 +103,7 @@ export class VpcActors {
         if (entry.waiters.length > 0) {
           entry.waiters = entry.waiters.filter((w) => {
             if (w.seq > handled) return true;
-            w.resolve();
+            w.resolve(worker);
             return false;
           });
         }
@@ -138,10 +120,6 @@ export class VpcActors {
 
   private retire(vpcId: string, entry: Entry, reason = 'stopped'): void {
     if (this.entries.get(vpcId) === entry) this.entries.delete(vpcId);
-    this.lastWorkers.set(vpcId, entry.worker);
-    setImmediate(() => {
-      if (this.lastWorkers.get(vpcId) === entry.worker) this.lastWorkers.delete(vpcId);
-    });
     if (reason === 'passivated') this.deps.metrics.passivations += 1;
     else if (reason === 'stopped') this.deps.logger.debug({ vpcId }, 'VPC actor stopped');
     else this.deps.logger.warn({ vpcId, reason }, 'VPC actor stopped');

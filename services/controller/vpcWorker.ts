@@ -25,7 +25,6 @@ import {
   type IntentSource,
   type RecordedCommit,
   type SnapshotStore,
-  type Status,
   type StoredIntent,
 } from '../../shared/index.js';
 import { vpc } from '../../actors/index.js';
@@ -205,14 +204,7 @@ export class VpcWorker {
         if (result.answer.type === 'duplicate') {
           // A re-sent id stored again (after the duplicate window): the first answer.
           this.deps.metrics.duplicates += 1;
-          const { revision, outcome, error } = result.answer;
-          await this.publishStatus({
-            intentId,
-            vpcId: this.vpcId,
-            revision,
-            outcome,
-            ...(error ? { error } : {}),
-          });
+          await this.publishDecision(intentId);
           log.info({ intentId, vpcId: this.vpcId, seq: stored.seq }, 're-sent intent answered');
         }
         break;
@@ -227,22 +219,7 @@ export class VpcWorker {
     this.deps.metrics.goalStates += stored;
     this.deps.metrics.goalStateDuplicates += duplicates;
     const { commit, revision } = recorded;
-    const first = commit.events[0];
-    await this.publishStatus(
-      first?.type === 'IntentRejected'
-        ? {
-            intentId: commit.intentId,
-            vpcId: this.vpcId,
-            revision,
-            outcome: 'rejected',
-            error: {
-              code: first.code,
-              message: first.message,
-              ...(first.path ? { path: first.path } : {}),
-            },
-          }
-        : { intentId: commit.intentId, vpcId: this.vpcId, revision, outcome: 'accepted' },
-    );
+    await this.publishDecision(commit.intentId);
     this.published = revision;
     if (this.commitsSinceSnapshot >= this.deps.snapshotEvery) this.startSnapshot();
   }
@@ -256,11 +233,14 @@ export class VpcWorker {
     await this.publish(this.last);
   }
 
-  private async publishStatus(status: Status): Promise<void> {
+  /** The status of a decided intent, from what the state records of it (set by evolve). */
+  private async publishDecision(intentId: string): Promise<void> {
+    const decided = this.decision(intentId);
+    if (!decided) throw new Error(`${this.vpcId} has no record of ${intentId}`);
     await this.deps.publisher.status(
       subjects.status(this.vpcId),
-      status,
-      statusMsgId(status.intentId, status.outcome),
+      { intentId, vpcId: this.vpcId, ...decided },
+      statusMsgId(intentId, decided.outcome),
     );
   }
 

@@ -34,6 +34,7 @@ import { start } from '../../services/controller/index.js';
 import { Limiter } from '../../services/controller/limiter.js';
 import { createMetrics } from '../../services/controller/metrics.js';
 import { VpcWorker } from '../../services/controller/vpcWorker.js';
+import { clientConnections } from '../support/controller.js';
 import { fleet, publishScripts, vpcScript } from '../support/workload.js';
 import { fmt, machine, writeReport } from './report.js';
 
@@ -61,9 +62,7 @@ const jsm = await jetstreamManager(nc);
 await ensureLayout(nc, jsm, DEFAULT_LAYOUT);
 const hosts = fleet(10, 50);
 await putHosts(nc, hosts);
-const clients = await Promise.all(
-  [0, 1, 2, 3].map((i) => connectNats(server.url, { name: `c${i}`, reconnect: false })),
-);
+const clients = await clientConnections(server.url, 4);
 
 // ── end to end ────────────────────────────────────────────────────────────
 const scripts = new Map<string, unknown[]>();

@@ -5,22 +5,20 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { NatsConnection } from '@nats-io/transport-node';
-import { connectNats } from '../../infra/index.js';
+import { putHosts } from '../../infra/index.js';
 import { streams } from '../../shared/index.js';
 import type { Controller } from '../../services/controller/index.js';
 import {
+  clientConnections,
   eventually,
   fleet,
   isolatedNats,
   judge,
   publishScripts,
   readStream,
-  registerHosts,
   startTestController,
   streamCount,
   vpcScript,
-  within,
   type IsolatedNats,
 } from '../support/index.js';
 
@@ -33,14 +31,6 @@ function scripts(prefix: string, vpcs: number, perVpc: number): Map<string, unkn
     out.set(vpcId, vpcScript(vpcId, perVpc, HOSTS, 1000 + v));
   }
   return out;
-}
-
-async function connections(url: string, n: number): Promise<NatsConnection[]> {
-  return Promise.all(
-    Array.from({ length: n }, (_, i) =>
-      connectNats(url, { name: `client-${i}`, reconnect: false }),
-    ),
-  );
 }
 
 /** Waits until EVENTS holds `count` commits (one per intent). */
@@ -72,9 +62,9 @@ const Load = suite('controller: 10,000 intents over 200 VPCs');
 Load('every intent is decided once, in INTENTS order, as the pure decider decides it', async () => {
   const server = await isolatedNats();
   let controller: Controller | undefined;
-  const clients = await connections(server.url, 4);
+  const clients = await clientConnections(server.url, 4);
   try {
-    await registerHosts(server.nc, HOSTS);
+    await putHosts(server.nc, HOSTS);
     controller = await startTestController(server.url);
     const load = scripts('load-', 200, 50);
     const published = await publishScripts(clients, load);
@@ -94,9 +84,9 @@ Load('every intent is decided once, in INTENTS order, as the pure decider decide
 Load('two instances with disjoint buckets give the same guarantees', async () => {
   const server = await isolatedNats();
   const controllers: Controller[] = [];
-  const clients = await connections(server.url, 3);
+  const clients = await clientConnections(server.url, 3);
   try {
-    await registerHosts(server.nc, HOSTS);
+    await putHosts(server.nc, HOSTS);
     const half = Array.from({ length: 512 }, (_, i) => i);
     controllers.push(await startTestController(server.url, { buckets: half }));
     controllers.push(await startTestController(server.url, { buckets: half.map((b) => b + 512) }));
@@ -115,5 +105,3 @@ Load('two instances with disjoint buckets give the same guarantees', async () =>
 });
 
 Load.run();
-
-void within;

@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import { jetstream } from '@nats-io/jetstream';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
-import { connectNats, createKvSnapshotStore } from '../../infra/index.js';
+import { connectNats, createKvSnapshotStore, putHosts } from '../../infra/index.js';
 import { LIMITS, bucketOf, kvBuckets, streams, subjects, type Status } from '../../shared/index.js';
 import type { ApplyReply, ApplyReplyItem, Controller } from '../../services/controller/index.js';
 import {
@@ -17,7 +17,6 @@ import {
   fleet,
   isolatedNats,
   readStream,
-  registerHosts,
   startTestController,
   unique,
   type IsolatedNats,
@@ -36,7 +35,7 @@ const Api = suite<Ctx>('controller: what clients see');
 
 Api.before(async (ctx) => {
   ctx.server = await isolatedNats();
-  await registerHosts(ctx.server.nc, HOSTS);
+  await putHosts(ctx.server.nc, HOSTS);
   ctx.controller = await startTestController(ctx.server.url, {
     idleMs: 300,
     snapshotEvery: 5,

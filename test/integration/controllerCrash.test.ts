@@ -4,16 +4,16 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connectNats } from '../../infra/index.js';
+import { putHosts } from '../../infra/index.js';
 import { streams } from '../../shared/index.js';
 import {
+  clientConnections,
   eventually,
   fleet,
   isolatedNats,
   judge,
   publishScripts,
   readStream,
-  registerHosts,
   spawnController,
   streamCount,
   vpcScript,
@@ -24,13 +24,11 @@ const Crash = suite('controller: SIGKILL under load');
 
 Crash('a killed and restarted controller decides everything exactly once', async () => {
   const server = await isolatedNats();
-  const clients = await Promise.all(
-    [0, 1, 2].map((i) => connectNats(server.url, { name: `client-${i}`, reconnect: false })),
-  );
+  const clients = await clientConnections(server.url, 3);
   const first = await spawnController(server.url, { ALCOR_INSTANCE_ID: 'first' });
   let second: typeof first | undefined;
   try {
-    await registerHosts(server.nc, HOSTS);
+    await putHosts(server.nc, HOSTS);
     const load = new Map<string, unknown[]>();
     for (let v = 0; v < 200; v++)
       load.set(`kill-${v}`, vpcScript(`kill-${v}`, 50, HOSTS, 7000 + v));

@@ -14,13 +14,12 @@ import {
   createLogger,
   ensureLayout,
   ManagedProcess,
-  putHosts,
   repoRoot,
   runDir,
   startLocalNats,
   type Logger,
 } from '../../infra/index.js';
-import { DEFAULT_BUCKET_COUNT, type HostRecord } from '../../shared/index.js';
+import { DEFAULT_BUCKET_COUNT } from '../../shared/index.js';
 import {
   start,
   type Controller,
@@ -72,11 +71,13 @@ export function startTestController(
   });
 }
 
-export async function registerHosts(
-  nc: NatsConnection,
-  hosts: readonly HostRecord[],
-): Promise<void> {
-  await putHosts(nc, hosts);
+/** `n` client connections of their own (load from several publishers). */
+export function clientConnections(url: string, n: number): Promise<NatsConnection[]> {
+  return Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      connectNats(url, { name: `client-${i}`, reconnect: false }),
+    ),
+  );
 }
 
 /** A controller in a child process of its own (`services/controller/main.ts`), for kill tests. */
