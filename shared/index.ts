@@ -6,3 +6,4 @@ export * from './net/ipv4.js';
 export * from './topology.js';
 export * from './contracts/index.js';
 export * from './ports.js';
+export * from './lbmrc.js';

@@ -262,7 +262,7 @@ rmSync(dir, { recursive: true, force: true });
 
 const results = { e2e, raw, hydration };
 process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
-writeReport(
+await writeReport(
   'controller',
   { machine: machine(), date: new Date().toISOString(), server: NATS_SERVER_VERSION, results },
   `

@@ -209,7 +209,7 @@ const rows = results
   )
   .join('\n');
 
-writeReport(
+await writeReport(
   'domain',
   { machine: machine(), date: new Date().toISOString(), results },
   `

@@ -193,7 +193,7 @@ process.stdout.write(`${JSON.stringify(runs, null, 2)}\n`);
 const col = (k: string, digits = 0) => runs.map((x) => fmt(x[k]!, digits)).join(' | ');
 const ratios = (a: string, b: string) =>
   runs.map((x) => `**${fmt(x[a]! / x[b]!, 2)}×**`).join(' | ');
-writeReport(
+await writeReport(
   'intake',
   { machine: machine(), date: new Date().toISOString(), server: NATS_SERVER_VERSION, N, runs },
   `

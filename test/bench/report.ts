@@ -1,10 +1,12 @@
 /**
- * Benchmarks write their figures to docs/bench/<name>.json and a section of
- * docs/performance.md between `<!-- <name>:start -->` and `<!-- <name>:end -->`.
+ * Benchmarks write their figures to docs/bench/<name>.json and a section of a doc
+ * (docs/performance.md unless told) between `<!-- <name>:start -->` and
+ * `<!-- <name>:end -->`.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { format, resolveConfig } from 'prettier';
 import { repoRoot } from '../../infra/index.js';
 
 export function machine(): string {
@@ -12,11 +14,16 @@ export function machine(): string {
   return `${cpus().length} × ${cpu}, Node ${process.version}`;
 }
 
-export function writeReport(name: string, data: unknown, markdown: string): void {
+export async function writeReport(
+  name: string,
+  data: unknown,
+  markdown: string,
+  options: { doc?: string } = {},
+): Promise<void> {
   const dir = join(repoRoot, 'docs', 'bench');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, `${name}.json`), `${JSON.stringify(data, null, 2)}\n`);
-  const file = join(repoRoot, 'docs', 'performance.md');
+  const file = join(repoRoot, 'docs', options.doc ?? 'performance.md');
   const start = `<!-- ${name}:start -->`;
   const end = `<!-- ${name}:end -->`;
   let doc = existsSync(file)
@@ -28,7 +35,9 @@ export function writeReport(name: string, data: unknown, markdown: string): void
   } else {
     doc = `${doc.trimEnd()}\n\n${section}\n`;
   }
-  writeFileSync(file, doc);
+  // Formatted as the repository's check expects (tables aligned).
+  const config = await resolveConfig(file);
+  writeFileSync(file, await format(doc, { ...config, filepath: file }));
 }
 
 export const fmt = (n: number, digits = 0): string =>
