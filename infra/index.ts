@@ -19,3 +19,5 @@ export * from './nats/decisionPublisher.js';
 export * from './nats/snapshotStore.js';
 export * from './nats/hostDirectory.js';
 export * from './nats/bucketIntake.js';
+export * from './nats/membership.js';
+export * from './nats/placementStore.js';

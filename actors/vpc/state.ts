@@ -109,3 +109,8 @@ export function initialState(vpcId: string): VpcState {
     intents: new Map(),
   };
 }
+
+/** The VPC's placement weight: its ports plus the hosts they sit on (DESIGN §5). */
+export function loadOf(state: VpcState): number {
+  return state.ports.size + state.hosts.size;
+}

@@ -1,122 +1,172 @@
 /**
- * Intake of stream INTENTS (DESIGN §2): a durable pull consumer over a set of
- * buckets, filtered on their `intent.<bucket>.*` subjects. A controller runs one
- * for the buckets it owns. Measured (docs/performance.md, intake): one consumer
- * per bucket — 1,024 of them — cuts the server's publish rate to 0.13× and its
- * backlog rate to 0.06×, because the server's work per message grows with the
- * number of consumers; one consumer per instance keeps both near the raw rate.
+ * Intake of stream INTENTS (DESIGN §2): one durable pull consumer per controller
+ * run, filtered on the `intent.<bucket>.*` subjects of the buckets it works. A
+ * measured choice (docs/performance.md, intake): one consumer per bucket — 1,024
+ * of them — cuts the server's publish rate to 0.13× and its backlog rate to 0.06×,
+ * because the server's work per message grows with the number of consumers; one
+ * consumer per instance keeps both near the raw rate.
  *
- * The durable's name is derived from the bucket set, so an instance restarted on
- * the same buckets (whatever its id) takes over the same ack floor.
+ * The consumer is created delivering only new messages and its filter follows the
+ * buckets the controller acquires and releases; what a bucket held before it was
+ * acquired is read by `scanBuckets` from the floor its handoff record gives. The
+ * name carries the run's incarnation, so a successor can read a dead run's ack
+ * floor; the server deletes it after `inactiveMs` without pulls.
  *
  * Deliveries are headers-only: they only say "VPC v has an intent at sequence s";
  * the VPC actor reads the intents themselves from the stream in order from its
  * cursor. A delivery is acked once the actor has handled its sequence; unacked
- * ones come back after `ack_wait` (or at once after a takeover, see below).
- * `max_ack_pending` bounds what is in flight: back-pressure stays in the server.
+ * ones come back after `ack_wait`. `max_ack_pending` bounds what is in flight:
+ * back-pressure stays in the server.
  */
 import {
   AckPolicy,
   DeliverPolicy,
   JetStreamApiError,
+  JetStreamError,
   jetstream,
-  type ConsumerConfig,
-  type ConsumerInfo,
   type ConsumerMessages,
   type JetStreamManager,
   type JsMsg,
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { ConfigMismatchError, fnv1a32, streams, subjects } from '../../shared/index.js';
+import { streams, subjects } from '../../shared/index.js';
 
 export interface IntakeOptions {
   stream?: string;
-  /** Durable name prefix; a digest of the bucket set is appended. */
-  durablePrefix?: string;
   ackWaitMs?: number;
   maxAckPending?: number;
   /** Deliveries buffered per pull. */
   batch?: number;
+  /** The server deletes the durable after this long without pulls. */
+  inactiveMs?: number;
+  /** What a new durable delivers: new messages (default; scans cover the past) or all. */
+  deliver?: 'new' | 'all';
 }
 
 const DEFAULTS = {
   stream: streams.intents,
-  durablePrefix: 'intake-',
   ackWaitMs: 60_000,
   maxAckPending: 10_000,
   batch: 1024,
+  inactiveMs: 120_000,
 };
 
-/** The durable's name for a set of buckets: `intake-<count>-<fnv1a32 of the list>`. */
-export function intakeDurable(buckets: readonly number[], options: IntakeOptions = {}): string {
-  const sorted = [...new Set(buckets)].sort((a, b) => a - b);
-  const digest = fnv1a32(new TextEncoder().encode(sorted.join(','))).toString(16);
-  return `${options.durablePrefix ?? DEFAULTS.durablePrefix}${sorted.length}-${digest}`;
-}
+/** A filter that matches no intent: the consumer of a run that works no bucket. */
+const NO_BUCKET = 'intent._none_._none_';
 
-function consumerConfig(
-  buckets: readonly number[],
-  options: IntakeOptions,
-): Partial<ConsumerConfig> {
-  const name = intakeDurable(buckets, options);
-  const filters = [...new Set(buckets)].sort((a, b) => a - b).map(subjects.intentBucketFilter);
-  return {
+/** The durable of one controller run: `intake-<instance>-<incarnation>`. */
+export const intakeDurable = (instanceId: string, incarnation: string): string =>
+  `intake-${instanceId}-${incarnation}`;
+
+const filtersFor = (buckets: Iterable<number>): string[] => {
+  const sorted = [...new Set(buckets)].sort((a, b) => a - b);
+  return sorted.length === 0 ? [NO_BUCKET] : sorted.map(subjects.intentBucketFilter);
+};
+
+/** Creates the run's durable (new messages only) filtered on `buckets`. */
+export async function createIntakeConsumer(
+  jsm: JetStreamManager,
+  name: string,
+  buckets: Iterable<number>,
+  options: IntakeOptions = {},
+): Promise<void> {
+  await jsm.consumers.add(options.stream ?? DEFAULTS.stream, {
     name,
     durable_name: name,
-    ...(filters.length === 1 ? { filter_subject: filters[0]! } : { filter_subjects: filters }),
+    filter_subjects: filtersFor(buckets),
     ack_policy: AckPolicy.Explicit,
-    deliver_policy: DeliverPolicy.All,
+    deliver_policy: options.deliver === 'all' ? DeliverPolicy.All : DeliverPolicy.New,
     ack_wait: (options.ackWaitMs ?? DEFAULTS.ackWaitMs) * 1_000_000,
     max_ack_pending: options.maxAckPending ?? DEFAULTS.maxAckPending,
     max_deliver: -1,
     headers_only: true,
-  };
-}
-
-const filtersOf = (c: Partial<ConsumerConfig>): string =>
-  JSON.stringify([...(c.filter_subjects ?? (c.filter_subject ? [c.filter_subject] : []))].sort());
-
-/** Creates the bucket set's durable consumer, or checks the one that exists. */
-export async function ensureIntakeConsumer(
-  jsm: JetStreamManager,
-  buckets: readonly number[],
-  options: IntakeOptions = {},
-): Promise<string> {
-  const stream = options.stream ?? DEFAULTS.stream;
-  const config = consumerConfig(buckets, options);
-  const name = config.name!;
-  let info: ConsumerInfo;
-  try {
-    info = await jsm.consumers.add(stream, config);
-  } catch (err) {
-    // Adding an identical consumer returns it; one that exists with other settings
-    // (a tuned ack wait, say) is kept as it is, unless it filters something else.
-    if (!(err instanceof JetStreamApiError)) throw err;
-    info = await jsm.consumers.info(stream, name).catch(() => {
-      throw err;
-    });
-  }
-  if (filtersOf(info.config) !== filtersOf(config)) {
-    throw new ConfigMismatchError(`consumer ${stream}/${name}`, [
-      `filters ${filtersOf(info.config).slice(0, 200)} ≠ declared ${filtersOf(config).slice(0, 200)}`,
-    ]);
-  }
-  if (info.num_ack_pending > 0) await takeOver(jsm, stream, name);
-  return name;
+    inactive_threshold: (options.inactiveMs ?? DEFAULTS.inactiveMs) * 1_000_000,
+  });
 }
 
 /**
- * The previous owner left deliveries unacked (it crashed, or handed over):
- * restart delivery from the ack floor now instead of after `ack_wait` (consumer
- * reset, nats-server 2.14+; older servers redeliver after ack_wait). Deliveries
- * only wake actors, so a repeat is harmless.
+ * Points the durable at `buckets`. Messages of an added bucket stored before the
+ * update are not delivered (scan them); a removed bucket's deliveries already on
+ * their way still arrive.
  */
-async function takeOver(jsm: JetStreamManager, stream: string, name: string): Promise<void> {
+export async function setIntakeBuckets(
+  jsm: JetStreamManager,
+  name: string,
+  buckets: Iterable<number>,
+  options: IntakeOptions = {},
+): Promise<void> {
+  const stream = options.stream ?? DEFAULTS.stream;
+  await jsm.consumers.update(stream, name, { filter_subjects: filtersFor(buckets) });
+}
+
+/** The durable's ack floor (every delivery at or below it acked), or undefined if it is gone. */
+export async function intakeAckFloor(
+  jsm: JetStreamManager,
+  name: string,
+  options: IntakeOptions = {},
+): Promise<number | undefined> {
   try {
-    await jsm.consumers.reset(stream, name);
-  } catch {
-    // Not supported by this server: the pending deliveries come back after ack_wait.
+    const info = await jsm.consumers.info(options.stream ?? DEFAULTS.stream, name);
+    return info.ack_floor.stream_seq;
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.status === 404) return undefined;
+    throw err;
   }
+}
+
+/**
+ * Every intent stored in `bucket` after `floor`: the VPC token and sequence, read
+ * with direct batch gets on `intent.<bucket>.*` until the end of the stream.
+ */
+export async function scanBucket(
+  jsm: JetStreamManager,
+  bucket: number,
+  floor: number,
+  onIntent: (vpcToken: string, seq: number) => void,
+  options: IntakeOptions & { pageSize?: number } = {},
+): Promise<number> {
+  const stream = options.stream ?? DEFAULTS.stream;
+  let after = floor;
+  let found = 0;
+  for (;;) {
+    const page = await directPage(
+      jsm,
+      stream,
+      subjects.intentBucketFilter(bucket),
+      after,
+      options.pageSize ?? 1000,
+    );
+    for (const m of page) {
+      onIntent(m.subject.slice(m.subject.indexOf('.', m.subject.indexOf('.') + 1) + 1), m.seq);
+      after = m.seq;
+    }
+    found += page.length;
+    if (page.length === 0) return found;
+  }
+}
+
+/** Up to `max` messages on `subject` (may hold wildcards) after sequence `after`. */
+export async function directPage(
+  jsm: JetStreamManager,
+  stream: string,
+  subject: string,
+  after: number,
+  max: number,
+): Promise<Array<{ seq: number; subject: string; data: Uint8Array; time: Date }>> {
+  const batch = await jsm.direct.getBatch(stream, {
+    seq: after + 1,
+    next_by_subj: subject,
+    batch: max,
+  });
+  const out: Array<{ seq: number; subject: string; data: Uint8Array; time: Date }> = [];
+  try {
+    for await (const m of batch)
+      out.push({ seq: m.seq, subject: m.subject, data: m.data, time: m.time });
+  } catch (err) {
+    // 404: no (more) message on the subject after that sequence.
+    if (!(err instanceof JetStreamError && (err as { code?: number }).code === 404)) throw err;
+  }
+  return out;
 }
 
 /** One intake delivery: the bucket and VPC token from the subject, and the sequence. */
@@ -135,19 +185,16 @@ export interface Intake {
   stop: () => Promise<void>;
 }
 
-/** Consumes the bucket set's durable (create it first with ensureIntakeConsumer). */
+/** Consumes the run's durable (create it first with createIntakeConsumer). */
 export async function consumeIntake(
   nc: NatsConnection,
-  buckets: readonly number[],
+  name: string,
   onDelivery: (delivery: IntakeDelivery) => void,
   options: IntakeOptions = {},
 ): Promise<Intake> {
   // A server busy catching consumers up on a backlog answers API requests late.
   const js = jetstream(nc, { timeout: 30_000 });
-  const consumer = await js.consumers.get(
-    options.stream ?? DEFAULTS.stream,
-    intakeDurable(buckets, options),
-  );
+  const consumer = await js.consumers.get(options.stream ?? DEFAULTS.stream, name);
   const messages: ConsumerMessages = await consumer.consume({
     max_messages: options.batch ?? DEFAULTS.batch,
     callback: (m: JsMsg) => {

@@ -13,8 +13,17 @@ import {
 export const ControllerConfigSchema = z.strictObject({
   instanceId: z.string().regex(ID_PATTERN),
   natsUrl: z.string().min(1),
-  /** Buckets this instance owns (static assignment until LBMRC placement). */
-  buckets: z.array(z.number().int().min(0)).min(1),
+  /**
+   * A fixed bucket set (benchmarks, tests, a single instance). Absent: the
+   * instance takes part in LBMRC placement and works the buckets the table gives it.
+   */
+  buckets: z.array(z.number().int().min(0)).min(1).optional(),
+  /** Relative capacity in placement. */
+  capacity: z.number().positive().max(1000).default(1),
+  /** Heartbeat TTL: a member silent this long is gone (the KV bucket's max age). */
+  heartbeatTtlMs: z.number().int().min(500).max(600_000).default(5_000),
+  /** LBMRC tolerance around the fair share. */
+  epsilon: z.number().min(0).max(0.5).default(0.05),
   bucketCount: z.number().int().min(1).default(DEFAULT_BUCKET_COUNT),
   /** Snapshot a VPC after this many commits (and on passivation / handoff). */
   snapshotEvery: z.number().int().min(1).default(1000),
@@ -30,6 +39,8 @@ export const ControllerConfigSchema = z.strictObject({
       ackWaitMs: z.number().int().min(1000).default(60_000),
       maxAckPending: z.number().int().min(1).default(10_000),
       batch: z.number().int().min(1).default(1024),
+      /** The server deletes a dead run's consumer after this long. */
+      inactiveMs: z.number().int().min(10_000).default(120_000),
     })
     .prefault({}),
   /** JetStream replicas of the streams and buckets (3 on a NATS cluster). */
@@ -48,7 +59,7 @@ export function parseControllerConfig(input: ControllerConfigInput): ControllerC
     throw new ConfigError(issue.path.join('.') || 'config', issue.message);
   }
   const config = parsed.data;
-  const outside = config.buckets.find((b) => b >= config.bucketCount);
+  const outside = config.buckets?.find((b) => b >= config.bucketCount);
   if (outside !== undefined)
     throw new ConfigError('buckets', `bucket ${outside} ≥ bucketCount ${config.bucketCount}`);
   return config;
@@ -62,6 +73,9 @@ const ENV = {
   ALCOR_CONCURRENCY: 'concurrency',
   ALCOR_DECISION_TIMEOUT_MS: 'decisionTimeoutMs',
   ALCOR_REPLICAS: 'replicas',
+  ALCOR_CAPACITY: 'capacity',
+  ALCOR_HEARTBEAT_TTL_MS: 'heartbeatTtlMs',
+  ALCOR_EPSILON: 'epsilon',
 } as const;
 
 /** The configuration from `ALCOR_*` variables and NATS_URL. */
@@ -79,7 +93,8 @@ export function controllerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): C
     input[key] = n;
   }
   const bucketCount = (input.bucketCount as number | undefined) ?? DEFAULT_BUCKET_COUNT;
-  input.buckets = parseBucketSet(env.ALCOR_BUCKETS ?? 'all', bucketCount, 'ALCOR_BUCKETS');
+  if (env.ALCOR_BUCKETS !== undefined && env.ALCOR_BUCKETS !== 'placed')
+    input.buckets = parseBucketSet(env.ALCOR_BUCKETS, bucketCount, 'ALCOR_BUCKETS');
   if (env.ALCOR_SERVE_API !== undefined) input.serveApi = env.ALCOR_SERVE_API !== '0';
   try {
     return parseControllerConfig(input as ControllerConfigInput);

@@ -1,7 +1,9 @@
 /**
- * The controller (DESIGN §2, §6): owns a set of buckets; per bucket an intake
- * consumer and a decision responder; one VPC actor per active VPC; the sync API in
- * the controllers' queue group. `start(config) → {stop()}` boots it in-process.
+ * The controller (DESIGN §2, §5, §6): heartbeats into KV `controllers`; works the
+ * buckets the placement table gives it (or a static set) through one intake
+ * consumer, with a decision responder per bucket; one VPC actor per active VPC;
+ * competes for placement leadership; serves the sync API in the controllers'
+ * queue group. `start(config) → {stop()}` boots it in-process.
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
@@ -13,29 +15,49 @@ import {
   createJetStreamEventLog,
   createJetStreamIntentSource,
   createKvSnapshotStore,
+  createMembership,
+  createPlacementStore,
   ensureLayout,
+  intakeDurable,
   type HostDirectory,
   type Logger,
+  type Membership,
 } from '../../infra/index.js';
+import { kvBuckets } from '../../shared/index.js';
 import { serveApplyApi } from './applyApi.js';
 import { parseControllerConfig, type ControllerConfigInput } from './config.js';
-import { startIntake, type IntakeRuntime } from './intake.js';
+import { IntakeRuntime } from './intake.js';
 import { Limiter } from './limiter.js';
 import { createMetrics, type ControllerMetrics } from './metrics.js';
+import { BucketLoads, startOwnership, type Ownership } from './ownership.js';
+import { startPlacementLeader } from './placementLeader.js';
 import { VpcActors } from './vpcActors.js';
 
 export { controllerConfigFromEnv, parseControllerConfig } from './config.js';
 export type { ControllerConfig, ControllerConfigInput } from './config.js';
 export type { ControllerMetrics } from './metrics.js';
 export type { ApplyReply, ApplyReplyItem } from './applyApi.js';
+export { nextTable } from './placementLeader.js';
 
 export interface Controller {
   instanceId: string;
-  buckets: readonly number[];
+  /** The current run (changes when the membership lease was lost). */
+  incarnation: () => string;
+  /** Buckets worked now. */
+  buckets: () => number[];
+  isLeader: () => boolean;
   metrics: ControllerMetrics;
   /** VPC actors alive now. */
   activeVpcs: () => number;
+  /** Resolves once every bucket the table (or config) gives this run is worked. */
+  settled: () => Promise<void>;
+  /** Hands its buckets on (released records, so nobody waits for the TTL) and stops. */
   stop: () => Promise<void>;
+}
+
+interface Run {
+  intake: IntakeRuntime;
+  ownership: Ownership;
 }
 
 export async function start(input: ControllerConfigInput & { log: Logger }): Promise<Controller> {
@@ -46,7 +68,11 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
     name: `alcor-controller-${config.instanceId}`,
   });
   const jsm = await jetstreamManager(nc);
-  await ensureLayout(nc, jsm, { ...DEFAULT_LAYOUT, replicas: config.replicas });
+  await ensureLayout(nc, jsm, {
+    ...DEFAULT_LAYOUT,
+    replicas: config.replicas,
+    heartbeatTtlMs: config.heartbeatTtlMs,
+  });
 
   const hosts: HostDirectory = await createHostDirectory(nc, {
     onInvalid: (hostId, error) => logger.warn({ hostId, ...error }, 'host record ignored'),
@@ -59,6 +85,37 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
   }
   const publisher = createJetStreamDecisionPublisher(nc);
   const metrics = createMetrics();
+  const loads = new BucketLoads();
+  const store = await createPlacementStore(nc, logger);
+  const limiter = new Limiter(config.concurrency);
+  const placed = config.buckets === undefined;
+  let run: Run | undefined;
+  let stopping = false;
+
+  const teardown = async (): Promise<void> => {
+    const current = run;
+    run = undefined;
+    if (!current) return;
+    await current.ownership.stop(false);
+    await current.intake.stop();
+    actors.stopAll();
+  };
+  const membership: Membership = await createMembership(nc, {
+    bucket: kvBuckets.controllers,
+    id: config.instanceId,
+    capacity: config.capacity,
+    placed,
+    ttlMs: config.heartbeatTtlMs,
+    lead: placed,
+    loads: () => loads.report(run?.ownership.owned() ?? []),
+    logger,
+    // Paused or cut off past the TTL: others may own our buckets now. Drop all
+    // work; a new run (incarnation) starts once registered again.
+    onLeaseLost: async () => {
+      await teardown();
+      void restart();
+    },
+  });
   const actors = new VpcActors({
     log: await createJetStreamEventLog(nc),
     intents: await createJetStreamIntentSource(nc),
@@ -66,24 +123,72 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
     snapshots: await createKvSnapshotStore(nc),
     lookupHost: hosts.lookup,
     logger,
-    limiter: new Limiter(config.concurrency),
+    limiter,
     metrics,
     snapshotEvery: config.snapshotEvery,
     readBatch: config.readBatch,
     idleMs: config.idleMs,
+    leaseValid: membership.leaseValid,
+    reportLoad: (vpcId, bucket, load) => loads.set(bucket, vpcId, load),
   });
 
-  const intake: IntakeRuntime = await startIntake({
-    nc,
-    jsm,
-    buckets: config.buckets,
-    bucketCount: config.bucketCount,
-    actors,
-    publisher,
-    metrics,
-    logger,
-    intake: config.intake,
-  });
+  const startRun = async (): Promise<Run> => {
+    const incarnation = membership.incarnation();
+    const intake = await IntakeRuntime.start({
+      nc,
+      jsm,
+      durable: intakeDurable(config.instanceId, incarnation),
+      bucketCount: config.bucketCount,
+      actors,
+      publisher,
+      metrics,
+      logger,
+      intake: config.intake,
+      leaseValid: membership.leaseValid,
+    });
+    const ownership = await startOwnership({
+      instanceId: config.instanceId,
+      incarnation,
+      membership,
+      store,
+      intake,
+      actors,
+      loads,
+      jsm,
+      intakeOptions: config.intake,
+      logger: logger.child({ incarnation }),
+      limiter: new Limiter(16),
+      ...(config.buckets ? { staticBuckets: config.buckets } : {}),
+    });
+    return { intake, ownership };
+  };
+  const restart = async (): Promise<void> => {
+    while (!stopping && !run) {
+      try {
+        await membership.beat();
+        if (membership.leaseValid()) run = await startRun();
+      } catch (err) {
+        logger.warn({ err }, 'could not start a new run; retrying');
+      }
+      if (!run) await new Promise((r) => setTimeout(r, 1000));
+    }
+  };
+
+  run = await startRun();
+  const leader = placed
+    ? startPlacementLeader({
+        membership,
+        store,
+        logger,
+        options: {
+          bucketCount: config.bucketCount,
+          epsilon: config.epsilon,
+          intervalMs: Math.max(100, Math.floor(config.heartbeatTtlMs / 4)),
+          settleMs: Math.floor(config.heartbeatTtlMs / 2),
+          refreshMs: 10_000,
+        },
+      })
+    : undefined;
   const api: Subscription | undefined = config.serveApi
     ? serveApplyApi({
         nc,
@@ -93,21 +198,38 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
       })
     : undefined;
   logger.info(
-    { buckets: config.buckets.length, hosts: hosts.size(), api: config.serveApi },
+    {
+      incarnation: membership.incarnation(),
+      buckets: config.buckets ? config.buckets.length : 'placed',
+      hosts: hosts.size(),
+      api: config.serveApi,
+    },
     'controller started',
   );
 
-  let stopping: Promise<void> | undefined;
+  let stopped: Promise<void> | undefined;
   return {
     instanceId: config.instanceId,
-    buckets: config.buckets,
+    incarnation: membership.incarnation,
+    buckets: () => run?.ownership.owned() ?? [],
+    isLeader: membership.isLeader,
     metrics,
     activeVpcs: () => actors.size,
+    settled: async () => {
+      while (!run) await new Promise((r) => setTimeout(r, 100));
+      await run.ownership.settled();
+    },
     stop: () =>
-      (stopping ??= (async () => {
+      (stopped ??= (async () => {
+        stopping = true;
         api?.unsubscribe();
-        await intake.stop();
-        actors.stopAll();
+        await leader?.stop();
+        const current = run;
+        if (current) {
+          await current.ownership.stop(true);
+          await teardown();
+        }
+        await membership.stop();
         await hosts.stop();
         await nc.drain();
         logger.info({ ...metrics }, 'controller stopped');

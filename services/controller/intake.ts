@@ -1,13 +1,23 @@
 /**
- * What a controller runs for its buckets: the intake consumer over all of them
- * (deliveries wake VPC actors and are acked once handled) and, per bucket, the
- * decision responder the sync API asks (`alcor.ctl.decision.<bucket>`).
+ * What a controller run does with the buckets it works: one intake consumer over
+ * them (deliveries wake VPC actors and are acked once handled), the decision
+ * responder per bucket that the sync API asks (`alcor.ctl.decision.<bucket>`), and
+ * the bucket phases a handoff goes through (docs/controller.md, "Placement"):
+ *
+ *   working   — deliveries wake actors; the responder answers;
+ *   releasing — the consumer no longer asks for the bucket; deliveries already on
+ *               their way are held, unacked, so the ack floor stays below them;
+ *   released  — the handoff record is written; held and late deliveries are
+ *               acked without work (the next owner scans from the floor).
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import {
   consumeIntake,
-  ensureIntakeConsumer,
+  createIntakeConsumer,
+  intakeAckFloor,
+  scanBucket,
+  setIntakeBuckets,
   type Intake,
   type IntakeDelivery,
   type IntakeOptions,
@@ -33,89 +43,249 @@ export interface DecisionQuery {
 }
 export type DecisionAnswer = Array<Decided | null>;
 
-export interface IntakeRuntime {
-  stop: () => Promise<void>;
+const encoder = new TextEncoder();
+const RETRY_MS = 1000;
+
+interface BucketWork {
+  phase: 'working' | 'releasing' | 'released';
+  inFlight: Set<Promise<unknown>>;
+  held: IntakeDelivery[];
+  responder?: Subscription;
 }
 
-const encoder = new TextEncoder();
-
-export async function startIntake(deps: {
+export interface IntakeDeps {
   nc: NatsConnection;
   jsm: JetStreamManager;
-  buckets: readonly number[];
+  /** The run's durable consumer. */
+  durable: string;
   bucketCount: number;
   actors: VpcActors;
   publisher: DecisionPublisher;
   metrics: ControllerMetrics;
   logger: Logger;
   intake: IntakeOptions;
-}): Promise<IntakeRuntime> {
-  const { nc, jsm, actors, logger } = deps;
-  const owned = new Set(deps.buckets);
+  /** False once the run's membership lease expired: deliveries are left alone. */
+  leaseValid: () => boolean;
+}
+
+export class IntakeRuntime {
+  private readonly buckets = new Map<number, BucketWork>();
+  private consumer: Intake | undefined;
+  private stopped = false;
+
+  private constructor(private readonly deps: IntakeDeps) {}
+
+  /** Creates the run's consumer (working no bucket yet) and starts consuming. */
+  static async start(deps: IntakeDeps): Promise<IntakeRuntime> {
+    const runtime = new IntakeRuntime(deps);
+    await createIntakeConsumer(deps.jsm, deps.durable, [], deps.intake);
+    runtime.consumer = await consumeIntake(
+      deps.nc,
+      deps.durable,
+      (d) => runtime.onDelivery(d),
+      deps.intake,
+    );
+    return runtime;
+  }
+
+  /** Buckets in the working phase. */
+  working(): number[] {
+    return [...this.buckets]
+      .filter(([, w]) => w.phase === 'working')
+      .map(([b]) => b)
+      .sort((a, b) => a - b);
+  }
+
+  /** Starts working `buckets`: the consumer delivers their new intents, responders answer. */
+  async add(buckets: readonly number[]): Promise<void> {
+    for (const b of buckets) {
+      const work = this.buckets.get(b);
+      for (const d of work?.held ?? []) d.nak(); // theirs again
+      this.buckets.set(b, { phase: 'working', inFlight: new Set(), held: [] });
+    }
+    await this.updateFilter();
+    for (const b of buckets) this.buckets.get(b)!.responder = this.respond(b);
+  }
 
   /**
-   * An intake delivery that no VPC actor can take: answered on status and
-   * terminated here; if that fails, it comes back later.
+   * Wakes the VPCs of intents stored in `bucket` after `floor` (what the previous
+   * owner may not have handled); resolves once all are handled. Retries while the
+   * bucket is worked.
    */
-  const refuse = (d: IntakeDelivery, error: ErrorDetail, vpcId?: string): void => {
-    deps.metrics.refused += 1;
-    void (async () => {
-      const stored = await jsm.direct.getMessage(streams.intents, { seq: d.seq });
-      const parsed = stored ? decodeIntent(stored.data) : undefined;
-      const intentId = (parsed?.ok ? parsed.value.id : parsed?.id) ?? `seq-${d.seq}`;
-      logger.warn({ intentId, seq: d.seq, subject: stored?.subject, ...error }, 'intent refused');
-      await deps.publisher.status(
-        vpcId ? subjects.status(vpcId) : subjects.statusInvalid,
-        {
-          intentId,
-          vpcId: vpcId ?? d.vpcToken.slice(0, 64),
-          revision: 0,
-          outcome: 'rejected',
-          error,
-        },
-        statusMsgId(intentId, `refused-${d.seq}`),
-      );
-      d.term(error.code);
-    })().catch((err: unknown) => {
-      logger.error({ err, seq: d.seq }, 'could not refuse an intent; it comes back');
-      d.nak(1000);
-    });
-  };
+  async scan(bucket: number, floor: number): Promise<number> {
+    const highest = new Map<string, number>();
+    const found = await scanBucket(
+      this.deps.jsm,
+      bucket,
+      floor,
+      (vpcToken, seq) => highest.set(vpcToken, seq),
+      this.deps.intake,
+    );
+    await Promise.all(
+      [...highest].map(async ([vpcToken, seq]) => {
+        for (;;) {
+          const work = this.buckets.get(bucket);
+          if (work?.phase !== 'working' || !this.deps.leaseValid()) return;
+          try {
+            await this.track(work, this.handle(bucket, vpcToken, seq));
+            return;
+          } catch (err) {
+            this.deps.logger.warn(
+              { err, vpcId: vpcToken, seq },
+              'scanned intent not handled; retrying',
+            );
+            await new Promise((r) => setTimeout(r, RETRY_MS));
+          }
+        }
+      }),
+    );
+    return found;
+  }
 
-  const onDelivery = (d: IntakeDelivery): void => {
-    const { vpcToken, bucket, seq } = d;
-    if (!ID_PATTERN.test(vpcToken)) {
-      refuse(d, {
-        code: 'id_format',
-        message: `the subject's VPC id ${JSON.stringify(vpcToken.slice(0, 80))} is not an id (^[A-Za-z0-9_-]{1,64}$)`,
-        path: 'vpcId',
-      });
+  /**
+   * Stops working `buckets`: the consumer stops asking for them, responders stop,
+   * and this resolves once the deliveries being handled are done.
+   */
+  async remove(buckets: readonly number[]): Promise<void> {
+    for (const b of buckets) {
+      const work = this.buckets.get(b);
+      if (!work) continue;
+      work.phase = 'releasing';
+      work.responder?.unsubscribe();
+      delete work.responder;
+    }
+    await this.updateFilter();
+    for (const b of buckets) {
+      const work = this.buckets.get(b);
+      while (work && work.inFlight.size > 0) await Promise.allSettled([...work.inFlight]);
+    }
+  }
+
+  /** After the handoff records are written: held deliveries are acked without work. */
+  released(buckets: readonly number[]): void {
+    for (const b of buckets) {
+      const work = this.buckets.get(b);
+      if (!work || work.phase === 'working') continue;
+      work.phase = 'released';
+      for (const d of work.held) d.ack();
+      work.held = [];
+    }
+  }
+
+  /** Every delivery at or below this sequence is acked (handled, or held and released). */
+  async ackFloor(): Promise<number> {
+    return (await intakeAckFloor(this.deps.jsm, this.deps.durable, this.deps.intake)) ?? 0;
+  }
+
+  /** Stops consuming; the durable stays for a successor to read its ack floor. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const work of this.buckets.values()) work.responder?.unsubscribe();
+    await this.consumer?.stop();
+  }
+
+  private async updateFilter(): Promise<void> {
+    await setIntakeBuckets(this.deps.jsm, this.deps.durable, this.working(), this.deps.intake);
+  }
+
+  private track<T>(work: BucketWork, p: Promise<T>): Promise<T> {
+    work.inFlight.add(p);
+    const done = (): void => {
+      work.inFlight.delete(p);
+    };
+    p.then(done, done);
+    return p;
+  }
+
+  private onDelivery(d: IntakeDelivery): void {
+    if (this.stopped || !this.deps.leaseValid()) return; // comes back to whoever owns it
+    const work = this.buckets.get(d.bucket);
+    if (work?.phase === 'releasing') {
+      work.held.push(d);
       return;
     }
-    const home = bucketOf(vpcToken, deps.bucketCount);
-    if (home !== bucket || !owned.has(bucket)) {
-      refuse(
-        d,
-        {
-          code: 'wrong_bucket',
-          message: `${vpcToken} belongs to bucket ${home}, not ${bucket}: publish to intent.<vpcId>`,
-          path: 'vpcId',
+    const wrong = this.misrouted(d.bucket, d.vpcToken);
+    if (wrong) {
+      this.refuse(d.seq, d.vpcToken, wrong).then(
+        () => d.term(wrong.error.code),
+        (err: unknown) => {
+          this.deps.logger.error({ err, seq: d.seq }, 'could not refuse an intent; it comes back');
+          d.nak(RETRY_MS);
         },
-        vpcToken,
       );
       return;
     }
-    actors.wake(vpcToken, bucket, seq).then(
+    if (work?.phase !== 'working') {
+      d.ack(); // a bucket released (or never ours): its owner scans from its floor
+      return;
+    }
+    this.track(work, this.deps.actors.wake(d.vpcToken, d.bucket, d.seq)).then(
       () => d.ack(),
       (err: unknown) => {
-        logger.warn({ err, vpcId: vpcToken, seq }, 'intent not handled; redelivering');
-        d.nak(1000);
+        this.deps.logger.warn(
+          { err, vpcId: d.vpcToken, seq: d.seq },
+          'intent not handled; redelivering',
+        );
+        d.nak(RETRY_MS);
       },
     );
-  };
+  }
 
-  const responders: Subscription[] = deps.buckets.map((bucket) =>
-    nc.subscribe(subjects.decisionQuery(bucket), {
+  /** Wakes the VPC's actor up to `seq`, or refuses an intent no actor can take. */
+  private async handle(bucket: number, vpcToken: string, seq: number): Promise<void> {
+    const wrong = this.misrouted(bucket, vpcToken);
+    if (wrong) return this.refuse(seq, vpcToken, wrong);
+    await this.deps.actors.wake(vpcToken, bucket, seq);
+  }
+
+  /** Why an intent on `intent.<bucket>.<vpcToken>` cannot go to a VPC actor, if it cannot. */
+  private misrouted(
+    bucket: number,
+    vpcToken: string,
+  ): { error: ErrorDetail; vpcId?: string } | undefined {
+    if (!ID_PATTERN.test(vpcToken)) {
+      return {
+        error: {
+          code: 'id_format',
+          message: `the subject's VPC id ${JSON.stringify(vpcToken.slice(0, 80))} is not an id (^[A-Za-z0-9_-]{1,64}$)`,
+          path: 'vpcId',
+        },
+      };
+    }
+    const home = bucketOf(vpcToken, this.deps.bucketCount);
+    if (home === bucket) return undefined;
+    return {
+      vpcId: vpcToken,
+      error: {
+        code: 'wrong_bucket',
+        message: `${vpcToken} belongs to bucket ${home}, not ${bucket}: publish to intent.<vpcId>`,
+        path: 'vpcId',
+      },
+    };
+  }
+
+  /** An intent no VPC actor can take: answered on status (msgID makes a repeat harmless). */
+  private async refuse(
+    seq: number,
+    vpcToken: string,
+    { error, vpcId }: { error: ErrorDetail; vpcId?: string },
+  ): Promise<void> {
+    this.deps.metrics.refused += 1;
+    const stored = await this.deps.jsm.direct.getMessage(streams.intents, { seq });
+    const parsed = stored ? decodeIntent(stored.data) : undefined;
+    const intentId = (parsed?.ok ? parsed.value.id : parsed?.id) ?? `seq-${seq}`;
+    this.deps.logger.warn({ intentId, seq, subject: stored?.subject, ...error }, 'intent refused');
+    await this.deps.publisher.status(
+      vpcId ? subjects.status(vpcId) : subjects.statusInvalid,
+      { intentId, vpcId: vpcId ?? vpcToken.slice(0, 64), revision: 0, outcome: 'rejected', error },
+      statusMsgId(intentId, `refused-${seq}`),
+    );
+  }
+
+  private respond(bucket: number): Subscription {
+    const { nc, actors, bucketCount } = this.deps;
+    return nc.subscribe(subjects.decisionQuery(bucket), {
       callback: (err, msg) => {
         if (err) return;
         void (async () => {
@@ -129,7 +299,7 @@ export async function startIntake(deps: {
           }
           const answers: DecisionAnswer = await Promise.all(
             query.items.map(async ({ vpcId, intentId, seq }) => {
-              if (!isId(vpcId) || bucketOf(vpcId, deps.bucketCount) !== bucket) return null;
+              if (!isId(vpcId) || bucketOf(vpcId, bucketCount) !== bucket) return null;
               try {
                 return (await actors.decision(vpcId, bucket, intentId, seq)) ?? null;
               } catch {
@@ -140,15 +310,6 @@ export async function startIntake(deps: {
           msg.respond(encoder.encode(JSON.stringify(answers)));
         })();
       },
-    }),
-  );
-  await ensureIntakeConsumer(jsm, deps.buckets, deps.intake);
-  const intake: Intake = await consumeIntake(nc, deps.buckets, onDelivery, deps.intake);
-
-  return {
-    stop: async () => {
-      for (const r of responders) r.unsubscribe();
-      await intake.stop();
-    },
-  };
+    });
+  }
 }

@@ -70,6 +70,32 @@ export class VpcActors {
     for (const entry of [...this.entries.values()]) entry.actor.send({ type: 'STOP' });
   }
 
+  /**
+   * Hands off the actors of `buckets`: each finishes what it is doing, snapshots
+   * and stops. Resolves once all have stopped.
+   */
+  async handOff(buckets: ReadonlySet<number>): Promise<number> {
+    const leaving = [...this.entries.values()].filter((e) => buckets.has(e.worker.bucket));
+    await Promise.all(
+      leaving.map(
+        ({ actor }) =>
+          new Promise<void>((resolve) => {
+            if (actor.getSnapshot().status !== 'active') return resolve();
+            actor.subscribe({ complete: resolve, error: () => resolve() });
+            actor.send({ type: 'HANDOFF' });
+          }),
+      ),
+    );
+    return leaving.length;
+  }
+
+  /** Stops the actors of `buckets` at once, without a snapshot (the buckets were lost). */
+  drop(buckets: ReadonlySet<number>): void {
+    for (const entry of [...this.entries.values()]) {
+      if (buckets.has(entry.worker.bucket)) entry.actor.send({ type: 'STOP' });
+    }
+  }
+
   private spawn(vpcId: string, bucket: number): Entry {
     const worker = new VpcWorker(vpcId, bucket, this.deps);
     const machine = vpc.vpcActorMachine.provide({

@@ -51,13 +51,25 @@ export interface WorkerDeps {
   snapshotEvery: number;
   /** Intents read from INTENTS per request. */
   readBatch: number;
+  /** False once this run's membership lease expired: it must not write as an owner. */
+  leaseValid: () => boolean;
+  /** The VPC's placement weight changed (ports + hosts). */
+  reportLoad: (vpcId: string, bucket: number, load: number) => void;
 }
 
-/** Thrown by an effect when another writer owns the VPC: the actor stops. */
+/**
+ * Thrown by an effect when another writer owns the VPC, or this run's lease
+ * expired (it may have been replaced): the actor stops without retrying.
+ */
 export class FencedError extends Error {
   readonly fenced = true;
-  constructor(vpcId: string, cause: unknown) {
-    super(`another controller writes ${vpcId}; this one stops`, { cause });
+  constructor(vpcId: string, cause?: unknown) {
+    super(
+      cause === undefined
+        ? `this controller's lease expired; it stops working ${vpcId}`
+        : `another controller writes ${vpcId}; this one stops`,
+      { cause },
+    );
   }
 }
 
@@ -108,6 +120,7 @@ export class VpcWorker {
 
   async hydrate(): Promise<number> {
     return this.deps.limiter.run(async () => {
+      this.fence();
       let state = this.state;
       if (!state) {
         state = (await this.loadSnapshot()) ?? vpc.initialState(this.vpcId);
@@ -131,6 +144,7 @@ export class VpcWorker {
       }
       await this.finishLast();
       this.handled = Math.max(this.handled, this.state.cursor);
+      this.deps.reportLoad(this.vpcId, this.bucket, vpc.loadOf(this.state));
       return this.handled;
     });
   }
@@ -142,6 +156,7 @@ export class VpcWorker {
   async catchUp(upTo: number): Promise<number> {
     const { intents, limiter, readBatch } = this.deps;
     for (;;) {
+      this.fence();
       const batch = await limiter.run(() =>
         intents.read(this.bucket, this.vpcId, this.handled, readBatch),
       );
@@ -165,7 +180,13 @@ export class VpcWorker {
     await this.saving;
   }
 
+  /** Stops the work of a run whose lease expired: CAS fences any append already on its way. */
+  private fence(): void {
+    if (!this.deps.leaseValid()) throw new FencedError(this.vpcId);
+  }
+
   private async decideOne(stored: StoredIntent): Promise<void> {
+    this.fence();
     const state = this.state ?? vpc.initialState(this.vpcId);
     const { intentId, command } = commandFor(stored, this.deps.lookupHost);
     let result;
@@ -180,6 +201,7 @@ export class VpcWorker {
     switch (result.type) {
       case 'appended': {
         this.deps.metrics.appended += 1;
+        this.deps.reportLoad(this.vpcId, this.bucket, vpc.loadOf(result.state));
         await this.publish(result.recorded);
         const first = result.recorded.commit.events[0];
         if (first?.type === 'IntentRejected') {
@@ -229,6 +251,7 @@ export class VpcWorker {
     const state = this.state;
     if (!state || !this.last || state.revision <= this.published) return;
     if (this.last.revision !== state.revision) return;
+    this.fence();
     this.deps.metrics.republished += 1;
     await this.publish(this.last);
   }

@@ -4,3 +4,4 @@ export * from './event.js';
 export * from './goalState.js';
 export * from './ackStatus.js';
 export * from './host.js';
+export * from './placement.js';

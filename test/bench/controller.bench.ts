@@ -231,6 +231,8 @@ const worker = (id: string) =>
     metrics: createMetrics(),
     snapshotEvery: Number.MAX_SAFE_INTEGER,
     readBatch: 256,
+    leaseValid: () => true,
+    reportLoad: () => undefined,
   });
 let t = performance.now();
 let rawRead = 0;

@@ -17,9 +17,8 @@ import {
   DEFAULT_LAYOUT,
   connectNats,
   consumeIntake,
-  ensureIntakeConsumer,
+  createIntakeConsumer,
   ensureLayout,
-  intakeDurable,
   type Intake,
   runDir,
   startLocalNats,
@@ -69,6 +68,7 @@ const layouts: Layout[] = [
 async function run(layout: Layout): Promise<Record<string, number>> {
   const BUCKETS = layout.bucketCount;
   const groups = layout.groups;
+  const benchDurable = (group: number[]): string => `bench-${groups.indexOf(group)}`;
   const dir = runDir('alcor-bench-intake-');
   const server = await startLocalNats({ dir, bucketCount: BUCKETS });
   const nc = await connectNats(server.url, { name: 'bench', reconnect: false });
@@ -112,7 +112,7 @@ async function run(layout: Layout): Promise<Record<string, number>> {
   // 1,024 filtered durables, created as a controller does (64 at a time).
   let t = performance.now();
   for (let g = 0; g < groups.length; g += 64) {
-    await Promise.all(groups.slice(g, g + 64).map((group) => ensureIntakeConsumer(jsm, group)));
+    await Promise.all(groups.slice(g, g + 64).map((group) => createIntakeConsumer(jsm, benchDurable(group), group, { deliver: 'all' })));
   }
   results.createMs = performance.now() - t;
   results.memConsumersMiB = await memMiB();
@@ -127,7 +127,7 @@ async function run(layout: Layout): Promise<Record<string, number>> {
       intakes.push(
         ...(await Promise.all(
           groups.slice(g, g + 64).map((group) =>
-            consumeIntake(nc, group, (d) => {
+            consumeIntake(nc, benchDurable(group), (d) => {
               d.ack();
               if (++received === count) done();
             }),
@@ -155,7 +155,7 @@ async function run(layout: Layout): Promise<Record<string, number>> {
   results.liveRate = live / ((performance.now() - t) / 1000);
   await liveRun.stop();
 
-  for (const group of groups) await jsm.consumers.delete(streams.intents, intakeDurable(group));
+  for (const group of groups) await jsm.consumers.delete(streams.intents, benchDurable(group));
   results.publishWithoutConsumers = await publishAll('more-', live);
 
   // One unfiltered consumer over the same stream: the raw rate.
