@@ -115,32 +115,33 @@ export async function intakeAckFloor(
 }
 
 /**
- * Every intent stored in `bucket` after `floor`: the VPC token and sequence, read
- * with direct batch gets on `intent.<bucket>.*` until the end of the stream.
+ * Every intent stored in the given buckets after each one's floor: bucket, VPC
+ * token and sequence. One sweep of direct batch gets over `intent.*.*` from the
+ * lowest floor to the end of the stream (one request per page, whatever the number
+ * of buckets; the tail after a handoff floor is short).
  */
-export async function scanBucket(
+export async function scanBuckets(
   jsm: JetStreamManager,
-  bucket: number,
-  floor: number,
-  onIntent: (vpcToken: string, seq: number) => void,
+  floors: ReadonlyMap<number, number>,
+  onIntent: (bucket: number, vpcToken: string, seq: number) => void,
   options: IntakeOptions & { pageSize?: number } = {},
 ): Promise<number> {
+  if (floors.size === 0) return 0;
   const stream = options.stream ?? DEFAULTS.stream;
-  let after = floor;
+  let after = Math.min(...floors.values());
   let found = 0;
   for (;;) {
-    const page = await directPage(
-      jsm,
-      stream,
-      subjects.intentBucketFilter(bucket),
-      after,
-      options.pageSize ?? 1000,
-    );
+    const page = await directPage(jsm, stream, 'intent.*.*', after, options.pageSize ?? 1000);
     for (const m of page) {
-      onIntent(m.subject.slice(m.subject.indexOf('.', m.subject.indexOf('.') + 1) + 1), m.seq);
       after = m.seq;
+      const first = m.subject.indexOf('.');
+      const second = m.subject.indexOf('.', first + 1);
+      const bucket = Number(m.subject.slice(first + 1, second));
+      const floor = floors.get(bucket);
+      if (floor === undefined || m.seq <= floor) continue;
+      onIntent(bucket, m.subject.slice(second + 1), m.seq);
+      found += 1;
     }
-    found += page.length;
     if (page.length === 0) return found;
   }
 }

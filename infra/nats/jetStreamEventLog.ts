@@ -12,6 +12,7 @@ import {
   type JetStreamClient,
   type JetStreamManager,
 } from '@nats-io/jetstream';
+import { writerHeaders } from './decisionPublisher.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   AlcorError,
@@ -36,7 +37,7 @@ const encoder = new TextEncoder();
 
 export async function createJetStreamEventLog(
   nc: NatsConnection,
-  options: { stream?: string } = {},
+  options: { stream?: string; writer?: () => string } = {},
 ): Promise<EventLog> {
   const stream = options.stream ?? streams.events;
   const js: JetStreamClient = jetstream(nc);
@@ -68,6 +69,7 @@ export async function createJetStreamEventLog(
           {
             msgID: commit.intentId,
             expect: { lastSubjectSequence: expectedRevision },
+            ...(options.writer ? { headers: writerHeaders(options.writer()) } : {}),
           },
         );
         return ack.duplicate

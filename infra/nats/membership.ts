@@ -12,6 +12,7 @@
  * member. Callers check `leaseValid()` before each write they make as a member.
  */
 import { randomBytes } from 'node:crypto';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
@@ -30,7 +31,7 @@ export interface MembershipOptions {
   /** Takes part in placement (false: static assignment). */
   placed?: boolean;
   ttlMs: number;
-  /** Heartbeat period (default ttl / 4). */
+  /** Heartbeat period (default ttl / 6). */
   intervalMs?: number;
   /** Compete for the `leader` key. */
   lead?: boolean;
@@ -73,8 +74,9 @@ export async function createMembership(
   options: MembershipOptions,
 ): Promise<Membership> {
   const kv: KV = await new Kvm(nc).open(options.bucket);
+  const jsm = await jetstreamManager(nc);
   const { id, ttlMs, logger } = options;
-  const interval = options.intervalMs ?? Math.max(100, Math.floor(ttlMs / 4));
+  const interval = options.intervalMs ?? Math.max(100, Math.floor(ttlMs / 6));
   const margin = Math.max(interval, Math.floor(ttlMs / 5));
   const startedAt = new Date().toISOString();
   let incarnation = newIncarnation();
@@ -162,8 +164,12 @@ export async function createMembership(
     leaseValid,
     isLeader,
     members: async () => {
-      const keys: string[] = [];
-      for await (const k of await kv.keys('member.*')) keys.push(k);
+      // One stream info call lists the member subjects (no consumer to create).
+      const prefix = `$KV.${options.bucket}.`;
+      const info = await jsm.streams.info(`KV_${options.bucket}`, {
+        subjects_filter: `${prefix}member.*`,
+      });
+      const keys = Object.keys(info.state.subjects ?? {}).map((s) => s.slice(prefix.length));
       const found = await Promise.all(keys.map(readMember));
       return found
         .filter((m): m is LiveMember => m !== undefined)

@@ -83,7 +83,9 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
       'KV hosts still loading; ports on hosts not loaded yet are rejected as unknown_host',
     );
   }
-  const publisher = createJetStreamDecisionPublisher(nc);
+  // Every message this controller writes names the run that wrote it.
+  const writer = (): string => `${config.instanceId}/${membership.incarnation()}`;
+  const publisher = createJetStreamDecisionPublisher(nc, { writer });
   const metrics = createMetrics();
   const loads = new BucketLoads();
   const store = await createPlacementStore(nc, logger);
@@ -117,7 +119,7 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
     },
   });
   const actors = new VpcActors({
-    log: await createJetStreamEventLog(nc),
+    log: await createJetStreamEventLog(nc, { writer }),
     intents: await createJetStreamIntentSource(nc),
     publisher,
     snapshots: await createKvSnapshotStore(nc),
@@ -157,7 +159,6 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
       jsm,
       intakeOptions: config.intake,
       logger: logger.child({ incarnation }),
-      limiter: new Limiter(16),
       ...(config.buckets ? { staticBuckets: config.buckets } : {}),
     });
     return { intake, ownership };
@@ -183,9 +184,10 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
         options: {
           bucketCount: config.bucketCount,
           epsilon: config.epsilon,
-          intervalMs: Math.max(100, Math.floor(config.heartbeatTtlMs / 4)),
+          intervalMs: Math.max(100, Math.floor(config.heartbeatTtlMs / 10)),
           settleMs: Math.floor(config.heartbeatTtlMs / 2),
           refreshMs: 10_000,
+          rebalanceMs: 5_000,
         },
       })
     : undefined;

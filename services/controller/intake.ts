@@ -16,7 +16,7 @@ import {
   consumeIntake,
   createIntakeConsumer,
   intakeAckFloor,
-  scanBucket,
+  scanBuckets,
   setIntakeBuckets,
   type Intake,
   type IntakeDelivery,
@@ -108,21 +108,20 @@ export class IntakeRuntime {
   }
 
   /**
-   * Wakes the VPCs of intents stored in `bucket` after `floor` (what the previous
-   * owner may not have handled); resolves once all are handled. Retries while the
-   * bucket is worked.
+   * Wakes the VPCs of intents stored in each bucket after its floor (what the
+   * previous owner may not have handled); resolves once all are handled. Retries
+   * while the bucket is worked.
    */
-  async scan(bucket: number, floor: number): Promise<number> {
-    const highest = new Map<string, number>();
-    const found = await scanBucket(
+  async scan(floors: ReadonlyMap<number, number>): Promise<number> {
+    const highest = new Map<string, { bucket: number; vpcToken: string; seq: number }>();
+    const found = await scanBuckets(
       this.deps.jsm,
-      bucket,
-      floor,
-      (vpcToken, seq) => highest.set(vpcToken, seq),
+      floors,
+      (bucket, vpcToken, seq) => highest.set(`${bucket}.${vpcToken}`, { bucket, vpcToken, seq }),
       this.deps.intake,
     );
     await Promise.all(
-      [...highest].map(async ([vpcToken, seq]) => {
+      [...highest.values()].map(async ({ bucket, vpcToken, seq }) => {
         for (;;) {
           const work = this.buckets.get(bucket);
           if (work?.phase !== 'working' || !this.deps.leaseValid()) return;

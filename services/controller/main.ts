@@ -14,7 +14,7 @@ onShutdown(async () => {
 
 try {
   controller = await start({ ...controllerConfigFromEnv(), log });
-  log.info({ buckets: controller.buckets.length }, 'READY');
+  log.info({ incarnation: controller.incarnation() }, 'READY');
 } catch (err) {
   log.fatal({ err }, 'controller could not start');
   process.exit(1);

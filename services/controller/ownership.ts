@@ -32,7 +32,6 @@ import {
 } from '../../infra/index.js';
 import type { HandoffRecord, PlacementTable } from '../../shared/index.js';
 import type { IntakeRuntime } from './intake.js';
-import type { Limiter } from './limiter.js';
 import type { VpcActors } from './vpcActors.js';
 
 const POLL_MS = 250;
@@ -78,8 +77,6 @@ export interface OwnershipDeps {
   jsm: JetStreamManager;
   intakeOptions: IntakeOptions;
   logger: Logger;
-  /** Bounds the parallel handoff reads and scans. */
-  limiter: Limiter;
   /** A fixed bucket set instead of the placement table. */
   staticBuckets?: readonly number[];
   /** The incarnation of this run (fixed for the runtime's life). */
@@ -166,14 +163,7 @@ export async function startOwnership(deps: OwnershipDeps): Promise<Ownership> {
     const ready = [...floors.keys()].sort((a, b) => a - b);
     await intake.add(ready);
     const started = performance.now();
-    let scanned = 0;
-    await Promise.all(
-      ready.map((b) =>
-        deps.limiter.run(async () => {
-          scanned += await intake.scan(b, floors.get(b)!.floor);
-        }),
-      ),
-    );
+    const scanned = await intake.scan(new Map(ready.map((b) => [b, floors.get(b)!.floor])));
     const lost: number[] = [];
     await Promise.all(
       ready.map(async (b) => {

@@ -2,8 +2,9 @@
  * The placement leader's loop (DESIGN §5): while this run holds the `leader` key,
  * it computes the bucket table with LBMRC from the live placed members and the
  * loads their heartbeats report, and writes it to KV `placement` (compare-and-set)
- * when an owner or the membership changes — or, for the loads shown by
- * `alcor placement`, at most every `refreshMs` when only weights moved.
+ * when the membership changes, when load drift breaks the bound (at most every
+ * `rebalanceMs`, so a ramping load does not move buckets on every tick), and every
+ * `refreshMs` to refresh the loads `alcor placement` shows.
  */
 import type { Logger, Membership, PlacementStore } from '../../infra/index.js';
 import { place, type PlacementTable } from '../../shared/index.js';
@@ -16,6 +17,8 @@ export interface LeaderOptions {
   settleMs: number;
   /** Rewrite an unchanged table this often to refresh its loads. */
   refreshMs: number;
+  /** Moves for load drift alone (no member joined or left) at most this often. */
+  rebalanceMs: number;
 }
 
 /** The next table from the current one, the live members and their reported loads (pure). */
@@ -34,7 +37,8 @@ export function nextTable(
     const reported =
       owner && alive.has(owner) ? members.find((m) => m.id === owner)?.loads[b] : undefined;
     weights.push(reported ?? current?.weights[b] ?? 1);
-    if (owner && alive.has(owner)) previous.set(String(b), owner);
+    // Owners that left stay in `previous`: their buckets count as forced moves.
+    if (owner) previous.set(String(b), owner);
   }
   const placed = place({
     items: weights.map((weight, b) => ({ id: String(b), weight })),
@@ -80,6 +84,7 @@ export function startPlacementLeader(deps: {
   const { membership, store, logger, options } = deps;
   let leaderSince = 0;
   let lastWrite = 0;
+  let lastRebalance = 0;
   let busy: Promise<void> | undefined;
 
   async function tick(): Promise<void> {
@@ -100,11 +105,14 @@ export function startPlacementLeader(deps: {
     const ownersChanged = !before || table.owners.some((o, b) => o !== before.owners[b]);
     const membersChanged =
       !before || before.members.map((m) => m.id).join() !== table.members.map((m) => m.id).join();
-    const stale = Date.now() - lastWrite >= options.refreshMs;
-    if (!ownersChanged && !membersChanged && !stale) return;
+    const now = Date.now();
+    const drift = ownersChanged && !membersChanged;
+    if (drift && now - lastRebalance < options.rebalanceMs) return;
+    if (!ownersChanged && !membersChanged && now - lastWrite < options.refreshMs) return;
     if (!membership.isLeader()) return;
     if (await store.writeTable(table, current?.revision ?? 0)) {
-      lastWrite = Date.now();
+      lastWrite = now;
+      if (ownersChanged) lastRebalance = now;
       if (ownersChanged || membersChanged) {
         logger.info(
           {

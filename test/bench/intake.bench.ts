@@ -112,7 +112,11 @@ async function run(layout: Layout): Promise<Record<string, number>> {
   // 1,024 filtered durables, created as a controller does (64 at a time).
   let t = performance.now();
   for (let g = 0; g < groups.length; g += 64) {
-    await Promise.all(groups.slice(g, g + 64).map((group) => createIntakeConsumer(jsm, benchDurable(group), group, { deliver: 'all' })));
+    await Promise.all(
+      groups
+        .slice(g, g + 64)
+        .map((group) => createIntakeConsumer(jsm, benchDurable(group), group, { deliver: 'all' })),
+    );
   }
   results.createMs = performance.now() - t;
   results.memConsumersMiB = await memMiB();

@@ -17,6 +17,7 @@ import {
   repoRoot,
   runDir,
   startLocalNats,
+  type LayoutOptions,
   type Logger,
 } from '../../infra/index.js';
 import { DEFAULT_BUCKET_COUNT } from '../../shared/index.js';
@@ -33,12 +34,12 @@ export interface IsolatedNats {
   stop: () => Promise<void>;
 }
 
-export async function isolatedNats(): Promise<IsolatedNats> {
+export async function isolatedNats(layout: Partial<LayoutOptions> = {}): Promise<IsolatedNats> {
   const dir = runDir('alcor-ctl-test-');
   const server = await startLocalNats({ dir, bucketCount: DEFAULT_BUCKET_COUNT });
   const nc = await connectNats(server.url, { name: 'test', reconnect: false });
   const jsm = await jetstreamManager(nc);
-  await ensureLayout(nc, jsm, DEFAULT_LAYOUT);
+  await ensureLayout(nc, jsm, { ...DEFAULT_LAYOUT, ...layout });
   return {
     url: server.url,
     nc,

@@ -4,3 +4,4 @@ export * from './eventually.js';
 export * from './nats.js';
 export * from './controller.js';
 export * from './workload.js';
+export * from './placement.js';

@@ -157,7 +157,11 @@ export async function publishScripts(
   connections: NatsConnection[],
   scripts: Map<string, unknown[]>,
   window = 512,
+  /** A steady load: at most this many intents per second over all connections. */
+  perSecond = Infinity,
 ): Promise<number> {
+  const started = performance.now();
+  const lanePace = perSecond / connections.length / 1000;
   const lanes: Array<Array<[string, unknown[]]>> = connections.map(() => []);
   [...scripts].forEach((entry, i) => lanes[i % connections.length]!.push(entry));
   let total = 0;
@@ -166,6 +170,7 @@ export async function publishScripts(
       const js = jetstream(connections[i]!);
       const inFlight = new Set<Promise<unknown>>();
       const longest = Math.max(0, ...lane.map(([, s]) => s.length));
+      let sent = 0;
       for (let k = 0; k < longest; k++) {
         for (const [vpcId, script] of lane) {
           const intent = script[k];
@@ -175,9 +180,15 @@ export async function publishScripts(
             msgID: id,
           });
           inFlight.add(p);
-          void p.finally(() => inFlight.delete(p));
+          p.then(
+            () => inFlight.delete(p),
+            () => inFlight.delete(p),
+          );
           total += 1;
+          sent += 1;
           if (inFlight.size >= window) await Promise.race(inFlight);
+          const ahead = sent / lanePace - (performance.now() - started);
+          if (ahead > 5) await new Promise((r) => setTimeout(r, ahead));
         }
       }
       await Promise.all(inFlight);
@@ -190,16 +201,25 @@ export async function streamCount(jsm: JetStreamManager, stream: string): Promis
   return (await jsm.streams.info(stream)).state.messages;
 }
 
-/** Every message of a stream (or one subject of it): subject, sequence, msgId, body. */
+export interface StreamMessage {
+  subject: string;
+  seq: number;
+  msgId: string | undefined;
+  /** The controller run that wrote it (`Alcor-Writer`), if any. */
+  writer: string | undefined;
+  time: Date;
+  data: Uint8Array;
+}
+
+/** Every message of a stream (or one subject of it): subject, sequence, msgId, writer, body. */
 export async function readStream(
   nc: NatsConnection,
   stream: string,
   filter?: string,
-): Promise<Array<{ subject: string; seq: number; msgId: string | undefined; data: Uint8Array }>> {
+): Promise<StreamMessage[]> {
   const jsm = await jetstream(nc).jetstreamManager();
   const info = await jsm.streams.info(stream);
-  const out: Array<{ subject: string; seq: number; msgId: string | undefined; data: Uint8Array }> =
-    [];
+  const out: StreamMessage[] = [];
   if (info.state.messages === 0) return out;
   const consumer = await jetstream(nc).consumers.get(stream, {
     deliver_policy: DeliverPolicy.All,
@@ -211,6 +231,8 @@ export async function readStream(
       subject: m.subject,
       seq: m.seq,
       msgId: m.headers?.get('Nats-Msg-Id'),
+      writer: m.headers?.get('Alcor-Writer') || undefined,
+      time: m.time,
       data: m.data,
     });
     if (m.info.pending === 0) break;
