@@ -5,3 +5,4 @@ export * from './nats.js';
 export * from './controller.js';
 export * from './workload.js';
 export * from './placement.js';
+export * from './cli.js';

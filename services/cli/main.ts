@@ -1,0 +1,69 @@
+/**
+ * `alcor` — the operator's CLI (commander: subcommands, `--help` everywhere,
+ * usage errors with exit code 2). Global: `--nats-url` (or NATS_URL), `--json`.
+ * Exit codes: 0 ok, 1 failure (e.g. NATS unreachable), 2 usage, 3 not found.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { connectNats } from '../../infra/index.js';
+import { CliError, EXIT } from './output.js';
+import { placementReport, renderPlacement } from './placement.js';
+
+interface GlobalOptions {
+  natsUrl: string;
+  json: boolean;
+}
+
+const program = new Command()
+  .name('alcor')
+  .description('Alcor Southbound: inspect and drive the control plane')
+  .addOption(
+    new Option('--nats-url <url>', 'NATS server').env('NATS_URL').default('nats://127.0.0.1:4222'),
+  )
+  .option('--json', 'machine-readable output', false)
+  .exitOverride()
+  .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+async function withNats<T>(run: (nc: NatsConnection, o: GlobalOptions) => Promise<T>): Promise<T> {
+  const o = program.opts<GlobalOptions>();
+  let nc: NatsConnection;
+  try {
+    nc = await connectNats(o.natsUrl, { name: 'alcor-cli', reconnect: false, timeoutMs: 3000 });
+  } catch (err) {
+    throw new CliError(
+      `cannot reach NATS at ${o.natsUrl} (${(err as Error).message}): start the system (README) or pass --nats-url / NATS_URL`,
+    );
+  }
+  try {
+    return await run(nc, o);
+  } finally {
+    await nc.close();
+  }
+}
+
+program
+  .command('placement')
+  .description('controller members, their loads against fair shares, max/avg, and the bucket table')
+  .option('--buckets', 'also list every bucket: owner, since, weight, handoff state', false)
+  .action(async (opts: { buckets: boolean }) => {
+    await withNats(async (nc, o) => {
+      const report = await placementReport(nc, opts.buckets);
+      process.stdout.write(
+        `${o.json ? JSON.stringify(report, null, 2) : renderPlacement(report)}\n`,
+      );
+    });
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  } else if (err instanceof CliError) {
+    process.stderr.write(`alcor: ${err.message}\n`);
+    process.exitCode = err.exitCode;
+  } else {
+    process.stderr.write(`alcor: ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = EXIT.failure;
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * CLI output conventions: readable tables by default, `--json` for scripts, errors
+ * on stderr that say what to do, and exit codes that mean something.
+ */
+export const EXIT = {
+  ok: 0,
+  /** The system could not be reached or failed. */
+  failure: 1,
+  /** Bad flags or arguments. */
+  usage: 2,
+  /** What was asked for does not exist (yet). */
+  notFound: 3,
+} as const;
+
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number = EXIT.failure,
+  ) {
+    super(message);
+  }
+}
+
+/** A plain aligned table: numbers right-aligned, text left-aligned. */
+export function table(headers: string[], rows: Array<Array<string | number>>): string {
+  const cells = rows.map((r) => r.map((c) => String(c)));
+  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]?.length ?? 0)));
+  const numeric = headers.map(
+    (_, i) => rows.length > 0 && rows.every((r) => typeof r[i] === 'number'),
+  );
+  const line = (r: string[]): string =>
+    r
+      .map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(headers), ...cells.map(line)].join('\n');
+}
+
+export const fixed = (n: number, digits: number): number => Number(n.toFixed(digits));
