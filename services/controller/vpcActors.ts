@@ -72,16 +72,23 @@ export class VpcActors {
 
   /**
    * Hands off the actors of `buckets`: each finishes what it is doing, snapshots
-   * and stops. Resolves once all have stopped.
+   * and stops. Resolves once all have stopped; one still stuck after `timeoutMs`
+   * (failing to hydrate, say) is stopped without a snapshot — the next owner
+   * replays its log.
    */
-  async handOff(buckets: ReadonlySet<number>): Promise<number> {
+  async handOff(buckets: ReadonlySet<number>, timeoutMs = 10_000): Promise<number> {
     const leaving = [...this.entries.values()].filter((e) => buckets.has(e.worker.bucket));
     await Promise.all(
       leaving.map(
         ({ actor }) =>
           new Promise<void>((resolve) => {
             if (actor.getSnapshot().status !== 'active') return resolve();
-            actor.subscribe({ complete: resolve, error: () => resolve() });
+            const timer = setTimeout(() => actor.send({ type: 'STOP' }), timeoutMs);
+            const done = (): void => {
+              clearTimeout(timer);
+              resolve();
+            };
+            actor.subscribe({ complete: done, error: done });
             actor.send({ type: 'HANDOFF' });
           }),
       ),
