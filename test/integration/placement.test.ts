@@ -122,7 +122,6 @@ Placement(
         intervalMs: 100,
         what: 'c1 alone owns every bucket while c3 is paused',
       });
-      await new Promise((r) => setTimeout(r, 500));
       const resumedAt = new Date();
       zombie.signal('SIGCONT');
       // It comes back as a new run and gets buckets again, as a joiner.

@@ -54,6 +54,14 @@ function mix(a: number, b: number): number {
   return h >>> 0;
 }
 
+/** A hash-based strategy's table: every item looked up once. */
+const assignByLookup =
+  (lookup: Strategy['lookup']): Strategy['assign'] =>
+  (items, members) => {
+    const find = lookup(items, members, new Map());
+    return new Map(items.map((it) => [it.id, find(it)]));
+  };
+
 interface Ring {
   points: Uint32Array;
   owners: string[];
@@ -85,10 +93,7 @@ export function hashRing(vnodes = 100): Strategy {
   };
   return {
     name: `hash ring (${vnodes} vnodes)`,
-    assign: (items, members) => {
-      const find = lookup(items, members, new Map());
-      return new Map(items.map((it) => [it.id, find(it)]));
-    },
+    assign: assignByLookup(lookup),
     lookup,
   };
 }
@@ -111,10 +116,7 @@ export function rendezvous(): Strategy {
   };
   return {
     name: 'rendezvous (HRW)',
-    assign: (items, members) => {
-      const find = lookup(items, members, new Map());
-      return new Map(items.map((it) => [it.id, find(it)]));
-    },
+    assign: assignByLookup(lookup),
     lookup,
   };
 }
@@ -141,10 +143,7 @@ export function jump(): Strategy {
     members[jumpHash(BigInt(item.hash) * 0x9e3779b97f4a7c15n, members.length)]!;
   return {
     name: 'jump consistent hash',
-    assign: (items, members) => {
-      const find = lookup(items, members, new Map());
-      return new Map(items.map((it) => [it.id, find(it)]));
-    },
+    assign: assignByLookup(lookup),
     lookup,
   };
 }
