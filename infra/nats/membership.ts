@@ -74,7 +74,6 @@ export async function createMembership(
   options: MembershipOptions,
 ): Promise<Membership> {
   const kv: KV = await new Kvm(nc).open(options.bucket);
-  const jsm = await jetstreamManager(nc);
   const { id, ttlMs, logger } = options;
   const interval = options.intervalMs ?? Math.max(100, Math.floor(ttlMs / 6));
   const margin = Math.max(interval, Math.floor(ttlMs / 5));
@@ -147,36 +146,14 @@ export async function createMembership(
     beat().catch((err: unknown) => logger.error({ err }, 'heartbeat loop failed'));
   }, interval);
 
-  async function readMember(key: string): Promise<LiveMember | undefined> {
-    const entry = await kv.get(key);
-    if (!entry || entry.operation !== 'PUT') return undefined;
-    const parsed = decodeMemberRecord(entry.value);
-    if (!parsed.ok) {
-      logger.warn({ key, ...parsed.error }, 'member record ignored');
-      return undefined;
-    }
-    return { record: parsed.value, revision: entry.revision };
-  }
-
   return {
     id,
     incarnation: () => incarnation,
     leaseValid,
     isLeader,
-    members: async () => {
-      // One stream info call lists the member subjects (no consumer to create).
-      const prefix = `$KV.${options.bucket}.`;
-      const info = await jsm.streams.info(`KV_${options.bucket}`, {
-        subjects_filter: `${prefix}member.*`,
-      });
-      const keys = Object.keys(info.state.subjects ?? {}).map((s) => s.slice(prefix.length));
-      const found = await Promise.all(keys.map(readMember));
-      return found
-        .filter((m): m is LiveMember => m !== undefined)
-        .sort((a, b) => (a.record.id < b.record.id ? -1 : 1));
-    },
+    members: () => listMembers(nc, options.bucket, logger),
     alive: async (memberId, inc) =>
-      (await readMember(memberKey(memberId)))?.record.incarnation === inc,
+      (await readMember(kv, memberKey(memberId), logger))?.record.incarnation === inc,
     beat,
     stop: async () => {
       stopped = true;
@@ -196,6 +173,35 @@ export async function createMembership(
       leaderRevision = 0;
     },
   };
+}
+
+async function readMember(kv: KV, key: string, logger: Logger): Promise<LiveMember | undefined> {
+  const entry = await kv.get(key);
+  if (!entry || entry.operation !== 'PUT') return undefined;
+  const parsed = decodeMemberRecord(entry.value);
+  if (!parsed.ok) {
+    logger.warn({ key, ...parsed.error }, 'member record ignored');
+    return undefined;
+  }
+  return { record: parsed.value, revision: entry.revision };
+}
+
+/** The live members of a membership bucket, sorted by id (one stream info call lists them). */
+export async function listMembers(
+  nc: NatsConnection,
+  bucket: string,
+  logger: Logger,
+): Promise<LiveMember[]> {
+  const kv = await new Kvm(nc).open(bucket);
+  const prefix = `$KV.${bucket}.`;
+  const info = await (
+    await jetstreamManager(nc)
+  ).streams.info(`KV_${bucket}`, { subjects_filter: `${prefix}member.*` });
+  const keys = Object.keys(info.state.subjects ?? {}).map((s) => s.slice(prefix.length));
+  const found = await Promise.all(keys.map((k) => readMember(kv, k, logger)));
+  return found
+    .filter((m): m is LiveMember => m !== undefined)
+    .sort((a, b) => (a.record.id < b.record.id ? -1 : 1));
 }
 
 /** The current leader's record, if any. */

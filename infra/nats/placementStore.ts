@@ -25,11 +25,14 @@ export interface PlacementStore {
   readTable: () => Promise<Versioned<PlacementTable> | undefined>;
   /** Writes the table if the stored one is still at `expected` (0: absent); false if not. */
   writeTable: (table: PlacementTable, expected: number) => Promise<boolean>;
-  /** Calls `onTable` with the current table and each new one. */
-  watchTable: (
-    onTable: (table: Versioned<PlacementTable>) => void,
-  ) => Promise<{ stop: () => void }>;
+  /** Calls the handlers with the current table and handoff records, then with each new one. */
+  watch: (handlers: {
+    onTable?: (table: Versioned<PlacementTable>) => void;
+    onHandoff?: (record: Versioned<HandoffRecord>) => void;
+  }) => Promise<{ stop: () => void }>;
   readHandoff: (bucket: number) => Promise<Versioned<HandoffRecord> | undefined>;
+  /** Every bucket's handoff record. */
+  readHandoffs: () => Promise<Map<number, HandoffRecord>>;
   /** Writes the record if the stored one is still at `expected` (0: absent); false if not. */
   writeHandoff: (record: HandoffRecord, expected: number) => Promise<boolean>;
 }
@@ -83,19 +86,33 @@ export async function createPlacementStore(
   return {
     readTable: () => read(TABLE_KEY, decodePlacementTable),
     writeTable: (table, expected) => compareAndSet(kv, TABLE_KEY, table, expected),
-    watchTable: async (onTable) => {
-      const watch = await kv.watch({ key: TABLE_KEY });
+    watch: async ({ onTable, onHandoff }) => {
+      const watch = await kv.watch({
+        key: [...(onTable ? [TABLE_KEY] : []), ...(onHandoff ? ['handoff.*'] : [])],
+      });
       void (async () => {
         for await (const entry of watch) {
           if (entry.operation !== 'PUT') continue;
-          const parsed = decodePlacementTable(entry.value);
-          if (parsed.ok) onTable({ value: parsed.value, revision: entry.revision });
-          else logger.warn({ error: parsed.error }, 'placement table ignored');
+          const isTable = entry.key === TABLE_KEY;
+          const parsed = isTable
+            ? decodePlacementTable(entry.value)
+            : decodeHandoffRecord(entry.value);
+          if (!parsed.ok)
+            logger.warn({ key: entry.key, error: parsed.error }, 'placement record ignored');
+          else if (isTable)
+            onTable?.({ value: parsed.value as PlacementTable, revision: entry.revision });
+          else onHandoff?.({ value: parsed.value as HandoffRecord, revision: entry.revision });
         }
       })();
       return { stop: () => watch.stop() };
     },
     readHandoff: (bucket) => read(handoffKey(bucket), decodeHandoffRecord),
+    readHandoffs: async () => {
+      const keys: string[] = [];
+      for await (const k of await kv.keys('handoff.*')) keys.push(k);
+      const records = await Promise.all(keys.map((k) => read(k, decodeHandoffRecord)));
+      return new Map(records.flatMap((r) => (r ? [[r.value.bucket, r.value] as const] : [])));
+    },
     writeHandoff: (record, expected) =>
       compareAndSet(kv, handoffKey(record.bucket), record, expected),
   };

@@ -5,15 +5,8 @@
  */
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { readLeader } from '../../infra/index.js';
-import {
-  decodeHandoffRecord,
-  decodeMemberRecord,
-  decodePlacementTable,
-  kvBuckets,
-  type HandoffRecord,
-  type MemberRecord,
-} from '../../shared/index.js';
+import { createLogger, createPlacementStore, listMembers, readLeader } from '../../infra/index.js';
+import { decodePlacementTable, kvBuckets } from '../../shared/index.js';
 import { CliError, EXIT, fixed, table } from './output.js';
 
 export interface PlacementReport {
@@ -58,13 +51,10 @@ export async function placementReport(
   const parsed = decodePlacementTable(entry.value);
   if (!parsed.ok) throw new CliError(`the placement table is unreadable: ${parsed.error.message}`);
   const t = parsed.value;
-  const controllers = await kvm.open(kvBuckets.controllers);
-  const alive = new Map<string, MemberRecord>();
-  for await (const key of await controllers.keys('member.*')) {
-    const e = await controllers.get(key);
-    const m = e?.operation === 'PUT' ? decodeMemberRecord(e.value) : undefined;
-    if (m?.ok) alive.set(m.value.id, m.value);
-  }
+  const quiet = createLogger({ name: 'alcor-cli', level: 'silent' });
+  const alive = new Set(
+    (await listMembers(nc, kvBuckets.controllers, quiet)).map((m) => m.record.id),
+  );
   const avg = t.members.reduce((s, m) => s + m.load, 0) / Math.max(1, t.members.length);
   const report: PlacementReport = {
     epoch: t.epoch,
@@ -85,12 +75,7 @@ export async function placementReport(
     })),
   };
   if (withBuckets) {
-    const handoffs = new Map<number, HandoffRecord>();
-    for await (const key of await placement.keys('handoff.*')) {
-      const e = await placement.get(key);
-      const h = e?.operation === 'PUT' ? decodeHandoffRecord(e.value) : undefined;
-      if (h?.ok) handoffs.set(h.value.bucket, h.value);
-    }
+    const handoffs = await (await createPlacementStore(nc, quiet)).readHandoffs();
     report.buckets = t.owners.map((owner, b) => {
       const h = handoffs.get(b);
       return {

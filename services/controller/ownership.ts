@@ -250,7 +250,7 @@ export async function startOwnership(deps: OwnershipDeps): Promise<Ownership> {
     kick();
   };
 
-  const watch = deps.staticBuckets ? undefined : await store.watchTable(onTable);
+  const watch = deps.staticBuckets ? undefined : await store.watch({ onTable });
   if (deps.staticBuckets) kick();
 
   return {

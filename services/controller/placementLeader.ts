@@ -29,13 +29,12 @@ export function nextTable(
   options: Pick<LeaderOptions, 'bucketCount' | 'epsilon'>,
 ): PlacementTable {
   const { bucketCount, epsilon } = options;
-  const alive = new Set(members.map((m) => m.id));
+  const loadsOf = new Map(members.map((m) => [m.id, m.loads]));
   const previous = new Map<string, string>();
   const weights: number[] = [];
   for (let b = 0; b < bucketCount; b++) {
     const owner = current?.owners[b];
-    const reported =
-      owner && alive.has(owner) ? members.find((m) => m.id === owner)?.loads[b] : undefined;
+    const reported = owner ? loadsOf.get(owner)?.[b] : undefined;
     weights.push(reported ?? current?.weights[b] ?? 1);
     // Owners that left stay in `previous`: their buckets count as forced moves.
     if (owner) previous.set(String(b), owner);

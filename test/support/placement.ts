@@ -3,15 +3,10 @@
  * handoff record. A placement is settled for a member set when the table names
  * exactly those members and every bucket is acquired by the owner the table gives.
  */
-import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import {
-  decodeHandoffRecord,
-  decodePlacementTable,
-  kvBuckets,
-  type HandoffRecord,
-  type PlacementTable,
-} from '../../shared/index.js';
+import { createPlacementStore } from '../../infra/index.js';
+import type { HandoffRecord, PlacementTable } from '../../shared/index.js';
+import { testLog } from './controller.js';
 
 export interface PlacementView {
   table: () => PlacementTable | undefined;
@@ -23,22 +18,14 @@ export interface PlacementView {
 }
 
 export async function watchPlacement(nc: NatsConnection): Promise<PlacementView> {
-  const kv = await new Kvm(nc).open(kvBuckets.placement);
   let table: PlacementTable | undefined;
   const handoffs = new Map<number, HandoffRecord>();
-  const watch = await kv.watch();
-  void (async () => {
-    for await (const e of watch) {
-      if (e.operation !== 'PUT') continue;
-      if (e.key === 'table') {
-        const parsed = decodePlacementTable(e.value);
-        if (parsed.ok) table = parsed.value;
-      } else if (e.key.startsWith('handoff.')) {
-        const parsed = decodeHandoffRecord(e.value);
-        if (parsed.ok) handoffs.set(parsed.value.bucket, parsed.value);
-      }
-    }
-  })();
+  const watch = await (
+    await createPlacementStore(nc, testLog)
+  ).watch({
+    onTable: ({ value }) => (table = value),
+    onHandoff: ({ value }) => handoffs.set(value.bucket, value),
+  });
   const unsettled = (): number[] => {
     if (!table) return [-1];
     return table.owners.flatMap((owner, b) => {

@@ -32,9 +32,9 @@ export interface Strategy {
 
 const utf8 = new TextEncoder();
 
-/** fnv1a32 with a murmur3 finaliser: fnv alone clusters on similar ids. */
-export function hash32(text: string): number {
-  let h = fnv1a32(utf8.encode(text));
+/** murmur3's 32-bit finaliser: spreads every input bit over the output. */
+function fmix32(x: number): number {
+  let h = x >>> 0;
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -43,16 +43,11 @@ export function hash32(text: string): number {
   return h >>> 0;
 }
 
+/** fnv1a32 with a murmur3 finaliser: fnv alone clusters on similar ids. */
+export const hash32 = (text: string): number => fmix32(fnv1a32(utf8.encode(text)));
+
 /** Mixes two 32-bit values (HRW's per-pair score) without building a string. */
-function mix(a: number, b: number): number {
-  let h = (a ^ Math.imul(b, 0x9e3779b1)) >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+const mix = (a: number, b: number): number => fmix32(a ^ Math.imul(b, 0x9e3779b1));
 
 /** A hash-based strategy's table: every item looked up once. */
 const assignByLookup =
