@@ -21,3 +21,6 @@ export * from './nats/hostDirectory.js';
 export * from './nats/bucketIntake.js';
 export * from './nats/membership.js';
 export * from './nats/placementStore.js';
+export * from './redis/hostMapping.js';
+export * from './kafka/client.js';
+export * from './kafka/partitions.js';

@@ -70,3 +70,18 @@ export interface SnapshotStore {
   load(vpcId: string): Promise<{ revision: number; text: string } | undefined>;
   save(vpcId: string, revision: number, text: string): Promise<void>;
 }
+
+/**
+ * The VPC↔host mapping (DESIGN §4.7): a derived index the VPC owners write after
+ * their commits are appended. Every write carries the VPC revision it reflects; a
+ * write older than the one applied is skipped, so a late owner cannot roll it back.
+ */
+export interface HostMapping {
+  /** Hosts that hold / no longer hold the VPC as of `revision`. */
+  apply(vpcId: string, revision: number, present: string[], absent: string[]): Promise<void>;
+  /** Writes the whole host set of a VPC whose entry is missing (lost); false if present. */
+  restore(vpcId: string, revision: number, hosts: string[]): Promise<boolean>;
+  /** The VPC's hosts and the revision they are at; undefined when never written or lost. */
+  hostsOf(vpcId: string): Promise<{ revision: number; hosts: string[] } | undefined>;
+  vpcsOf(hostId: string): Promise<string[]>;
+}

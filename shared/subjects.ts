@@ -64,7 +64,11 @@ export const subjects = {
   statusAll: 'status.>',
   ack: (bucket: number, vpcId: string, hostId: string) =>
     `gsack.${bucket}.${token(vpcId, 'vpcId')}.${token(hostId, 'hostId')}`,
+  ackBucket: (bucket: number) => `gsack.${bucket}.>`,
   resync: (hostId: string) => `alcor.resync.${token(hostId, 'hostId')}`,
+  resyncAll: 'alcor.resync.*',
+  /** Internal: a southbound module asks a VPC's owner to write its lost host mapping. */
+  mappingRebuild: (bucket: number) => `alcor.ctl.mapping.${bucket}`,
   applyIntents: 'alcor.intents.apply',
   /** Internal: the sync API asks a bucket's owner for decisions (request/reply). */
   decisionQuery: (bucket: number) => `alcor.ctl.decision.${bucket}`,
@@ -82,3 +86,34 @@ export function goalStateMsgId(vpcId: string, revision: number, target: string):
 export function statusMsgId(intentId: string, outcome: string): string {
   return `${intentId}:${outcome}`;
 }
+
+/**
+ * Redis keys of the VPC↔host mapping (DESIGN §4.7). The hash tag keeps each side
+ * in one slot, so a Redis Cluster spreads the table. The revision keys guard the
+ * sets: a write older than the last one applied is skipped.
+ */
+export const redisKeys = {
+  vpcHosts: (vpcId: string) => `{vpc:${token(vpcId, 'vpcId')}}:hosts`,
+  /** The VPC revision the hosts set is at (absent: never written, or lost). */
+  vpcRevision: (vpcId: string) => `{vpc:${token(vpcId, 'vpcId')}}:rev`,
+  hostVpcs: (hostId: string) => `{host:${token(hostId, 'hostId')}}:vpcs`,
+  /** Per VPC, the revision of the last change of the host's membership in it. */
+  hostVpcRevisions: (hostId: string) => `{host:${token(hostId, 'hostId')}}:revs`,
+} as const;
+
+/** Kafka topics (DESIGN §4.6): one per host group (a topology cluster), keyed by hostId. */
+export const kafkaTopics = {
+  cluster: (place: TopologyPlace) => `alcor.gs.${placePath(place)}`,
+} as const;
+
+/** Headers of a Kafka goal-state record (DESIGN §4.6). */
+export const KAFKA_HEADERS = { vpcId: 'vpcId', revision: 'revision', hostId: 'hostId' } as const;
+
+/** Keys in KV `southbound` besides `member.<id>` and `leader`. */
+export const southboundKeys = {
+  /** The module placement table (partition → module). */
+  table: 'table',
+  /** A topic's host → partition assignment on one Kafka cluster (a partition per host). */
+  kafkaPartitions: (kafkaCluster: string, topic: string) =>
+    `kafka.${token(kafkaCluster, 'kafkaCluster')}.${topic}`,
+} as const;

@@ -366,3 +366,44 @@ export function project(
   }
   return messages;
 }
+
+// ── who a commit concerns ────────────────────────────────────────────────────
+
+/**
+ * The hosts whose membership in the VPC a commit may have changed (the hosts its
+ * port events name), split by whether they hold the VPC after it: what the owner
+ * writes to the VPC↔host mapping.
+ */
+export function hostChanges(
+  after: VpcState,
+  recorded: RecordedCommit,
+): { present: string[]; absent: string[] } {
+  const touched = new Set<string>();
+  for (const event of recorded.commit.events) {
+    if (event.type === 'PortCreated') touched.add(event.to.hostId);
+    else if (event.type === 'PortDeleted') touched.add(event.from.hostId);
+    else if (event.type === 'PortUpdated') {
+      touched.add(event.from.hostId);
+      touched.add(event.to.hostId);
+    }
+  }
+  const present: string[] = [];
+  const absent: string[] = [];
+  for (const hostId of touched) (after.hosts.has(hostId) ? present : absent).push(hostId);
+  return { present, absent };
+}
+
+/**
+ * The hosts that must apply a commit's goal states: each unicast target, and every
+ * VPC host of each multicast cluster. `programmed` waits for their acks.
+ */
+export function affectedHosts(after: VpcState, messages: readonly ProjectedMessage[]): string[] {
+  const hosts = new Set<string>();
+  for (const { message } of messages) {
+    // A multicast's target is a cluster key (it has dots; a hostId cannot).
+    const cluster = after.clusters.get(message.target);
+    if (cluster) for (const h of cluster.hosts) hosts.add(h);
+    else if (!message.target.includes('.')) hosts.add(message.target);
+  }
+  return [...hosts];
+}

@@ -41,7 +41,8 @@ const TABLE_KEY = 'table';
 const handoffKey = (bucket: number): string => `handoff.${bucket}`;
 const encoder = new TextEncoder();
 
-async function compareAndSet(
+/** Writes `value` if the key is still at revision `expected` (0: absent); false if someone wrote first. */
+export async function compareAndSet(
   kv: KV,
   key: string,
   value: unknown,

@@ -47,6 +47,10 @@ export const ControllerConfigSchema = z.strictObject({
   replicas: z.number().int().min(1).max(5).default(1),
   /** Serve `alcor.intents.apply`. */
   serveApi: z.boolean().default(true),
+  /** Redis of the VPC↔host mapping; absent, no mapping is written (no Kafka multicast, no resync by host). */
+  redisUrl: z.string().min(1).optional(),
+  /** An accepted intent whose hosts have not all applied by then is `incomplete`. */
+  programmedDeadlineMs: z.number().int().min(100).max(3_600_000).default(30_000),
 });
 
 export type ControllerConfigInput = z.input<typeof ControllerConfigSchema>;
@@ -76,6 +80,7 @@ const ENV = {
   ALCOR_CAPACITY: 'capacity',
   ALCOR_HEARTBEAT_TTL_MS: 'heartbeatTtlMs',
   ALCOR_EPSILON: 'epsilon',
+  ALCOR_PROGRAMMED_DEADLINE_MS: 'programmedDeadlineMs',
 } as const;
 
 /** The configuration from `ALCOR_*` variables and NATS_URL. */
@@ -83,6 +88,7 @@ export function controllerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): C
   const input: Record<string, unknown> = {
     instanceId: env.ALCOR_INSTANCE_ID ?? `controller-${process.pid}`,
     natsUrl: env.NATS_URL ?? 'nats://127.0.0.1:4222',
+    ...(env.REDIS_URL ? { redisUrl: env.REDIS_URL } : {}),
   };
   for (const [name, key] of Object.entries(ENV)) {
     const value = env[name];

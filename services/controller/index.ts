@@ -17,6 +17,7 @@ import {
   createKvSnapshotStore,
   createMembership,
   createPlacementStore,
+  createRedisHostMapping,
   ensureLayout,
   intakeDurable,
   type HostDirectory,
@@ -32,6 +33,8 @@ import { createMetrics, type ControllerMetrics } from './metrics.js';
 import { BucketLoads, startOwnership, type Ownership } from './ownership.js';
 import { startPlacementLeader } from './placementLeader.js';
 import { VpcActors } from './vpcActors.js';
+import { bucketSubscriptions, serveResync, type HostApiDeps } from './hostApi.js';
+import { ProgrammedTracker, type ProgrammedMetrics } from './programmed.js';
 
 export { controllerConfigFromEnv, parseControllerConfig } from './config.js';
 export type { ControllerConfig, ControllerConfigInput } from './config.js';
@@ -49,6 +52,8 @@ export interface Controller {
   metrics: ControllerMetrics;
   /** VPC actors alive now. */
   activeVpcs: () => number;
+  /** Programmed tracking: counts, and intents still waiting for acks. */
+  programmed: () => ProgrammedMetrics & { pending: number };
   /** Resolves once every bucket the table (or config) gives this run is worked. */
   settled: () => Promise<void>;
   /** Hands its buckets on (released records, so nobody waits for the TTL) and stops. */
@@ -118,6 +123,14 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
       void restart();
     },
   });
+  const mapping = config.redisUrl ? createRedisHostMapping(config.redisUrl) : undefined;
+  if (!mapping) logger.warn('no REDIS_URL: the VPC↔host mapping is not written');
+  const tracker = new ProgrammedTracker({
+    publisher,
+    logger,
+    deadlineMs: config.programmedDeadlineMs,
+    leaseValid: membership.leaseValid,
+  });
   const actors = new VpcActors({
     log: await createJetStreamEventLog(nc, { writer }),
     intents: await createJetStreamIntentSource(nc),
@@ -132,7 +145,22 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
     idleMs: config.idleMs,
     leaseValid: membership.leaseValid,
     reportLoad: (vpcId, bucket, load) => loads.set(bucket, vpcId, load),
+    ...(mapping ? { mapping } : {}),
+    track: (intent) => tracker.track(intent),
   });
+  const hostApi: HostApiDeps = {
+    nc,
+    instanceId: config.instanceId,
+    bucketCount: config.bucketCount,
+    actors,
+    tracker,
+    mapping,
+    publisher,
+    lookupHost: hosts.lookup,
+    owned: () => new Set(run?.ownership.owned() ?? []),
+    metrics,
+    logger,
+  };
 
   const startRun = async (): Promise<Run> => {
     const incarnation = membership.incarnation();
@@ -147,6 +175,7 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
       logger,
       intake: config.intake,
       leaseValid: membership.leaseValid,
+      bucketSubscriptions: (bucket) => bucketSubscriptions(hostApi, bucket),
     });
     const ownership = await startOwnership({
       instanceId: config.instanceId,
@@ -191,6 +220,7 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
         },
       })
     : undefined;
+  const resync = serveResync(hostApi);
   const api: Subscription | undefined = config.serveApi
     ? serveApplyApi({
         nc,
@@ -217,6 +247,7 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
     isLeader: membership.isLeader,
     metrics,
     activeVpcs: () => actors.size,
+    programmed: () => ({ ...tracker.metrics, pending: tracker.pending }),
     settled: async () => {
       while (!run) await new Promise((r) => setTimeout(r, 100));
       await run.ownership.settled();
@@ -225,6 +256,7 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
       (stopped ??= (async () => {
         stopping = true;
         api?.unsubscribe();
+        resync.unsubscribe();
         await leader?.stop();
         const current = run;
         if (current) {
@@ -232,6 +264,8 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
           await teardown();
         }
         await membership.stop();
+        tracker.stop();
+        await mapping?.close();
         await hosts.stop();
         await nc.drain();
         logger.info({ ...metrics }, 'controller stopped');

@@ -50,7 +50,12 @@ interface BucketWork {
   phase: 'working' | 'releasing' | 'released';
   inFlight: Set<Promise<unknown>>;
   held: IntakeDelivery[];
-  responder?: Subscription;
+  responders: BucketResource[];
+}
+
+/** Something that lives while a bucket is worked: a subscription, a tracker's share. */
+export interface BucketResource {
+  unsubscribe(): void;
 }
 
 export interface IntakeDeps {
@@ -66,6 +71,8 @@ export interface IntakeDeps {
   intake: IntakeOptions;
   /** False once the run's membership lease expired: deliveries are left alone. */
   leaseValid: () => boolean;
+  /** More per-bucket subscriptions that live while the bucket is worked (acks, mapping). */
+  bucketSubscriptions?: (bucket: number) => BucketResource[];
 }
 
 export class IntakeRuntime {
@@ -101,10 +108,15 @@ export class IntakeRuntime {
     for (const b of buckets) {
       const work = this.buckets.get(b);
       for (const d of work?.held ?? []) d.nak(); // theirs again
-      this.buckets.set(b, { phase: 'working', inFlight: new Set(), held: [] });
+      this.buckets.set(b, { phase: 'working', inFlight: new Set(), held: [], responders: [] });
     }
     await this.updateFilter();
-    for (const b of buckets) this.buckets.get(b)!.responder = this.respond(b);
+    for (const b of buckets) {
+      this.buckets.get(b)!.responders = [
+        this.respond(b),
+        ...(this.deps.bucketSubscriptions?.(b) ?? []),
+      ];
+    }
   }
 
   /**
@@ -150,8 +162,8 @@ export class IntakeRuntime {
       const work = this.buckets.get(b);
       if (!work) continue;
       work.phase = 'releasing';
-      work.responder?.unsubscribe();
-      delete work.responder;
+      for (const sub of work.responders) sub.unsubscribe();
+      work.responders = [];
     }
     await this.updateFilter();
     for (const b of buckets) {
@@ -180,7 +192,7 @@ export class IntakeRuntime {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    for (const work of this.buckets.values()) work.responder?.unsubscribe();
+    for (const work of this.buckets.values()) for (const sub of work.responders) sub.unsubscribe();
     await this.consumer?.stop();
   }
 

@@ -15,6 +15,13 @@ export interface ControllerMetrics {
   passivations: number;
   /** Intake deliveries refused (bad subject token, wrong bucket). */
   refused: number;
+  /** VPC host sets written to Redis again after it lost them. */
+  mappingRestores: number;
+  /** Full states sent on resync requests, and requests refused as malformed. */
+  resyncFulls: number;
+  resyncRefused: number;
+  /** NCA acks refused as malformed. */
+  acksRefused: number;
 }
 
 export function createMetrics(): ControllerMetrics {
@@ -29,5 +36,9 @@ export function createMetrics(): ControllerMetrics {
     hydrations: 0,
     passivations: 0,
     refused: 0,
+    mappingRestores: 0,
+    resyncFulls: 0,
+    resyncRefused: 0,
+    acksRefused: 0,
   };
 }

@@ -21,7 +21,10 @@ import {
   type ErrorDetail,
   type EventCommit,
   type EventLog,
+  type GoalStateMessage,
+  type TopologyPlace,
   type HostLookup,
+  type HostMapping,
   type IntentSource,
   type RecordedCommit,
   type SnapshotStore,
@@ -31,6 +34,7 @@ import { vpc } from '../../actors/index.js';
 import { commandFor, vpcDecider, type VpcAnswer, type VpcCommand } from './vpcDecider.js';
 import type { Limiter } from './limiter.js';
 import type { ControllerMetrics } from './metrics.js';
+import type { TrackedIntent } from './programmed.js';
 
 export interface Decided {
   outcome: 'accepted' | 'rejected';
@@ -55,6 +59,10 @@ export interface WorkerDeps {
   leaseValid: () => boolean;
   /** The VPC's placement weight changed (ports + hosts). */
   reportLoad: (vpcId: string, bucket: number, load: number) => void;
+  /** The VPC↔host mapping (Redis); absent, the southbound's Kafka multicast and resync lack it. */
+  mapping?: HostMapping;
+  /** Waits for an accepted intent's hosts to ack; returns the gate release. */
+  track?: (intent: TrackedIntent) => () => void;
 }
 
 /**
@@ -142,6 +150,7 @@ export class VpcWorker {
           'hydrated',
         );
       }
+      await this.restoreMapping(this.state);
       await this.finishLast();
       this.handled = Math.max(this.handled, this.state.cursor);
       this.deps.reportLoad(this.vpcId, this.bucket, vpc.loadOf(this.state));
@@ -233,17 +242,68 @@ export class VpcWorker {
     }
   }
 
-  /** Goal states, then status, of a commit just appended; then maybe a snapshot. */
+  /**
+   * The mapping, then goal states, then status, of a commit just appended; then
+   * maybe a snapshot. The mapping goes first so that a southbound module expanding
+   * a multicast of this revision finds the hosts it has.
+   */
   private async publish(recorded: RecordedCommit): Promise<void> {
     const state = this.state!;
-    const messages = vpc.project(state, recorded, this.bucket);
-    const { stored, duplicates } = await this.deps.publisher.goalStates(messages);
-    this.deps.metrics.goalStates += stored;
-    this.deps.metrics.goalStateDuplicates += duplicates;
     const { commit, revision } = recorded;
-    await this.publishDecision(commit.intentId);
+    const { mapping, track } = this.deps;
+    const changes = vpc.hostChanges(state, recorded);
+    if (mapping && changes.present.length + changes.absent.length > 0) {
+      await mapping.apply(this.vpcId, revision, changes.present, changes.absent);
+    }
+    const messages = vpc.project(state, recorded, this.bucket);
+    const accepted = commit.events[0]?.type !== 'IntentRejected';
+    const release =
+      accepted && track
+        ? track({
+            intentId: commit.intentId,
+            vpcId: this.vpcId,
+            bucket: this.bucket,
+            revision,
+            hosts: vpc.affectedHosts(state, messages),
+          })
+        : undefined;
+    try {
+      const { stored, duplicates } = await this.deps.publisher.goalStates(messages);
+      this.deps.metrics.goalStates += stored;
+      this.deps.metrics.goalStateDuplicates += duplicates;
+      await this.publishDecision(commit.intentId);
+    } finally {
+      release?.();
+    }
     this.published = revision;
     if (this.commitsSinceSnapshot >= this.deps.snapshotEvery) this.startSnapshot();
+  }
+
+  /** Writes the VPC's host set to the mapping if its entry is missing (asked by a southbound). */
+  async ensureMapping(): Promise<void> {
+    if (this.state) await this.restoreMapping(this.state);
+  }
+
+  /**
+   * The host's full state of this VPC now (empty if it holds none of it: that
+   * removes what it may still have), for a resync; undefined before hydration.
+   */
+  fullStateFor(hostId: string): { message: GoalStateMessage; place?: TopologyPlace } | undefined {
+    const state = this.state;
+    if (!state || state.revision === 0) return undefined;
+    const place = state.hosts.get(hostId)?.place;
+    return {
+      message: vpc.fullState(state, hostId, state.revision, this.bucket),
+      ...(place ? { place } : {}),
+    };
+  }
+
+  /** Writes the VPC's host set to the mapping if its entry is missing (Redis lost it). */
+  private async restoreMapping(state: vpc.VpcState): Promise<void> {
+    const { mapping } = this.deps;
+    if (!mapping || state.status === 'absent') return;
+    const restored = await mapping.restore(this.vpcId, state.revision, [...state.hosts.keys()]);
+    if (restored) this.deps.metrics.mappingRestores += 1;
   }
 
   /** Publishes the last commit's goal states and status if they may not be out yet. */

@@ -14,6 +14,11 @@ export const GoalStateAckSchema = z.strictObject({
   vpcId: id,
   revision,
   status: z.enum(['applied', 'failed']),
+  /**
+   * The mode of the message acked (an addition to DESIGN §4.5): an applied `full`
+   * at revision r covers every earlier revision of the VPC on that host.
+   */
+  mode: z.enum(['delta', 'full']).optional(),
   error: errorDetail.optional(),
   /** Milliseconds per stage, as the agent measured them. */
   timings: z.record(z.string(), z.number()).optional(),
@@ -41,4 +46,25 @@ export type Status = z.infer<typeof StatusSchema>;
 
 export function parseAck(input: unknown): Result<GoalStateAck> {
   return parseWith(GoalStateAckSchema, input, 'ack');
+}
+
+/**
+ * `alcor.resync.<hostId>` (DESIGN §4.5). An empty body asks for every VPC of the
+ * host; `vpcIds` for just those (an agent that may have missed a multicast).
+ */
+export const ResyncRequestSchema = z.strictObject({
+  hostId: id,
+  vpcIds: z.array(id).max(1000).optional(),
+});
+export type ResyncRequest = z.infer<typeof ResyncRequestSchema>;
+
+/** Each owner that holds some of the host's VPCs replies with what it re-sent. */
+export interface ResyncReply {
+  hostId: string;
+  owner: string;
+  vpcs: Array<{ vpcId: string; revision: number }>;
+}
+
+export function parseResyncRequest(input: unknown): Result<ResyncRequest> {
+  return parseWith(ResyncRequestSchema, input, 'resync request');
 }

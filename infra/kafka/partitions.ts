@@ -1,0 +1,106 @@
+/**
+ * One partition per host in its group's topic (DESIGN §4.6; the evaluation issue
+ * measures the alternatives): topic `alcor.gs.<region>.<az>.<dc>.<cluster>` on the
+ * host's Kafka cluster, partition = the host's index in the topic's assignment,
+ * KV `southbound` key `kafka.<kafkaCluster>.<topic>` = `{hosts: [hostId, …]}`. The
+ * list only grows (compare-and-set), so a host keeps its partition; the topic
+ * grows with it. Southbound modules and agents share this one definition.
+ */
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Admin } from 'kafkajs';
+import { z } from 'zod';
+import { compareAndSet } from '../nats/placementStore.js';
+import { kafkaTopics, kvBuckets, southboundKeys, type TopologyPlace } from '../../shared/index.js';
+
+const AssignmentSchema = z.strictObject({ hosts: z.array(z.string()) });
+
+export interface PartitionAssignments {
+  /** Every host given has a partition in its topic on `kafkaCluster`; returns the topic's host list. */
+  ensure(kafkaCluster: string, place: TopologyPlace, hostIds: readonly string[]): Promise<string[]>;
+  /** The partition of a host (assigning one if new). */
+  partitionOf(kafkaCluster: string, place: TopologyPlace, hostId: string): Promise<number>;
+  /** The topic's host list as stored (partition = index), without assigning. */
+  read(kafkaCluster: string, topic: string): Promise<string[]>;
+}
+
+export async function createPartitionAssignments(
+  nc: NatsConnection,
+  admins: Record<string, Admin>,
+): Promise<PartitionAssignments> {
+  const kv: KV = await new Kvm(nc).open(kvBuckets.southbound);
+  const cache = new Map<string, string[]>();
+  /** Partitions known to exist per `<kafkaCluster>/<topic>`. */
+  const sized = new Map<string, number>();
+
+  const read = async (kafkaCluster: string, topic: string) => {
+    const entry = await kv.get(southboundKeys.kafkaPartitions(kafkaCluster, topic));
+    if (!entry || entry.operation !== 'PUT' || entry.length === 0)
+      return { hosts: [] as string[], revision: 0 };
+    const parsed = AssignmentSchema.safeParse(entry.json<unknown>());
+    if (!parsed.success)
+      throw new Error(`KV southbound ${entry.key} is not a partition assignment`);
+    return { hosts: parsed.data.hosts, revision: entry.revision };
+  };
+
+  const sizeTopic = async (kafkaCluster: string, topic: string, count: number) => {
+    const key = `${kafkaCluster}/${topic}`;
+    if ((sized.get(key) ?? 0) >= count) return;
+    const admin = admins[kafkaCluster];
+    if (!admin) throw new Error(`no Kafka cluster ${kafkaCluster} configured`);
+    const topics = await admin.listTopics();
+    if (!topics.includes(topic)) {
+      await admin
+        .createTopics({
+          topics: [{ topic, numPartitions: count, replicationFactor: -1 }],
+          waitForLeaders: true,
+        })
+        .catch((err: unknown) => {
+          if (!/already exists/i.test(String((err as Error).message))) throw err;
+        });
+    }
+    const meta = await admin.fetchTopicMetadata({ topics: [topic] });
+    const have = meta.topics[0]?.partitions.length ?? 0;
+    if (have < count) {
+      await admin
+        .createPartitions({ topicPartitions: [{ topic, count }], validateOnly: false })
+        .catch((err: unknown) => {
+          // Another module grew it first.
+          if (!/partitions|INVALID_PARTITIONS/i.test(String((err as Error).message))) throw err;
+        });
+    }
+    sized.set(key, count);
+  };
+
+  const ensure: PartitionAssignments['ensure'] = async (kafkaCluster, place, hostIds) => {
+    const topic = kafkaTopics.cluster(place);
+    const key = `${kafkaCluster}/${topic}`;
+    const known = cache.get(key);
+    if (known && hostIds.every((h) => known.includes(h))) {
+      await sizeTopic(kafkaCluster, topic, known.length);
+      return known;
+    }
+    for (;;) {
+      const { hosts, revision } = await read(kafkaCluster, topic);
+      const missing = [...new Set(hostIds)].filter((h) => !hosts.includes(h)).sort();
+      if (missing.length === 0) {
+        cache.set(key, hosts);
+        await sizeTopic(kafkaCluster, topic, hosts.length);
+        return hosts;
+      }
+      const next = [...hosts, ...missing];
+      const k = southboundKeys.kafkaPartitions(kafkaCluster, topic);
+      if (!(await compareAndSet(kv, k, { hosts: next }, revision))) continue;
+      cache.set(key, next);
+      await sizeTopic(kafkaCluster, topic, next.length);
+      return next;
+    }
+  };
+
+  return {
+    ensure,
+    partitionOf: async (kafkaCluster, place, hostId) =>
+      (await ensure(kafkaCluster, place, [hostId])).indexOf(hostId),
+    read: async (kafkaCluster, topic) => (await read(kafkaCluster, topic)).hosts,
+  };
+}

@@ -1,0 +1,169 @@
+/**
+ * What a controller answers for the hosts (DESIGN §4.5): NCA acks on
+ * `gsack.<bucket>.<vpc>.<host>` (per bucket it works) feed the programmed
+ * tracker; `alcor.resync.<host>` gets full states of the host's VPCs this run
+ * owns; `alcor.ctl.mapping.<bucket>` (a southbound module found a VPC's host set
+ * missing in Redis) writes it again. Malformed input is counted and logged, never
+ * thrown.
+ */
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Logger } from '../../infra/index.js';
+import {
+  bucketOf,
+  decodeJson,
+  goalStateMsgId,
+  isId,
+  parseAck,
+  parseResyncRequest,
+  subjects,
+  type DecisionPublisher,
+  type ErrorDetail,
+  type GoalStateEnvelope,
+  type HostLookup,
+  type HostMapping,
+  type ResyncReply,
+} from '../../shared/index.js';
+import type { BucketResource } from './intake.js';
+import type { ControllerMetrics } from './metrics.js';
+import type { ProgrammedTracker } from './programmed.js';
+import type { VpcActors } from './vpcActors.js';
+
+const encoder = new TextEncoder();
+/** Largest ack or resync request read. */
+const MAX_BYTES = 64 * 1024;
+
+export interface HostApiDeps {
+  nc: NatsConnection;
+  instanceId: string;
+  bucketCount: number;
+  actors: VpcActors;
+  tracker: ProgrammedTracker;
+  mapping: HostMapping | undefined;
+  publisher: DecisionPublisher;
+  lookupHost: HostLookup;
+  /** Buckets this run works now. */
+  owned: () => ReadonlySet<number>;
+  metrics: ControllerMetrics;
+  logger: Logger;
+}
+
+/** The subscriptions that live while `bucket` is worked, and the tracker's share of it. */
+export function bucketSubscriptions(deps: HostApiDeps, bucket: number): BucketResource[] {
+  const { nc, tracker, metrics, logger } = deps;
+  const acks = nc.subscribe(subjects.ackBucket(bucket), {
+    callback: (err, msg) => {
+      if (err) return;
+      const json = decodeJson(msg.data, MAX_BYTES);
+      const ack = json.ok ? parseAck(json.value) : json;
+      const [, , vpcToken, hostToken] = msg.subject.split('.');
+      if (
+        !ack.ok ||
+        ack.value.vpcId !== vpcToken ||
+        ack.value.hostId !== hostToken ||
+        bucketOf(ack.value.vpcId, deps.bucketCount) !== bucket
+      ) {
+        metrics.acksRefused += 1;
+        logger.warn(
+          {
+            subject: msg.subject.slice(0, 200),
+            ...(ack.ok ? { code: 'subject_mismatch' } : ack.error),
+          },
+          'ack refused',
+        );
+        return;
+      }
+      tracker.onAck(ack.value);
+    },
+  });
+  const rebuild = nc.subscribe(subjects.mappingRebuild(bucket), {
+    callback: (err, msg) => {
+      if (err) return;
+      void (async () => {
+        const vpcId = msg.string();
+        if (!isId(vpcId) || bucketOf(vpcId, deps.bucketCount) !== bucket) {
+          msg.respond(
+            encoder.encode(JSON.stringify({ ok: false, error: 'not a VPC of the bucket' })),
+          );
+          return;
+        }
+        try {
+          const worker = await deps.actors.wake(vpcId, bucket, 1);
+          await worker.ensureMapping();
+          msg.respond(encoder.encode(JSON.stringify({ ok: true })));
+        } catch (e) {
+          msg.respond(encoder.encode(JSON.stringify({ ok: false, error: (e as Error).message })));
+        }
+      })();
+    },
+  });
+  return [acks, rebuild, { unsubscribe: () => tracker.forget(new Set([bucket])) }];
+}
+
+/** Serves `alcor.resync.*` (every controller; each answers for the VPCs it owns). */
+export function serveResync(deps: HostApiDeps): Subscription {
+  const { nc, metrics, logger } = deps;
+  const refuse = (msg: { respond: (d: Uint8Array) => boolean }, error: ErrorDetail): void => {
+    metrics.resyncRefused += 1;
+    msg.respond(encoder.encode(JSON.stringify({ error })));
+  };
+  return nc.subscribe(subjects.resyncAll, {
+    callback: (err, msg) => {
+      if (err) return;
+      void (async () => {
+        const hostToken = msg.subject.split('.')[2] ?? '';
+        const json =
+          msg.data.length === 0
+            ? { ok: true as const, value: { hostId: hostToken } }
+            : decodeJson(msg.data, MAX_BYTES);
+        const request = json.ok ? parseResyncRequest(json.value) : json;
+        if (!request.ok) return refuse(msg, request.error);
+        const { hostId, vpcIds } = request.value;
+        if (hostId !== hostToken)
+          return refuse(msg, {
+            code: 'subject_mismatch',
+            message: `hostId ${hostId} is not the subject's host ${hostToken}`,
+            path: 'hostId',
+          });
+        const owned = deps.owned();
+        let candidates: string[];
+        if (vpcIds) candidates = vpcIds;
+        else if (deps.mapping) candidates = await deps.mapping.vpcsOf(hostId).catch(() => []);
+        else candidates = [];
+        const mine = candidates.filter((v) => owned.has(bucketOf(v, deps.bucketCount)));
+        const nonce = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+        const sent: ResyncReply['vpcs'] = [];
+        const envelopes: GoalStateEnvelope[] = [];
+        await Promise.all(
+          mine.map(async (vpcId) => {
+            try {
+              const worker = await deps.actors.wake(vpcId, bucketOf(vpcId, deps.bucketCount), 1);
+              const full = worker.fullStateFor(hostId);
+              const place = full?.place ?? deps.lookupHost(hostId);
+              if (!full || !place) return;
+              const { message } = full;
+              envelopes.push({
+                subject: subjects.goalStateHost(place, hostId),
+                // Not the join's msgId: the stream must store a resync even inside
+                // the duplicate window of an identical full.
+                msgId: `${goalStateMsgId(vpcId, message.revision, hostId)}:resync:${nonce}`,
+                message,
+              });
+              sent.push({ vpcId, revision: message.revision });
+            } catch (e) {
+              logger.warn({ hostId, vpcId, err: e }, 'resync of a VPC failed');
+            }
+          }),
+        );
+        try {
+          await deps.publisher.goalStates(envelopes);
+          metrics.resyncFulls += envelopes.length;
+        } catch (e) {
+          logger.warn({ hostId, err: e }, 'resync full states not published');
+          sent.length = 0;
+        }
+        const reply: ResyncReply = { hostId, owner: deps.instanceId, vpcs: sent };
+        msg.respond(encoder.encode(JSON.stringify(reply)));
+      })();
+    },
+  });
+}

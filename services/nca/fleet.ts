@@ -1,0 +1,392 @@
+/**
+ * NCA agents, one or thousands in one process (DESIGN §7): each simulated host has
+ * its own model of the dataplane and its own binding; they share connections.
+ *
+ * - JetStream binding: the host subscribes to its own `gs…<host>` subject and to
+ *   `gsm…<vpc>` of each VPC it holds (learned from its full states), so the
+ *   server's subject routing filters. A new multicast subscription may miss a
+ *   multicast published just before it reached the server: the host looks at the
+ *   subject's last stored message and asks a resync of that VPC if it is newer.
+ * - Kafka binding: one consumer per Kafka cluster for the whole fleet, over the
+ *   topics of its hosts; a partition is a host (infra/kafka/partitions.ts), so
+ *   each record goes to exactly the host of its partition.
+ *
+ * Every message is acked on `gsack.<bucket>.<vpc>.<host>`. A host requests
+ * `alcor.resync.<host>` on start, after a NATS reconnect, and when restarted.
+ */
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Consumer } from 'kafkajs';
+import {
+  connectNats,
+  createKafkaClient,
+  createPartitionAssignments,
+  type KafkaClient,
+  type Logger,
+  type PartitionAssignments,
+} from '../../infra/index.js';
+import {
+  clusterKey,
+  decodeJson,
+  kafkaTopics,
+  parseGoalState,
+  streams,
+  subjects,
+  type GoalStateMessage,
+  type HostRecord,
+  type ResyncReply,
+} from '../../shared/index.js';
+import { nca } from '../../actors/index.js';
+
+export interface HostStats {
+  /** Goal-state messages that reached the host. */
+  delivered: number;
+  /** …of which concerned it (a VPC it held, or a full state for it). */
+  needed: number;
+  bytes: number;
+  applied: number;
+  failed: number;
+  invalid: number;
+  resyncs: number;
+}
+
+export interface SimulatedHost {
+  record: HostRecord;
+  model: nca.HostModel;
+  stats: HostStats;
+}
+
+export interface FleetOptions {
+  natsUrl: string;
+  /** Brokers per Kafka cluster id (hosts bound to a cluster not listed are an error). */
+  kafka?: Record<string, string[]>;
+  hosts: readonly HostRecord[];
+  logger: Logger;
+  /** Names the fleet's Kafka consumer groups (offsets survive a restart of the fleet). */
+  fleetId: string;
+  /** NATS connections shared by the hosts (a host's subscriptions stay on one). */
+  connections?: number;
+  /** Injected apply failures: `(hostId, op, message) → fail?`. */
+  failOp?: (
+    hostId: string,
+    op: GoalStateMessage['ops'][number],
+    message: GoalStateMessage,
+  ) => boolean;
+  /** Resync every host at start (default true). */
+  resyncOnStart?: boolean;
+}
+
+export interface Fleet {
+  hosts: ReadonlyMap<string, SimulatedHost>;
+  /** A host's agent restarts: its model is empty again and it resyncs. */
+  restart: (hostId: string) => Promise<void>;
+  /** Sum of every host's stats. */
+  totals: () => HostStats;
+  /** Kafka broker connections open per cluster. */
+  kafkaConnections: () => Record<string, number>;
+  stop: () => Promise<void>;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+const emptyStats = (): HostStats => ({
+  delivered: 0,
+  needed: 0,
+  bytes: 0,
+  applied: 0,
+  failed: 0,
+  invalid: 0,
+  resyncs: 0,
+});
+
+class HostAgent implements SimulatedHost {
+  model: nca.HostModel;
+  stats = emptyStats();
+  private unicast: Subscription | undefined;
+  private readonly multicast = new Map<string, Subscription>();
+  private stopped = false;
+
+  constructor(
+    readonly record: HostRecord,
+    readonly nc: NatsConnection,
+    private readonly jsm: JetStreamManager,
+    private readonly options: FleetOptions,
+  ) {
+    this.model = nca.emptyHostModel(record.hostId);
+  }
+
+  get jetstream(): boolean {
+    return this.record.binding.type === 'jetstream';
+  }
+
+  start(): void {
+    if (!this.jetstream) return;
+    this.unicast = this.nc.subscribe(subjects.goalStateHost(this.record, this.record.hostId), {
+      callback: (err, msg) => {
+        if (!err) this.receive(msg.data);
+      },
+    });
+  }
+
+  /** One goal-state message as it arrived (bytes): validate, apply, ack. */
+  receive(data: Uint8Array): void {
+    if (this.stopped) return;
+    this.stats.delivered += 1;
+    this.stats.bytes += data.length;
+    const json = decodeJson(data, 16 * 1024 * 1024);
+    const parsed = json.ok ? parseGoalState(json.value) : json;
+    if (!parsed.ok) {
+      this.stats.invalid += 1;
+      this.options.logger.warn(
+        { hostId: this.record.hostId, ...parsed.error },
+        'goal state refused',
+      );
+      return;
+    }
+    const message = parsed.value;
+    const failOp = this.options.failOp;
+    const handled = nca.handleGoalState(
+      this.model,
+      message,
+      failOp ? { failOp: (op, m) => failOp(this.record.hostId, op, m) } : {},
+    );
+    if (handled.needed) this.stats.needed += 1;
+    if (handled.ack.status === 'applied') this.stats.applied += 1;
+    else this.stats.failed += 1;
+    this.nc.publish(
+      subjects.ack(message.bucket, message.vpcId, this.record.hostId),
+      encoder.encode(JSON.stringify(handled.ack)),
+    );
+    if (!this.jetstream) return;
+    if (handled.joined) void this.follow(message);
+    else if (handled.left) {
+      this.multicast.get(message.vpcId)?.unsubscribe();
+      this.multicast.delete(message.vpcId);
+    }
+  }
+
+  /** Subscribes to the VPC's multicast; asks a resync of it if one got past meanwhile. */
+  private async follow(full: GoalStateMessage): Promise<void> {
+    const subject = subjects.goalStateMulticast(this.record, full.vpcId);
+    if (this.multicast.has(full.vpcId)) return;
+    this.multicast.set(
+      full.vpcId,
+      this.nc.subscribe(subject, {
+        callback: (err, msg) => {
+          if (!err) this.receive(msg.data);
+        },
+      }),
+    );
+    try {
+      await this.nc.flush();
+      const last = await this.jsm.direct.getMessage(streams.goalStates, { last_by_subj: subject });
+      const revision = last
+        ? (JSON.parse(decoder.decode(last.data)) as { revision?: number }).revision
+        : 0;
+      if (typeof revision === 'number' && revision > full.revision) {
+        await this.resync([full.vpcId]);
+      }
+    } catch (err) {
+      this.options.logger.debug(
+        { hostId: this.record.hostId, err },
+        'multicast catch-up check failed',
+      );
+    }
+  }
+
+  /** Asks the owners for full states; retries while nobody answers. */
+  async resync(vpcIds?: string[]): Promise<number> {
+    this.stats.resyncs += 1;
+    const body = encoder.encode(
+      JSON.stringify({ hostId: this.record.hostId, ...(vpcIds ? { vpcIds } : {}) }),
+    );
+    for (let attempt = 0; !this.stopped; attempt++) {
+      let replies = 0;
+      let vpcs = 0;
+      try {
+        const it = await this.nc.requestMany(subjects.resync(this.record.hostId), body, {
+          strategy: 'timer',
+          maxWait: 1500,
+        });
+        for await (const msg of it) {
+          replies += 1;
+          const reply = msg.json<Partial<ResyncReply>>();
+          vpcs += reply.vpcs?.length ?? 0;
+        }
+      } catch {
+        // No responders yet: try again.
+      }
+      if (replies > 0) return vpcs;
+      await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
+    }
+    return 0;
+  }
+
+  reset(): void {
+    for (const sub of this.multicast.values()) sub.unsubscribe();
+    this.multicast.clear();
+    this.model = nca.emptyHostModel(this.record.hostId);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.unicast?.unsubscribe();
+    for (const sub of this.multicast.values()) sub.unsubscribe();
+  }
+}
+
+/** One consumer per Kafka cluster for the fleet's hosts on it. */
+async function startKafkaIntake(
+  clusterId: string,
+  brokers: string[],
+  agents: HostAgent[],
+  assignments: (admin: KafkaClient) => Promise<PartitionAssignments>,
+  options: FleetOptions,
+): Promise<{ client: KafkaClient; consumer: Consumer; stop: () => Promise<void> }> {
+  const client = createKafkaClient(clusterId, brokers, {
+    clientId: `alcor-fleet-${options.fleetId}`,
+    logger: options.logger,
+  });
+  const assign = await assignments(client);
+  // topic → partition → agent
+  const routes = new Map<string, HostAgent[]>();
+  const byPlace = new Map<string, HostAgent[]>();
+  for (const agent of agents) {
+    const key = clusterKey(agent.record);
+    const list = byPlace.get(key) ?? [];
+    list.push(agent);
+    byPlace.set(key, list);
+  }
+  for (const list of byPlace.values()) {
+    const place = list[0]!.record;
+    const order = await assign.ensure(
+      clusterId,
+      place,
+      list.map((a) => a.record.hostId),
+    );
+    const byId = new Map(list.map((a) => [a.record.hostId, a]));
+    routes.set(
+      kafkaTopics.cluster(place),
+      order.map((h) => byId.get(h)!),
+    );
+  }
+  const consumer = client.kafka.consumer({
+    groupId: `alcor-fleet-${options.fleetId}-${clusterId}`,
+    maxWaitTimeInMs: 50,
+    sessionTimeout: 10_000,
+    heartbeatInterval: 1000,
+    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 2000 },
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topics: [...routes.keys()], fromBeginning: true });
+  await consumer.run({
+    partitionsConsumedConcurrently: 8,
+    eachMessage: ({ topic, partition, message }) => {
+      const agent = routes.get(topic)?.[partition];
+      if (agent && message.value) agent.receive(message.value);
+      return Promise.resolve();
+    },
+  });
+  return {
+    client,
+    consumer,
+    stop: async () => {
+      await consumer.disconnect().catch(() => undefined);
+    },
+  };
+}
+
+export async function startFleet(options: FleetOptions): Promise<Fleet> {
+  const count = Math.max(
+    1,
+    options.connections ?? Math.min(8, Math.ceil(options.hosts.length / 500)),
+  );
+  const connections: NatsConnection[] = [];
+  for (let i = 0; i < count; i++) {
+    connections.push(
+      await connectNats(options.natsUrl, { name: `alcor-fleet-${options.fleetId}-${i}` }),
+    );
+  }
+  const jsm = await jetstreamManager(connections[0]!);
+  const agents = new Map<string, HostAgent>();
+  options.hosts.forEach((record, i) => {
+    agents.set(record.hostId, new HostAgent(record, connections[i % count]!, jsm, options));
+  });
+  for (const agent of agents.values()) agent.start();
+
+  const byKafka = new Map<string, HostAgent[]>();
+  for (const agent of agents.values()) {
+    const binding = agent.record.binding;
+    if (binding.type !== 'kafka') continue;
+    const list = byKafka.get(binding.cluster) ?? [];
+    list.push(agent);
+    byKafka.set(binding.cluster, list);
+  }
+  const intakes: Array<Awaited<ReturnType<typeof startKafkaIntake>>> = [];
+  const admins: Array<{ disconnect: () => Promise<void> }> = [];
+  for (const [clusterId, list] of byKafka) {
+    const brokers = options.kafka?.[clusterId];
+    if (!brokers)
+      throw new Error(`hosts are bound to Kafka cluster ${clusterId}, which is not configured`);
+    intakes.push(
+      await startKafkaIntake(
+        clusterId,
+        brokers,
+        list,
+        async (client) => {
+          const admin = client.kafka.admin();
+          await admin.connect();
+          admins.push(admin);
+          return createPartitionAssignments(connections[0]!, { [clusterId]: admin });
+        },
+        options,
+      ),
+    );
+  }
+  for (const admin of admins.splice(0)) await admin.disconnect();
+
+  // After a reconnect the core subscriptions may have missed messages: resync all.
+  for (const nc of connections) {
+    void (async () => {
+      for await (const status of nc.status()) {
+        if (status.type === 'reconnect') {
+          for (const agent of agents.values()) {
+            if (agent.jetstream && agent.nc === nc) void agent.resync();
+          }
+        }
+      }
+    })();
+  }
+  if (options.resyncOnStart !== false) {
+    await Promise.all([...agents.values()].map((a) => a.resync()));
+  }
+  options.logger.info(
+    { hosts: agents.size, connections: count, kafkaClusters: [...byKafka.keys()] },
+    'fleet started',
+  );
+
+  return {
+    hosts: agents,
+    restart: async (hostId) => {
+      const agent = agents.get(hostId);
+      if (!agent) throw new Error(`no host ${hostId} in the fleet`);
+      agent.reset();
+      await agent.resync();
+    },
+    totals: () => {
+      const sum = emptyStats();
+      for (const a of agents.values()) {
+        for (const k of Object.keys(sum) as Array<keyof HostStats>) sum[k] += a.stats[k];
+      }
+      return sum;
+    },
+    kafkaConnections: () =>
+      Object.fromEntries(intakes.map((i) => [i.client.clusterId, i.client.openConnections()])),
+    stop: async () => {
+      for (const a of agents.values()) a.stop();
+      await Promise.all(intakes.map((i) => i.stop()));
+      await Promise.all(connections.map((nc) => nc.drain().catch(() => undefined)));
+    },
+  };
+}
