@@ -10,7 +10,7 @@ export { ManagedProcess } from './local/managedProcess.js';
 export { freePort } from './local/ports.js';
 export { runDir, repoRoot } from './local/cache.js';
 export { startLocalNats, NATS_SERVER_VERSION } from './local/natsServer.js';
-export { startLocalKafka, KAFKA_VERSION } from './local/kafkaServer.js';
+export { startLocalKafka, KAFKA_VERSION, type LocalKafka } from './local/kafkaServer.js';
 export { startLocalRedis } from './local/redisServer.js';
 export * from './nats/jetStreamEventLog.js';
 export * from './eventSourcing/commandHandler.js';

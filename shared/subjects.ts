@@ -59,6 +59,11 @@ export const subjects = {
   goalStateMulticast: (place: TopologyPlace, vpcId: string) =>
     `gsm.${placePath(place)}.${token(vpcId, 'vpcId')}`,
   goalStatesAll: ['gs.>', 'gsm.>'] as const,
+  /** A topology cluster's unicast and multicast goal states (a southbound partition). */
+  goalStatesOfCluster: (place: TopologyPlace) => [
+    `gs.${placePath(place)}.*`,
+    `gsm.${placePath(place)}.*`,
+  ],
   status: (vpcId: string) => `status.${token(vpcId, 'vpcId')}`,
   statusInvalid: 'status._invalid',
   statusAll: 'status.>',
@@ -109,10 +114,13 @@ export const kafkaTopics = {
 /** Headers of a Kafka goal-state record (DESIGN §4.6). */
 export const KAFKA_HEADERS = { vpcId: 'vpcId', revision: 'revision', hostId: 'hostId' } as const;
 
-/** Keys in KV `southbound` besides `member.<id>` and `leader`. */
+/**
+ * Southbound keys in KV `placement` (kept without a TTL: KV `southbound` holds only
+ * the modules' heartbeats, which expire).
+ */
 export const southboundKeys = {
   /** The module placement table (partition → module). */
-  table: 'table',
+  table: 'southbound.table',
   /** A topic's host → partition assignment on one Kafka cluster (a partition per host). */
   kafkaPartitions: (kafkaCluster: string, topic: string) =>
     `kafka.${token(kafkaCluster, 'kafkaCluster')}.${topic}`,

@@ -17,8 +17,11 @@ export interface KafkaClient {
   connectionsOpened: () => number;
 }
 
+// kafkajs logs at ERROR what it then retries (a coordinator still loading, a broker
+// gone for a moment); what it gives up on reaches our code as a rejection, and our
+// code logs that as an error. So its ERROR is our WARN.
 const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
-  [logLevel.ERROR]: 'error',
+  [logLevel.ERROR]: 'warn',
   [logLevel.WARN]: 'warn',
   [logLevel.INFO]: 'info',
   [logLevel.DEBUG]: 'debug',

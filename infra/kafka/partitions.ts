@@ -2,7 +2,7 @@
  * One partition per host in its group's topic (DESIGN §4.6; the evaluation issue
  * measures the alternatives): topic `alcor.gs.<region>.<az>.<dc>.<cluster>` on the
  * host's Kafka cluster, partition = the host's index in the topic's assignment,
- * KV `southbound` key `kafka.<kafkaCluster>.<topic>` = `{hosts: [hostId, …]}`. The
+ * KV `placement` key `kafka.<kafkaCluster>.<topic>` = `{hosts: [hostId, …]}`. The
  * list only grows (compare-and-set), so a host keeps its partition; the topic
  * grows with it. Southbound modules and agents share this one definition.
  */
@@ -28,7 +28,7 @@ export async function createPartitionAssignments(
   nc: NatsConnection,
   admins: Record<string, Admin>,
 ): Promise<PartitionAssignments> {
-  const kv: KV = await new Kvm(nc).open(kvBuckets.southbound);
+  const kv: KV = await new Kvm(nc).open(kvBuckets.placement);
   const cache = new Map<string, string[]>();
   /** Partitions known to exist per `<kafkaCluster>/<topic>`. */
   const sized = new Map<string, number>();

@@ -67,8 +67,8 @@ export interface LocalKafka {
   version: string;
   process: ManagedProcess;
   stop: () => Promise<void>;
-  /** Stops the broker and starts it again on the same ports and data (fault tests). */
-  restart: () => Promise<void>;
+  /** Stops the broker and starts it again on the same ports and data, after `downMs` (fault tests). */
+  restart: (downMs?: number) => Promise<void>;
 }
 
 export interface LocalKafkaOptions {
@@ -173,8 +173,9 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
       return proc;
     },
     stop: () => proc.stop(),
-    restart: async () => {
+    restart: async (downMs = 0) => {
       await proc.stop();
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
       proc = await launch();
     },
   };

@@ -18,6 +18,12 @@ import {
 
 export interface HostDirectory {
   lookup: (hostId: string) => TopologyPlace | undefined;
+  /** The whole record (place, underlay IP, binding). */
+  record: (hostId: string) => HostRecord | undefined;
+  /** Every valid host record now. */
+  all: () => HostRecord[];
+  /** Called after each change of the directory (the southbound re-places partitions). */
+  onChange: (listener: () => void) => void;
   /** False if the initial values had not all arrived within the ready timeout. */
   complete: () => boolean;
   size: () => number;
@@ -34,6 +40,8 @@ export async function createHostDirectory(
 ): Promise<HostDirectory> {
   const kv: KV = await new Kvm(nc).open(options.bucket ?? kvBuckets.hosts);
   const places = new Map<string, TopologyPlace>();
+  const records = new Map<string, HostRecord>();
+  const listeners: Array<() => void> = [];
   const initial = (await kv.status()).values;
   const watch = await kv.watch();
   let seen = 0;
@@ -54,14 +62,19 @@ export async function createHostDirectory(
           value = undefined;
         }
         const parsed = parseHostEntry(entry.key, value);
-        if (parsed.ok) places.set(entry.key, placeOf(parsed.value));
-        else {
+        if (parsed.ok) {
+          places.set(entry.key, placeOf(parsed.value));
+          records.set(entry.key, parsed.value);
+        } else {
           places.delete(entry.key);
+          records.delete(entry.key);
           options.onInvalid?.(entry.key, parsed.error);
         }
       } else {
         places.delete(entry.key);
+        records.delete(entry.key);
       }
+      for (const listener of listeners) listener();
       // The initial values end at delta 0 (that entry already says isUpdate).
       if (++seen >= initial || entry.delta === 0) markReady();
     }
@@ -77,6 +90,9 @@ export async function createHostDirectory(
 
   return {
     lookup: (hostId) => places.get(hostId),
+    record: (hostId) => records.get(hostId),
+    all: () => [...records.values()],
+    onChange: (listener) => listeners.push(listener),
     complete: () => complete,
     size: () => places.size,
     stop: async () => {

@@ -99,7 +99,8 @@ export class ProgrammedTracker {
     const list = this.byVpc.get(ack.vpcId);
     let matched = false;
     if (list) {
-      for (const p of list) {
+      // A copy: completing an intent takes it out of the list.
+      for (const p of [...list]) {
         const covers =
           p.revision === ack.revision || (ack.mode === 'full' && p.revision < ack.revision);
         if (!covers || !p.waiting.delete(ack.hostId)) continue;
@@ -127,8 +128,8 @@ export class ProgrammedTracker {
   }
 
   private sweep(now: number): void {
-    for (const list of this.byVpc.values()) {
-      for (const p of list) if (p.deadline <= now) this.complete(p);
+    for (const list of [...this.byVpc.values()]) {
+      for (const p of [...list]) if (p.deadline <= now) this.complete(p);
     }
   }
 

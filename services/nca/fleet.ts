@@ -48,6 +48,10 @@ export interface HostStats {
   failed: number;
   invalid: number;
   resyncs: number;
+  /** Deltas that arrived after a newer message of the same VPC (order broken on the way). */
+  outOfOrder: number;
+  /** Kafka records in this host's partition keyed for another host (dropped). */
+  misrouted: number;
 }
 
 export interface SimulatedHost {
@@ -98,6 +102,8 @@ const emptyStats = (): HostStats => ({
   failed: 0,
   invalid: 0,
   resyncs: 0,
+  outOfOrder: 0,
+  misrouted: 0,
 });
 
 class HostAgent implements SimulatedHost {
@@ -145,6 +151,8 @@ class HostAgent implements SimulatedHost {
       return;
     }
     const message = parsed.value;
+    const seen = this.model.vpcs.get(message.vpcId)?.revision ?? 0;
+    if (message.mode === 'delta' && message.revision < seen) this.stats.outOfOrder += 1;
     const failOp = this.options.failOp;
     const handled = nca.handleGoalState(
       this.model,
@@ -284,7 +292,9 @@ async function startKafkaIntake(
     partitionsConsumedConcurrently: 8,
     eachMessage: ({ topic, partition, message }) => {
       const agent = routes.get(topic)?.[partition];
-      if (agent && message.value) agent.receive(message.value);
+      if (!agent || !message.value) return Promise.resolve();
+      if (message.key?.toString() !== agent.record.hostId) agent.stats.misrouted += 1;
+      else agent.receive(message.value);
       return Promise.resolve();
     },
   });

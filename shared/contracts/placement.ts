@@ -74,6 +74,17 @@ export const HandoffRecordSchema = z.strictObject({
 });
 export type HandoffRecord = z.infer<typeof HandoffRecordSchema>;
 
+/** KV `placement` key `southbound.table`: topology partition (cluster key) → module. */
+export const SouthboundTableSchema = z.strictObject({
+  epoch: z.number().int().min(1),
+  leader: id,
+  at: z.string(),
+  owners: z.record(z.string(), id),
+  weights: z.record(z.string(), z.number().min(0)),
+  maxOverFair: z.number().min(0),
+});
+export type SouthboundTable = z.infer<typeof SouthboundTableSchema>;
+
 const decode =
   <T>(schema: z.ZodType<T>, what: string) =>
   (data: Uint8Array): Result<T> => {
@@ -93,3 +104,4 @@ export const decodeMemberRecord = decode(MemberRecordSchema, 'member');
 export const decodeLeaderRecord = decode(LeaderRecordSchema, 'leader');
 export const decodePlacementTable = decode(PlacementTableSchema, 'placement table');
 export const decodeHandoffRecord = decode(HandoffRecordSchema, 'handoff');
+export const decodeSouthboundTable = decode(SouthboundTableSchema, 'southbound table');

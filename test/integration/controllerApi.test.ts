@@ -75,9 +75,16 @@ const port = (vpcId: string, portId: string, id = unique('i')) => ({
   spec: { portId, subnetId: 's1', hostId: HOSTS[0]!.hostId },
 });
 
-async function statuses(ctx: Ctx, vpcId: string): Promise<Status[]> {
+async function allStatuses(ctx: Ctx, vpcId: string): Promise<Status[]> {
   return (await readStream(ctx.server.nc, streams.status, subjects.status(vpcId))).map(
     (m) => JSON.parse(new TextDecoder().decode(m.data)) as Status,
+  );
+}
+
+/** The decisions (accepted or rejected), without the programmed answers that follow them. */
+async function statuses(ctx: Ctx, vpcId: string): Promise<Status[]> {
+  return (await allStatuses(ctx, vpcId)).filter(
+    (s) => s.outcome === 'accepted' || s.outcome === 'rejected',
   );
 }
 
@@ -111,6 +118,18 @@ Api('the sync API answers each intent of a batch, in request order', async (ctx)
   assert.equal(
     seen.map((s) => [s.intentId, s.outcome, s.revision]),
     reply.map((r, i) => [r.id, r.outcome, i < 3 ? revisions[i] : seen[3]!.revision]),
+  );
+  const programmed = await eventually(async () => {
+    const s = (await allStatuses(ctx, vpcId)).filter((x) => x.outcome === 'programmed');
+    return s.length === 3 ? s : undefined;
+  });
+  assert.equal(
+    programmed.map((s) => s.intentId).sort(),
+    batch
+      .slice(0, 3)
+      .map((b) => b.id)
+      .sort(),
+    'each accepted intent, and no rejected one, is programmed (no hosts: at once)',
   );
 });
 

@@ -18,7 +18,7 @@ import {
   testLog,
   type IsolatedNats,
 } from '../support/controller.js';
-import { testServers } from '../support/servers.js';
+import { releaseTestServers, testServers } from '../support/servers.js';
 import { fleet as makeHosts, publishScripts, readStream, vpcScript } from '../support/workload.js';
 import { unique } from '../support/names.js';
 
@@ -28,6 +28,7 @@ test.after(async (ctx) => {
   await ctx.fleet?.stop();
   await ctx.controller?.stop();
   await ctx.nats?.stop();
+  await releaseTestServers();
 });
 
 test('JetStream hosts: every accepted intent programmed, zero divergence, only needed deliveries', async (ctx) => {

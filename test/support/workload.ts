@@ -31,18 +31,30 @@ export function prng(seed: number): () => number {
   };
 }
 
-export function fleet(clusters: number, hostsPerCluster: number, tag = 'w'): HostRecord[] {
+export function fleet(
+  clusters: number,
+  hostsPerCluster: number,
+  tag = 'w',
+  options: {
+    /** Clusters are dealt over this many regions (`<regionPrefix><n>`). */
+    regions?: number;
+    regionPrefix?: string;
+    /** The binding of the h-th host of a cluster (default JetStream). */
+    binding?: (h: number) => HostRecord['binding'];
+  } = {},
+): HostRecord[] {
   const hosts: HostRecord[] = [];
+  const regions = options.regions ?? 1;
   for (let c = 0; c < clusters; c++) {
     for (let h = 0; h < hostsPerCluster; h++) {
       hosts.push({
         hostId: `${tag}-c${c}-h${h}`,
-        region: 'r1',
+        region: `${options.regionPrefix ?? 'r'}${(c % regions) + 1}`,
         az: `az${c % 3}`,
         dc: `dc${c % 2}`,
         cluster: `c${c}`,
-        underlayIp: `172.16.${c}.${h + 1}`,
-        binding: { type: 'jetstream' },
+        underlayIp: `172.${16 + (c >> 8)}.${c & 255}.${h + 1}`,
+        binding: options.binding?.(h) ?? { type: 'jetstream' },
       });
     }
   }
@@ -55,11 +67,12 @@ export function vpcScript(
   length: number,
   hosts: HostRecord[],
   seed: number,
+  /** Hosts the VPC's ports are drawn from (a VPC spans a few clusters, like a real tenant). */
+  spread = 6,
 ): unknown[] {
   const rnd = prng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
-  // A VPC spans a few clusters, like a real tenant.
-  const own = Array.from({ length: 6 }, () => pick(hosts).hostId);
+  const own = Array.from({ length: spread }, () => pick(hosts).hostId);
   let n = 0;
   const id = () => `${vpcId}-i${++n}`;
   const out: unknown[] = [

@@ -1,0 +1,274 @@
+/**
+ * A southbound module (DESIGN §2, §7): heartbeats into KV `southbound`; the
+ * modules' leader places the topology partitions (clusters with Kafka-bound
+ * hosts, weighted by those hosts) over the live modules with LBMRC and writes KV
+ * `placement` key `southbound.table`; each module runs a relay per (partition it owns,
+ * Kafka cluster with hosts there) over one producer per Kafka cluster.
+ * `start(config) → {stop()}` boots it in-process.
+ */
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Admin } from 'kafkajs';
+import { z } from 'zod';
+import {
+  DEFAULT_LAYOUT,
+  compareAndSet,
+  connectNats,
+  createHostDirectory,
+  createMembership,
+  createPartitionAssignments,
+  createRedisHostMapping,
+  ensureLayout,
+  type Logger,
+} from '../../infra/index.js';
+import {
+  ConfigError,
+  DEFAULT_BUCKET_COUNT,
+  ID_PATTERN,
+  clusterKey,
+  decodeSouthboundTable,
+  kvBuckets,
+  place,
+  southboundKeys,
+  type SouthboundTable,
+  type TopologyPlace,
+} from '../../shared/index.js';
+import { KafkaBinding, type BindingMetrics } from './kafkaBinding.js';
+import { Relay, type RelayMetrics } from './relay.js';
+
+export const SouthboundConfigSchema = z.strictObject({
+  instanceId: z.string().regex(ID_PATTERN),
+  natsUrl: z.string().min(1),
+  redisUrl: z.string().min(1),
+  /** Brokers per Kafka cluster id. */
+  kafka: z.record(z.string().regex(ID_PATTERN), z.array(z.string().min(1)).min(1)),
+  capacity: z.number().positive().max(1000).default(1),
+  heartbeatTtlMs: z.number().int().min(500).max(600_000).default(5_000),
+  epsilon: z.number().min(0).max(0.5).default(0.05),
+  bucketCount: z.number().int().min(1).default(DEFAULT_BUCKET_COUNT),
+  /** Goal states per Kafka produce. */
+  batch: z.number().int().min(1).max(10_000).default(512),
+  replicas: z.number().int().min(1).max(5).default(1),
+});
+export type SouthboundConfigInput = z.input<typeof SouthboundConfigSchema>;
+
+export interface SouthboundModule {
+  instanceId: string;
+  /** Partitions (cluster keys) this module relays now. */
+  partitions: () => string[];
+  isLeader: () => boolean;
+  relayMetrics: RelayMetrics;
+  bindings: () => Record<string, BindingMetrics & { state: string; connections: number }>;
+  stop: () => Promise<void>;
+}
+
+export async function start(
+  input: SouthboundConfigInput & { log: Logger },
+): Promise<SouthboundModule> {
+  const { log: parentLog, ...rest } = input;
+  const parsed = SouthboundConfigSchema.safeParse(rest);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(issue.path.join('.') || 'config', issue.message);
+  }
+  const config = parsed.data;
+  const logger = parentLog.child({ module: config.instanceId });
+  const nc: NatsConnection = await connectNats(config.natsUrl, {
+    name: `alcor-southbound-${config.instanceId}`,
+  });
+  const jsm = await jetstreamManager(nc);
+  await ensureLayout(nc, jsm, {
+    ...DEFAULT_LAYOUT,
+    replicas: config.replicas,
+    heartbeatTtlMs: config.heartbeatTtlMs,
+  });
+  const hosts = await createHostDirectory(nc, {
+    onInvalid: (hostId, error) => logger.warn({ hostId, ...error }, 'host record ignored'),
+  });
+  const mapping = createRedisHostMapping(config.redisUrl);
+  const bindings = new Map<string, KafkaBinding>();
+  const admins: Record<string, Admin> = {};
+  for (const [clusterId, brokers] of Object.entries(config.kafka)) {
+    const binding = new KafkaBinding(clusterId, brokers, `alcor-sb-${config.instanceId}`, logger);
+    bindings.set(clusterId, binding);
+    // The admin shares the binding's client: its connections count with the producer's.
+    admins[clusterId] = binding.client.kafka.admin();
+  }
+  await Promise.all(Object.values(admins).map((a) => a.connect().catch(() => undefined)));
+  const assignments = await createPartitionAssignments(nc, admins);
+  const kv = await new Kvm(nc).open(kvBuckets.placement);
+  const membership = await createMembership(nc, {
+    bucket: kvBuckets.southbound,
+    id: config.instanceId,
+    capacity: config.capacity,
+    placed: true,
+    ttlMs: config.heartbeatTtlMs,
+    lead: true,
+    logger,
+  });
+  const relayMetrics: RelayMetrics = { relayed: 0, records: 0, invalid: 0, mappingRebuilds: 0 };
+  const relays = new Map<string, Relay>();
+  let owned: string[] = [];
+  let stopping = false;
+
+  /** Partitions: clusters with Kafka-bound hosts, weighted by them; and their places. */
+  const partitionsNow = () => {
+    const weights = new Map<string, number>();
+    const places = new Map<string, TopologyPlace>();
+    const clustersOf = new Map<string, Set<string>>();
+    for (const host of hosts.all()) {
+      if (host.binding.type !== 'kafka') continue;
+      const key = clusterKey(host);
+      weights.set(key, (weights.get(key) ?? 0) + 1);
+      places.set(key, host);
+      const set = clustersOf.get(key) ?? new Set();
+      set.add(host.binding.cluster);
+      clustersOf.set(key, set);
+    }
+    return { weights, places, clustersOf };
+  };
+
+  const readTable = async (): Promise<{ table?: SouthboundTable; revision: number }> => {
+    const entry = await kv.get(southboundKeys.table);
+    if (!entry || entry.operation !== 'PUT' || entry.length === 0) return { revision: 0 };
+    const decoded = decodeSouthboundTable(entry.value);
+    if (!decoded.ok) {
+      logger.warn(decoded.error, 'southbound table unreadable; rewriting it');
+      return { revision: entry.revision };
+    }
+    return { table: decoded.value, revision: entry.revision };
+  };
+
+  const lead = async (): Promise<void> => {
+    const { weights } = partitionsNow();
+    const members = (await membership.members())
+      .filter((m) => m.record.placed)
+      .map((m) => ({ id: m.record.id, capacity: m.record.capacity }));
+    if (members.length === 0) return;
+    const { table, revision } = await readTable();
+    const placement = place({
+      items: [...weights].map(([id, weight]) => ({ id, weight })),
+      members,
+      previous: new Map(Object.entries(table?.owners ?? {})),
+      epsilon: config.epsilon,
+    });
+    const owners = Object.fromEntries([...placement.assignment].sort());
+    if (table && JSON.stringify(owners) === JSON.stringify(table.owners)) return;
+    const maxOverFair = Math.max(
+      0,
+      ...placement.members.map((m) => (m.fair > 0 ? m.load / m.fair : 0)),
+    );
+    const next: SouthboundTable = {
+      epoch: (table?.epoch ?? 0) + 1,
+      leader: config.instanceId,
+      at: new Date().toISOString(),
+      owners,
+      weights: Object.fromEntries(weights),
+      maxOverFair,
+    };
+    if (await compareAndSet(kv, southboundKeys.table, next, revision)) {
+      logger.info(
+        { epoch: next.epoch, partitions: weights.size, members: members.length, maxOverFair },
+        'southbound table written',
+      );
+    }
+  };
+
+  /** Starts and stops relays to match the table. */
+  const follow = async (): Promise<void> => {
+    const { table } = await readTable();
+    const { places, clustersOf } = partitionsNow();
+    const mine = table
+      ? Object.entries(table.owners)
+          .filter(([, owner]) => owner === config.instanceId)
+          .map(([key]) => key)
+      : [];
+    owned = mine.sort();
+    const wanted = new Set<string>();
+    for (const key of owned) {
+      for (const clusterId of clustersOf.get(key) ?? []) wanted.add(`${key}/${clusterId}`);
+    }
+    for (const [key, relay] of relays) {
+      if (!wanted.has(key) || !membership.leaseValid()) {
+        relays.delete(key);
+        await relay.stop();
+        logger.info({ relay: key }, 'relay stopped');
+      }
+    }
+    if (!membership.leaseValid()) return;
+    for (const key of wanted) {
+      if (relays.has(key)) continue;
+      const [partition, clusterId] = key.split('/') as [string, string];
+      const binding = bindings.get(clusterId);
+      const where = places.get(partition);
+      if (!binding || !where) {
+        if (!binding)
+          logger.error({ kafkaCluster: clusterId }, 'hosts bound to an unconfigured Kafka cluster');
+        continue;
+      }
+      const relay = new Relay({
+        nc,
+        jsm,
+        place: where,
+        binding,
+        hosts,
+        mapping,
+        assignments,
+        bucketCount: config.bucketCount,
+        metrics: relayMetrics,
+        logger,
+        batch: config.batch,
+      });
+      await relay.start();
+      relays.set(key, relay);
+      logger.info({ relay: key }, 'relay started');
+    }
+  };
+
+  const tickMs = Math.max(100, Math.floor(config.heartbeatTtlMs / 10));
+  let ticking = Promise.resolve();
+  const timer = setInterval(() => {
+    ticking = ticking
+      .then(async () => {
+        if (stopping) return;
+        if (membership.isLeader()) await lead();
+        await follow();
+      })
+      .catch((err: unknown) => logger.warn({ err }, 'southbound tick failed'));
+  }, tickMs);
+
+  logger.info(
+    { kafkaClusters: Object.keys(config.kafka), hosts: hosts.size() },
+    'southbound module started',
+  );
+  let stopped: Promise<void> | undefined;
+  return {
+    instanceId: config.instanceId,
+    partitions: () => [...owned],
+    isLeader: membership.isLeader,
+    relayMetrics,
+    bindings: () =>
+      Object.fromEntries(
+        [...bindings].map(([id, b]) => [
+          id,
+          { ...b.metrics, state: b.state, connections: b.client.openConnections() },
+        ]),
+      ),
+    stop: () =>
+      (stopped ??= (async () => {
+        stopping = true;
+        clearInterval(timer);
+        await ticking;
+        await Promise.all([...relays.values()].map((r) => r.stop()));
+        relays.clear();
+        await membership.stop();
+        await Promise.all(Object.values(admins).map((a) => a.disconnect().catch(() => undefined)));
+        await Promise.all([...bindings.values()].map((b) => b.stop()));
+        await mapping.close();
+        await hosts.stop();
+        await nc.drain();
+        logger.info({ ...relayMetrics }, 'southbound module stopped');
+      })()),
+  };
+}

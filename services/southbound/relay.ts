@@ -1,0 +1,199 @@
+/**
+ * One relay: a topology partition's goal states to one Kafka cluster (DESIGN §7).
+ * A durable consumer per (partition, Kafka cluster) on GOALSTATES, filtered to
+ * `gs.<partition>.*` and `gsm.<partition>.*`, so each Kafka cluster of a partition
+ * pauses and resumes on its own. Messages are taken in stream order, in batches;
+ * each becomes Kafka records —
+ *   `gs…<host>`  → one record for that host, if it is bound to this cluster;
+ *   `gsm…<vpc>`  → one per host of the partition on this cluster that has the VPC
+ *                  (the Redis mapping; asked of the VPC's owner when missing) —
+ * and the batch is acked in JetStream only after Kafka acknowledged its records.
+ */
+import {
+  AckPolicy,
+  DeliverPolicy,
+  jetstream,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { HostDirectory, Logger, PartitionAssignments } from '../../infra/index.js';
+import {
+  KAFKA_HEADERS,
+  bucketOf,
+  clusterKey,
+  decodeJson,
+  kafkaTopics,
+  parseGoalState,
+  streams,
+  subjects,
+  type HostMapping,
+  type TopologyPlace,
+} from '../../shared/index.js';
+import type { KafkaBinding, KafkaRecord } from './kafkaBinding.js';
+
+export interface RelayMetrics {
+  relayed: number;
+  records: number;
+  invalid: number;
+  mappingRebuilds: number;
+}
+
+export interface RelayDeps {
+  nc: NatsConnection;
+  jsm: JetStreamManager;
+  place: TopologyPlace;
+  binding: KafkaBinding;
+  hosts: HostDirectory;
+  mapping: HostMapping;
+  assignments: PartitionAssignments;
+  bucketCount: number;
+  metrics: RelayMetrics;
+  logger: Logger;
+  batch: number;
+}
+
+function fnv32(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h.toString(36);
+}
+
+/** The durable of a (partition, Kafka cluster): readable, and unique by the hash. */
+export function relayDurable(kafkaCluster: string, place: TopologyPlace): string {
+  const key = clusterKey(place);
+  return `sb_${kafkaCluster}_${key.replaceAll('.', '_')}_${fnv32(key)}`;
+}
+
+const ACK_WAIT_MS = 60_000;
+
+export class Relay {
+  private running = true;
+  private loop: Promise<void> | undefined;
+  private close: (() => Promise<void>) | undefined;
+
+  constructor(private readonly deps: RelayDeps) {}
+
+  get key(): string {
+    return `${clusterKey(this.deps.place)}/${this.deps.binding.clusterId}`;
+  }
+
+  async start(): Promise<void> {
+    const { jsm, nc, place, binding } = this.deps;
+    const durable = relayDurable(binding.clusterId, place);
+    await jsm.consumers.add(streams.goalStates, {
+      durable_name: durable,
+      filter_subjects: subjects.goalStatesOfCluster(place),
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ack_wait: ACK_WAIT_MS * 1_000_000,
+      max_ack_pending: 8192,
+    });
+    const consumer = await jetstream(nc).consumers.get(streams.goalStates, durable);
+    const messages = await consumer.consume({ max_messages: 2048 });
+    this.close = async () => {
+      await messages.close().catch(() => undefined);
+    };
+    const pending: JsMsg[] = [];
+    let wake: (() => void) | undefined;
+    void (async () => {
+      for await (const m of messages) {
+        pending.push(m);
+        wake?.();
+      }
+      this.running = false;
+      wake?.();
+    })();
+    this.loop = (async () => {
+      while (this.running) {
+        if (pending.length === 0) {
+          await new Promise<void>((r) => (wake = r));
+          wake = undefined;
+          continue;
+        }
+        const batch = pending.splice(0, this.deps.batch);
+        // Keep what waits (and what is being sent) from being redelivered meanwhile.
+        const keepAlive = setInterval(() => {
+          for (const m of batch) m.working();
+          for (const m of pending) m.working();
+        }, ACK_WAIT_MS / 3);
+        try {
+          const records = (await Promise.all(batch.map((m) => this.recordsOf(m)))).flat();
+          if (!(await binding.send(records, () => this.running))) break;
+          for (const m of batch) m.ack();
+          this.deps.metrics.relayed += batch.length;
+          this.deps.metrics.records += records.length;
+        } catch (err) {
+          // Left unacked: redelivered after the ack wait.
+          this.deps.logger.warn({ relay: this.key, err }, 'relay batch failed');
+        } finally {
+          clearInterval(keepAlive);
+        }
+      }
+    })();
+  }
+
+  /** Stops taking messages; what is not acked yet goes to the partition's next owner. */
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.close?.();
+    await this.loop;
+  }
+
+  private async recordsOf(m: JsMsg): Promise<KafkaRecord[]> {
+    const { hosts, binding, place, metrics, logger } = this.deps;
+    const json = decodeJson(m.data, 16 * 1024 * 1024);
+    const parsed = json.ok ? parseGoalState(json.value) : json;
+    if (!parsed.ok) {
+      metrics.invalid += 1;
+      logger.warn({ subject: m.subject, seq: m.seq, ...parsed.error }, 'goal state not relayed');
+      return [];
+    }
+    const message = parsed.value;
+    // A unicast's target is its host; a multicast's is the cluster key (with dots).
+    const unicast = !message.target.includes('.');
+    const targets = unicast ? [message.target] : await this.vpcHosts(message.vpcId);
+    const key = clusterKey(place);
+    const out: KafkaRecord[] = [];
+    for (const hostId of targets) {
+      const host = hosts.record(hostId);
+      if (!host || clusterKey(host) !== key) continue;
+      if (host.binding.type !== 'kafka' || host.binding.cluster !== binding.clusterId) continue;
+      out.push({
+        topic: kafkaTopics.cluster(host),
+        partition: await this.deps.assignments.partitionOf(binding.clusterId, host, hostId),
+        message: {
+          key: hostId,
+          value: Buffer.from(m.data),
+          headers: {
+            [KAFKA_HEADERS.vpcId]: message.vpcId,
+            [KAFKA_HEADERS.revision]: String(message.revision),
+            [KAFKA_HEADERS.hostId]: hostId,
+          },
+        },
+      });
+    }
+    return out;
+  }
+
+  /** The VPC's hosts from the mapping; asks the owner to write it when Redis lost it. */
+  private async vpcHosts(vpcId: string): Promise<string[]> {
+    for (let attempt = 0; this.running && attempt < 20; attempt++) {
+      const found = await this.deps.mapping.hostsOf(vpcId);
+      if (found) return found.hosts;
+      this.deps.metrics.mappingRebuilds += 1;
+      try {
+        await this.deps.nc.request(
+          subjects.mappingRebuild(bucketOf(vpcId, this.deps.bucketCount)),
+          new TextEncoder().encode(vpcId),
+          { timeout: 5000 },
+        );
+      } catch {
+        // No owner right now: wait and ask again.
+        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
+      }
+    }
+    this.deps.logger.error({ vpcId }, 'no host mapping for the VPC; its multicast is not relayed');
+    return [];
+  }
+}
