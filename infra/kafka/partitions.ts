@@ -24,6 +24,23 @@ export interface PartitionAssignments {
   read(kafkaCluster: string, topic: string): Promise<string[]>;
 }
 
+/**
+ * The topic's partition count. A topic another client has just created is
+ * listed before its metadata is served (UNKNOWN_TOPIC_OR_PARTITION, no leader
+ * yet): wait for it, up to about 15 s.
+ */
+async function partitionCount(admin: Admin, topic: string): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const meta = await admin.fetchTopicMetadata({ topics: [topic] });
+      return meta.topics[0]?.partitions.length ?? 0;
+    } catch (err) {
+      if (attempt >= 30 || (err as { retriable?: boolean }).retriable !== true) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(1000, 100 * (attempt + 1))));
+    }
+  }
+}
+
 export async function createPartitionAssignments(
   nc: NatsConnection,
   admins: Record<string, Admin>,
@@ -39,7 +56,7 @@ export async function createPartitionAssignments(
       return { hosts: [] as string[], revision: 0 };
     const parsed = AssignmentSchema.safeParse(entry.json<unknown>());
     if (!parsed.success)
-      throw new Error(`KV southbound ${entry.key} is not a partition assignment`);
+      throw new Error(`KV placement ${entry.key} is not a partition assignment`);
     return { hosts: parsed.data.hosts, revision: entry.revision };
   };
 
@@ -59,8 +76,7 @@ export async function createPartitionAssignments(
           if (!/already exists/i.test(String((err as Error).message))) throw err;
         });
     }
-    const meta = await admin.fetchTopicMetadata({ topics: [topic] });
-    const have = meta.topics[0]?.partitions.length ?? 0;
+    const have = await partitionCount(admin, topic);
     if (have < count) {
       await admin
         .createPartitions({ topicPartitions: [{ topic, count }], validateOnly: false })

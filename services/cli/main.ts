@@ -8,6 +8,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats } from '../../infra/index.js';
 import { CliError, EXIT } from './output.js';
 import { placementReport, renderPlacement } from './placement.js';
+import { loadTopology, renderLoad, renderTopology, topologyReport } from './topology.js';
 
 interface GlobalOptions {
   natsUrl: string;
@@ -50,6 +51,37 @@ program
       const report = await placementReport(nc, opts.buckets);
       process.stdout.write(
         `${o.json ? JSON.stringify(report, null, 2) : renderPlacement(report)}\n`,
+      );
+    });
+  });
+
+const topology = program
+  .command('topology')
+  .description('the topology registry (KV hosts): where each host is and how it is bound');
+
+topology
+  .command('load')
+  .description(
+    'register the hosts of a JSON or YAML file ({hosts: [...]} or a list); checked whole first',
+  )
+  .requiredOption('-f, --file <file>', 'topology file (.json, .yaml, .yml)')
+  .option('--prune', 'also delete registered hosts the file does not list', false)
+  .action(async (opts: { file: string; prune: boolean }) => {
+    await withNats(async (nc, o) => {
+      const report = await loadTopology(nc, opts.file, { prune: opts.prune });
+      process.stdout.write(`${o.json ? JSON.stringify(report, null, 2) : renderLoad(report)}\n`);
+    });
+  });
+
+topology
+  .command('show')
+  .description('hosts per cluster and binding; --hosts lists every host')
+  .option('--hosts', 'list every host', false)
+  .action(async (opts: { hosts: boolean }) => {
+    await withNats(async (nc, o) => {
+      const report = await topologyReport(nc, opts.hosts);
+      process.stdout.write(
+        `${o.json ? JSON.stringify(report, null, 2) : renderTopology(report)}\n`,
       );
     });
   });

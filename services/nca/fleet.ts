@@ -12,7 +12,8 @@
  *   each record goes to exactly the host of its partition.
  *
  * Every message is acked on `gsack.<bucket>.<vpc>.<host>`. A host requests
- * `alcor.resync.<host>` on start, after a NATS reconnect, and when restarted.
+ * `alcor.resync.<host>` on start, after a NATS reconnect, when restarted, and
+ * for a VPC whose message failed to apply (backing off while it keeps failing).
  */
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
@@ -48,8 +49,10 @@ export interface HostStats {
   failed: number;
   invalid: number;
   resyncs: number;
-  /** Deltas that arrived after a newer message of the same VPC (order broken on the way). */
+  /** Deltas that arrived after a newer message of the same VPC, never seen before (order broken on the way). */
   outOfOrder: number;
+  /** Deltas delivered again (at-least-once: a produce retried after an outage). */
+  duplicates: number;
   /** Kafka records in this host's partition keyed for another host (dropped). */
   misrouted: number;
 }
@@ -103,6 +106,7 @@ const emptyStats = (): HostStats => ({
   invalid: 0,
   resyncs: 0,
   outOfOrder: 0,
+  duplicates: 0,
   misrouted: 0,
 });
 
@@ -112,6 +116,10 @@ class HostAgent implements SimulatedHost {
   private unicast: Subscription | undefined;
   private readonly multicast = new Map<string, Subscription>();
   private stopped = false;
+  /** Delta revisions delivered, per VPC: a redelivery is a duplicate, not disorder. */
+  private deltasSeen = new Map<string, Set<number>>();
+  /** VPCs whose last message failed to apply: the delay before asking their full state again. */
+  private readonly retrying = new Map<string, { delayMs: number; timer?: NodeJS.Timeout }>();
 
   constructor(
     readonly record: HostRecord,
@@ -151,8 +159,7 @@ class HostAgent implements SimulatedHost {
       return;
     }
     const message = parsed.value;
-    const seen = this.model.vpcs.get(message.vpcId)?.revision ?? 0;
-    if (message.mode === 'delta' && message.revision < seen) this.stats.outOfOrder += 1;
+    if (message.mode === 'delta') this.noteDelta(message);
     const failOp = this.options.failOp;
     const handled = nca.handleGoalState(
       this.model,
@@ -160,8 +167,16 @@ class HostAgent implements SimulatedHost {
       failOp ? { failOp: (op, m) => failOp(this.record.hostId, op, m) } : {},
     );
     if (handled.needed) this.stats.needed += 1;
-    if (handled.ack.status === 'applied') this.stats.applied += 1;
-    else this.stats.failed += 1;
+    if (handled.ack.status === 'applied') {
+      this.stats.applied += 1;
+      if (message.mode === 'full') {
+        clearTimeout(this.retrying.get(message.vpcId)?.timer);
+        this.retrying.delete(message.vpcId);
+      }
+    } else {
+      this.stats.failed += 1;
+      this.retryLater(message.vpcId);
+    }
     this.nc.publish(
       subjects.ack(message.bucket, message.vpcId, this.record.hostId),
       encoder.encode(JSON.stringify(handled.ack)),
@@ -172,6 +187,32 @@ class HostAgent implements SimulatedHost {
       this.multicast.get(message.vpcId)?.unsubscribe();
       this.multicast.delete(message.vpcId);
     }
+  }
+
+  /**
+   * A message that failed left the VPC behind on this host, and no later delta
+   * brings the refused op back: ask the VPC's full state again, backing off
+   * (1 s doubling to 30 s) while it keeps failing.
+   */
+  private retryLater(vpcId: string): void {
+    const entry = this.retrying.get(vpcId) ?? { delayMs: 500 };
+    if (entry.timer) return;
+    entry.delayMs = Math.min(30_000, entry.delayMs * 2);
+    entry.timer = setTimeout(() => {
+      entry.timer = undefined;
+      if (!this.stopped) void this.resync([vpcId]);
+    }, entry.delayMs);
+    entry.timer.unref();
+    this.retrying.set(vpcId, entry);
+  }
+
+  private noteDelta(message: GoalStateMessage): void {
+    let seen = this.deltasSeen.get(message.vpcId);
+    if (!seen) this.deltasSeen.set(message.vpcId, (seen = new Set()));
+    if (seen.has(message.revision)) this.stats.duplicates += 1;
+    else if (message.revision < (this.model.vpcs.get(message.vpcId)?.revision ?? 0))
+      this.stats.outOfOrder += 1;
+    seen.add(message.revision);
   }
 
   /** Subscribes to the VPC's multicast; asks a resync of it if one got past meanwhile. */
@@ -235,10 +276,12 @@ class HostAgent implements SimulatedHost {
     for (const sub of this.multicast.values()) sub.unsubscribe();
     this.multicast.clear();
     this.model = nca.emptyHostModel(this.record.hostId);
+    this.deltasSeen = new Map();
   }
 
   stop(): void {
     this.stopped = true;
+    for (const r of this.retrying.values()) clearTimeout(r.timer);
     this.unicast?.unsubscribe();
     for (const sub of this.multicast.values()) sub.unsubscribe();
   }

@@ -5,11 +5,14 @@
  * a southbound module and the fleet simulator. The convergence oracle judges.
  *
  * Sizes: SOUTHBOUND_HOSTS (500), SOUTHBOUND_VPCS (100), SOUTHBOUND_INTENTS (20,000).
+ * SOUTHBOUND_DEADLINE_MS (120 s) is the programmed deadline: it must exceed the
+ * 20 s outage of Kafka A plus its restart and the consumers' rejoin (~15 s here).
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import {
   connectNats,
@@ -18,10 +21,18 @@ import {
   startLocalKafka,
   type LocalKafka,
 } from '../../infra/index.js';
-import { StatusSchema, type HostRecord, type Status } from '../../shared/index.js';
+import {
+  ConfigError,
+  bucketOf,
+  kafkaTopics,
+  subjects,
+  StatusSchema,
+  type HostRecord,
+  type Status,
+} from '../../shared/index.js';
 import { startFleet, type Fleet } from '../../services/nca/fleet.js';
 import { diverging, foldEventLog, type Divergence } from '../../services/nca/oracle.js';
-import type { Controller } from '../../services/controller/index.js';
+import type { ApplyReplyItem, Controller } from '../../services/controller/index.js';
 import {
   start as startSouthbound,
   type SouthboundModule,
@@ -42,6 +53,7 @@ const HOSTS = Number(process.env.SOUTHBOUND_HOSTS ?? 500);
 const VPCS = Number(process.env.SOUTHBOUND_VPCS ?? 100);
 const INTENTS = Number(process.env.SOUTHBOUND_INTENTS ?? 20_000);
 const CLUSTERS = 10;
+const encoder = new TextEncoder();
 
 interface Ctx {
   nats: IsolatedNats;
@@ -215,8 +227,18 @@ test('the load: every accepted intent programmed, zero differences, JetStream ho
   const ids = [...scripts.values()].flat().map((i) => (i as { id: string }).id);
   const started = performance.now();
   await publishScripts(ctx.clients, scripts);
+  const published = performance.now();
+  await eventually(() => (ids.every((id) => ctx.statuses.has(id)) ? true : undefined), {
+    timeoutMs: 240_000,
+    intervalMs: 100,
+    what: 'every intent decided',
+  });
+  const decided = performance.now();
   await settled(ctx, ids, 240_000);
   const seconds = (performance.now() - started) / 1000;
+  console.log(
+    `  published in ${((published - started) / 1000).toFixed(1)} s, decided in ${((decided - started) / 1000).toFixed(1)} s`,
+  );
   const accepted = ids.filter((id) => ctx.statuses.get(id)?.has('accepted'));
   const incomplete = accepted.filter((id) => !ctx.statuses.get(id)!.has('programmed'));
   console.log(
@@ -241,6 +263,282 @@ test('the load: every accepted intent programmed, zero differences, JetStream ho
     assert.is(host.stats.outOfOrder, 0, `${host.record.hostId} got its deltas in order`);
     assert.is(host.stats.misrouted, 0, `${host.record.hostId} got only its own records`);
   }
+});
+
+/** Every host's stats are sane: nothing out of order, nothing misrouted. */
+function assertOrderAndRouting(ctx: Ctx): void {
+  for (const host of ctx.fleet.hosts.values()) {
+    assert.is(host.stats.outOfOrder, 0, `${host.record.hostId} got its deltas in order`);
+    assert.is(host.stats.misrouted, 0, `${host.record.hostId} got only its own records`);
+  }
+}
+
+/** Intents of `ids` that were accepted but did not reach `programmed`, with their hosts. */
+function notProgrammed(ctx: Ctx, ids: readonly string[]) {
+  return ids
+    .filter(
+      (id) => ctx.statuses.get(id)?.has('accepted') && !ctx.statuses.get(id)!.has('programmed'),
+    )
+    .map((id) => ({ id, ...ctx.statuses.get(id)!.get('incomplete')?.hosts }));
+}
+
+test('Kafka cluster A stopped for 20 s under load, then started: nothing lost, order kept, zero differences', async (ctx) => {
+  const scripts = zipfScripts(
+    `${ctx.tag}-k`,
+    ctx.hosts,
+    Math.max(4, Math.round(VPCS / 5)),
+    Math.max(400, Math.round(INTENTS / 5)),
+    11,
+  );
+  const ids = [...scripts.values()].flat().map((i) => (i as { id: string }).id);
+  const before = { ...ctx.southbound.bindings().a! };
+  const publishing = publishScripts(ctx.clients, scripts);
+  const outage = ctx.kafkaA.restart(20_000);
+  await publishing;
+  await outage;
+  const back = performance.now();
+  await settled(ctx, ids, 240_000);
+  const after = ctx.southbound.bindings().a!;
+  console.log(
+    `  outage: ${after.produceErrors - before.produceErrors} failed produces, ${after.reconnects - before.reconnects} reconnects; every intent settled ${((performance.now() - back) / 1000).toFixed(1)} s after A was back; ${ctx.fleet.totals().duplicates} duplicate deliveries so far`,
+  );
+  assert.ok(after.produceErrors > before.produceErrors, 'the outage was felt by the binding');
+  assert.is(after.state, 'ready');
+  assert.equal(notProgrammed(ctx, ids), [], 'every accepted intent programmed');
+  const diff = await oracle(ctx);
+  assert.is(diff.length, 0, `oracle: ${JSON.stringify(diff.slice(0, 3))}`);
+  assertOrderAndRouting(ctx);
+});
+
+/** The host of `binding` that holds the most VPCs. */
+function busiest(ctx: Ctx, binding: string): HostAgentView {
+  let best: HostAgentView | undefined;
+  for (const h of ctx.fleet.hosts.values()) {
+    const b = h.record.binding;
+    if ((b.type === 'kafka' ? b.cluster : 'jetstream') !== binding) continue;
+    if (!best || h.model.vpcs.size > best.model.vpcs.size) best = h;
+  }
+  return best!;
+}
+type HostAgentView = Fleet['hosts'] extends ReadonlyMap<string, infer H> ? H : never;
+
+test('NCAs killed and restarted mid-load resync and converge', async (ctx) => {
+  const victims = [busiest(ctx, 'a'), busiest(ctx, 'jetstream')];
+  const held = victims.map((v) => v.model.vpcs.size);
+  const resyncs = victims.map((v) => v.stats.resyncs);
+  const scripts = zipfScripts(`${ctx.tag}-n`, ctx.hosts, 6, 600, 13);
+  const ids = [...scripts.values()].flat().map((i) => (i as { id: string }).id);
+  const publishing = publishScripts(ctx.clients, scripts);
+  await Promise.all(victims.map((v) => ctx.fleet.restart(v.record.hostId)));
+  await publishing;
+  await settled(ctx, ids, 240_000);
+  victims.forEach((v, i) => {
+    assert.ok(held[i]! > 0, `${v.record.hostId} held VPCs before`);
+    assert.ok(v.stats.resyncs > resyncs[i]!, `${v.record.hostId} asked a resync`);
+    assert.ok(v.model.vpcs.size >= held[i]!, `${v.record.hostId} holds its VPCs again`);
+  });
+  const diff = await oracle(ctx);
+  assert.is(diff.length, 0, `oracle: ${JSON.stringify(diff.slice(0, 3))}`);
+  assert.equal(notProgrammed(ctx, ids), [], 'every accepted intent programmed');
+});
+
+async function applySync(nc: NatsConnection, batch: unknown[]): Promise<ApplyReplyItem[]> {
+  const reply = await nc.request(subjects.applyIntents, encoder.encode(JSON.stringify(batch)), {
+    timeout: 30_000,
+  });
+  return reply.json<ApplyReplyItem[]>();
+}
+
+test('an NCA that fails one op: incomplete names it; once the dataplane takes it, it converges', async (ctx) => {
+  const jsHost = busiest(ctx, 'jetstream').record.hostId;
+  const kafkaHost = busiest(ctx, 'b').record.hostId;
+  const vpcId = `${ctx.tag}-fail`;
+  ctx.failing.add(`${jsHost}/port:p1`);
+  ctx.failing.add(`${kafkaHost}/port:p2`);
+  const batch = [
+    { id: `${vpcId}-1`, kind: 'vpc.create', vpcId, spec: { cidr: '10.0.0.0/16' } },
+    {
+      id: `${vpcId}-2`,
+      kind: 'subnet.create',
+      vpcId,
+      spec: { subnetId: 's1', cidr: '10.0.1.0/24', gatewayIp: '10.0.1.1' },
+    },
+    {
+      id: `${vpcId}-3`,
+      kind: 'port.create',
+      vpcId,
+      spec: { portId: 'p1', subnetId: 's1', hostId: jsHost },
+    },
+    {
+      id: `${vpcId}-4`,
+      kind: 'port.create',
+      vpcId,
+      spec: { portId: 'p2', subnetId: 's1', hostId: kafkaHost },
+    },
+  ];
+  const reply = await applySync(ctx.clients[0]!, batch);
+  assert.equal(
+    reply.map((r) => r.outcome),
+    ['accepted', 'accepted', 'accepted', 'accepted'],
+  );
+  await settled(
+    ctx,
+    batch.map((b) => b.id),
+    60_000,
+  );
+  const p1 = ctx.statuses.get(`${vpcId}-3`)!.get('incomplete');
+  const p2 = ctx.statuses.get(`${vpcId}-4`)!.get('incomplete');
+  assert.ok(p1 && p2, 'both port intents are incomplete');
+  assert.equal(p1.hosts?.failedHosts, [jsHost]);
+  assert.is(p1.error?.code, 'apply_failed');
+  assert.ok(p2.hosts?.failedHosts?.includes(kafkaHost), JSON.stringify(p2.hosts));
+  assert.ok(ctx.statuses.get(`${vpcId}-1`)!.has('programmed'), 'the VPC itself touched no host');
+  // The dataplane recovers: the agents' own retries (resync of the VPC) converge.
+  ctx.failing.clear();
+  const states = async () => foldEventLog(ctx.nats.nc, { vpcIds: [vpcId] });
+  await eventually(
+    async () => {
+      const models = [jsHost, kafkaHost].map((h) => ctx.fleet.hosts.get(h)!.model);
+      // Only this VPC was folded: the hosts' other VPCs are not judged here.
+      const diff = diverging(await states(), models).filter((d) => d.vpcId === vpcId);
+      return diff.length === 0 ? true : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 500, what: 'the failing hosts converge once they can apply' },
+  );
+  assert.ok(ctx.fleet.hosts.get(jsHost)!.model.vpcs.has(vpcId));
+});
+
+test('one producer per Kafka cluster: new clusters (new topics) open no new broker connections', async (ctx) => {
+  const before = ctx.southbound.bindings();
+  const extra = makeHosts(3, 2, `${ctx.tag}-x`, {
+    regions: 1,
+    regionPrefix: `${ctx.tag}-xr`,
+    binding: () => ({ type: 'kafka', cluster: 'a' }),
+  }).map((h, i) => ({ ...h, underlayIp: `172.31.250.${i + 1}` }));
+  await putHosts(ctx.nats.nc, extra);
+  const more = await startFleet({
+    natsUrl: ctx.nats.url,
+    kafka: ctx.kafka,
+    hosts: extra,
+    logger: testLog,
+    fleetId: `${ctx.tag}-x`,
+  });
+  try {
+    const vpcId = `${ctx.tag}-wide`;
+    const batch = [
+      { id: `${vpcId}-1`, kind: 'vpc.create', vpcId, spec: { cidr: '10.0.0.0/16' } },
+      {
+        id: `${vpcId}-2`,
+        kind: 'subnet.create',
+        vpcId,
+        spec: { subnetId: 's1', cidr: '10.0.1.0/24', gatewayIp: '10.0.1.1' },
+      },
+      ...extra.map((h, i) => ({
+        id: `${vpcId}-p${i}`,
+        kind: 'port.create',
+        vpcId,
+        spec: { portId: `p${i}`, subnetId: 's1', hostId: h.hostId },
+      })),
+    ];
+    await applySync(ctx.clients[0]!, batch);
+    await settled(
+      ctx,
+      batch.map((b) => b.id),
+      120_000,
+    );
+    assert.equal(
+      notProgrammed(
+        ctx,
+        batch.map((b) => b.id),
+      ),
+      [],
+      'the new hosts programmed',
+    );
+    const topics = new Set(extra.map((h) => kafkaTopics.cluster(h)));
+    assert.is(topics.size, 3, 'three new topics');
+    const after = ctx.southbound.bindings();
+    console.log(
+      `  broker connections: a ${before.a!.connections} → ${after.a!.connections}, b ${before.b!.connections} → ${after.b!.connections}`,
+    );
+    // The producer and the admin share the binding's client: at most one
+    // connection each per broker (one broker per cluster here), however many topics.
+    for (const id of ['a', 'b']) {
+      assert.ok(after[id]!.connections > 0, `${id}: connected`);
+      assert.ok(
+        after[id]!.connections <= 2 * ctx.kafka[id]!.length,
+        `${id}: ${after[id]!.connections} connections for ${ctx.kafka[id]!.length} broker(s)`,
+      );
+    }
+    assert.ok(after.a!.produced > before.a!.produced, 'A produced to the new topics');
+    assert.is(more.hosts.size, 6);
+  } finally {
+    await more.stop();
+  }
+});
+
+test('bad input on the southbound paths is refused and counted; work goes on', async (ctx) => {
+  const nc = ctx.clients[1]!;
+  const metrics = ctx.controller.metrics;
+  const acksRefused = metrics.acksRefused;
+  const vpcId = `${ctx.tag}-v0`;
+  const bucket = bucketOf(vpcId);
+  const host = ctx.hosts[0]!.hostId;
+  nc.publish(subjects.ack(bucket, vpcId, host), encoder.encode('{"status":'));
+  nc.publish(subjects.ack(bucket, vpcId, host), encoder.encode('{"hostId":"x"}'));
+  nc.publish(
+    subjects.ack(bucket, vpcId, host),
+    encoder.encode(
+      JSON.stringify({ hostId: 'someone-else', vpcId, revision: 1, status: 'applied' }),
+    ),
+  );
+  await nc.flush();
+  await eventually(() => (metrics.acksRefused >= acksRefused + 3 ? true : undefined), {
+    what: 'three bad acks refused',
+  });
+
+  const resync = async (subjectHost: string, body: string) =>
+    (await nc.request(subjects.resync(subjectHost), encoder.encode(body), { timeout: 5000 })).json<{
+      error?: { code: string; path?: string };
+    }>();
+  const refusedBefore = metrics.resyncRefused;
+  assert.is((await resync(host, '{"hostId": 5}')).error?.path, 'hostId');
+  assert.is((await resync(host, 'not json')).error?.code, 'invalid_json');
+  assert.is(
+    (await resync(host, JSON.stringify({ hostId: 'other' }))).error?.code,
+    'subject_mismatch',
+  );
+  assert.is(metrics.resyncRefused, refusedBefore + 3);
+
+  // A goal state that is not one, on a Kafka host's subject: the relay drops it and goes on.
+  const kafkaHost = busiest(ctx, 'a');
+  const invalid = ctx.southbound.relayMetrics.invalid;
+  await jetstream(nc).publish(
+    subjects.goalStateHost(kafkaHost.record, kafkaHost.record.hostId),
+    encoder.encode('{"vpcId": 1}'),
+  );
+  await eventually(() => (ctx.southbound.relayMetrics.invalid > invalid ? true : undefined), {
+    what: 'the relay refused the bad goal state',
+  });
+  const after = zipfScripts(`${ctx.tag}-after`, [kafkaHost.record], 1, 20, 17);
+  const ids = [...after.values()].flat().map((i) => (i as { id: string }).id);
+  await publishScripts(ctx.clients, after);
+  await settled(ctx, ids, 60_000);
+  assert.equal(notProgrammed(ctx, ids), [], 'the host still gets its goal states');
+
+  let refused: unknown;
+  try {
+    await startSouthbound({
+      instanceId: 'has space',
+      natsUrl: ctx.nats.url,
+      redisUrl: ctx.redisUrl,
+      kafka: {},
+      log: testLog,
+    });
+  } catch (err) {
+    refused = err;
+  }
+  assert.instance(refused, ConfigError);
+  assert.is((refused as ConfigError).field, 'instanceId');
 });
 
 test.run();
