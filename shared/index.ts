@@ -7,3 +7,4 @@ export * from './topology.js';
 export * from './contracts/index.js';
 export * from './ports.js';
 export * from './lbmrc.js';
+export * from './envConfig.js';

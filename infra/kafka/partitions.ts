@@ -55,8 +55,7 @@ export async function createPartitionAssignments(
     if (!entry || entry.operation !== 'PUT' || entry.length === 0)
       return { hosts: [] as string[], revision: 0 };
     const parsed = AssignmentSchema.safeParse(entry.json<unknown>());
-    if (!parsed.success)
-      throw new Error(`KV placement ${entry.key} is not a partition assignment`);
+    if (!parsed.success) throw new Error(`KV placement ${entry.key} is not a partition assignment`);
     return { hosts: parsed.data.hosts, revision: entry.revision };
   };
 
@@ -73,7 +72,10 @@ export async function createPartitionAssignments(
           waitForLeaders: true,
         })
         .catch((err: unknown) => {
-          if (!/already exists/i.test(String((err as Error).message))) throw err;
+          // Another client created it first, or its leaders are not elected yet
+          // (partitionCount below waits for them).
+          const e = err as { message?: string; retriable?: boolean };
+          if (!/already exists/i.test(String(e.message)) && e.retriable !== true) throw err;
         });
     }
     const have = await partitionCount(admin, topic);

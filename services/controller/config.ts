@@ -7,7 +7,9 @@ import {
   ConfigError,
   DEFAULT_BUCKET_COUNT,
   ID_PATTERN,
+  numbersFromEnv,
   parseBucketSet,
+  withEnvNames,
 } from '../../shared/index.js';
 
 export const ControllerConfigSchema = z.strictObject({
@@ -70,7 +72,6 @@ export function parseControllerConfig(input: ControllerConfigInput): ControllerC
 }
 
 const ENV = {
-  ALCOR_INSTANCE_ID: 'instanceId',
   ALCOR_BUCKET_COUNT: 'bucketCount',
   ALCOR_SNAPSHOT_EVERY: 'snapshotEvery',
   ALCOR_IDLE_MS: 'idleMs',
@@ -90,25 +91,12 @@ export function controllerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): C
     natsUrl: env.NATS_URL ?? 'nats://127.0.0.1:4222',
     ...(env.REDIS_URL ? { redisUrl: env.REDIS_URL } : {}),
   };
-  for (const [name, key] of Object.entries(ENV)) {
-    const value = env[name];
-    if (value === undefined || key === 'instanceId') continue;
-    const n = Number(value);
-    if (!Number.isFinite(n))
-      throw new ConfigError(name, `${JSON.stringify(value)} is not a number`);
-    input[key] = n;
-  }
+  Object.assign(input, numbersFromEnv(env, ENV));
   const bucketCount = (input.bucketCount as number | undefined) ?? DEFAULT_BUCKET_COUNT;
   if (env.ALCOR_BUCKETS !== undefined && env.ALCOR_BUCKETS !== 'placed')
     input.buckets = parseBucketSet(env.ALCOR_BUCKETS, bucketCount, 'ALCOR_BUCKETS');
   if (env.ALCOR_SERVE_API !== undefined) input.serveApi = env.ALCOR_SERVE_API !== '0';
-  try {
-    return parseControllerConfig(input as ControllerConfigInput);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      const name = Object.entries(ENV).find(([, key]) => key === err.field)?.[0];
-      if (name) throw new ConfigError(name, err.message);
-    }
-    throw err;
-  }
+  return withEnvNames({ ...ENV, ALCOR_INSTANCE_ID: 'instanceId' }, () =>
+    parseControllerConfig(input as ControllerConfigInput),
+  );
 }

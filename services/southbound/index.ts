@@ -20,6 +20,8 @@ import {
   createPartitionAssignments,
   createRedisHostMapping,
   ensureLayout,
+  kafkaBrokersVar,
+  kafkaClustersFromEnv,
   type Logger,
 } from '../../infra/index.js';
 import {
@@ -29,7 +31,9 @@ import {
   clusterKey,
   decodeSouthboundTable,
   kvBuckets,
+  numbersFromEnv,
   place,
+  withEnvNames,
   southboundKeys,
   type SouthboundTable,
   type TopologyPlace,
@@ -52,6 +56,49 @@ export const SouthboundConfigSchema = z.strictObject({
   replicas: z.number().int().min(1).max(5).default(1),
 });
 export type SouthboundConfigInput = z.input<typeof SouthboundConfigSchema>;
+export type SouthboundConfig = z.output<typeof SouthboundConfigSchema>;
+
+export function parseSouthboundConfig(input: SouthboundConfigInput): SouthboundConfig {
+  const parsed = SouthboundConfigSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(issue.path.join('.') || 'config', issue.message);
+  }
+  return parsed.data;
+}
+
+const ENV = {
+  ALCOR_INSTANCE_ID: 'instanceId',
+  ALCOR_CAPACITY: 'capacity',
+  ALCOR_HEARTBEAT_TTL_MS: 'heartbeatTtlMs',
+  ALCOR_EPSILON: 'epsilon',
+  ALCOR_BUCKET_COUNT: 'bucketCount',
+  ALCOR_SOUTHBOUND_BATCH: 'batch',
+  ALCOR_REPLICAS: 'replicas',
+} as const;
+
+/**
+ * The configuration from the environment: NATS_URL, REDIS_URL, KAFKA_CLUSTERS with
+ * KAFKA_<ID>_BROKERS, and `ALCOR_*` (instance id, capacity, heartbeat TTL, ε,
+ * bucket count, batch, replicas).
+ */
+export function southboundConfigFromEnv(env: NodeJS.ProcessEnv = process.env): SouthboundConfig {
+  const { ALCOR_INSTANCE_ID: _id, ...numeric } = ENV;
+  const kafka: Record<string, string[]> = {};
+  for (const id of kafkaClustersFromEnv(env)) {
+    const brokers = env[kafkaBrokersVar(id)];
+    if (!brokers) throw new ConfigError(kafkaBrokersVar(id), 'is not set');
+    kafka[id] = brokers.split(',').map((b) => b.trim());
+  }
+  const input = {
+    instanceId: env.ALCOR_INSTANCE_ID ?? `southbound-${process.pid}`,
+    natsUrl: env.NATS_URL ?? 'nats://127.0.0.1:4222',
+    redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    kafka,
+    ...numbersFromEnv(env, numeric),
+  };
+  return withEnvNames(ENV, () => parseSouthboundConfig(input));
+}
 
 export interface SouthboundModule {
   instanceId: string;
@@ -67,12 +114,7 @@ export async function start(
   input: SouthboundConfigInput & { log: Logger },
 ): Promise<SouthboundModule> {
   const { log: parentLog, ...rest } = input;
-  const parsed = SouthboundConfigSchema.safeParse(rest);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ConfigError(issue.path.join('.') || 'config', issue.message);
-  }
-  const config = parsed.data;
+  const config = parseSouthboundConfig(rest);
   const logger = parentLog.child({ module: config.instanceId });
   const nc: NatsConnection = await connectNats(config.natsUrl, {
     name: `alcor-southbound-${config.instanceId}`,

@@ -133,6 +133,24 @@ Placement(
       assert.is.not(view.handoff(view.table()!.owners.indexOf('c3'))!.incarnation, zombieRun);
 
       // 3. A fourth member: buckets move only to it, and only from members above its share.
+      // c3 came back as a joiner: let its own join finish (no new table for 2 s), or
+      // a bucket still on its way to c3 would look like one the fourth did not get.
+      let lastEpoch = -1;
+      let stableSince = Date.now();
+      await eventually(
+        () => {
+          const epoch = view.table()!.epoch;
+          if (epoch !== lastEpoch) {
+            lastEpoch = epoch;
+            stableSince = Date.now();
+            return undefined;
+          }
+          return view.settledFor(['c1', 'c3']) && Date.now() - stableSince >= 2000
+            ? true
+            : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 100, what: 'the table stable for 2 s' },
+      );
       const before: PlacementTable = view.table()!;
       procs.set('c4', await spawnController(server.url, env('c4')));
       await eventually(() => (view.settledFor(['c1', 'c3', 'c4']) ? true : undefined), {

@@ -81,18 +81,20 @@ export function clientConnections(url: string, n: number): Promise<NatsConnectio
   );
 }
 
-/** A controller in a child process of its own (`services/controller/main.ts`), for kill tests. */
-export async function spawnController(
+/** A service's main in a child process of its own, once it logged READY. */
+export async function spawnService(
+  name: string,
+  main: string,
   natsUrl: string,
   env: Record<string, string> = {},
 ): Promise<ManagedProcess> {
-  const dir = runDir('alcor-ctl-proc-');
+  const dir = runDir(`alcor-${name}-proc-`);
   const proc = new ManagedProcess({
-    name: 'controller',
+    name,
     command: process.execPath,
-    args: ['--import', 'tsx', join(repoRoot, 'services/controller/main.ts')],
+    args: ['--import', 'tsx', join(repoRoot, main)],
     cwd: repoRoot,
-    logFile: join(dir, 'controller.log'),
+    logFile: join(dir, `${name}.log`),
     env: { ...process.env, NATS_URL: natsUrl, LOG_PRETTY: '0', LOG_LEVEL: 'info', ...env },
   });
   await proc.waitUntilReady(
@@ -100,4 +102,12 @@ export async function spawnController(
     60_000,
   );
   return proc;
+}
+
+/** A controller in a child process of its own (`services/controller/main.ts`), for kill tests. */
+export function spawnController(
+  natsUrl: string,
+  env: Record<string, string> = {},
+): Promise<ManagedProcess> {
+  return spawnService('controller', 'services/controller/main.ts', natsUrl, env);
 }

@@ -1,0 +1,83 @@
+/**
+ * `node --import tsx services/nca/main.ts` — NCA agents for hosts of the topology
+ * registry (KV `hosts`): one host, a list, or all of them (the fleet simulator,
+ * sharing connections). Each applies its goal states to its model and acks them.
+ *
+ * Environment: NATS_URL; KAFKA_CLUSTERS and KAFKA_<ID>_BROKERS for Kafka-bound
+ * hosts; ALCOR_NCA_HOSTS (`all`, or host ids separated by commas; default all);
+ * ALCOR_FLEET_ID (names the Kafka consumer groups; default `nca`);
+ * ALCOR_NCA_STATS_MS (how often the totals are logged; default 10,000).
+ */
+import {
+  connectNats,
+  createHostDirectory,
+  createLogger,
+  kafkaBrokersVar,
+  kafkaClustersFromEnv,
+  onShutdown,
+} from '../../infra/index.js';
+import { ConfigError, ID_PATTERN, numbersFromEnv, withEnvNames } from '../../shared/index.js';
+import { startFleet, type Fleet } from './fleet.js';
+
+const log = createLogger({ name: 'nca' });
+let fleet: Fleet | undefined;
+let timer: NodeJS.Timeout | undefined;
+onShutdown(async () => {
+  clearInterval(timer);
+  await fleet?.stop();
+});
+
+async function main(env: NodeJS.ProcessEnv): Promise<void> {
+  const natsUrl = env.NATS_URL ?? 'nats://127.0.0.1:4222';
+  const fleetId = env.ALCOR_FLEET_ID ?? 'nca';
+  if (!ID_PATTERN.test(fleetId))
+    throw new ConfigError('ALCOR_FLEET_ID', `must match ${ID_PATTERN.source}`);
+  const { statsMs = 10_000 } = withEnvNames({ ALCOR_NCA_STATS_MS: 'statsMs' }, () =>
+    numbersFromEnv(env, { ALCOR_NCA_STATS_MS: 'statsMs' }),
+  );
+  const wanted = (env.ALCOR_NCA_HOSTS ?? 'all').trim();
+  const nc = await connectNats(natsUrl, { name: `alcor-nca-${fleetId}-directory` });
+  const directory = await createHostDirectory(nc, {
+    onInvalid: (hostId, error) => log.warn({ hostId, ...error }, 'host record ignored'),
+  });
+  const all = directory.all();
+  await directory.stop();
+  await nc.close();
+  const hosts =
+    wanted === 'all'
+      ? all
+      : wanted.split(',').map((id) => {
+          const record = all.find((h) => h.hostId === id.trim());
+          if (!record)
+            throw new ConfigError(
+              'ALCOR_NCA_HOSTS',
+              `host ${id.trim()} is not in the topology registry (alcor topology load)`,
+            );
+          return record;
+        });
+  if (hosts.length === 0)
+    throw new ConfigError('ALCOR_NCA_HOSTS', 'no hosts registered: alcor topology load -f <file>');
+  const clusters = new Set(
+    hosts.flatMap((h) => (h.binding.type === 'kafka' ? [h.binding.cluster] : [])),
+  );
+  const kafka: Record<string, string[]> = {};
+  for (const id of kafkaClustersFromEnv(env)) {
+    const brokers = env[kafkaBrokersVar(id)];
+    if (brokers) kafka[id] = brokers.split(',');
+  }
+  for (const id of clusters) {
+    if (!kafka[id])
+      throw new ConfigError(kafkaBrokersVar(id), `hosts are bound to Kafka cluster ${id}`);
+  }
+  fleet = await startFleet({ natsUrl, kafka, hosts, logger: log, fleetId });
+  log.info({ hosts: hosts.length, kafkaClusters: [...clusters] }, 'READY');
+  timer = setInterval(() => log.info({ ...fleet!.totals() }, 'nca totals'), statsMs);
+  timer.unref();
+}
+
+try {
+  await main(process.env);
+} catch (err) {
+  log.fatal({ err }, 'nca could not start');
+  process.exit(1);
+}

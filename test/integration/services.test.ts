@@ -1,0 +1,171 @@
+/**
+ * The southbound and NCA processes as an operator runs them (their `main.ts`,
+ * configured from the environment), on real NATS, Redis and Kafka: a bad setting
+ * stops the start naming its variable; good ones come up, carry a port's goal
+ * state to a Kafka-bound host and a JetStream-bound host, and stop on SIGTERM.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { ManagedProcess } from '../../infra/index.js';
+import { putHosts, repoRoot } from '../../infra/index.js';
+import { StatusSchema, subjects, type HostRecord, type Status } from '../../shared/index.js';
+import type { Controller } from '../../services/controller/index.js';
+import {
+  isolatedNats,
+  spawnService,
+  startTestController,
+  type IsolatedNats,
+} from '../support/controller.js';
+import { eventually } from '../support/eventually.js';
+import { unique } from '../support/names.js';
+import { releaseTestServers, testServers, type TestServers } from '../support/servers.js';
+
+interface Ctx {
+  servers: TestServers;
+  nats: IsolatedNats;
+  env: Record<string, string>;
+  controller?: Controller;
+  procs: ManagedProcess[];
+}
+
+const test = suite<Ctx>('service processes');
+
+test.before(async (ctx) => {
+  ctx.servers = await testServers();
+  ctx.nats = await isolatedNats();
+  ctx.procs = [];
+  ctx.env = {
+    NATS_URL: ctx.nats.url,
+    REDIS_URL: ctx.servers.redisUrl,
+    KAFKA_CLUSTERS: Object.keys(ctx.servers.kafka).join(','),
+    ...Object.fromEntries(
+      Object.entries(ctx.servers.kafka).map(([id, b]) => [
+        `KAFKA_${id.toUpperCase()}_BROKERS`,
+        b.join(','),
+      ]),
+    ),
+  };
+});
+
+test.after(async (ctx) => {
+  await Promise.all(ctx.procs.map((p) => p.stop()));
+  await ctx.controller?.stop();
+  await ctx.nats?.stop();
+  await releaseTestServers();
+});
+
+/** Runs a main to its exit (it must refuse to start): exit code and output. */
+function runToExit(main: string, env: Record<string, string>) {
+  return new Promise<{ code: number; out: string }>((resolve) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', join(repoRoot, main)],
+      { cwd: repoRoot, env: { ...process.env, LOG_PRETTY: '0', ...env }, timeout: 60_000 },
+      (err, stdout, stderr) =>
+        resolve({
+          code: err ? (typeof err.code === 'number' ? err.code : -1) : 0,
+          out: stdout + stderr,
+        }),
+    );
+  });
+}
+
+test('a bad setting stops the start and names its variable', async (ctx) => {
+  const cases: Array<[string, Record<string, string>, string]> = [
+    ['services/southbound/main.ts', { ALCOR_HEARTBEAT_TTL_MS: 'soon' }, 'ALCOR_HEARTBEAT_TTL_MS'],
+    ['services/southbound/main.ts', { ALCOR_INSTANCE_ID: 'a b' }, 'ALCOR_INSTANCE_ID'],
+    ['services/southbound/main.ts', { KAFKA_CLUSTERS: 'a,B!' }, 'KAFKA_CLUSTERS'],
+    ['services/southbound/main.ts', { ALCOR_SOUTHBOUND_BATCH: '0' }, 'ALCOR_SOUTHBOUND_BATCH'],
+    ['services/nca/main.ts', { ALCOR_NCA_HOSTS: 'no-such-host' }, 'ALCOR_NCA_HOSTS'],
+    ['services/nca/main.ts', { ALCOR_FLEET_ID: 'x.y' }, 'ALCOR_FLEET_ID'],
+  ];
+  for (const [main, bad, variable] of cases) {
+    const r = await runToExit(main, { ...ctx.env, ...bad });
+    assert.is(r.code, 1, `${main} ${JSON.stringify(bad)}: ${r.out.slice(-400)}`);
+    assert.match(r.out, variable, `${main} names ${variable}`);
+  }
+});
+
+test('southbound and NCA processes carry a port to a Kafka host and a JetStream host', async (ctx) => {
+  const tag = unique('svc');
+  const kafkaId = Object.keys(ctx.servers.kafka)[0]!;
+  const hosts: HostRecord[] = [
+    {
+      hostId: `${tag}-k`,
+      region: `${tag}r`,
+      az: 'az1',
+      dc: 'dc1',
+      cluster: 'c1',
+      underlayIp: '172.30.0.1',
+      binding: { type: 'kafka', cluster: kafkaId },
+    },
+    {
+      hostId: `${tag}-j`,
+      region: `${tag}r`,
+      az: 'az1',
+      dc: 'dc1',
+      cluster: 'c1',
+      underlayIp: '172.30.0.2',
+      binding: { type: 'jetstream' },
+    },
+  ];
+  await putHosts(ctx.nats.nc, hosts);
+  ctx.controller = await startTestController(ctx.nats.url, { redisUrl: ctx.servers.redisUrl });
+  ctx.procs.push(
+    await spawnService('southbound', 'services/southbound/main.ts', ctx.nats.url, {
+      ...ctx.env,
+      ALCOR_INSTANCE_ID: `${tag}-sb`,
+    }),
+  );
+  const nca = await spawnService('nca', 'services/nca/main.ts', ctx.nats.url, {
+    ...ctx.env,
+    ALCOR_NCA_HOSTS: hosts.map((h) => h.hostId).join(','),
+    ALCOR_FLEET_ID: tag,
+  });
+  ctx.procs.push(nca);
+
+  const statuses: Status[] = [];
+  const vpcId = `${tag}-v`;
+  const sub = ctx.nats.nc.subscribe(subjects.status(vpcId), {
+    callback: (err, msg) => {
+      const s = err ? undefined : StatusSchema.safeParse(msg.json());
+      if (s?.success) statuses.push(s.data);
+    },
+  });
+  const intents = [
+    { id: `${vpcId}-1`, kind: 'vpc.create', vpcId, spec: { cidr: '10.0.0.0/16' } },
+    {
+      id: `${vpcId}-2`,
+      kind: 'subnet.create',
+      vpcId,
+      spec: { subnetId: 's1', cidr: '10.0.1.0/24', gatewayIp: '10.0.1.1' },
+    },
+    ...hosts.map((h, i) => ({
+      id: `${vpcId}-p${i}`,
+      kind: 'port.create',
+      vpcId,
+      spec: { portId: `p${i}`, subnetId: 's1', hostId: h.hostId },
+    })),
+  ];
+  await ctx.nats.nc.request(
+    subjects.applyIntents,
+    new TextEncoder().encode(JSON.stringify(intents)),
+    { timeout: 30_000 },
+  );
+  const programmed = await eventually(
+    () => {
+      const done = statuses.filter((s) => s.outcome === 'programmed');
+      return done.length === intents.length ? done : undefined;
+    },
+    { timeoutMs: 90_000, what: 'every intent programmed through the processes' },
+  );
+  sub.unsubscribe();
+  const second = programmed.find((s) => s.intentId === `${vpcId}-p1`)!;
+  assert.is(second.hosts?.total, 2, 'the second port concerns both hosts');
+  await nca.stop();
+  assert.not.ok(nca.running, 'the NCA stopped on SIGTERM');
+});
+
+test.run();
