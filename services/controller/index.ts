@@ -229,6 +229,8 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
         options: { bucketCount: config.bucketCount, decisionTimeoutMs: config.decisionTimeoutMs },
       })
     : undefined;
+  // The server knows our subscriptions before anyone is told we started.
+  await nc.flush();
   logger.info(
     {
       incarnation: membership.incarnation(),

@@ -12,12 +12,14 @@ import { Kvm } from '@nats-io/kv';
 import { connectNats, createKvSnapshotStore, putHosts } from '../../infra/index.js';
 import { LIMITS, bucketOf, kvBuckets, streams, subjects, type Status } from '../../shared/index.js';
 import type { ApplyReply, ApplyReplyItem, Controller } from '../../services/controller/index.js';
+import { startFleet, type Fleet } from '../../services/nca/fleet.js';
 import {
   eventually,
   fleet,
   isolatedNats,
   readStream,
   startTestController,
+  testLog,
   unique,
   type IsolatedNats,
 } from '../support/index.js';
@@ -29,6 +31,8 @@ interface Ctx {
   server: IsolatedNats;
   controller: Controller;
   other: NatsConnection;
+  /** The hosts' agents (JetStream-bound), so that intents reach `programmed`. */
+  agents: Fleet;
 }
 
 const Api = suite<Ctx>('controller: what clients see');
@@ -41,9 +45,17 @@ Api.before(async (ctx) => {
     snapshotEvery: 5,
   });
   ctx.other = await connectNats(ctx.server.url, { name: 'second client', reconnect: false });
+  ctx.agents = await startFleet({
+    natsUrl: ctx.server.url,
+    kafka: {},
+    hosts: HOSTS,
+    logger: testLog,
+    fleetId: 'api',
+  });
 });
 
 Api.after(async (ctx) => {
+  await ctx.agents.stop();
   await ctx.other.close();
   await ctx.controller.stop();
   await ctx.server.stop();
@@ -129,7 +141,7 @@ Api('the sync API answers each intent of a batch, in request order', async (ctx)
       .slice(0, 3)
       .map((b) => b.id)
       .sort(),
-    'each accepted intent, and no rejected one, is programmed (no hosts: at once)',
+    'each accepted intent, and no rejected one, is programmed',
   );
 });
 
