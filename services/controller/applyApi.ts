@@ -8,9 +8,20 @@
  *
  * Beyond `accepted` / `rejected`, an item can be `pending`: stored, but undecided
  * when the deadline passed (its decision will still appear on `status.<vpcId>`).
+ *
+ * With the request header `Alcor-Wait: programmed` (and optionally
+ * `Alcor-Wait-Ms`), each accepted item also carries `programmed`: `programmed` or
+ * `incomplete` as published on `status.<vpcId>`, or `pending` when the wait ended
+ * first (programmedWait.ts).
  */
-import { jetstream, type JetStreamClient, type PubAck } from '@nats-io/jetstream';
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import {
+  jetstream,
+  jetstreamManager,
+  type JetStreamClient,
+  type JetStreamManager,
+  type PubAck,
+} from '@nats-io/jetstream';
+import type { MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from '../../infra/index.js';
 import {
   APPLY_QUEUE_GROUP,
@@ -25,9 +36,17 @@ import {
   type VpcIntent,
 } from '../../shared/index.js';
 import type { DecisionAnswer, DecisionQuery } from './intake.js';
+import { ProgrammedWatch, parseWaitHeaders, type ProgrammedAnswer } from './programmedWait.js';
 
 export type ApplyReplyItem =
-  | { id: string; vpcId: string; outcome: 'accepted'; revision: number }
+  | {
+      id: string;
+      vpcId: string;
+      outcome: 'accepted';
+      revision: number;
+      /** With `Alcor-Wait: programmed` only. */
+      programmed?: ProgrammedAnswer;
+    }
   | { id?: string; vpcId?: string; outcome: 'rejected'; error: ErrorDetail }
   | { id: string; vpcId: string; outcome: 'pending'; error: ErrorDetail };
 
@@ -37,6 +56,8 @@ export interface ApplyApiOptions {
   bucketCount: number;
   /** How long a request waits for decisions before answering `pending`. */
   decisionTimeoutMs: number;
+  /** How long `Alcor-Wait: programmed` waits after the decisions, unless the request says. */
+  programmedWaitMs: number;
 }
 
 const encoder = new TextEncoder();
@@ -55,6 +76,8 @@ export function serveApplyApi(deps: {
 }): Subscription {
   const { nc, logger, options } = deps;
   const js: JetStreamClient = jetstream(nc);
+  let jsm: Promise<JetStreamManager> | undefined;
+  const manager = () => (jsm ??= jetstreamManager(nc));
 
   const rejectInvalid = async (error: ErrorDetail, id?: string, vpcId?: string) => {
     const intentId = id ?? 'unknown';
@@ -108,7 +131,12 @@ export function serveApplyApi(deps: {
     return out;
   };
 
-  const handle = async (data: Uint8Array): Promise<ApplyReply> => {
+  const handle = async (data: Uint8Array, headers?: MsgHdrs): Promise<ApplyReply> => {
+    const waitRequest = parseWaitHeaders(
+      (name) => (headers?.has(name) ? headers.get(name) : undefined),
+      options.programmedWaitMs,
+    );
+    if (!waitRequest.ok) return { error: waitRequest.error };
     const json = decodeJson(data, LIMITS.batchBytes);
     if (!json.ok) return { error: json.error };
     const single = !Array.isArray(json.value);
@@ -141,6 +169,29 @@ export function serveApplyApi(deps: {
       };
       invalid.push(rejectInvalid(parsed.error, parsed.id, parsed.vpcId));
     });
+    const watch = waitRequest.wait
+      ? await ProgrammedWatch.open(
+          nc,
+          manager,
+          valid.map((p) => p.intent.vpcId),
+        )
+      : undefined;
+    try {
+      const wait = watch && waitRequest.wait ? { watch, ms: waitRequest.wait.ms } : undefined;
+      return await decideAndAnswer(valid, replies, invalid, single, deadline, wait);
+    } finally {
+      watch?.close();
+    }
+  };
+
+  const decideAndAnswer = async (
+    valid: Pending[],
+    replies: ApplyReplyItem[],
+    invalid: Promise<void>[],
+    single: boolean,
+    deadline: number,
+    wait: { watch: ProgrammedWatch; ms: number } | undefined,
+  ): Promise<ApplyReply> => {
     // Published in request order on one connection: the stream keeps that order.
     const acks = await Promise.allSettled(
       valid.map((p) =>
@@ -205,14 +256,38 @@ export function serveApplyApi(deps: {
       }
     }
     await Promise.allSettled(invalid);
+    if (wait) await addProgrammed(wait.watch, wait.ms, stored, replies);
     return single ? replies[0]! : replies;
+  };
+
+  const addProgrammed = async (
+    watch: ProgrammedWatch,
+    ms: number,
+    stored: Pending[],
+    replies: ApplyReplyItem[],
+  ): Promise<void> => {
+    const accepted = stored.filter((p) => replies[p.index]?.outcome === 'accepted');
+    // Decided before this request (a re-sent id): the answer may already be stored.
+    await watch.lookUp(
+      accepted
+        .filter((p) => p.ack!.duplicate)
+        .map((p) => ({ intentId: p.intent.id, vpcId: p.intent.vpcId })),
+    );
+    const answers = await watch.answersFor(
+      accepted.map((p) => p.intent.id),
+      ms,
+    );
+    for (const p of accepted) {
+      const item = replies[p.index];
+      if (item?.outcome === 'accepted') item.programmed = answers.get(p.intent.id);
+    }
   };
 
   return nc.subscribe(subjects.applyIntents, {
     queue: APPLY_QUEUE_GROUP,
     callback: (err, msg) => {
       if (err) return;
-      handle(msg.data).then(
+      handle(msg.data, msg.headers).then(
         (reply) => msg.respond(encoder.encode(JSON.stringify(reply))),
         (e: unknown) => {
           logger.error({ err: e }, 'apply request failed');

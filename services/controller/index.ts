@@ -226,7 +226,12 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
         nc,
         publisher,
         logger,
-        options: { bucketCount: config.bucketCount, decisionTimeoutMs: config.decisionTimeoutMs },
+        options: {
+          bucketCount: config.bucketCount,
+          decisionTimeoutMs: config.decisionTimeoutMs,
+          // The tracker answers `incomplete` at its deadline: wait a little past it.
+          programmedWaitMs: config.programmedDeadlineMs + 2_000,
+        },
       })
     : undefined;
   // The server knows our subscriptions before anyone is told we started.

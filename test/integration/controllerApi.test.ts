@@ -25,6 +25,11 @@ import {
 } from '../support/index.js';
 
 const HOSTS = fleet(2, 3, 'api');
+/** Registered, but no agent runs for it: nothing it is sent is ever acked. */
+const [GHOST] = fleet(1, 1, 'ghost', { regionPrefix: 'g' }).map((h) => ({
+  ...h,
+  underlayIp: '172.31.255.254',
+}));
 const encoder = new TextEncoder();
 
 interface Ctx {
@@ -39,7 +44,7 @@ const Api = suite<Ctx>('controller: what clients see');
 
 Api.before(async (ctx) => {
   ctx.server = await isolatedNats();
-  await putHosts(ctx.server.nc, HOSTS);
+  await putHosts(ctx.server.nc, [...HOSTS, GHOST!]);
   ctx.controller = await startTestController(ctx.server.url, {
     idleMs: 300,
     snapshotEvery: 5,
@@ -61,10 +66,19 @@ Api.after(async (ctx) => {
   await ctx.server.stop();
 });
 
-async function apply(nc: NatsConnection, body: unknown): Promise<ApplyReply> {
+async function apply(
+  nc: NatsConnection,
+  body: unknown,
+  wait?: Record<string, string>,
+): Promise<ApplyReply> {
   const data =
     typeof body === 'string' ? encoder.encode(body) : encoder.encode(JSON.stringify(body));
-  const reply = await nc.request(subjects.applyIntents, data, { timeout: 30_000 });
+  const h = headers();
+  for (const [k, v] of Object.entries(wait ?? {})) h.set(k, v);
+  const reply = await nc.request(subjects.applyIntents, data, {
+    timeout: 60_000,
+    ...(wait ? { headers: h } : {}),
+  });
   return reply.json<ApplyReply>();
 }
 
@@ -80,11 +94,11 @@ const subnet = (vpcId: string, id = unique('i')) => ({
   vpcId,
   spec: { subnetId: 's1', cidr: '10.0.1.0/24', gatewayIp: '10.0.1.1' },
 });
-const port = (vpcId: string, portId: string, id = unique('i')) => ({
+const port = (vpcId: string, portId: string, id = unique('i'), hostId = HOSTS[0]!.hostId) => ({
   id,
   kind: 'port.create',
   vpcId,
-  spec: { portId, subnetId: 's1', hostId: HOSTS[0]!.hostId },
+  spec: { portId, subnetId: 's1', hostId },
 });
 
 async function allStatuses(ctx: Ctx, vpcId: string): Promise<Status[]> {
@@ -207,6 +221,77 @@ Api('a re-sent intent id makes no new events and answers like the first time', a
   // A later intent is decided, so the re-sent one was handled; still no new event for it.
   await apply(ctx.server.nc, port(vpcId, 'p2'));
   assert.is((await events(ctx, vpcId)).length, before + 1);
+});
+
+Api('Alcor-Wait: programmed answers once every affected host applied', async (ctx) => {
+  const vpcId = unique('vpc');
+  const batch = [
+    vpcCreate(vpcId),
+    subnet(vpcId),
+    port(vpcId, 'p1'),
+    port(vpcId, 'p2', unique('i'), HOSTS[4]!.hostId),
+    port(vpcId, 'p1'),
+  ];
+  const wait = { 'Alcor-Wait': 'programmed' };
+  const reply = (await apply(ctx.server.nc, batch, wait)) as ApplyReplyItem[];
+  assert.equal(
+    reply.map((r) => [r.outcome, r.outcome === 'accepted' ? r.programmed?.outcome : undefined]),
+    [
+      ['accepted', 'programmed'],
+      ['accepted', 'programmed'],
+      ['accepted', 'programmed'],
+      ['accepted', 'programmed'],
+      ['rejected', undefined],
+    ],
+  );
+  const second = reply[3] as { programmed?: { hosts?: { total: number; applied: number } } };
+  assert.ok((second.programmed?.hosts?.applied ?? 0) >= 1, 'the port host applied it');
+  // The programmed answer is what status.<vpc> says, for the same intents.
+  const onStatus = (await allStatuses(ctx, vpcId)).filter((s) => s.outcome === 'programmed');
+  assert.equal(
+    onStatus.map((s) => s.intentId).sort(),
+    batch
+      .slice(0, 4)
+      .map((b) => b.id)
+      .sort(),
+  );
+  // Re-sent: decided long ago, its answer is found in STATUS.
+  const again = (await apply(ctx.server.nc, batch[2], wait)) as ApplyReplyItem;
+  assert.equal(again.outcome === 'accepted' && again.programmed?.outcome, 'programmed');
+  // A host with no agent never acks: the wait ends, the intent is still pending there.
+  const ghost = (await apply(ctx.server.nc, port(vpcId, 'p3', unique('i'), GHOST!.hostId), {
+    ...wait,
+    'Alcor-Wait-Ms': '400',
+  })) as ApplyReplyItem;
+  assert.is(ghost.outcome, 'accepted');
+  assert.equal(ghost.outcome === 'accepted' && ghost.programmed, {
+    outcome: 'pending',
+    error: {
+      code: 'programmed_timeout',
+      message: 'not programmed within 400 ms; the answer will appear on its status subject',
+    },
+  });
+  // Without the header: no programmed field.
+  const plain = (await apply(ctx.server.nc, port(vpcId, 'p4'))) as ApplyReplyItem;
+  assert.is(plain.outcome === 'accepted' && plain.programmed, undefined);
+});
+
+Api('bad wait headers are refused with the header named; nothing is stored', async (ctx) => {
+  const vpcId = unique('vpc');
+  const cases: Array<[Record<string, string>, string]> = [
+    [{ 'Alcor-Wait': 'decided' }, 'header.Alcor-Wait'],
+    [{ 'Alcor-Wait': 'programmed', 'Alcor-Wait-Ms': '-5' }, 'header.Alcor-Wait-Ms'],
+    [{ 'Alcor-Wait': 'programmed', 'Alcor-Wait-Ms': '1e3' }, 'header.Alcor-Wait-Ms'],
+    [{ 'Alcor-Wait': 'programmed', 'Alcor-Wait-Ms': '3600001' }, 'header.Alcor-Wait-Ms'],
+    [{ 'Alcor-Wait-Ms': '100' }, 'header.Alcor-Wait-Ms'],
+  ];
+  for (const [h, path] of cases) {
+    const reply = (await apply(ctx.server.nc, vpcCreate(vpcId), h)) as {
+      error: { code: string; path: string };
+    };
+    assert.equal([reply.error.code, reply.error.path], ['bad_header', path], JSON.stringify(h));
+  }
+  assert.is((await events(ctx, vpcId)).length, 0, 'no intent of a refused request was decided');
 });
 
 Api(

@@ -238,6 +238,8 @@ export async function readStream(
     deliver_policy: DeliverPolicy.All,
     ...(filter ? { filter_subjects: filter } : {}),
   });
+  // Nothing on the filter: return at once (consuming would wait for a first message).
+  if ((await consumer.info()).num_pending === 0) return out;
   const messages = await consumer.consume({ max_messages: 4096 });
   for await (const m of messages) {
     out.push({
