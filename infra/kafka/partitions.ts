@@ -8,12 +8,58 @@
  */
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { Admin } from 'kafkajs';
+import { AssignerProtocol, type Admin, type PartitionAssigner } from 'kafkajs';
 import { z } from 'zod';
 import { compareAndSet } from '../nats/placementStore.js';
 import { kafkaTopics, kvBuckets, southboundKeys, type TopologyPlace } from '../../shared/index.js';
 
 const AssignmentSchema = z.strictObject({ hosts: z.array(z.string()) });
+const WantedSchema = z.record(z.string(), z.array(z.number().int().min(0)));
+
+/** The group protocol name of {@link hostPartitionsAssigner}. */
+export const HOST_PARTITIONS_PROTOCOL = 'AlcorHostPartitions';
+
+/**
+ * A consumer-group assigner that gives each member exactly the partitions it
+ * asks for (its hosts' partitions, carried in its join metadata), so an agent
+ * fetches only its own records — kafkajs has no manual `assign`. Members of one
+ * group must ask for disjoint partitions (each host runs one agent).
+ */
+export function hostPartitionsAssigner(wanted: Record<string, number[]>): PartitionAssigner {
+  return () => ({
+    name: HOST_PARTITIONS_PROTOCOL,
+    version: 1,
+    protocol: ({ topics }) => ({
+      name: HOST_PARTITIONS_PROTOCOL,
+      metadata: AssignerProtocol.MemberMetadata.encode({
+        version: 1,
+        topics,
+        userData: Buffer.from(JSON.stringify(wanted)),
+      }),
+    }),
+    assign: ({ members }) =>
+      Promise.resolve(
+        members.map((member) => {
+          const meta = AssignerProtocol.MemberMetadata.decode(member.memberMetadata);
+          let asked: Record<string, number[]> = {};
+          try {
+            const parsed = WantedSchema.safeParse(JSON.parse(meta?.userData.toString() ?? '{}'));
+            if (parsed.success) asked = parsed.data;
+          } catch {
+            // A member that sent no readable wish gets nothing.
+          }
+          return {
+            memberId: member.memberId,
+            memberAssignment: AssignerProtocol.MemberAssignment.encode({
+              version: 1,
+              assignment: asked,
+              userData: Buffer.alloc(0),
+            }),
+          };
+        }),
+      ),
+  });
+}
 
 export interface PartitionAssignments {
   /** Every host given has a partition in its topic on `kafkaCluster`; returns the topic's host list. */

@@ -22,6 +22,7 @@ import {
   connectNats,
   createKafkaClient,
   createPartitionAssignments,
+  hostPartitionsAssigner,
   type KafkaClient,
   type Logger,
   type PartitionAssignments,
@@ -301,7 +302,7 @@ async function startKafkaIntake(
   });
   const assign = await assignments(client);
   // topic → partition → agent
-  const routes = new Map<string, HostAgent[]>();
+  const routes = new Map<string, Array<HostAgent | undefined>>();
   const byPlace = new Map<string, HostAgent[]>();
   for (const agent of agents) {
     const key = clusterKey(agent.record);
@@ -317,13 +318,20 @@ async function startKafkaIntake(
       list.map((a) => a.record.hostId),
     );
     const byId = new Map(list.map((a) => [a.record.hostId, a]));
+    // Indexed by partition; hosts of the topic this fleet does not run are holes.
     routes.set(
       kafkaTopics.cluster(place),
-      order.map((h) => byId.get(h)!),
+      order.map((h) => byId.get(h)),
     );
+  }
+  // Only the partitions of this fleet's hosts are fetched.
+  const wanted: Record<string, number[]> = {};
+  for (const [topic, order] of routes) {
+    wanted[topic] = order.flatMap((agent, partition) => (agent ? [partition] : []));
   }
   const consumer = client.kafka.consumer({
     groupId: `alcor-fleet-${options.fleetId}-${clusterId}`,
+    partitionAssigners: [hostPartitionsAssigner(wanted)],
     maxWaitTimeInMs: 50,
     sessionTimeout: 10_000,
     heartbeatInterval: 1000,

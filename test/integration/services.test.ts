@@ -2,20 +2,37 @@
  * The southbound and NCA processes as an operator runs them (their `main.ts`,
  * configured from the environment), on real NATS, Redis and Kafka: a bad setting
  * stops the start naming its variable; good ones come up, carry a port's goal
- * state to a Kafka-bound host and a JetStream-bound host, and stop on SIGTERM.
+ * state to Kafka-bound hosts and a JetStream-bound host, and stop on SIGTERM. Two
+ * agent processes share a consumer group, each fetching only its hosts' partitions.
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { Kvm } from '@nats-io/kv';
+import { AssignerProtocol } from 'kafkajs';
 import type { ManagedProcess } from '../../infra/index.js';
-import { putHosts, repoRoot } from '../../infra/index.js';
-import { StatusSchema, subjects, type HostRecord, type Status } from '../../shared/index.js';
+import {
+  HOST_PARTITIONS_PROTOCOL,
+  createKafkaClient,
+  putHosts,
+  repoRoot,
+} from '../../infra/index.js';
+import {
+  StatusSchema,
+  kafkaTopics,
+  kvBuckets,
+  southboundKeys,
+  subjects,
+  type HostRecord,
+  type Status,
+} from '../../shared/index.js';
 import type { Controller } from '../../services/controller/index.js';
 import {
   isolatedNats,
   spawnService,
   startTestController,
+  testLog,
   type IsolatedNats,
 } from '../support/controller.js';
 import { eventually } from '../support/eventually.js';
@@ -102,6 +119,15 @@ test('southbound and NCA processes carry a port to a Kafka host and a JetStream 
       binding: { type: 'kafka', cluster: kafkaId },
     },
     {
+      hostId: `${tag}-k2`,
+      region: `${tag}r`,
+      az: 'az1',
+      dc: 'dc1',
+      cluster: 'c1',
+      underlayIp: '172.30.0.3',
+      binding: { type: 'kafka', cluster: kafkaId },
+    },
+    {
       hostId: `${tag}-j`,
       region: `${tag}r`,
       az: 'az1',
@@ -119,12 +145,21 @@ test('southbound and NCA processes carry a port to a Kafka host and a JetStream 
       ALCOR_INSTANCE_ID: `${tag}-sb`,
     }),
   );
+  // Two agent processes in one consumer group: one runs the JetStream host and a
+  // Kafka host, the other the second Kafka host of the same topic.
   const nca = await spawnService('nca', 'services/nca/main.ts', ctx.nats.url, {
     ...ctx.env,
-    ALCOR_NCA_HOSTS: hosts.map((h) => h.hostId).join(','),
+    ALCOR_NCA_HOSTS: `${tag}-k,${tag}-j`,
     ALCOR_FLEET_ID: tag,
   });
   ctx.procs.push(nca);
+  ctx.procs.push(
+    await spawnService('nca', 'services/nca/main.ts', ctx.nats.url, {
+      ...ctx.env,
+      ALCOR_NCA_HOSTS: `${tag}-k2`,
+      ALCOR_FLEET_ID: tag,
+    }),
+  );
 
   const statuses: Status[] = [];
   const vpcId = `${tag}-v`;
@@ -162,8 +197,41 @@ test('southbound and NCA processes carry a port to a Kafka host and a JetStream 
     { timeoutMs: 90_000, what: 'every intent programmed through the processes' },
   );
   sub.unsubscribe();
-  const second = programmed.find((s) => s.intentId === `${vpcId}-p1`)!;
-  assert.is(second.hosts?.total, 2, 'the second port concerns both hosts');
+  const last = programmed.find((s) => s.intentId === `${vpcId}-p2`)!;
+  assert.is(last.hosts?.total, 3, 'the last port concerns all three hosts');
+
+  // Each agent fetches only its own host's partition (a partition per host).
+  const topic = kafkaTopics.cluster(hosts[0]!);
+  const kv = await new Kvm(ctx.nats.nc).open(kvBuckets.placement);
+  const order = (await kv.get(southboundKeys.kafkaPartitions(kafkaId, topic)))!.json<{
+    hosts: string[];
+  }>().hosts;
+  const client = createKafkaClient(kafkaId, ctx.servers.kafka[kafkaId]!, {
+    clientId: 'services-test',
+    logger: testLog,
+  });
+  const admin = client.kafka.admin();
+  await admin.connect();
+  try {
+    const { groups } = await admin.describeGroups([`alcor-fleet-${tag}-${kafkaId}`]);
+    const group = groups[0]!;
+    assert.is(group.protocol, HOST_PARTITIONS_PROTOCOL);
+    // Each member: what it asked for (its hosts' partitions) and what it got.
+    const members = group.members.map((m) => ({
+      asked: JSON.parse(
+        AssignerProtocol.MemberMetadata.decode(m.memberMetadata)?.userData.toString() ?? '{}',
+      ) as Record<string, number[]>,
+      got: AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment ?? {},
+    }));
+    for (const m of members) assert.equal(m.got, m.asked, 'a member gets what it asked for');
+    assert.equal(
+      members.map((m) => m.got[topic]).sort(),
+      [[order.indexOf(`${tag}-k`)], [order.indexOf(`${tag}-k2`)]].sort(),
+      'two members, each with exactly the partition of its host',
+    );
+  } finally {
+    await admin.disconnect();
+  }
   await nca.stop();
   assert.not.ok(nca.running, 'the NCA stopped on SIGTERM');
 });
