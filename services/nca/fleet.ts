@@ -341,6 +341,8 @@ async function startKafkaIntake(
   await consumer.subscribe({ topics: [...routes.keys()], fromBeginning: true });
   await consumer.run({
     partitionsConsumedConcurrently: 8,
+    // Offsets committed once a second, not after every fetch (a round trip each).
+    autoCommitInterval: 1000,
     eachMessage: ({ topic, partition, message }) => {
       const agent = routes.get(topic)?.[partition];
       if (!agent || !message.value) return Promise.resolve();

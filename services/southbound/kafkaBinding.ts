@@ -16,15 +16,29 @@ export interface KafkaRecord {
   message: Message;
 }
 
+/** Records in one produce request at most (several relays' sends together). */
+const MAX_RECORDS_PER_PRODUCE = 8192;
+
+interface QueuedSend {
+  records: readonly KafkaRecord[];
+  stillWanted: () => boolean;
+  done: (ok: boolean) => void;
+}
+
 export interface BindingMetrics {
+  /** Records acknowledged. */
   produced: number;
+  /** Produce requests acknowledged. */
+  produces: number;
   produceErrors: number;
   reconnects: number;
 }
 
 export class KafkaBinding {
   readonly client: KafkaClient;
-  readonly metrics: BindingMetrics = { produced: 0, produceErrors: 0, reconnects: 0 };
+  readonly metrics: BindingMetrics = { produced: 0, produces: 0, produceErrors: 0, reconnects: 0 };
+  private readonly queue: QueuedSend[] = [];
+  private flushing = false;
   private producer: Producer | undefined;
   private readonly actor: Actor<southbound.KafkaBindingMachine>;
   private readyWaiters: Array<() => void> = [];
@@ -98,12 +112,53 @@ export class KafkaBinding {
     return String(this.actor.getSnapshot().value);
   }
 
-  /** Resolves once every record is acknowledged by the cluster; retries through outages. */
-  async send(
+  /**
+   * Resolves once every record is acknowledged by the cluster; retries through
+   * outages. Sends from several relays that meet while a produce is in flight go
+   * out together in the next one (one request per round trip, not per relay); a
+   * relay's own sends stay in order because it awaits each.
+   */
+  send(records: readonly KafkaRecord[], stillWanted: () => boolean = () => true): Promise<boolean> {
+    if (records.length === 0) return Promise.resolve(true);
+    return new Promise<boolean>((done) => {
+      this.queue.push({ records, stillWanted, done });
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.queue.length > 0) {
+        const taken: QueuedSend[] = [];
+        let count = 0;
+        while (
+          this.queue.length > 0 &&
+          (taken.length === 0 || count + this.queue[0]!.records.length <= MAX_RECORDS_PER_PRODUCE)
+        ) {
+          const next = this.queue.shift()!;
+          count += next.records.length;
+          // A relay stopped meanwhile: its messages go to the partition's next owner.
+          if (next.stillWanted()) taken.push(next);
+          else next.done(false);
+        }
+        if (taken.length === 0) continue;
+        const ok = await this.produce(
+          taken.flatMap((t) => t.records),
+          () => taken.some((t) => t.stillWanted()),
+        );
+        for (const t of taken) t.done(ok);
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private async produce(
     records: readonly KafkaRecord[],
-    stillWanted: () => boolean = () => true,
+    stillWanted: () => boolean,
   ): Promise<boolean> {
-    if (records.length === 0) return true;
     const byTopic = new Map<string, Message[]>();
     for (const r of records) {
       const list = byTopic.get(r.topic) ?? [];
@@ -125,6 +180,7 @@ export class KafkaBinding {
       try {
         await producer.sendBatch({ topicMessages, acks: -1 });
         this.metrics.produced += records.length;
+        this.metrics.produces += 1;
         return true;
       } catch (err) {
         this.metrics.produceErrors += 1;
@@ -143,5 +199,6 @@ export class KafkaBinding {
       setTimeout(resolve, 5000);
     });
     for (const w of this.readyWaiters) w();
+    for (const q of this.queue.splice(0)) q.done(false);
   }
 }

@@ -36,7 +36,7 @@ import { createMetrics } from '../../services/controller/metrics.js';
 import { VpcWorker } from '../../services/controller/vpcWorker.js';
 import { clientConnections } from '../support/controller.js';
 import { fleet, publishScripts, vpcScript } from '../support/workload.js';
-import { fmt, machine, writeReport } from './report.js';
+import { fmt, machine, pct, writeReport } from './report.js';
 
 const { values } = parseArgs({
   options: {
@@ -50,10 +50,6 @@ const PER_VPC = Number(values['per-vpc']);
 const EVENTS = Number(values.events);
 const log = createLogger({ name: 'bench', level: 'silent', pretty: false });
 const encoder = new TextEncoder();
-const pct = (xs: number[], p: number) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-};
 
 const dir = runDir('alcor-bench-ctl-');
 const server = await startLocalNats({ dir, bucketCount: DEFAULT_BUCKET_COUNT });

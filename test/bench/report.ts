@@ -9,6 +9,12 @@ import { join } from 'node:path';
 import { format, resolveConfig } from 'prettier';
 import { repoRoot } from '../../infra/index.js';
 
+/** The p-th percentile (nearest rank) of `xs`; NaN when empty. */
+export function pct(xs: readonly number[], p: number): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
 export function machine(): string {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   return `${cpus().length} × ${cpu}, Node ${process.version}`;
