@@ -1,11 +1,13 @@
 /**
  * `alcor` — the operator's CLI (commander: subcommands, `--help` everywhere,
  * usage errors with exit code 2). Global: `--nats-url` (or NATS_URL), `--json`.
- * Exit codes: 0 ok, 1 failure (e.g. NATS unreachable), 2 usage, 3 not found.
+ * Exit codes: 0 ok, 1 failure (e.g. NATS unreachable), 2 usage, 3 not found,
+ * 4 done but not all of it took (intents rejected, pending or not programmed).
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats } from '../../infra/index.js';
+import { applyFile, applySucceeded, renderApply, type WaitFor } from './apply.js';
 import { CliError, EXIT } from './output.js';
 import { placementReport, renderPlacement } from './placement.js';
 import { loadTopology, renderLoad, renderTopology, topologyReport } from './topology.js';
@@ -52,6 +54,44 @@ program
       process.stdout.write(
         `${o.json ? JSON.stringify(report, null, 2) : renderPlacement(report)}\n`,
       );
+    });
+  });
+
+program
+  .command('apply')
+  .description(
+    'send intents (JSON or YAML: one, a list, or {intents: [...]}) through the sync API, in file order',
+  )
+  .requiredOption('-f, --file <file>', 'intents file, or - for stdin')
+  .addOption(
+    new Option('--wait <what>', 'answer once decided, or once every affected host applied')
+      .choices(['decided', 'programmed'])
+      .default('decided'),
+  )
+  .addOption(
+    new Option(
+      '--wait-ms <ms>',
+      'with --wait programmed: how long to wait after the decisions',
+    ).argParser((v) => {
+      const n = Number(v);
+      if (!/^\d+$/.test(v) || n < 1 || n > 3_600_000)
+        throw new InvalidArgumentError('a whole number of milliseconds from 1 to 3600000');
+      return n;
+    }),
+  )
+  .action(async (opts: { file: string; wait: WaitFor; waitMs?: number }) => {
+    await withNats(async (nc, o) => {
+      const tty = process.stderr.isTTY && !o.json;
+      const report = await applyFile(nc, opts.file, {
+        wait: opts.wait,
+        ...(opts.waitMs === undefined ? {} : { waitMs: opts.waitMs }),
+        onProgress: (done, total) => {
+          if (tty && total > 1000) process.stderr.write(`\rapplied ${done}/${total}`);
+        },
+      });
+      if (tty && report.intents > 1000) process.stderr.write('\n');
+      process.stdout.write(`${o.json ? JSON.stringify(report, null, 2) : renderApply(report)}\n`);
+      if (!applySucceeded(report)) process.exitCode = EXIT.incomplete;
     });
   });
 

@@ -10,6 +10,8 @@ export const EXIT = {
   usage: 2,
   /** What was asked for does not exist (yet). */
   notFound: 3,
+  /** The command ran, but not all of it took (e.g. some intents were rejected). */
+  incomplete: 4,
 } as const;
 
 export class CliError extends Error {

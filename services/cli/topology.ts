@@ -5,18 +5,11 @@
  * against the registry: an underlay IP already held by another host is refused.
  * `--prune` also deletes registered hosts the file does not list.
  */
-import { readFile } from 'node:fs/promises';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { createHostDirectory, putHosts } from '../../infra/index.js';
-import {
-  clusterKey,
-  kvBuckets,
-  parseTopologyFile,
-  type ErrorDetail,
-  type HostRecord,
-} from '../../shared/index.js';
+import { clusterKey, kvBuckets, parseTopologyFile, type HostRecord } from '../../shared/index.js';
+import { describeFault, readDocument } from './documents.js';
 import { CliError, EXIT, table } from './output.js';
 
 /** Largest topology file read (200,000 hosts at ~200 bytes each, with room). */
@@ -25,42 +18,10 @@ const MAX_FILE_BYTES = 64 * 1024 * 1024;
 const bindingName = (h: HostRecord): string =>
   h.binding.type === 'kafka' ? `kafka:${h.binding.cluster}` : 'jetstream';
 
-const describe = (file: string, e: ErrorDetail): string =>
-  `${file}: ${e.path ? `${e.path}: ` : ''}${e.message} (${e.code})`;
-
 /** Reads and checks a topology file; every fault is a usage error naming where it is. */
 export async function readTopologyFile(file: string): Promise<HostRecord[]> {
-  let text: string;
-  try {
-    const bytes = await readFile(file);
-    if (bytes.length > MAX_FILE_BYTES)
-      throw new CliError(`${file}: larger than ${MAX_FILE_BYTES} bytes`, EXIT.usage);
-    text = bytes.toString('utf8');
-  } catch (err) {
-    if (err instanceof CliError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new CliError(
-      `${file}: cannot read it (${code ?? (err as Error).message})`,
-      code === 'ENOENT' ? EXIT.notFound : EXIT.failure,
-    );
-  }
-  let input: unknown;
-  try {
-    // YAML is a superset of JSON; JSON files get JSON's own error messages.
-    input = /\.json$/i.test(file) ? JSON.parse(text) : parseYaml(text, { maxAliasCount: 100 });
-  } catch (err) {
-    const where =
-      err instanceof YAMLParseError && err.linePos ? ` at line ${err.linePos[0].line}` : '';
-    throw new CliError(
-      describe(file, {
-        code: 'invalid_syntax',
-        message: `not ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}${where}: ${(err as Error).message.split('\n')[0]}`,
-      }),
-      EXIT.usage,
-    );
-  }
-  const parsed = parseTopologyFile(input);
-  if (!parsed.ok) throw new CliError(describe(file, parsed.error), EXIT.usage);
+  const parsed = parseTopologyFile(await readDocument(file, MAX_FILE_BYTES));
+  if (!parsed.ok) throw new CliError(describeFault(file, parsed.error), EXIT.usage);
   return parsed.value;
 }
 
@@ -103,7 +64,7 @@ export async function loadTopology(
     const owner = ipOwner.get(h.underlayIp);
     if (owner && owner.hostId !== h.hostId && !listed.has(owner.hostId)) {
       throw new CliError(
-        describe(file, {
+        describeFault(file, {
           code: 'duplicate_value',
           message: `${h.underlayIp} is the underlay IP of registered host ${owner.hostId} (use --prune if the file replaces it)`,
           path: `hosts.${i}.underlayIp`,

@@ -234,12 +234,20 @@ export async function readStream(
   const info = await jsm.streams.info(stream);
   const out: StreamMessage[] = [];
   if (info.state.messages === 0) return out;
+  // Nothing on the filter: return at once (consuming would wait for a first message).
+  if (filter) {
+    const first = await jsm.direct
+      .getMessage(stream, { seq: 1, next_by_subj: filter })
+      .catch((err: unknown) => {
+        if ((err as { code?: number }).code === 404) return null;
+        throw err;
+      });
+    if (!first) return out;
+  }
   const consumer = await jetstream(nc).consumers.get(stream, {
     deliver_policy: DeliverPolicy.All,
     ...(filter ? { filter_subjects: filter } : {}),
   });
-  // Nothing on the filter: return at once (consuming would wait for a first message).
-  if ((await consumer.info()).num_pending === 0) return out;
   const messages = await consumer.consume({ max_messages: 4096 });
   for await (const m of messages) {
     out.push({
