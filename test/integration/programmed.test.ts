@@ -45,6 +45,7 @@ test('JetStream hosts: every accepted intent programmed, zero divergence, only n
   const scripts = new Map<string, unknown[]>();
   for (let v = 0; v < 12; v++)
     scripts.set(`${tag}-v${v}`, vpcScript(`${tag}-v${v}`, 60, hosts, v + 1));
+  const ids = [...scripts.values()].flat().map((i) => (i as { id: string }).id);
   const clients = await clientConnections(ctx.nats.url, 2);
   await publishScripts(clients, scripts);
   const statuses = await eventually(
@@ -52,6 +53,14 @@ test('JetStream hosts: every accepted intent programmed, zero divergence, only n
       const all = (await readStream(ctx.nats.nc, streams.status)).map(
         (m) => JSON.parse(new TextDecoder().decode(m.data)) as Status,
       );
+      // Every intent decided first: programmed can catch up with the decisions
+      // made so far while later ones are still coming.
+      const decided = new Set(
+        all
+          .filter((s) => s.outcome === 'accepted' || s.outcome === 'rejected')
+          .map((s) => s.intentId),
+      );
+      if (!ids.every((id) => decided.has(id))) return undefined;
       const accepted = all.filter((s) => s.outcome === 'accepted').length;
       const done = all.filter(
         (s) => s.outcome === 'programmed' || s.outcome === 'incomplete',
