@@ -62,7 +62,7 @@ for (const s of [demo.servers.nats, demo.servers.redis, ...Object.values(demo.se
 }
 const healthy = demo.health.every((r) => r.healthy);
 out(
-  `\n${healthy ? 'all servers healthy' : 'some servers are NOT healthy'}; the controller runs on its own (NATS_URL=… node --import tsx services/controller/main.ts, docs/controller.md); the demo drives it end to end once southbound and the NCA fleet exist (issues 6–7)`,
+  `\n${healthy ? 'all servers healthy' : 'some servers are NOT healthy'}; the controller, southbound module and NCA agents run on their own for now (npm run controller | southbound | nca; docs/controller.md, docs/southbound.md); the demo drives them end to end with issue 7`,
 );
 
 if (args['keep-running'] && healthy) {
