@@ -21,7 +21,7 @@ import {
 import { runCli } from '../support/cli.js';
 import { unique } from '../support/names.js';
 import { releaseTestServers } from '../support/servers.js';
-import { fleet } from '../support/workload.js';
+import { fleet, vpcWithPorts } from '../support/workload.js';
 
 interface Ctx {
   nats: IsolatedNats;
@@ -64,21 +64,9 @@ function file(ctx: Ctx, name: string, content: string): string {
   return path;
 }
 
-const vpcIntents = (vpcId: string) => [
-  { id: unique('i'), kind: 'vpc.create', vpcId, spec: { cidr: '10.0.0.0/16' } },
-  {
-    id: unique('i'),
-    kind: 'subnet.create',
-    vpcId,
-    spec: { subnetId: 's1', cidr: '10.0.1.0/24', gatewayIp: '10.0.1.1' },
-  },
-  {
-    id: unique('i'),
-    kind: 'port.create',
-    vpcId,
-    spec: { portId: 'p1', subnetId: 's1', hostId: HOSTS[1]!.hostId },
-  },
-];
+/** A VPC, its subnet and a port on the second host, under ids of their own. */
+const vpcIntents = (vpcId: string) =>
+  vpcWithPorts(vpcId, [HOSTS[1]!.hostId]).map((i) => ({ ...i, id: unique('i') }));
 
 test('a YAML list with --wait programmed: per-intent answers, exit 4 for the one refused', async (ctx) => {
   const vpcId = unique('vpc');

@@ -37,6 +37,7 @@ import {
 } from '../support/controller.js';
 import { eventually } from '../support/eventually.js';
 import { unique } from '../support/names.js';
+import { vpcWithPorts } from '../support/workload.js';
 import { releaseTestServers, testServers, type TestServers } from '../support/servers.js';
 
 interface Ctx {
@@ -169,21 +170,10 @@ test('southbound and NCA processes carry a port to a Kafka host and a JetStream 
       if (s?.success) statuses.push(s.data);
     },
   });
-  const intents = [
-    { id: `${vpcId}-1`, kind: 'vpc.create', vpcId, spec: { cidr: '10.0.0.0/16' } },
-    {
-      id: `${vpcId}-2`,
-      kind: 'subnet.create',
-      vpcId,
-      spec: { subnetId: 's1', cidr: '10.0.1.0/24', gatewayIp: '10.0.1.1' },
-    },
-    ...hosts.map((h, i) => ({
-      id: `${vpcId}-p${i}`,
-      kind: 'port.create',
-      vpcId,
-      spec: { portId: `p${i}`, subnetId: 's1', hostId: h.hostId },
-    })),
-  ];
+  const intents = vpcWithPorts(
+    vpcId,
+    hosts.map((h) => h.hostId),
+  );
   await ctx.nats.nc.request(
     subjects.applyIntents,
     new TextEncoder().encode(JSON.stringify(intents)),

@@ -47,7 +47,13 @@ import {
 } from '../support/controller.js';
 import { releaseTestServers, testServers } from '../support/servers.js';
 import { unique } from '../support/names.js';
-import { fleet as makeHosts, prng, publishScripts, vpcScript } from '../support/workload.js';
+import {
+  fleet as makeHosts,
+  prng,
+  publishScripts,
+  vpcScript,
+  vpcWithPorts,
+} from '../support/workload.js';
 
 const HOSTS = Number(process.env.SOUTHBOUND_HOSTS ?? 500);
 const VPCS = Number(process.env.SOUTHBOUND_VPCS ?? 100);
@@ -353,29 +359,9 @@ test('an NCA that fails one op: incomplete names it; once the dataplane takes it
   const jsHost = busiest(ctx, 'jetstream').record.hostId;
   const kafkaHost = busiest(ctx, 'b').record.hostId;
   const vpcId = `${ctx.tag}-fail`;
-  ctx.failing.add(`${jsHost}/port:p1`);
-  ctx.failing.add(`${kafkaHost}/port:p2`);
-  const batch = [
-    { id: `${vpcId}-1`, kind: 'vpc.create', vpcId, spec: { cidr: '10.0.0.0/16' } },
-    {
-      id: `${vpcId}-2`,
-      kind: 'subnet.create',
-      vpcId,
-      spec: { subnetId: 's1', cidr: '10.0.1.0/24', gatewayIp: '10.0.1.1' },
-    },
-    {
-      id: `${vpcId}-3`,
-      kind: 'port.create',
-      vpcId,
-      spec: { portId: 'p1', subnetId: 's1', hostId: jsHost },
-    },
-    {
-      id: `${vpcId}-4`,
-      kind: 'port.create',
-      vpcId,
-      spec: { portId: 'p2', subnetId: 's1', hostId: kafkaHost },
-    },
-  ];
+  ctx.failing.add(`${jsHost}/port:p0`);
+  ctx.failing.add(`${kafkaHost}/port:p1`);
+  const batch = vpcWithPorts(vpcId, [jsHost, kafkaHost]);
   const reply = await applySync(ctx.clients[0]!, batch);
   assert.equal(
     reply.map((r) => r.outcome),
@@ -386,13 +372,13 @@ test('an NCA that fails one op: incomplete names it; once the dataplane takes it
     batch.map((b) => b.id),
     60_000,
   );
-  const p1 = ctx.statuses.get(`${vpcId}-3`)!.get('incomplete');
-  const p2 = ctx.statuses.get(`${vpcId}-4`)!.get('incomplete');
+  const p1 = ctx.statuses.get(`${vpcId}-p0`)!.get('incomplete');
+  const p2 = ctx.statuses.get(`${vpcId}-p1`)!.get('incomplete');
   assert.ok(p1 && p2, 'both port intents are incomplete');
   assert.equal(p1.hosts?.failedHosts, [jsHost]);
   assert.is(p1.error?.code, 'apply_failed');
   assert.ok(p2.hosts?.failedHosts?.includes(kafkaHost), JSON.stringify(p2.hosts));
-  assert.ok(ctx.statuses.get(`${vpcId}-1`)!.has('programmed'), 'the VPC itself touched no host');
+  assert.ok(ctx.statuses.get(`${vpcId}-vpc`)!.has('programmed'), 'the VPC itself touched no host');
   // The dataplane recovers: the agents' own retries (resync of the VPC) converge.
   ctx.failing.clear();
   const states = async () => foldEventLog(ctx.nats.nc, { vpcIds: [vpcId] });
@@ -425,21 +411,10 @@ test('one producer per Kafka cluster: new clusters (new topics) open no new brok
   });
   try {
     const vpcId = `${ctx.tag}-wide`;
-    const batch = [
-      { id: `${vpcId}-1`, kind: 'vpc.create', vpcId, spec: { cidr: '10.0.0.0/16' } },
-      {
-        id: `${vpcId}-2`,
-        kind: 'subnet.create',
-        vpcId,
-        spec: { subnetId: 's1', cidr: '10.0.1.0/24', gatewayIp: '10.0.1.1' },
-      },
-      ...extra.map((h, i) => ({
-        id: `${vpcId}-p${i}`,
-        kind: 'port.create',
-        vpcId,
-        spec: { portId: `p${i}`, subnetId: 's1', hostId: h.hostId },
-      })),
-    ];
+    const batch = vpcWithPorts(
+      vpcId,
+      extra.map((h) => h.hostId),
+    );
     await applySync(ctx.clients[0]!, batch);
     await settled(
       ctx,

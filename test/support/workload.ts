@@ -61,6 +61,28 @@ export function fleet(
   return hosts;
 }
 
+/**
+ * A VPC (10.0.0.0/16), its subnet `s1` (10.0.1.0/24) and a port `p<i>` on each
+ * host given: intent ids `<vpc>-vpc`, `<vpc>-subnet`, `<vpc>-p<i>`.
+ */
+export function vpcWithPorts(vpcId: string, hostIds: readonly string[]) {
+  return [
+    { id: `${vpcId}-vpc`, kind: 'vpc.create', vpcId, spec: { cidr: '10.0.0.0/16' } },
+    {
+      id: `${vpcId}-subnet`,
+      kind: 'subnet.create',
+      vpcId,
+      spec: { subnetId: 's1', cidr: '10.0.1.0/24', gatewayIp: '10.0.1.1' },
+    },
+    ...hostIds.map((hostId, i) => ({
+      id: `${vpcId}-p${i}`,
+      kind: 'port.create',
+      vpcId,
+      spec: { portId: `p${i}`, subnetId: 's1', hostId },
+    })),
+  ];
+}
+
 /** One VPC's intents, in the order they must be published (raw: some are malformed). */
 export function vpcScript(
   vpcId: string,
