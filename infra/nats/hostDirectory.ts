@@ -22,8 +22,6 @@ export interface HostDirectory {
   record: (hostId: string) => HostRecord | undefined;
   /** Every valid host record now. */
   all: () => HostRecord[];
-  /** Called after each change of the directory (the southbound re-places partitions). */
-  onChange: (listener: () => void) => void;
   /** False if the initial values had not all arrived within the ready timeout. */
   complete: () => boolean;
   size: () => number;
@@ -41,7 +39,6 @@ export async function createHostDirectory(
   const kv: KV = await new Kvm(nc).open(options.bucket ?? kvBuckets.hosts);
   const places = new Map<string, TopologyPlace>();
   const records = new Map<string, HostRecord>();
-  const listeners: Array<() => void> = [];
   const initial = (await kv.status()).values;
   const watch = await kv.watch();
   let seen = 0;
@@ -74,7 +71,6 @@ export async function createHostDirectory(
         places.delete(entry.key);
         records.delete(entry.key);
       }
-      for (const listener of listeners) listener();
       // The initial values end at delta 0 (that entry already says isUpdate).
       if (++seen >= initial || entry.delta === 0) markReady();
     }
@@ -92,7 +88,6 @@ export async function createHostDirectory(
     lookup: (hostId) => places.get(hostId),
     record: (hostId) => records.get(hostId),
     all: () => [...records.values()],
-    onChange: (listener) => listeners.push(listener),
     complete: () => complete,
     size: () => places.size,
     stop: async () => {

@@ -8,7 +8,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats } from '../../infra/index.js';
 import { applyFile, applySucceeded, renderApply, type WaitFor } from './apply.js';
-import { CliError, EXIT } from './output.js';
+import { CliError, EXIT, print } from './output.js';
 import { placementReport, renderPlacement } from './placement.js';
 import { loadTopology, renderLoad, renderTopology, topologyReport } from './topology.js';
 
@@ -51,9 +51,7 @@ program
   .action(async (opts: { buckets: boolean }) => {
     await withNats(async (nc, o) => {
       const report = await placementReport(nc, opts.buckets);
-      process.stdout.write(
-        `${o.json ? JSON.stringify(report, null, 2) : renderPlacement(report)}\n`,
-      );
+      print(o.json, report, renderPlacement);
     });
   });
 
@@ -90,7 +88,7 @@ program
         },
       });
       if (tty && report.intents > 1000) process.stderr.write('\n');
-      process.stdout.write(`${o.json ? JSON.stringify(report, null, 2) : renderApply(report)}\n`);
+      print(o.json, report, renderApply);
       if (!applySucceeded(report)) process.exitCode = EXIT.incomplete;
     });
   });
@@ -109,7 +107,7 @@ topology
   .action(async (opts: { file: string; prune: boolean }) => {
     await withNats(async (nc, o) => {
       const report = await loadTopology(nc, opts.file, { prune: opts.prune });
-      process.stdout.write(`${o.json ? JSON.stringify(report, null, 2) : renderLoad(report)}\n`);
+      print(o.json, report, renderLoad);
     });
   });
 
@@ -120,9 +118,7 @@ topology
   .action(async (opts: { hosts: boolean }) => {
     await withNats(async (nc, o) => {
       const report = await topologyReport(nc, opts.hosts);
-      process.stdout.write(
-        `${o.json ? JSON.stringify(report, null, 2) : renderTopology(report)}\n`,
-      );
+      print(o.json, report, renderTopology);
     });
   });
 

@@ -39,3 +39,8 @@ export function table(headers: string[], rows: Array<Array<string | number>>): s
 }
 
 export const fixed = (n: number, digits: number): number => Number(n.toFixed(digits));
+
+/** A command's result on stdout: JSON for `--json`, else its readable form. */
+export function print<T>(json: boolean, report: T, render: (report: T) => string): void {
+  process.stdout.write(`${json ? JSON.stringify(report, null, 2) : render(report)}\n`);
+}

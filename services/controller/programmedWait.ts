@@ -72,7 +72,8 @@ const MAX_SCAN = 100_000;
 export class ProgrammedWatch {
   private readonly answers = new Map<string, ProgrammedAnswer>();
   private readonly subs: Subscription[] = [];
-  private wanted = new Set<string>();
+  /** Intents still waited for; the wait ends when it is empty. */
+  private missing = new Set<string>();
   private wake: (() => void) | undefined;
 
   private constructor(
@@ -108,7 +109,7 @@ export class ProgrammedWatch {
       ...(s.hosts ? { hosts: s.hosts } : {}),
       ...(s.error ? { error: s.error } : {}),
     });
-    if (this.wake && [...this.wanted].every((id) => this.answers.has(id))) this.wake();
+    if (this.missing.delete(s.intentId) && this.missing.size === 0) this.wake?.();
   }
 
   /** Looks up answers already in STATUS (intents decided before this request). */
@@ -139,8 +140,8 @@ export class ProgrammedWatch {
 
   /** Each intent's answer, waiting up to `ms` for those still missing. */
   async answersFor(intentIds: string[], ms: number): Promise<Map<string, ProgrammedAnswer>> {
-    this.wanted = new Set(intentIds);
-    if (!intentIds.every((id) => this.answers.has(id))) {
+    this.missing = new Set(intentIds.filter((id) => !this.answers.has(id)));
+    if (this.missing.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {
         this.wake = resolve;

@@ -29,9 +29,8 @@ import {
 } from '../../infra/index.js';
 import {
   clusterKey,
-  decodeJson,
+  decodeGoalState,
   kafkaTopics,
-  parseGoalState,
   streams,
   subjects,
   type GoalStateMessage,
@@ -149,8 +148,7 @@ class HostAgent implements SimulatedHost {
     if (this.stopped) return;
     this.stats.delivered += 1;
     this.stats.bytes += data.length;
-    const json = decodeJson(data, 16 * 1024 * 1024);
-    const parsed = json.ok ? parseGoalState(json.value) : json;
+    const parsed = decodeGoalState(data);
     if (!parsed.ok) {
       this.stats.invalid += 1;
       this.options.logger.warn(

@@ -182,13 +182,16 @@ export async function start(
     return { table: decoded.value, revision: entry.revision };
   };
 
-  const lead = async (): Promise<void> => {
-    const { weights } = partitionsNow();
+  /** Places the partitions if they need it; the table in force afterwards. */
+  const lead = async (
+    current: { table?: SouthboundTable; revision: number },
+    weights: Map<string, number>,
+  ): Promise<SouthboundTable | undefined> => {
+    const { table, revision } = current;
     const members = (await membership.members())
       .filter((m) => m.record.placed)
       .map((m) => ({ id: m.record.id, capacity: m.record.capacity }));
-    if (members.length === 0) return;
-    const { table, revision } = await readTable();
+    if (members.length === 0) return table;
     const placement = place({
       items: [...weights].map(([id, weight]) => ({ id, weight })),
       members,
@@ -196,7 +199,7 @@ export async function start(
       epsilon: config.epsilon,
     });
     const owners = Object.fromEntries([...placement.assignment].sort());
-    if (table && JSON.stringify(owners) === JSON.stringify(table.owners)) return;
+    if (table && JSON.stringify(owners) === JSON.stringify(table.owners)) return table;
     const maxOverFair = Math.max(
       0,
       ...placement.members.map((m) => (m.fair > 0 ? m.load / m.fair : 0)),
@@ -209,18 +212,22 @@ export async function start(
       weights: Object.fromEntries(weights),
       maxOverFair,
     };
-    if (await compareAndSet(kv, southboundKeys.table, next, revision)) {
-      logger.info(
-        { epoch: next.epoch, partitions: weights.size, members: members.length, maxOverFair },
-        'southbound table written',
-      );
+    if (!(await compareAndSet(kv, southboundKeys.table, next, revision))) {
+      // Another leader wrote first: follow what is there.
+      return (await readTable()).table;
     }
+    logger.info(
+      { epoch: next.epoch, partitions: weights.size, members: members.length, maxOverFair },
+      'southbound table written',
+    );
+    return next;
   };
 
   /** Starts and stops relays to match the table. */
-  const follow = async (): Promise<void> => {
-    const { table } = await readTable();
-    const { places, clustersOf } = partitionsNow();
+  const follow = async (
+    table: SouthboundTable | undefined,
+    { places, clustersOf }: ReturnType<typeof partitionsNow>,
+  ): Promise<void> => {
     const mine = table
       ? Object.entries(table.owners)
           .filter(([, owner]) => owner === config.instanceId)
@@ -274,8 +281,13 @@ export async function start(
     ticking = ticking
       .then(async () => {
         if (stopping) return;
-        if (membership.isLeader()) await lead();
-        await follow();
+        // One read of the table and one pass over the hosts per tick.
+        const current = await readTable();
+        const partitions = partitionsNow();
+        const table = membership.isLeader()
+          ? await lead(current, partitions.weights)
+          : current.table;
+        await follow(table, partitions);
       })
       .catch((err: unknown) => logger.warn({ err }, 'southbound tick failed'));
   }, tickMs);

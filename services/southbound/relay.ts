@@ -21,10 +21,10 @@ import type { HostDirectory, Logger, PartitionAssignments } from '../../infra/in
 import {
   KAFKA_HEADERS,
   bucketOf,
+  fnv1a32,
   clusterKey,
-  decodeJson,
+  decodeGoalState,
   kafkaTopics,
-  parseGoalState,
   streams,
   subjects,
   type HostMapping,
@@ -53,16 +53,10 @@ export interface RelayDeps {
   batch: number;
 }
 
-function fnv32(text: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
-  return h.toString(36);
-}
-
 /** The durable of a (partition, Kafka cluster): readable, and unique by the hash. */
 export function relayDurable(kafkaCluster: string, place: TopologyPlace): string {
   const key = clusterKey(place);
-  return `sb_${kafkaCluster}_${key.replaceAll('.', '_')}_${fnv32(key)}`;
+  return `sb_${kafkaCluster}_${key.replaceAll('.', '_')}_${fnv1a32(new TextEncoder().encode(key)).toString(36)}`;
 }
 
 const ACK_WAIT_MS = 60_000;
@@ -142,8 +136,7 @@ export class Relay {
 
   private async recordsOf(m: JsMsg): Promise<KafkaRecord[]> {
     const { hosts, binding, place, metrics, logger } = this.deps;
-    const json = decodeJson(m.data, 16 * 1024 * 1024);
-    const parsed = json.ok ? parseGoalState(json.value) : json;
+    const parsed = decodeGoalState(m.data);
     if (!parsed.ok) {
       metrics.invalid += 1;
       logger.warn({ subject: m.subject, seq: m.seq, ...parsed.error }, 'goal state not relayed');

@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { cidr, id, ipv4, mac, revision } from './fields.js';
-import { SecurityGroupRule } from './intent.js';
+import { SecurityGroupRule, decodeJson } from './intent.js';
 import { parseWith, type Result } from './validation.js';
 
 export const ResourceValues = {
@@ -86,4 +86,13 @@ export function resourceKey(kind: ResourceKind, name?: string): string {
 
 export function parseGoalState(input: unknown): Result<GoalStateMessage> {
   return parseWith(GoalStateMessageSchema as z.ZodType<GoalStateMessage>, input, 'goal state');
+}
+
+/** Largest goal-state message read (a full state of a large VPC). */
+export const GOAL_STATE_MAX_BYTES = 16 * 1024 * 1024;
+
+/** A goal-state message as it arrives (bytes): decoded, then checked. */
+export function decodeGoalState(bytes: Uint8Array): Result<GoalStateMessage> {
+  const json = decodeJson(bytes, GOAL_STATE_MAX_BYTES);
+  return json.ok ? parseGoalState(json.value) : json;
 }

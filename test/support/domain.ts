@@ -13,6 +13,9 @@ import { vpc as vpcActor } from '../../actors/index.js';
 
 export type Projected = vpcActor.ProjectedMessage;
 
+/** The id {@link makeTopology} gives host `h` of cluster `c` in region `r`. */
+export const hostIdAt = (r: number, c: number, h: number): string => `h-r${r}-c${c}-${h}`;
+
 export function makeTopology(
   options: { regions?: number; clustersPerRegion?: number; hostsPerCluster?: number } = {},
 ): HostRecord[] {
@@ -24,7 +27,7 @@ export function makeTopology(
     for (let c = 0; c < clusters; c++) {
       for (let h = 0; h < perCluster; h++) {
         hosts.push({
-          hostId: `h-r${r}-c${c}-${h}`,
+          hostId: hostIdAt(r, c, h),
           region: `r${r}`,
           az: `r${r}a`,
           dc: `dc${r}`,
@@ -36,6 +39,17 @@ export function makeTopology(
     }
   }
   return hosts;
+}
+
+/** VPC `vpc-1` (10.0.0.0/16) with subnet s1 (10.0.1.0/24, gateway .1) over `hosts`. */
+export function vpcWithSubnet(
+  hosts: HostRecord[],
+  options: { vni?: number; bucket?: number } = {},
+) {
+  const v = new VpcHarness('vpc-1', hosts, options.bucket);
+  v.do('vpc.create', { cidr: '10.0.0.0/16', vni: options.vni ?? 7 });
+  v.do('subnet.create', { subnetId: 's1', cidr: '10.0.1.0/24', gatewayIp: '10.0.1.1' });
+  return v;
 }
 
 export interface Step {

@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { makeTopology, VpcHarness } from '../support/domain.js';
+import { makeTopology, vpcWithSubnet, VpcHarness } from '../support/domain.js';
 import type { VpcEvent } from '../../shared/index.js';
 import { vpc } from '../../actors/index.js';
 
@@ -15,9 +15,7 @@ const place1 = {
 
 /** A VPC 10.0.0.0/16 with subnet s1 10.0.1.0/24 (gateway .1) and group sg1. */
 function given(): VpcHarness {
-  const v = new VpcHarness('vpc-1', hosts);
-  v.do('vpc.create', { cidr: '10.0.0.0/16', vni: 100 });
-  v.do('subnet.create', { subnetId: 's1', cidr: '10.0.1.0/24', gatewayIp: '10.0.1.1' });
+  const v = vpcWithSubnet(hosts, { vni: 100 });
   v.do('sg.create', {
     sgId: 'sg1',
     rules: [{ direction: 'ingress', protocol: 'tcp', portMin: 22, portMax: 22 }],

@@ -2,16 +2,20 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { GoalStateMessage } from '../../shared/index.js';
 import { nca } from '../../actors/index.js';
-import { makeTopology, VpcHarness, type Step } from '../support/domain.js';
+import {
+  hostIdAt,
+  makeTopology,
+  vpcWithSubnet,
+  type Step,
+  type VpcHarness,
+} from '../support/domain.js';
 
 // Two regions × two clusters × three hosts.
 const hosts = makeTopology({ regions: 2, clustersPerRegion: 2, hostsPerCluster: 3 });
-const H = (r: number, c: number, h: number) => `h-r${r}-c${c}-${h}`;
+const H = hostIdAt;
 
 function given(): VpcHarness {
-  const v = new VpcHarness('vpc-1', hosts, 42);
-  v.do('vpc.create', { cidr: '10.0.0.0/16', vni: 7 });
-  v.do('subnet.create', { subnetId: 's1', cidr: '10.0.1.0/24', gatewayIp: '10.0.1.1' });
+  const v = vpcWithSubnet(hosts, { bucket: 42 });
   v.do('sg.create', {
     sgId: 'web',
     rules: [{ direction: 'ingress', protocol: 'tcp', portMin: 443, portMax: 443 }],

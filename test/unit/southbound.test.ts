@@ -12,17 +12,11 @@ import {
   parseTopologyFile,
 } from '../../shared/index.js';
 import { nca, southbound, vpc as vpcActor } from '../../actors/index.js';
-import { makeTopology, VpcHarness } from '../support/domain.js';
+import { hostIdAt, makeTopology, vpcWithSubnet } from '../support/domain.js';
 
 const hosts = makeTopology({ regions: 2, clustersPerRegion: 2, hostsPerCluster: 3 });
-const H = (r: number, c: number, h: number) => `h-r${r}-c${c}-${h}`;
-
-function given(): VpcHarness {
-  const v = new VpcHarness('vpc-1', hosts, 42);
-  v.do('vpc.create', { cidr: '10.0.0.0/16', vni: 7 });
-  v.do('subnet.create', { subnetId: 's1', cidr: '10.0.1.0/24', gatewayIp: '10.0.1.1' });
-  return v;
-}
+const H = hostIdAt;
+const given = () => vpcWithSubnet(hosts, { bucket: 42 });
 
 // ── who a commit concerns ────────────────────────────────────────────────────
 
