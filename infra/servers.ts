@@ -86,9 +86,29 @@ export function serversFromEnv(env: NodeJS.ProcessEnv = process.env): {
     if (!value) throw new ConfigError(name, 'is not set');
     return value;
   };
+  return {
+    natsUrl: need('NATS_URL'),
+    redisUrl: need('REDIS_URL'),
+    kafka: kafkaBrokersFromEnv(env),
+  };
+}
+
+/**
+ * Brokers per Kafka cluster of KAFKA_CLUSTERS, from KAFKA_<ID>_BROKERS (comma
+ * separated). A cluster without brokers is a ConfigError naming its variable,
+ * unless `optional` (then it is left out).
+ */
+export function kafkaBrokersFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  options: { optional?: boolean } = {},
+): Record<string, string[]> {
   const kafka: Record<string, string[]> = {};
-  for (const id of kafkaClustersFromEnv(env)) kafka[id] = need(kafkaBrokersVar(id)).split(',');
-  return { natsUrl: need('NATS_URL'), redisUrl: need('REDIS_URL'), kafka };
+  for (const id of kafkaClustersFromEnv(env)) {
+    const brokers = env[kafkaBrokersVar(id)];
+    if (brokers) kafka[id] = brokers.split(',').map((b) => b.trim());
+    else if (!options.optional) throw new ConfigError(kafkaBrokersVar(id), 'is not set');
+  }
+  return kafka;
 }
 
 type Started<T> = T & { stop: () => Promise<void> };

@@ -12,8 +12,8 @@ import {
   connectNats,
   createHostDirectory,
   createLogger,
+  kafkaBrokersFromEnv,
   kafkaBrokersVar,
-  kafkaClustersFromEnv,
   onShutdown,
 } from '../../infra/index.js';
 import { ConfigError, ID_PATTERN, numbersFromEnv, withEnvNames } from '../../shared/index.js';
@@ -60,11 +60,7 @@ async function main(env: NodeJS.ProcessEnv): Promise<void> {
   const clusters = new Set(
     hosts.flatMap((h) => (h.binding.type === 'kafka' ? [h.binding.cluster] : [])),
   );
-  const kafka: Record<string, string[]> = {};
-  for (const id of kafkaClustersFromEnv(env)) {
-    const brokers = env[kafkaBrokersVar(id)];
-    if (brokers) kafka[id] = brokers.split(',');
-  }
+  const kafka = kafkaBrokersFromEnv(env, { optional: true });
   for (const id of clusters) {
     if (!kafka[id])
       throw new ConfigError(kafkaBrokersVar(id), `hosts are bound to Kafka cluster ${id}`);

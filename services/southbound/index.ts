@@ -20,8 +20,7 @@ import {
   createPartitionAssignments,
   createRedisHostMapping,
   ensureLayout,
-  kafkaBrokersVar,
-  kafkaClustersFromEnv,
+  kafkaBrokersFromEnv,
   type Logger,
 } from '../../infra/index.js';
 import {
@@ -84,12 +83,7 @@ const ENV = {
  */
 export function southboundConfigFromEnv(env: NodeJS.ProcessEnv = process.env): SouthboundConfig {
   const { ALCOR_INSTANCE_ID: _id, ...numeric } = ENV;
-  const kafka: Record<string, string[]> = {};
-  for (const id of kafkaClustersFromEnv(env)) {
-    const brokers = env[kafkaBrokersVar(id)];
-    if (!brokers) throw new ConfigError(kafkaBrokersVar(id), 'is not set');
-    kafka[id] = brokers.split(',').map((b) => b.trim());
-  }
+  const kafka = kafkaBrokersFromEnv(env);
   const input = {
     instanceId: env.ALCOR_INSTANCE_ID ?? `southbound-${process.pid}`,
     natsUrl: env.NATS_URL ?? 'nats://127.0.0.1:4222',
