@@ -12,6 +12,7 @@ const io = [
   'ioredis',
   'pino',
   'pino-pretty',
+  'prom-client',
   'node:*',
   'testcontainers',
   '@testcontainers/*',

@@ -24,3 +24,5 @@ export * from './nats/placementStore.js';
 export * from './redis/hostMapping.js';
 export * from './kafka/client.js';
 export * from './kafka/partitions.js';
+export * from './ops.js';
+export * from './serviceMain.js';

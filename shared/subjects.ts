@@ -75,6 +75,12 @@ export const subjects = {
   /** Internal: a southbound module asks a VPC's owner to write its lost host mapping. */
   mappingRebuild: (bucket: number) => `alcor.ctl.mapping.${bucket}`,
   applyIntents: 'alcor.intents.apply',
+  /**
+   * Debugging (the convergence oracle, `alcor check`): request a host's agent for
+   * what it holds, as digests. Internal: agents answer it, only tools ask.
+   */
+  ncaState: (hostId: string) => `alcor.nca.state.${token(hostId, 'hostId')}`,
+  ncaStateAll: 'alcor.nca.state.*',
   /** Internal: the sync API asks a bucket's owner for decisions (request/reply). */
   decisionQuery: (bucket: number) => `alcor.ctl.decision.${bucket}`,
 } as const;

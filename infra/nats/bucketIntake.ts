@@ -177,6 +177,8 @@ export interface IntakeDelivery {
   vpcToken: string;
   seq: number;
   deliveryCount: number;
+  /** Messages left in the consumer after this one (its lag, as the server saw it). */
+  pending: number;
   ack: () => void;
   nak: (delayMs?: number) => void;
   term: (reason: string) => void;
@@ -206,6 +208,7 @@ export async function consumeIntake(
         vpcToken: m.subject.slice(second + 1),
         seq: m.seq,
         deliveryCount: m.info.deliveryCount,
+        pending: m.info.pending,
         ack: () => m.ack(),
         nak: (delayMs) => m.nak(delayMs),
         term: (reason) => m.term(reason),

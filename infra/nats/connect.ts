@@ -57,3 +57,15 @@ export async function probeNats(url: string, timeoutMs = 5000): Promise<string> 
     await nc.close();
   }
 }
+
+/** A live view of whether `nc` is connected now (for /readyz): false between a disconnect and the reconnect. */
+export function natsConnectedFlag(nc: NatsConnection): () => boolean {
+  let connected = true;
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') connected = false;
+      else if (s.type === 'reconnect') connected = true;
+    }
+  })();
+  return () => connected && !nc.isClosed();
+}

@@ -35,6 +35,8 @@ import { startPlacementLeader } from './placementLeader.js';
 import { VpcActors } from './vpcActors.js';
 import { bucketSubscriptions, serveResync, type HostApiDeps } from './hostApi.js';
 import { ProgrammedTracker, type ProgrammedMetrics } from './programmed.js';
+import { createControllerTelemetry } from './telemetry.js';
+import { natsConnectedFlag, type ReadinessChecks, type Registry } from '../../infra/index.js';
 
 export { controllerConfigFromEnv, parseControllerConfig } from './config.js';
 export type { ControllerConfig, ControllerConfigInput } from './config.js';
@@ -54,6 +56,10 @@ export interface Controller {
   activeVpcs: () => number;
   /** Programmed tracking: counts, and intents still waiting for acks. */
   programmed: () => ProgrammedMetrics & { pending: number };
+  /** Prometheus metrics (docs/operations.md). */
+  registry: Registry;
+  /** /readyz: connected to NATS, placed (every bucket of the table worked), caught up. */
+  readiness: () => ReadinessChecks;
   /** Resolves once every bucket the table (or config) gives this run is worked. */
   settled: () => Promise<void>;
   /** Hands its buckets on (released records, so nobody waits for the TTL) and stops. */
@@ -90,8 +96,16 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
   }
   // Every message this controller writes names the run that wrote it.
   const writer = (): string => `${config.instanceId}/${membership.incarnation()}`;
-  const publisher = createJetStreamDecisionPublisher(nc, { writer });
   const metrics = createMetrics();
+  const telemetry = createControllerTelemetry(config.instanceId, metrics, {
+    activeVpcs: () => actors.size,
+    bucketsOwned: () => run?.ownership.owned().length ?? 0,
+    programmedPending: () => tracker.pending,
+    programmed: () => tracker.metrics,
+    intake: () => run?.intake.lag(),
+  });
+  const publisher = telemetry.counting(createJetStreamDecisionPublisher(nc, { writer }));
+  const connected = natsConnectedFlag(nc);
   const loads = new BucketLoads();
   const store = await createPlacementStore(nc, logger);
   const limiter = new Limiter(config.concurrency);
@@ -130,6 +144,7 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
     logger,
     deadlineMs: config.programmedDeadlineMs,
     leaseValid: membership.leaseValid,
+    stage: telemetry.stage,
   });
   const actors = new VpcActors({
     log: await createJetStreamEventLog(nc, { writer }),
@@ -147,6 +162,7 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
     reportLoad: (vpcId, bucket, load) => loads.set(bucket, vpcId, load),
     ...(mapping ? { mapping } : {}),
     track: (intent) => tracker.track(intent),
+    stage: telemetry.stage,
   });
   const hostApi: HostApiDeps = {
     nc,
@@ -255,6 +271,17 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
     metrics,
     activeVpcs: () => actors.size,
     programmed: () => ({ ...tracker.metrics, pending: tracker.pending }),
+    registry: telemetry.registry,
+    readiness: () => {
+      const lag = run?.intake.lag().pending ?? 0;
+      return {
+        nats: connected() || 'not connected to NATS',
+        placed: run
+          ? run.ownership.isSettled() || 'buckets of the placement table not all acquired yet'
+          : 'no run (membership lease lost)',
+        caughtUp: lag <= config.readyMaxLag || `intake lag ${lag} > ${config.readyMaxLag}`,
+      };
+    },
     settled: async () => {
       while (!run) await new Promise((r) => setTimeout(r, 100));
       await run.ownership.settled();

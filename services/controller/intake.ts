@@ -79,6 +79,7 @@ export class IntakeRuntime {
   private readonly buckets = new Map<number, BucketWork>();
   private consumer: Intake | undefined;
   private stopped = false;
+  private lastPending = 0;
 
   private constructor(private readonly deps: IntakeDeps) {}
 
@@ -93,6 +94,16 @@ export class IntakeRuntime {
       deps.intake,
     );
     return runtime;
+  }
+
+  /**
+   * The intake consumer's lag (messages left after the last delivery) and, per
+   * worked bucket, the intents being decided now.
+   */
+  lag(): { pending: number; inFlight: Map<number, number> } {
+    const inFlight = new Map<number, number>();
+    for (const [b, w] of this.buckets) if (w.phase === 'working') inFlight.set(b, w.inFlight.size);
+    return { pending: this.lastPending, inFlight };
   }
 
   /** Buckets in the working phase. */
@@ -210,6 +221,7 @@ export class IntakeRuntime {
   }
 
   private onDelivery(d: IntakeDelivery): void {
+    this.lastPending = d.pending;
     if (this.stopped || !this.deps.leaseValid()) return; // comes back to whoever owns it
     const work = this.buckets.get(d.bucket);
     if (work?.phase === 'releasing') {

@@ -88,6 +88,8 @@ export interface Ownership {
   owned: () => number[];
   /** Resolves when the buckets the table gives this run are all acquired. */
   settled: () => Promise<void>;
+  /** True when every bucket the table gives this run is acquired and no handoff runs. */
+  isSettled: () => boolean;
   /** Stops following the table; with `release`, hands every bucket on first. */
   stop: (release: boolean) => Promise<void>;
 }
@@ -101,6 +103,8 @@ export async function startOwnership(deps: OwnershipDeps): Promise<Ownership> {
   let dirty = true;
   let running: Promise<void> | undefined;
   let settledWaiters: Array<() => void> = [];
+  const isSettled = (): boolean =>
+    !running && desired.size > 0 && [...desired].every((b) => owned.has(b));
 
   const record = (
     bucket: number,
@@ -257,9 +261,10 @@ export async function startOwnership(deps: OwnershipDeps): Promise<Ownership> {
     owned: () => [...owned].sort((a, b) => a - b),
     settled: () =>
       new Promise<void>((resolve) => {
-        if (!running && [...desired].every((b) => owned.has(b)) && desired.size > 0) resolve();
+        if (isSettled()) resolve();
         else settledWaiters.push(resolve);
       }),
+    isSettled,
     stop: async (releaseAll) => {
       watch?.stop();
       stopping = true;

@@ -34,6 +34,8 @@ interface Pending extends TrackedIntent {
   applied: number;
   failed: Map<string, ErrorDetail | undefined>;
   deadline: number;
+  /** When tracking started (just before the goal states went out). */
+  since: number;
 }
 
 export interface ProgrammedMetrics {
@@ -57,6 +59,8 @@ export class ProgrammedTracker {
       deadlineMs: number;
       /** Stops publishing (the run lost its lease). */
       leaseValid: () => boolean;
+      /** Observes the `ack` (per host) and `programmed` stages, in seconds. */
+      stage?: (stage: 'ack' | 'programmed', seconds: number) => void;
     },
   ) {
     this.timer = setInterval(() => this.sweep(Date.now()), Math.min(250, deps.deadlineMs / 4));
@@ -81,6 +85,7 @@ export class ProgrammedTracker {
       applied: 0,
       failed: new Map(),
       deadline: Date.now() + this.deps.deadlineMs,
+      since: Date.now(),
     };
     if (intent.hosts.length === 0) {
       void this.finish(entry);
@@ -105,6 +110,7 @@ export class ProgrammedTracker {
           p.revision === ack.revision || (ack.mode === 'full' && p.revision < ack.revision);
         if (!covers || !p.waiting.delete(ack.hostId)) continue;
         matched = true;
+        this.deps.stage?.('ack', (Date.now() - p.since) / 1000);
         if (ack.status === 'applied') p.applied += 1;
         else p.failed.set(ack.hostId, ack.error);
         if (p.waiting.size === 0) this.complete(p);
@@ -178,7 +184,10 @@ export class ProgrammedTracker {
               message: `${missing.length} of ${p.hosts.length} host(s) did not ack within ${this.deps.deadlineMs} ms: ${missing.slice(0, 5).join(', ')}`,
             };
       this.metrics.incomplete += 1;
-    } else this.metrics.programmed += 1;
+    } else {
+      this.metrics.programmed += 1;
+      this.deps.stage?.('programmed', (Date.now() - p.since) / 1000);
+    }
     if (!this.deps.leaseValid()) return;
     try {
       await this.deps.publisher.status(

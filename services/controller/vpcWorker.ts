@@ -63,6 +63,8 @@ export interface WorkerDeps {
   mapping?: HostMapping;
   /** Waits for an accepted intent's hosts to ack; returns the gate release. */
   track?: (intent: TrackedIntent) => () => void;
+  /** Observes the `decide` (stored in INTENTS → appended) and `publish` (→ status out) stages. */
+  stage?: (stage: 'decide' | 'publish', seconds: number) => void;
 }
 
 /**
@@ -210,8 +212,11 @@ export class VpcWorker {
     switch (result.type) {
       case 'appended': {
         this.deps.metrics.appended += 1;
+        const decided = Date.now();
+        this.deps.stage?.('decide', (decided - Date.parse(stored.time)) / 1000);
         this.deps.reportLoad(this.vpcId, this.bucket, vpc.loadOf(result.state));
         await this.publish(result.recorded);
+        this.deps.stage?.('publish', (Date.now() - decided) / 1000);
         const first = result.recorded.commit.events[0];
         if (first?.type === 'IntentRejected') {
           log.debug(

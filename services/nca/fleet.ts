@@ -23,6 +23,7 @@ import {
   createKafkaClient,
   createPartitionAssignments,
   hostPartitionsAssigner,
+  natsConnectedFlag,
   type KafkaClient,
   type Logger,
   type PartitionAssignments,
@@ -38,6 +39,7 @@ import {
   type ResyncReply,
 } from '../../shared/index.js';
 import { nca } from '../../actors/index.js';
+import { encodeHostDigest, hostDigest } from './oracle.js';
 
 export interface HostStats {
   /** Goal-state messages that reached the host. */
@@ -81,7 +83,16 @@ export interface FleetOptions {
   ) => boolean;
   /** Resync every host at start (default true). */
   resyncOnStart?: boolean;
+  /**
+   * Observes `apply` (the agent applying one message) and, for Kafka, `deliver`
+   * (the record's produce time → received), in seconds, by binding (`jetstream`, `kafka:<id>`).
+   */
+  stage?: (stage: 'apply' | 'deliver', binding: string, seconds: number) => void;
 }
+
+/** A host's binding as a metrics label: `jetstream` or `kafka:<cluster>`. */
+export const bindingLabel = (record: HostRecord): string =>
+  record.binding.type === 'kafka' ? `kafka:${record.binding.cluster}` : 'jetstream';
 
 export interface Fleet {
   hosts: ReadonlyMap<string, SimulatedHost>;
@@ -89,6 +100,10 @@ export interface Fleet {
   restart: (hostId: string) => Promise<void>;
   /** Sum of every host's stats. */
   totals: () => HostStats;
+  /** Sum of the stats of the hosts of each binding (`jetstream`, `kafka:<id>`), and their count. */
+  byBinding: () => Map<string, HostStats & { hosts: number }>;
+  /** NATS connections of the fleet all connected (for /readyz). */
+  connected: () => boolean;
   /** Kafka broker connections open per cluster. */
   kafkaConnections: () => Record<string, number>;
   stop: () => Promise<void>;
@@ -110,6 +125,10 @@ const emptyStats = (): HostStats => ({
   misrouted: 0,
 });
 
+function addStats(sum: HostStats, stats: HostStats): void {
+  for (const k of Object.keys(stats) as Array<keyof HostStats>) sum[k] += stats[k];
+}
+
 class HostAgent implements SimulatedHost {
   model: nca.HostModel;
   stats = emptyStats();
@@ -128,6 +147,10 @@ class HostAgent implements SimulatedHost {
     private readonly options: FleetOptions,
   ) {
     this.model = nca.emptyHostModel(record.hostId);
+  }
+
+  get label(): string {
+    return bindingLabel(this.record);
   }
 
   get jetstream(): boolean {
@@ -160,11 +183,13 @@ class HostAgent implements SimulatedHost {
     const message = parsed.value;
     if (message.mode === 'delta') this.noteDelta(message);
     const failOp = this.options.failOp;
+    const began = performance.now();
     const handled = nca.handleGoalState(
       this.model,
       message,
       failOp ? { failOp: (op, m) => failOp(this.record.hostId, op, m) } : {},
     );
+    this.options.stage?.('apply', this.label, (performance.now() - began) / 1000);
     if (handled.needed) this.stats.needed += 1;
     if (handled.ack.status === 'applied') {
       this.stats.applied += 1;
@@ -345,7 +370,10 @@ async function startKafkaIntake(
       const agent = routes.get(topic)?.[partition];
       if (!agent || !message.value) return Promise.resolve();
       if (message.key?.toString() !== agent.record.hostId) agent.stats.misrouted += 1;
-      else agent.receive(message.value);
+      else {
+        options.stage?.('deliver', agent.label, (Date.now() - Number(message.timestamp)) / 1000);
+        agent.receive(message.value);
+      }
       return Promise.resolve();
     },
   });
@@ -419,6 +447,32 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       }
     })();
   }
+  // What each host holds, for the convergence oracle (`alcor check`).
+  const stateResponder = connections[0]!.subscribe(subjects.ncaStateAll, {
+    callback: (err, msg) => {
+      if (err) return;
+      const hostId = msg.subject.slice(subjects.ncaStateAll.length - 1);
+      const agent = agents.get(hostId);
+      if (!agent) return; // another fleet's host: its fleet answers
+      let vpcIds: string[] | undefined;
+      try {
+        const body = msg.data.length > 0 ? (msg.json<{ vpcIds?: unknown }>() ?? {}) : {};
+        if (Array.isArray(body.vpcIds)) vpcIds = body.vpcIds.filter((v) => typeof v === 'string');
+      } catch {
+        // An unreadable body asks for everything.
+      }
+      msg.respond(
+        encoder.encode(
+          JSON.stringify({
+            hostId,
+            binding: agent.label,
+            vpcs: encodeHostDigest(hostDigest(agent.model, vpcIds)),
+          }),
+        ),
+      );
+    },
+  });
+  const connectedFlags = connections.map((nc) => natsConnectedFlag(nc));
   if (options.resyncOnStart !== false) {
     await Promise.all([...agents.values()].map((a) => a.resync()));
   }
@@ -437,14 +491,24 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     },
     totals: () => {
       const sum = emptyStats();
-      for (const a of agents.values()) {
-        for (const k of Object.keys(sum) as Array<keyof HostStats>) sum[k] += a.stats[k];
-      }
+      for (const a of agents.values()) addStats(sum, a.stats);
       return sum;
     },
+    byBinding: () => {
+      const out = new Map<string, HostStats & { hosts: number }>();
+      for (const a of agents.values()) {
+        let sum = out.get(a.label);
+        if (!sum) out.set(a.label, (sum = { ...emptyStats(), hosts: 0 }));
+        sum.hosts += 1;
+        addStats(sum, a.stats);
+      }
+      return out;
+    },
+    connected: () => connectedFlags.every((c) => c()),
     kafkaConnections: () =>
       Object.fromEntries(intakes.map((i) => [i.client.clusterId, i.client.openConnections()])),
     stop: async () => {
+      stateResponder.unsubscribe();
       for (const a of agents.values()) a.stop();
       await Promise.all(intakes.map((i) => i.stop()));
       await Promise.all(connections.map((nc) => nc.drain().catch(() => undefined)));

@@ -11,23 +11,19 @@
 import {
   connectNats,
   createHostDirectory,
-  createLogger,
+  createRegistry,
   kafkaBrokersFromEnv,
   kafkaBrokersVar,
-  onShutdown,
+  liveGauge,
+  objectCounters,
+  runService,
+  stageHistogram,
+  type Logger,
 } from '../../infra/index.js';
 import { ConfigError, ID_PATTERN, numbersFromEnv, withEnvNames } from '../../shared/index.js';
-import { startFleet, type Fleet } from './fleet.js';
+import { startFleet, type HostStats } from './fleet.js';
 
-const log = createLogger({ name: 'nca' });
-let fleet: Fleet | undefined;
-let timer: NodeJS.Timeout | undefined;
-onShutdown(async () => {
-  clearInterval(timer);
-  await fleet?.stop();
-});
-
-async function main(env: NodeJS.ProcessEnv): Promise<void> {
+async function main(log: Logger, env: NodeJS.ProcessEnv) {
   const natsUrl = env.NATS_URL ?? 'nats://127.0.0.1:4222';
   const fleetId = env.ALCOR_FLEET_ID ?? 'nca';
   if (!ID_PATTERN.test(fleetId))
@@ -65,15 +61,63 @@ async function main(env: NodeJS.ProcessEnv): Promise<void> {
     if (!kafka[id])
       throw new ConfigError(kafkaBrokersVar(id), `hosts are bound to Kafka cluster ${id}`);
   }
-  fleet = await startFleet({ natsUrl, kafka, hosts, logger: log, fleetId });
-  log.info({ hosts: hosts.length, kafkaClusters: [...clusters] }, 'READY');
-  timer = setInterval(() => log.info({ ...fleet!.totals() }, 'nca totals'), statsMs);
+  const registry = createRegistry('nca', fleetId);
+  const stages = stageHistogram(registry, ['binding']);
+  const fleet = await startFleet({
+    natsUrl,
+    kafka,
+    hosts,
+    logger: log,
+    fleetId,
+    stage: (stage, binding, seconds) => stages.observe({ stage, binding }, seconds),
+  });
+  const byBinding = (): Array<[Record<string, string>, HostStats & { hosts: number }]> =>
+    [...fleet.byBinding()].map(([binding, stats]) => [{ binding }, stats]);
+  objectCounters(
+    registry,
+    'alcor_nca_goal_states',
+    [
+      'delivered',
+      'needed',
+      'bytes',
+      'applied',
+      'failed',
+      'invalid',
+      'outOfOrder',
+      'duplicates',
+      'misrouted',
+    ],
+    byBinding,
+    ['binding'],
+  );
+  objectCounters(registry, 'alcor_nca', ['resyncs'], byBinding, ['binding']);
+  liveGauge(
+    registry,
+    'alcor_nca_hosts',
+    'Simulated hosts, by binding',
+    () => byBinding().map(([labels, s]) => [labels, s.hosts]),
+    ['binding'],
+  );
+  const timer = setInterval(() => log.info({ ...fleet.totals() }, 'nca totals'), statsMs);
   timer.unref();
+  return {
+    registry,
+    // The fleet starts once every host has resynced: ready means still connected.
+    readiness: () => ({ nats: fleet.connected() || 'a fleet NATS connection is down' }),
+    stop: async () => {
+      clearInterval(timer);
+      await fleet.stop();
+    },
+    describe: () => ({ hosts: hosts.length, kafkaClusters: [...clusters] }),
+  };
 }
 
-try {
-  await main(process.env);
-} catch (err) {
-  log.fatal({ err }, 'nca could not start');
-  process.exit(1);
-}
+await runService({
+  name: 'nca',
+  about: `Simulated NCA agents for hosts of the topology registry (the fleet simulator).
+Environment: NATS_URL; KAFKA_CLUSTERS and KAFKA_<ID>_BROKERS for Kafka-bound hosts;
+ALCOR_NCA_HOSTS (all, or host ids separated by commas; default all);
+ALCOR_FLEET_ID (names the Kafka consumer groups; default nca);
+ALCOR_NCA_STATS_MS (how often the totals are logged; default 10000).`,
+  start: main,
+});

@@ -6,7 +6,7 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createJetStreamEventLog } from '../../infra/index.js';
-import { streams, subjects } from '../../shared/index.js';
+import { fnv1a32, streams, subjects } from '../../shared/index.js';
 import { nca, vpc } from '../../actors/index.js';
 
 export interface Divergence {
@@ -20,22 +20,71 @@ export interface Divergence {
   different: Array<{ key: string; expectedRev: number; actualRev: number }>;
 }
 
-type Resources = Map<string, { rev: number; value: unknown }>;
+/** A resource as the oracle compares it: its revision and a digest of its value. */
+export interface ResourceDigest {
+  rev: number;
+  digest: string;
+}
+/** VPC → resource key → digest: what one host holds, or must hold. */
+export type HostDigest = Map<string, Map<string, ResourceDigest>>;
 
-/** host → VPC → what the log says the host must hold. */
-export function expectedState(states: Iterable<vpc.VpcState>): Map<string, Map<string, Resources>> {
-  const out = new Map<string, Map<string, Resources>>();
+const utf8 = new TextEncoder();
+export const digestOf = (value: unknown): string =>
+  fnv1a32(utf8.encode(JSON.stringify(value))).toString(36);
+
+/** host → what the log says the host must hold. */
+export function expectedState(states: Iterable<vpc.VpcState>): Map<string, HostDigest> {
+  const out = new Map<string, HostDigest>();
   for (const state of states) {
     for (const hostId of state.hosts.keys()) {
-      const resources: Resources = new Map();
+      const resources = new Map<string, ResourceDigest>();
       for (const op of vpc.hostResources(state, hostId)) {
-        if (op.op === 'upsert') resources.set(op.key, { rev: op.rev, value: op.value });
+        if (op.op === 'upsert') resources.set(op.key, { rev: op.rev, digest: digestOf(op.value) });
       }
       if (resources.size === 0) continue;
       let vpcs = out.get(hostId);
-      if (!vpcs) out.set(hostId, (vpcs = new Map<string, Resources>()));
+      if (!vpcs) out.set(hostId, (vpcs = new Map<string, Map<string, ResourceDigest>>()));
       vpcs.set(state.vpcId, resources);
     }
+  }
+  return out;
+}
+
+/** What a host's agent holds (optionally only some VPCs), in the oracle's form. */
+export function hostDigest(model: nca.HostModel, vpcIds?: readonly string[]): HostDigest {
+  const out: HostDigest = new Map();
+  for (const vpcId of vpcIds ?? model.vpcs.keys()) {
+    const live = nca.liveResources(model, vpcId);
+    if (live.size === 0) continue;
+    const resources = new Map<string, ResourceDigest>();
+    for (const [key, r] of live) resources.set(key, { rev: r.rev, digest: digestOf(r.value) });
+    out.set(vpcId, resources);
+  }
+  return out;
+}
+
+/** Every difference between what a host holds and what it must hold, per VPC (`only`: those VPCs). */
+export function compareHost(
+  hostId: string,
+  want: HostDigest | undefined,
+  have: HostDigest,
+  only?: ReadonlySet<string>,
+): Divergence[] {
+  const out: Divergence[] = [];
+  const vpcIds = new Set([...(want?.keys() ?? []), ...have.keys()]);
+  for (const vpcId of vpcIds) {
+    if (only && !only.has(vpcId)) continue;
+    const wanted = want?.get(vpcId) ?? new Map<string, ResourceDigest>();
+    const held = have.get(vpcId) ?? new Map<string, ResourceDigest>();
+    const d: Divergence = { hostId, vpcId, missing: [], extra: [], different: [] };
+    for (const [key, w] of wanted) {
+      const h = held.get(key);
+      if (!h) d.missing.push(key);
+      else if (h.rev !== w.rev || h.digest !== w.digest)
+        d.different.push({ key, expectedRev: w.rev, actualRev: h.rev });
+    }
+    for (const key of held.keys()) if (!wanted.has(key)) d.extra.push(key);
+    if (d.missing.length + d.extra.length + d.different.length > 0) out.push(d);
   }
   return out;
 }
@@ -46,25 +95,29 @@ export function diverging(
   models: Iterable<nca.HostModel>,
 ): Divergence[] {
   const expected = expectedState(states);
-  const out: Divergence[] = [];
-  for (const model of models) {
-    const hostId = model.hostId;
-    const want = expected.get(hostId) ?? new Map<string, Resources>();
-    const vpcIds = new Set([...want.keys(), ...model.vpcs.keys()]);
-    for (const vpcId of vpcIds) {
-      const wanted: Resources =
-        want.get(vpcId) ?? new Map<string, { rev: number; value: unknown }>();
-      const have = nca.liveResources(model, vpcId);
-      const d: Divergence = { hostId, vpcId, missing: [], extra: [], different: [] };
-      for (const [key, w] of wanted) {
-        const h = have.get(key);
-        if (!h) d.missing.push(key);
-        else if (h.rev !== w.rev || JSON.stringify(h.value) !== JSON.stringify(w.value))
-          d.different.push({ key, expectedRev: w.rev, actualRev: h.rev });
-      }
-      for (const key of have.keys()) if (!wanted.has(key)) d.extra.push(key);
-      if (d.missing.length + d.extra.length + d.different.length > 0) out.push(d);
-    }
+  return [...models].flatMap((model) =>
+    compareHost(model.hostId, expected.get(model.hostId), hostDigest(model)),
+  );
+}
+
+/** HostDigest on the wire (`alcor.nca.state.<host>`): `{vpcId: {key: [rev, digest]}}`. */
+export type HostDigestWire = Record<string, Record<string, [number, string]>>;
+
+export function encodeHostDigest(digest: HostDigest): HostDigestWire {
+  const out: HostDigestWire = {};
+  for (const [vpcId, resources] of digest) {
+    out[vpcId] = Object.fromEntries([...resources].map(([k, r]) => [k, [r.rev, r.digest]]));
+  }
+  return out;
+}
+
+export function decodeHostDigest(wire: HostDigestWire): HostDigest {
+  const out: HostDigest = new Map();
+  for (const [vpcId, resources] of Object.entries(wire)) {
+    out.set(
+      vpcId,
+      new Map(Object.entries(resources).map(([k, [rev, digest]]) => [k, { rev, digest }])),
+    );
   }
   return out;
 }

@@ -20,8 +20,15 @@ import {
   createPartitionAssignments,
   createRedisHostMapping,
   ensureLayout,
+  createRegistry,
   kafkaBrokersFromEnv,
+  liveGauge,
+  natsConnectedFlag,
+  objectCounters,
+  stageHistogram,
   type Logger,
+  type ReadinessChecks,
+  type Registry,
 } from '../../infra/index.js';
 import {
   ConfigError,
@@ -52,6 +59,8 @@ export const SouthboundConfigSchema = z.strictObject({
   bucketCount: z.number().int().min(1).default(DEFAULT_BUCKET_COUNT),
   /** Goal states per Kafka produce. */
   batch: z.number().int().min(1).max(10_000).default(512),
+  /** /readyz says "caught up" while every relay has at most this many goal states not in Kafka yet. */
+  readyMaxLag: z.number().int().min(0).default(10_000),
   replicas: z.number().int().min(1).max(5).default(1),
 });
 export type SouthboundConfigInput = z.input<typeof SouthboundConfigSchema>;
@@ -73,6 +82,7 @@ const ENV = {
   ALCOR_EPSILON: 'epsilon',
   ALCOR_BUCKET_COUNT: 'bucketCount',
   ALCOR_SOUTHBOUND_BATCH: 'batch',
+  ALCOR_READY_MAX_LAG: 'readyMaxLag',
   ALCOR_REPLICAS: 'replicas',
 } as const;
 
@@ -101,6 +111,14 @@ export interface SouthboundModule {
   isLeader: () => boolean;
   relayMetrics: RelayMetrics;
   bindings: () => Record<string, BindingMetrics & { state: string; connections: number }>;
+  /**
+   * Prometheus metrics: `alcor_stage_seconds{stage="relay", kafka}`, `alcor_relay_lag
+   * {partition, kafka}`, `alcor_kafka_*_total{kafka}` (produce errors among them),
+   * `alcor_kafka_ready{kafka}`, `alcor_relay_*_total`, `alcor_partitions_owned`.
+   */
+  registry: Registry;
+  /** /readyz: NATS connected, placed (a table followed, lease valid), Kafka ready, caught up. */
+  readiness: () => ReadinessChecks;
   stop: () => Promise<void>;
 }
 
@@ -143,10 +161,47 @@ export async function start(
     lead: true,
     logger,
   });
-  const relayMetrics: RelayMetrics = { relayed: 0, records: 0, invalid: 0, mappingRebuilds: 0 };
   const relays = new Map<string, Relay>();
   let owned: string[] = [];
   let stopping = false;
+  let followed = false;
+  const connected = natsConnectedFlag(nc);
+  const registry = createRegistry('southbound', config.instanceId);
+  const stages = stageHistogram(registry, ['kafka']);
+  const relayLag = (): Array<[Record<string, string>, number]> =>
+    [...relays].map(([key, relay]) => {
+      const [partition, kafka] = key.split('/') as [string, string];
+      return [{ partition, kafka }, relay.lag()];
+    });
+  liveGauge(
+    registry,
+    'alcor_relay_lag',
+    'Goal states of a (partition, Kafka cluster) not in Kafka yet',
+    relayLag,
+    ['partition', 'kafka'],
+  );
+  objectCounters(
+    registry,
+    'alcor_kafka',
+    ['produced', 'produces', 'produceErrors', 'reconnects'],
+    () => [...bindings].map(([kafka, b]) => [{ kafka }, b.metrics]),
+    ['kafka'],
+  );
+  liveGauge(
+    registry,
+    'alcor_kafka_ready',
+    '1 when the Kafka binding is ready to produce',
+    () => [...bindings].map(([kafka, b]) => [{ kafka }, b.state === 'ready' ? 1 : 0]),
+    ['kafka'],
+  );
+  liveGauge(registry, 'alcor_partitions_owned', 'Topology partitions relayed', () => owned.length);
+  const relayMetrics: RelayMetrics = { relayed: 0, records: 0, invalid: 0, mappingRebuilds: 0 };
+  objectCounters(
+    registry,
+    'alcor_relay',
+    Object.keys(relayMetrics) as Array<keyof RelayMetrics>,
+    () => [[{}, relayMetrics]],
+  );
 
   /** Partitions: clusters with Kafka-bound hosts, weighted by them; and their places. */
   const partitionsNow = () => {
@@ -262,6 +317,7 @@ export async function start(
         metrics: relayMetrics,
         logger,
         batch: config.batch,
+        relayed: (seconds) => stages.observe({ stage: 'relay', kafka: clusterId }, seconds),
       });
       await relay.start();
       relays.set(key, relay);
@@ -282,6 +338,7 @@ export async function start(
           ? await lead(current, partitions.weights)
           : current.table;
         await follow(table, partitions);
+        followed = table !== undefined;
       })
       .catch((err: unknown) => logger.warn({ err }, 'southbound tick failed'));
   }, tickMs);
@@ -303,6 +360,21 @@ export async function start(
           { ...b.metrics, state: b.state, connections: b.client.openConnections() },
         ]),
       ),
+    registry,
+    readiness: () => {
+      const behind = relayLag().filter(([, n]) => n > config.readyMaxLag);
+      const down = [...bindings].filter(([, b]) => b.state !== 'ready').map(([id]) => id);
+      return {
+        nats: connected() || 'not connected to NATS',
+        placed: !membership.leaseValid()
+          ? 'membership lease not valid'
+          : followed || 'no southbound table followed yet',
+        kafka: down.length === 0 || `Kafka cluster(s) not ready: ${down.join(', ')}`,
+        caughtUp:
+          behind.length === 0 ||
+          `relays behind: ${behind.map(([l, n]) => `${l.partition}/${l.kafka} ${n}`).join(', ')}`,
+      };
+    },
     stop: () =>
       (stopped ??= (async () => {
         stopping = true;

@@ -1,22 +1,24 @@
 /**
- * `node --import tsx services/southbound/main.ts` — one southbound module,
- * configured from the environment (NATS_URL, REDIS_URL, KAFKA_CLUSTERS and
- * KAFKA_<ID>_BROKERS, ALCOR_INSTANCE_ID, … see southboundConfigFromEnv).
- * Stops cleanly on SIGINT/SIGTERM: its relays stop and their partitions move.
+ * `npm run southbound -- [--log-level L] [--metrics-port N]` — one southbound
+ * module, configured from the environment (NATS_URL, REDIS_URL, KAFKA_CLUSTERS and
+ * KAFKA_<ID>_BROKERS, ALCOR_INSTANCE_ID, … see southboundConfigFromEnv). Serves
+ * /metrics, /healthz, /readyz. Stops cleanly on SIGINT/SIGTERM: its relays stop
+ * and their partitions move.
  */
-import { createLogger, onShutdown } from '../../infra/index.js';
-import { southboundConfigFromEnv, start, type SouthboundModule } from './index.js';
+import { runService } from '../../infra/index.js';
+import { southboundConfigFromEnv, start } from './index.js';
 
-const log = createLogger({ name: 'southbound' });
-let module: SouthboundModule | undefined;
-onShutdown(async () => {
-  await module?.stop();
+await runService({
+  name: 'southbound',
+  about:
+    'Relays goal states of the topology partitions placement gives it to Kafka.\nEnvironment: NATS_URL, REDIS_URL, KAFKA_CLUSTERS, KAFKA_<ID>_BROKERS, ALCOR_* (docs/southbound.md).',
+  start: async (log, env) => {
+    const module = await start({ ...southboundConfigFromEnv(env), log });
+    return {
+      registry: module.registry,
+      readiness: module.readiness,
+      stop: module.stop,
+      describe: () => ({ instanceId: module.instanceId }),
+    };
+  },
 });
-
-try {
-  module = await start({ ...southboundConfigFromEnv(), log });
-  log.info({ instanceId: module.instanceId }, 'READY');
-} catch (err) {
-  log.fatal({ err }, 'southbound module could not start');
-  process.exit(1);
-}

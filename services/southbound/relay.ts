@@ -51,6 +51,8 @@ export interface RelayDeps {
   metrics: RelayMetrics;
   logger: Logger;
   batch: number;
+  /** Observes one goal state's relay stage: stored in GOALSTATES → acked by Kafka (seconds). */
+  relayed?: (seconds: number) => void;
 }
 
 /** The durable of a (partition, Kafka cluster): readable, and unique by the hash. */
@@ -65,11 +67,18 @@ export class Relay {
   private running = true;
   private loop: Promise<void> | undefined;
   private close: (() => Promise<void>) | undefined;
+  private waiting = 0;
+  private serverPending = 0;
 
   constructor(private readonly deps: RelayDeps) {}
 
   get key(): string {
     return `${clusterKey(this.deps.place)}/${this.deps.binding.clusterId}`;
+  }
+
+  /** Goal states of this relay not in Kafka yet: taken and waiting, plus the consumer's pending. */
+  lag(): number {
+    return this.waiting + this.serverPending;
   }
 
   async start(): Promise<void> {
@@ -93,6 +102,8 @@ export class Relay {
     void (async () => {
       for await (const m of messages) {
         pending.push(m);
+        this.waiting = pending.length;
+        this.serverPending = m.info.pending;
         wake?.();
       }
       this.running = false;
@@ -106,6 +117,7 @@ export class Relay {
           continue;
         }
         const batch = pending.splice(0, this.deps.batch);
+        this.waiting = pending.length + batch.length;
         // Keep what waits (and what is being sent) from being redelivered meanwhile.
         const keepAlive = setInterval(() => {
           for (const m of batch) m.working();
@@ -114,7 +126,12 @@ export class Relay {
         try {
           const records = (await Promise.all(batch.map((m) => this.recordsOf(m)))).flat();
           if (!(await binding.send(records, () => this.running))) break;
-          for (const m of batch) m.ack();
+          const now = Date.now();
+          for (const m of batch) {
+            m.ack();
+            this.deps.relayed?.((now - m.info.timestampNanos / 1e6) / 1000);
+          }
+          this.waiting = pending.length;
           this.deps.metrics.relayed += batch.length;
           this.deps.metrics.records += records.length;
         } catch (err) {

@@ -30,6 +30,8 @@ import {
 import type { Controller } from '../../services/controller/index.js';
 import {
   isolatedNats,
+  opsUrl,
+  sample,
   spawnService,
   startTestController,
   testLog,
@@ -75,11 +77,11 @@ test.after(async (ctx) => {
 });
 
 /** Runs a main to its exit (it must refuse to start): exit code and output. */
-function runToExit(main: string, env: Record<string, string>) {
+function runToExit(main: string, env: Record<string, string>, args: string[] = []) {
   return new Promise<{ code: number; out: string }>((resolve) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', join(repoRoot, main)],
+      ['--import', 'tsx', join(repoRoot, main), ...args],
       { cwd: repoRoot, env: { ...process.env, LOG_PRETTY: '0', ...env }, timeout: 60_000 },
       (err, stdout, stderr) =>
         resolve({
@@ -101,9 +103,29 @@ test('a bad setting stops the start and names its variable', async (ctx) => {
   ];
   for (const [main, bad, variable] of cases) {
     const r = await runToExit(main, { ...ctx.env, ...bad });
-    assert.is(r.code, 1, `${main} ${JSON.stringify(bad)}: ${r.out.slice(-400)}`);
+    assert.is(r.code, 2, `${main} ${JSON.stringify(bad)}: ${r.out.slice(-400)}`);
     assert.match(r.out, variable, `${main} names ${variable}`);
   }
+});
+
+test('a bad flag stops the start with usage; --help explains', async (ctx) => {
+  const cases: Array<[string[], Record<string, string>, RegExp]> = [
+    [['--log-level', 'loud'], {}, /--log-level loud: one of trace/],
+    [['--metrics-port', '70000'], {}, /--metrics-port \/ ALCOR_METRICS_PORT 70000/],
+    [[], { ALCOR_METRICS_PORT: 'x' }, /ALCOR_METRICS_PORT x/],
+    [['--bogus'], {}, /Unknown option '--bogus'/],
+  ];
+  for (const main of ['services/controller/main.ts', 'services/nca/main.ts']) {
+    for (const [args, env, message] of cases) {
+      const r = await runToExit(main, { ...ctx.env, ...env }, args);
+      assert.is(r.code, 2, `${main} ${args.join(' ')}: ${r.out.slice(-400)}`);
+      assert.match(r.out, message);
+      assert.match(r.out, 'Usage:', 'usage follows the error');
+    }
+  }
+  const help = await runToExit('services/southbound/main.ts', ctx.env, ['--help']);
+  assert.is(help.code, 0);
+  assert.match(help.out, 'KAFKA_<ID>_BROKERS');
 });
 
 test('southbound and NCA processes carry a port to a Kafka host and a JetStream host', async (ctx) => {
@@ -189,6 +211,37 @@ test('southbound and NCA processes carry a port to a Kafka host and a JetStream 
   sub.unsubscribe();
   const last = programmed.find((s) => s.intentId === `${vpcId}-p2`)!;
   assert.is(last.hosts?.total, 3, 'the last port concerns all three hosts');
+
+  // Every service says what it did on /metrics, and is ready.
+  const controllerText = await ctx.controller.registry.metrics();
+  assert.is(
+    sample(controllerText, 'alcor_intents_total', { outcome: 'programmed' }),
+    intents.length,
+    'one programmed per intent counted',
+  );
+  assert.ok(
+    sample(controllerText, 'alcor_stage_seconds_count', { stage: 'decide' }) >= intents.length,
+  );
+  assert.equal(ctx.controller.readiness(), { nats: true, placed: true, caughtUp: true });
+  const [southbound, , nca2] = ctx.procs.map(opsUrl);
+  const fetchText = async (url: string): Promise<string> => (await fetch(url)).text();
+  const sbText = await fetchText(`${southbound}/metrics`);
+  assert.ok(sample(sbText, 'alcor_stage_seconds_count', { stage: 'relay', kafka: kafkaId }) > 0);
+  assert.is(sample(sbText, 'alcor_kafka_produce_errors_total', { kafka: kafkaId }), 0);
+  assert.is(sample(sbText, 'alcor_kafka_ready', { kafka: kafkaId }), 1);
+  const ncaText = await fetchText(`${opsUrl(nca)}/metrics`);
+  assert.is(sample(ncaText, 'alcor_nca_hosts', { binding: 'jetstream' }), 1);
+  assert.ok(sample(ncaText, 'alcor_nca_goal_states_applied_total', { binding: 'jetstream' }) > 0);
+  assert.ok(
+    sample(ncaText, 'alcor_nca_goal_states_applied_total', { binding: `kafka:${kafkaId}` }) > 0,
+  );
+  assert.ok(sample(ncaText, 'alcor_stage_seconds_count', { stage: 'deliver' }) > 0);
+  for (const url of [southbound!, nca2!]) {
+    const ready = await fetch(`${url}/readyz`);
+    assert.is(ready.status, 200, `${url}/readyz: ${await ready.text()}`);
+    assert.is((await fetch(`${url}/healthz`)).status, 200);
+  }
+  assert.is((await fetch(`${southbound}/nothing`)).status, 404);
 
   // Each agent fetches only its own host's partition (a partition per host).
   const topic = kafkaTopics.cluster(hosts[0]!);

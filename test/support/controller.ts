@@ -111,3 +111,27 @@ export function spawnController(
 ): Promise<ManagedProcess> {
   return spawnService('controller', 'services/controller/main.ts', natsUrl, env);
 }
+
+/** The ops endpoint (…/metrics, /healthz, /readyz) a spawned service named on its READY line. */
+export function opsUrl(proc: ManagedProcess): string {
+  for (const line of readFileSync(proc.logFile, 'utf8').split('\n')) {
+    if (!line.includes('"msg":"READY"')) continue;
+    const { metricsUrl } = JSON.parse(line) as { metricsUrl?: string };
+    if (metricsUrl) return metricsUrl.replace(/\/metrics$/, '');
+  }
+  throw new Error(`${proc.logFile} has no READY line with a metricsUrl`);
+}
+
+/** One sample of a Prometheus text exposition (sum over series matching all `labels`). */
+export function sample(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  let found = false;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    found = true;
+  }
+  if (!found) throw new Error(`no sample ${name} ${JSON.stringify(labels)}`);
+  return sum;
+}

@@ -1,0 +1,159 @@
+/**
+ * Every service's operations endpoint (HTTP on loopback by default):
+ * - `GET /metrics` — Prometheus text format from the service's own registry
+ *   (prom-client: the exposition format, histograms and default process metrics
+ *   are its job, not ours);
+ * - `GET /healthz` — 200 while the process serves requests (liveness);
+ * - `GET /readyz` — 200 when the service's readiness checks all pass, else 503;
+ *   the body names each check either way.
+ */
+import { createServer, type Server } from 'node:http';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Logger } from './logger.js';
+
+export { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Named checks; a string is a failing check's reason. */
+export type ReadinessChecks = Record<string, true | string>;
+
+export interface OpsServer {
+  url: string;
+  port: number;
+  stop: () => Promise<void>;
+}
+
+/** A registry with the process's default metrics, labelled with the service. */
+export function createRegistry(service: string, instance: string): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service, instance });
+  collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+/** Seconds buckets of the stage histograms: 0.5 ms to 60 s. */
+const STAGE_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+];
+
+/**
+ * `alcor_stage_seconds{stage, …}`: the latency of one stage of an intent's way
+ * (accept → decide → publish → relay → apply → ack), the same name in every service.
+ */
+export function stageHistogram(registry: Registry, labelNames: string[] = []): Histogram {
+  return new Histogram({
+    name: 'alcor_stage_seconds',
+    help: 'Latency of one stage of an intent: decide, publish, relay, apply, ack, programmed',
+    labelNames: ['stage', ...labelNames],
+    buckets: STAGE_BUCKETS,
+    registers: [registry],
+  });
+}
+
+/** A gauge read at scrape time: one value, or one per label set. */
+export function liveGauge(
+  registry: Registry,
+  name: string,
+  help: string,
+  read: () => number | Array<[Record<string, string>, number]>,
+  labelNames: string[] = [],
+): void {
+  new Gauge({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      const value = read();
+      if (typeof value === 'number') return void this.set(value);
+      this.reset();
+      for (const [labels, n] of value) this.set(labels, n);
+    },
+  });
+}
+
+const snake = (name: string): string => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/**
+ * Counters read at scrape time from plain counter objects the service keeps
+ * anyway (tests and benchmarks read those): `<prefix>_<field>_total`, one series
+ * per label set that `read()` returns.
+ */
+export function objectCounters<T extends object>(
+  registry: Registry,
+  prefix: string,
+  fields: ReadonlyArray<keyof T & string>,
+  read: () => Array<[Record<string, string>, T]>,
+  labelNames: string[] = [],
+): void {
+  for (const field of fields) {
+    new Counter({
+      name: `${prefix}_${snake(field)}_total`,
+      help: `${prefix} ${field}`,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [labels, counts] of read()) this.inc(labels, Number(counts[field]));
+      },
+    });
+  }
+}
+
+export async function startOpsServer(options: {
+  /** 0 picks a free port. */
+  port: number;
+  host?: string;
+  registry: Registry;
+  readiness: () => ReadinessChecks | Promise<ReadinessChecks>;
+  logger: Logger;
+}): Promise<OpsServer> {
+  const { registry, readiness, logger } = options;
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const send = (code: number, type: string, body: string): void => {
+      res.writeHead(code, { 'content-type': type });
+      res.end(body);
+    };
+    if (req.method !== 'GET') return send(405, 'text/plain', 'GET only\n');
+    void (async () => {
+      try {
+        if (path === '/metrics') {
+          send(200, registry.contentType, await registry.metrics());
+        } else if (path === '/healthz') {
+          send(200, 'application/json', '{"status":"ok"}\n');
+        } else if (path === '/readyz') {
+          const checks = await readiness();
+          const ready = Object.values(checks).every((c) => c === true);
+          send(
+            ready ? 200 : 503,
+            'application/json',
+            `${JSON.stringify({ status: ready ? 'ready' : 'not_ready', checks })}\n`,
+          );
+        } else {
+          send(404, 'text/plain', 'not found: /metrics, /healthz, /readyz\n');
+        }
+      } catch (err) {
+        logger.warn({ err, path }, 'ops request failed');
+        send(500, 'text/plain', `${(err as Error).message}\n`);
+      }
+    })();
+  });
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  const url = `http://${host}:${port}`;
+  logger.info({ url }, 'ops endpoint: /metrics /healthz /readyz');
+  return {
+    url,
+    port,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,93 @@
+/**
+ * The entry point every service process shares: flags (`--log-level`,
+ * `--metrics-port`, `--help`), the pino logger, the ops endpoint (/metrics,
+ * /healthz, /readyz), a `READY` log line naming the ops URL, and a clean stop on
+ * SIGINT/SIGTERM. A bad flag or setting exits 2 with usage; a failed start exits 1.
+ */
+import { parseArgs } from 'node:util';
+import type { LevelWithSilent } from 'pino';
+import { ConfigError } from '../shared/index.js';
+import { createLogger, type Logger } from './logger.js';
+import { onShutdown } from './local/shutdown.js';
+import { startOpsServer, type ReadinessChecks, type Registry } from './ops.js';
+
+export interface RunningService {
+  registry: Registry;
+  readiness: () => ReadinessChecks | Promise<ReadinessChecks>;
+  stop: () => Promise<void>;
+  /** Fields of the READY line. */
+  describe?: () => Record<string, unknown>;
+}
+
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+export async function runService(options: {
+  name: string;
+  /** What the service is and which environment variables it reads. */
+  about: string;
+  start: (log: Logger, env: NodeJS.ProcessEnv) => Promise<RunningService>;
+}): Promise<void> {
+  const usage = `Usage: ${options.name} [options]
+
+${options.about}
+
+Options:
+  --log-level <level>   ${LEVELS.join('|')} (default: LOG_LEVEL or info)
+  --metrics-port <n>    port of /metrics, /healthz, /readyz on 127.0.0.1
+                        (default: ALCOR_METRICS_PORT, or 0 = any free port)
+  -h, --help            this text
+`;
+  const fail = (message: string): never => {
+    process.stderr.write(`${options.name}: ${message}\n\n${usage}`);
+    process.exit(2);
+  };
+  let values: { 'log-level'?: string; 'metrics-port'?: string; help?: boolean } = {};
+  try {
+    values = parseArgs({
+      options: {
+        'log-level': { type: 'string' },
+        'metrics-port': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  if (values.help) {
+    process.stdout.write(usage);
+    process.exit(0);
+  }
+  const level = values['log-level'] ?? process.env.LOG_LEVEL ?? 'info';
+  if (!LEVELS.includes(level)) fail(`--log-level ${level}: one of ${LEVELS.join(', ')}`);
+  const portText = values['metrics-port'] ?? process.env.ALCOR_METRICS_PORT ?? '0';
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port > 65535)
+    fail(`--metrics-port / ALCOR_METRICS_PORT ${portText}: a port number from 0 to 65535`);
+
+  const log = createLogger({ name: options.name, level: level as LevelWithSilent });
+  let service: RunningService | undefined;
+  let ops: Awaited<ReturnType<typeof startOpsServer>> | undefined;
+  onShutdown(async () => {
+    await service?.stop();
+    await ops?.stop();
+    log.info('stopped');
+  });
+  try {
+    service = await options.start(log, process.env);
+    const running = service;
+    ops = await startOpsServer({
+      port,
+      registry: running.registry,
+      readiness: () => running.readiness(),
+      logger: log,
+    });
+    log.info({ metricsUrl: `${ops.url}/metrics`, ...running.describe?.() }, 'READY');
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      log.fatal({ variable: err.field, err }, `${options.name}: bad setting`);
+      process.exit(2);
+    }
+    log.fatal({ err }, `${options.name} could not start`);
+    process.exit(1);
+  }
+}
