@@ -26,3 +26,4 @@ export * from './kafka/client.js';
 export * from './kafka/partitions.js';
 export * from './ops.js';
 export * from './serviceMain.js';
+export * from './nats/streamReader.js';

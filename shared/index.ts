@@ -8,3 +8,4 @@ export * from './contracts/index.js';
 export * from './ports.js';
 export * from './lbmrc.js';
 export * from './envConfig.js';
+export * from './stats.js';

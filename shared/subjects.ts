@@ -32,6 +32,8 @@ export const streams = {
   events: 'EVENTS',
   goalStates: 'GOALSTATES',
   status: 'STATUS',
+  /** NCA acks, kept a while for tracing (an addition to DESIGN §4.5: docs/operations.md). */
+  acks: 'ACKS',
 } as const;
 
 export const kvBuckets = {
@@ -70,6 +72,9 @@ export const subjects = {
   ack: (bucket: number, vpcId: string, hostId: string) =>
     `gsack.${bucket}.${token(vpcId, 'vpcId')}.${token(hostId, 'hostId')}`,
   ackBucket: (bucket: number) => `gsack.${bucket}.>`,
+  acksAll: 'gsack.>',
+  /** An ack of one host for one VPC (any bucket: the bucket follows from the VPC). */
+  acksOfHost: (hostId: string) => `gsack.*.*.${token(hostId, 'hostId')}`,
   resync: (hostId: string) => `alcor.resync.${token(hostId, 'hostId')}`,
   resyncAll: 'alcor.resync.*',
   /** Internal: a southbound module asks a VPC's owner to write its lost host mapping. */

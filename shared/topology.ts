@@ -25,3 +25,8 @@ export function placeOf(host: TopologyPlace): TopologyPlace {
 
 /** What the edge looks up for the decider: a host's place, or undefined if unknown. */
 export type HostLookup = (hostId: string) => TopologyPlace | undefined;
+
+/** A host's binding as one word (tables, metrics labels): `jetstream` or `kafka:<cluster>`. */
+export function bindingLabel(host: { binding: HostBinding }): string {
+  return host.binding.type === 'kafka' ? `kafka:${host.binding.cluster}` : 'jetstream';
+}

@@ -30,6 +30,8 @@ export interface LayoutOptions {
   /** How long goal states and status messages are kept for replay (0 = forever). */
   goalStateMaxAgeMs: number;
   statusMaxAgeMs: number;
+  /** How long NCA acks are kept for `alcor trace` and `alcor replay host` (0 = forever). */
+  ackMaxAgeMs: number;
   /** Heartbeat TTL of the membership buckets. */
   heartbeatTtlMs: number;
 }
@@ -39,6 +41,7 @@ export const DEFAULT_LAYOUT: LayoutOptions = {
   duplicateWindowMs: 10 * 60_000,
   goalStateMaxAgeMs: 24 * 3_600_000,
   statusMaxAgeMs: 24 * 3_600_000,
+  ackMaxAgeMs: 3_600_000,
   heartbeatTtlMs: 5_000,
 };
 
@@ -80,6 +83,12 @@ export function streamSpecs(options: LayoutOptions = DEFAULT_LAYOUT): StreamSpec
       name: streams.status,
       subjects: [subjects.statusAll],
       max_age: nanos(options.statusMaxAgeMs),
+    },
+    {
+      ...base,
+      name: streams.acks,
+      subjects: [subjects.acksAll],
+      max_age: nanos(options.ackMaxAgeMs),
     },
   ];
 }

@@ -11,6 +11,17 @@ import { applyFile, applySucceeded, renderApply, type WaitFor } from './apply.js
 import { CliError, EXIT, print } from './output.js';
 import { placementReport, renderPlacement } from './placement.js';
 import { loadTopology, renderLoad, renderTopology, topologyReport } from './topology.js';
+import { check, renderCheck } from './check.js';
+import {
+  parsePoint,
+  renderTimeline,
+  renderVpc,
+  replayVpc,
+  vpcShow,
+  type Point,
+} from './history.js';
+import { renderVpcStatus, vpcStatus, watchVpc } from './status.js';
+import { renderHostTimeline, renderTrace, replayHost, trace } from './trace.js';
 
 interface GlobalOptions {
   natsUrl: string;
@@ -119,6 +130,115 @@ topology
     await withNats(async (nc, o) => {
       const report = await topologyReport(nc, opts.hosts);
       print(o.json, report, renderTopology);
+    });
+  });
+
+/** `--at`, `--from`, `--to`: a revision, an ISO 8601 time or a relative time. */
+const point = (v: string): Point => {
+  try {
+    return parsePoint(v);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+};
+const positive = (v: string): number => {
+  if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('a whole number ≥ 1');
+  return Number(v);
+};
+
+program
+  .command('status')
+  .description("a VPC's revision and size, its decisions by outcome, what still waits for hosts")
+  .argument('<vpc>', 'VPC id')
+  .action(async (vpcId: string) => {
+    await withNats(async (nc, o) => {
+      const report = await vpcStatus(nc, vpcId);
+      print(o.json, report, renderVpcStatus);
+      if (report.intents.incomplete > 0) process.exitCode = EXIT.incomplete;
+    });
+  });
+
+program
+  .command('watch')
+  .description(
+    "a VPC's statuses as they come (accepted, rejected, programmed, incomplete); Ctrl-C stops",
+  )
+  .argument('<vpc>', 'VPC id')
+  .addOption(new Option('--count <n>', 'stop after n statuses').argParser(positive))
+  .addOption(new Option('--for <ms>', 'stop after this many milliseconds').argParser(positive))
+  .action(async (vpcId: string, opts: { count?: number; for?: number }) => {
+    await withNats(async (nc, o) => {
+      await watchVpc(nc, vpcId, {
+        json: o.json,
+        ...(opts.count === undefined ? {} : { count: opts.count }),
+        ...(opts.for === undefined ? {} : { forMs: opts.for }),
+        onReady: () => process.stderr.write(`watching status.${vpcId} (Ctrl-C to stop)\n`),
+      });
+    });
+  });
+
+const vpcCommand = program.command('vpc').description('a VPC as the log records it');
+vpcCommand
+  .command('show')
+  .description("the VPC's state rebuilt from EVENTS, now or as of a revision or time")
+  .argument('<vpc>', 'VPC id')
+  .addOption(
+    new Option('--at <revision|time>', 'a revision, an ISO 8601 time, or -10m').argParser(point),
+  )
+  .action(async (vpcId: string, opts: { at?: Point }) => {
+    await withNats(async (nc, o) => {
+      print(o.json, await vpcShow(nc, vpcId, opts.at), renderVpc);
+    });
+  });
+
+const replay = program.command('replay').description('timelines from the logs');
+replay
+  .command('vpc')
+  .description('each intent of the VPC, its decision, and the goal states it produced')
+  .argument('<vpc>', 'VPC id')
+  .addOption(new Option('--from <revision|time>', 'start at').argParser(point))
+  .addOption(new Option('--to <revision|time>', 'end at (inclusive)').argParser(point))
+  .action(async (vpcId: string, opts: { from?: Point; to?: Point }) => {
+    await withNats(async (nc, o) => {
+      print(o.json, await replayVpc(nc, vpcId, opts.from, opts.to), renderTimeline);
+    });
+  });
+replay
+  .command('host')
+  .description('what the host was sent and when (GOALSTATES), and its acks (ACKS)')
+  .argument('<host>', 'host id')
+  .addOption(new Option('--from <time>', 'start at (ISO 8601 or -10m)').argParser(point))
+  .addOption(new Option('--to <time>', 'end at (inclusive)').argParser(point))
+  .action(async (hostId: string, opts: { from?: Point; to?: Point }) => {
+    await withNats(async (nc, o) => {
+      print(o.json, await replayHost(nc, hostId, opts.from, opts.to), renderHostTimeline);
+    });
+  });
+
+program
+  .command('trace')
+  .description('intent → decision → goal states → acks per host, with the time of each stage')
+  .argument('<intent>', 'intent id')
+  .option('--vpc <vpc>', 'the VPC (faster: only its logs are read)')
+  .action(async (intentId: string, opts: { vpc?: string }) => {
+    await withNats(async (nc, o) => {
+      print(o.json, await trace(nc, intentId, opts.vpc), renderTrace);
+    });
+  });
+
+program
+  .command('check')
+  .description('the convergence oracle: every host holds exactly what EVENTS says (exit 4 if not)')
+  .option('--vpc <vpc>', 'only this VPC')
+  .option('--host <host>', 'only this host')
+  .action(async (opts: { vpc?: string; host?: string }) => {
+    await withNats(async (nc, o) => {
+      const report = await check(nc, {
+        ...(opts.vpc ? { vpcId: opts.vpc } : {}),
+        ...(opts.host ? { hostId: opts.host } : {}),
+      });
+      print(o.json, report, renderCheck);
+      if (!report.clean) process.exitCode = EXIT.incomplete;
     });
   });
 

@@ -8,15 +8,18 @@
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createHostDirectory, putHosts } from '../../infra/index.js';
-import { clusterKey, kvBuckets, parseTopologyFile, type HostRecord } from '../../shared/index.js';
+import {
+  bindingLabel,
+  clusterKey,
+  kvBuckets,
+  parseTopologyFile,
+  type HostRecord,
+} from '../../shared/index.js';
 import { describeFault, readDocument } from './documents.js';
 import { CliError, EXIT, table } from './output.js';
 
 /** Largest topology file read (200,000 hosts at ~200 bytes each, with room). */
 const MAX_FILE_BYTES = 64 * 1024 * 1024;
-
-const bindingName = (h: HostRecord): string =>
-  h.binding.type === 'kafka' ? `kafka:${h.binding.cluster}` : 'jetstream';
 
 /** Reads and checks a topology file; every fault is a usage error naming where it is. */
 export async function readTopologyFile(file: string): Promise<HostRecord[]> {
@@ -40,7 +43,7 @@ const same = (a: HostRecord, b: HostRecord): boolean =>
   a.dc === b.dc &&
   a.cluster === b.cluster &&
   a.underlayIp === b.underlayIp &&
-  bindingName(a) === bindingName(b);
+  bindingLabel(a) === bindingLabel(b);
 
 export async function loadTopology(
   nc: NatsConnection,
@@ -121,7 +124,7 @@ export async function topologyReport(
   const bindings: Record<string, number> = {};
   const clusters = new Map<string, Record<string, number>>();
   for (const h of hosts) {
-    const b = bindingName(h);
+    const b = bindingLabel(h);
     bindings[b] = (bindings[b] ?? 0) + 1;
     const key = clusterKey(h);
     const per = clusters.get(key) ?? {};
@@ -162,7 +165,7 @@ export function renderTopology(r: TopologyReport): string {
       '',
       table(
         ['HOST', 'CLUSTER', 'UNDERLAY', 'BINDING'],
-        r.list.map((h) => [h.hostId, clusterKey(h), h.underlayIp, bindingName(h)]),
+        r.list.map((h) => [h.hostId, clusterKey(h), h.underlayIp, bindingLabel(h)]),
       ),
     );
   }

@@ -1,52 +1,129 @@
 /**
- * `./scripts/demo.sh [--keep-running] [--log-level L]` — the main job.
- * Prints a health table; with --keep-running it then prints `NAME=value` endpoint
- * lines and `READY`, and keeps everything up until Ctrl-C.
+ * `./scripts/demo.sh [options]` — the main job: servers, services, a workload,
+ * live progress and a summary (services/demo/run.ts). `--help` lists the flags.
+ * With --keep-running it then prints `NAME=value` endpoint lines and `READY`, and
+ * keeps everything up until Ctrl-C.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createLogger, onShutdown } from '../../infra/index.js';
+import { parse as parseYaml } from 'yaml';
+import { createLogger, onShutdown, repoRoot } from '../../infra/index.js';
 import { start, type Demo } from './index.js';
+import { renderSummary, runDemo, type DemoRun } from './run.js';
+import { ScenarioSchema, type Scenario } from './scenario.js';
 
-const USAGE = `Usage: demo [options]
+const USAGE = `Usage: ./scripts/demo.sh [options]
 
-  --keep-running     leave the servers up; print NAME=value endpoints and READY
-  --kafka-clusters   comma-separated Kafka cluster ids (default: a,b)
-  --log-level        trace|debug|info|warn|error|silent (default: warn)
-  -h, --help         this text
+Starts nats-server (JetStream), Redis and two Kafka clusters, then 2 controllers,
+2 southbound modules and a fleet of simulated NCAs; loads the scenario's topology
+and applies its intents with live progress; ends with a summary.
+
+  --scenario <file>      scenario (default demo/scenario.yaml)
+  --once                 CI size: 60 hosts in 6 clusters, 12 VPCs of 6 ports
+  --hosts <n>            hosts (default from the scenario: 1000)
+  --clusters <n>         topology clusters over the regions (default 10)
+  --vpcs <n>             VPCs (default 200)
+  --ports <n>            ports per VPC (default 20)
+  --seed <n>             workload seed
+  --controllers <n>      controller processes (default 2)
+  --southbounds <n>      southbound processes (default 2)
+  --lanes <n>            VPCs applied at once (default 32)
+  --keep-running         leave everything up: print NAME=value endpoints and READY
+  --log-level <level>    trace|debug|info|warn|error|silent, demo and services (default warn)
+  -h, --help             this text
 `;
+
+const count = (name: string, v: string | undefined, max = 1_000_000): number | undefined => {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > max)
+    usage(`--${name} ${v}: a whole number from 1 to ${max}`);
+  return Number(v);
+};
+function usage(message: string): never {
+  process.stderr.write(`demo: ${message}\n\n${USAGE}`);
+  process.exit(2);
+}
 
 let parsed;
 try {
   parsed = parseArgs({
     options: {
+      scenario: { type: 'string', default: join(repoRoot, 'demo', 'scenario.yaml') },
+      once: { type: 'boolean', default: false },
+      hosts: { type: 'string' },
+      clusters: { type: 'string' },
+      vpcs: { type: 'string' },
+      ports: { type: 'string' },
+      seed: { type: 'string' },
+      controllers: { type: 'string' },
+      southbounds: { type: 'string' },
+      lanes: { type: 'string' },
       'keep-running': { type: 'boolean', default: false },
-      'kafka-clusters': { type: 'string' },
       'log-level': { type: 'string', default: 'warn' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
 } catch (err) {
-  process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
-  process.exit(2);
+  usage((err as Error).message);
 }
 const args = parsed.values;
 if (args.help) {
   process.stdout.write(USAGE);
   process.exit(0);
 }
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+if (!LEVELS.includes(args['log-level']))
+  usage(`--log-level ${args['log-level']}: one of ${LEVELS.join(', ')}`);
 
-const log = createLogger({ name: 'demo', level: args['log-level'] as 'info' });
+let scenario: Scenario;
+try {
+  const raw: unknown = parseYaml(readFileSync(args.scenario, 'utf8'));
+  const checked = ScenarioSchema.safeParse(raw);
+  if (!checked.success) {
+    const issue = checked.error.issues[0]!;
+    usage(`${args.scenario}: ${issue.path.join('.') || 'scenario'}: ${issue.message}`);
+  }
+  scenario = checked.data;
+} catch (err) {
+  usage(`${args.scenario}: ${(err as Error).message}`);
+}
+if (args.once) {
+  scenario.topology = { ...scenario.topology, hosts: 60, clusters: 6 };
+  scenario.workload = { ...scenario.workload, vpcs: 12, ports: 6, clustersPerVpc: 2 };
+}
+scenario.topology.hosts = count('hosts', args.hosts, 100_000) ?? scenario.topology.hosts;
+scenario.topology.clusters = count('clusters', args.clusters, 700) ?? scenario.topology.clusters;
+scenario.workload.vpcs = count('vpcs', args.vpcs, 100_000) ?? scenario.workload.vpcs;
+scenario.workload.ports = count('ports', args.ports, 10_000) ?? scenario.workload.ports;
+scenario.seed = count('seed', args.seed) ?? scenario.seed;
+if (scenario.topology.hosts < scenario.topology.clusters)
+  usage(
+    `--hosts ${scenario.topology.hosts} is fewer than the ${scenario.topology.clusters} clusters`,
+  );
+const controllers = count('controllers', args.controllers, 16) ?? 2;
+const southbounds = count('southbounds', args.southbounds, 16) ?? 2;
+const lanes = count('lanes', args.lanes, 1024) ?? 32;
+const kafkaClusters = [
+  ...new Set(
+    scenario.topology.bindings.filter((b) => b.startsWith('kafka:')).map((b) => b.slice(6)),
+  ),
+];
+
+const log = createLogger({ name: 'demo', level: args['log-level'] as 'warn' });
 const out = (line: string): boolean => process.stdout.write(`${line}\n`);
 let demo: Demo | undefined;
+let run: DemoRun | undefined;
 onShutdown(async () => {
+  out('\nstopping…');
+  await run?.stop();
   await demo?.stop();
 });
 
 try {
-  const kafkaClusters = args['kafka-clusters']?.split(',').filter(Boolean);
-  demo = await start({ log, ...(kafkaClusters ? { kafkaClusters } : {}) });
+  demo = await start({ log, kafkaClusters: kafkaClusters.length > 0 ? kafkaClusters : ['a'] });
 } catch (err) {
-  process.stderr.write(`demo: could not start: ${(err as Error).message}\n`);
+  process.stderr.write(`demo: could not start the servers: ${(err as Error).message}\n`);
   process.exit(1);
 }
 
@@ -57,18 +134,43 @@ for (const row of demo.health) {
     `  ${row.healthy ? '✔' : '✘'} ${row.server.padEnd(width)}  ${row.version.padEnd(8)} ${row.endpoint}  (${row.source})  ${row.detail}`,
   );
 }
-for (const s of [demo.servers.nats, demo.servers.redis, ...Object.values(demo.servers.kafka)]) {
-  if (s.warning) out(`  WARNING ${s.name}: ${s.warning}`);
+if (!demo.health.every((r) => r.healthy)) {
+  out('some servers are NOT healthy');
+  await demo.stop();
+  process.exit(1);
 }
-const healthy = demo.health.every((r) => r.healthy);
-out(
-  `\n${healthy ? 'all servers healthy' : 'some servers are NOT healthy'}; the controller, southbound module and NCA agents run on their own for now (npm run controller | southbound | nca; docs/controller.md, docs/southbound.md); the demo drives them end to end with issue 7`,
-);
 
-if (args['keep-running'] && healthy) {
+const tty = process.stderr.isTTY === true;
+try {
+  run = await runDemo({
+    scenario,
+    servers: demo.servers,
+    dir: demo.servers.dir,
+    controllers,
+    southbounds,
+    lanes,
+    settleMs: 60_000,
+    log,
+    logLevel: args['log-level'] === 'silent' ? 'silent' : args['log-level'],
+    out,
+    progress: tty ? (line) => process.stderr.write(`\r${line}`) : undefined,
+  });
+} catch (err) {
+  process.stderr.write(`demo: ${(err as Error).stack ?? String(err)}\n`);
+  await demo.stop();
+  process.exit(1);
+}
+for (const line of renderSummary(run.summary)) out(line);
+
+if (args['keep-running']) {
   for (const [name, value] of Object.entries(demo.endpoints)) out(`${name}=${value}`);
+  for (const s of run.services)
+    out(`${s.name.toUpperCase().replaceAll('-', '_')}_METRICS_URL=${s.opsUrl}/metrics`);
+  out(`DEMO_TOPOLOGY_FILE=${join(demo.servers.dir, 'topology.json')}`);
+  out(`DEMO_INTENTS_FILE=${join(demo.servers.dir, 'intents.json')}`);
   out('READY');
 } else {
+  await run.stop();
   await demo.stop();
-  process.exit(healthy ? 0 : 1);
+  process.exit(run.summary.ok ? 0 : 1);
 }

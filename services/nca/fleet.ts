@@ -29,6 +29,7 @@ import {
   type PartitionAssignments,
 } from '../../infra/index.js';
 import {
+  bindingLabel,
   clusterKey,
   decodeGoalState,
   kafkaTopics,
@@ -89,10 +90,6 @@ export interface FleetOptions {
    */
   stage?: (stage: 'apply' | 'deliver', binding: string, seconds: number) => void;
 }
-
-/** A host's binding as a metrics label: `jetstream` or `kafka:<cluster>`. */
-export const bindingLabel = (record: HostRecord): string =>
-  record.binding.type === 'kafka' ? `kafka:${record.binding.cluster}` : 'jetstream';
 
 export interface Fleet {
   hosts: ReadonlyMap<string, SimulatedHost>;

@@ -10,10 +10,7 @@ import { format, resolveConfig } from 'prettier';
 import { repoRoot } from '../../infra/index.js';
 
 /** The p-th percentile (nearest rank) of `xs`; NaN when empty. */
-export function pct(xs: readonly number[], p: number): number {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-}
+export { percentile as pct } from '../../shared/index.js';
 
 export function machine(): string {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';

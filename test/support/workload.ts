@@ -4,9 +4,9 @@
  * with it: the pure decider replayed over the same INTENTS must give exactly the
  * commits EVENTS holds, and its projection exactly the goal states GOALSTATES holds.
  */
-import { DeliverPolicy, jetstream, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { createJetStreamIntentSource } from '../../infra/index.js';
+import { createJetStreamIntentSource, readStreamRange } from '../../infra/index.js';
 import {
   bucketOf,
   streams,
@@ -252,37 +252,17 @@ export async function readStream(
   stream: string,
   filter?: string,
 ): Promise<StreamMessage[]> {
-  const jsm = await jetstream(nc).jetstreamManager();
-  const info = await jsm.streams.info(stream);
   const out: StreamMessage[] = [];
-  if (info.state.messages === 0) return out;
-  // Nothing on the filter: return at once (consuming would wait for a first message).
-  if (filter) {
-    const first = await jsm.direct
-      .getMessage(stream, { seq: 1, next_by_subj: filter })
-      .catch((err: unknown) => {
-        if ((err as { code?: number }).code === 404) return null;
-        throw err;
-      });
-    if (!first) return out;
-  }
-  const consumer = await jetstream(nc).consumers.get(stream, {
-    deliver_policy: DeliverPolicy.All,
-    ...(filter ? { filter_subjects: filter } : {}),
-  });
-  const messages = await consumer.consume({ max_messages: 4096 });
-  for await (const m of messages) {
+  for await (const m of readStreamRange(nc, stream, filter ? { filter } : {})) {
     out.push({
       subject: m.subject,
       seq: m.seq,
-      msgId: m.headers?.get('Nats-Msg-Id'),
+      msgId: m.msgId,
       writer: m.headers?.get('Alcor-Writer') || undefined,
       time: m.time,
       data: m.data,
     });
-    if (m.info.pending === 0) break;
   }
-  await messages.close();
   return out;
 }
 

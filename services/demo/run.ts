@@ -1,0 +1,483 @@
+/**
+ * The demo's run: the scenario expanded into files, the topology loaded, the
+ * services started as the processes an operator runs (controllers, southbound
+ * modules, one NCA fleet), the workload applied through the sync API with live
+ * progress, and a summary measured from the outside — STATUS and the acks on the
+ * wire, each service's /metrics, the oracle over the running fleet, placement.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import {
+  ManagedProcess,
+  connectNats,
+  freePort,
+  repoRoot,
+  type Logger,
+  type Servers,
+} from '../../infra/index.js';
+import {
+  StatusSchema,
+  bindingLabel,
+  decodeSouthboundTable,
+  kvBuckets,
+  percentile,
+  southboundKeys,
+  subjects,
+  type GoalStateAck,
+  type HostRecord,
+} from '../../shared/index.js';
+import type { ApplyReply } from '../controller/index.js';
+import { check, type CheckReport } from '../cli/check.js';
+import { placementReport } from '../cli/placement.js';
+import { loadTopology } from '../cli/topology.js';
+import { expand, type Scenario } from './scenario.js';
+
+export interface DemoOptions {
+  scenario: Scenario;
+  servers: Servers;
+  dir: string;
+  controllers: number;
+  southbounds: number;
+  /** VPCs applied at once (each VPC's intents go in order). */
+  lanes: number;
+  /** How long to wait for every accepted intent to be programmed after the last decision. */
+  settleMs: number;
+  log: Logger;
+  logLevel: string;
+  out: (line: string) => void;
+  /** Redraws a progress line (a terminal), or undefined (plain lines now and then). */
+  progress: ((line: string) => void) | undefined;
+}
+
+export interface Service {
+  name: string;
+  proc: ManagedProcess;
+  opsUrl: string;
+}
+
+export interface BindingSummary {
+  binding: string;
+  hosts: number;
+  /** Host acks of the workload's intents, ms from the intent's request. */
+  acks: number;
+  p50Ms: number;
+  p99Ms: number;
+  delivered: number;
+  needed: number;
+  duplicates: number;
+  misrouted: number;
+}
+
+export interface DemoSummary {
+  intents: number;
+  accepted: number;
+  rejected: number;
+  rejectedBy: Record<string, number>;
+  /** The scenario's deliberate mistakes refused with the reason expected, and those that were not. */
+  mistakes: { planned: number; refusedAsExpected: number; otherwise: string[] };
+  programmed: number;
+  incomplete: number;
+  notProgrammed: number;
+  applySeconds: number;
+  intentsPerSecond: number;
+  /** Intent request → `programmed` on STATUS. */
+  programmedP50Ms: number;
+  programmedP99Ms: number;
+  bindings: BindingSummary[];
+  hostsReached: number;
+  hostsUsed: number;
+  oracle: CheckReport;
+  placement: {
+    controllers: Array<{ id: string; buckets: number; loadOverFair: number }>;
+    controllerMaxOverAvg: number;
+    southbound: Array<{ id: string; partitions: number; hosts: number }>;
+    southboundMaxOverFair: number;
+  };
+  ok: boolean;
+}
+
+export interface DemoRun {
+  services: Service[];
+  summary: DemoSummary;
+  stop: () => Promise<void>;
+}
+
+const encoder = new TextEncoder();
+
+/** Starts one service process and waits for its READY line; its ops URL from that line. */
+async function spawn(
+  name: string,
+  main: string,
+  dir: string,
+  env: Record<string, string>,
+  logLevel: string,
+): Promise<Service> {
+  const port = await freePort();
+  const proc = new ManagedProcess({
+    name,
+    command: process.execPath,
+    args: [
+      '--import',
+      'tsx',
+      join(repoRoot, main),
+      '--log-level',
+      logLevel,
+      '--metrics-port',
+      String(port),
+    ],
+    cwd: repoRoot,
+    logFile: join(dir, `${name}.log`),
+    env: { ...process.env, ...env, LOG_PRETTY: '0' },
+  });
+  const opsUrl = `http://127.0.0.1:${port}`;
+  await proc.waitUntilReady(async () => {
+    try {
+      return (await fetch(`${opsUrl}/healthz`)).ok;
+    } catch {
+      return false;
+    }
+  }, 120_000);
+  return { name, proc, opsUrl };
+}
+
+async function waitReady(services: Service[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (const s of services) {
+    for (;;) {
+      const r = await fetch(`${s.opsUrl}/readyz`).catch(() => undefined);
+      if (r?.ok) break;
+      if (Date.now() > deadline)
+        throw new Error(
+          `${s.name} not ready after ${timeoutMs} ms: ${r ? await r.text() : 'no answer'}`,
+        );
+      await new Promise((res) => setTimeout(res, 200));
+    }
+  }
+}
+
+/** Sum of a counter's series with `label="value"` from a /metrics text, per value of `by`. */
+function samplesBy(text: string, name: string, by: string): Map<string, number> {
+  const out = new Map<string, number>();
+  const re = new RegExp(`^${name}\\{([^}]*)\\} (\\S+)$`, 'gm');
+  for (const m of text.matchAll(re)) {
+    const label = new RegExp(`${by}="([^"]*)"`).exec(m[1]!)?.[1];
+    if (label !== undefined) out.set(label, (out.get(label) ?? 0) + Number(m[2]));
+  }
+  return out;
+}
+
+export async function runDemo(o: DemoOptions): Promise<DemoRun> {
+  const { out, log } = o;
+  const expanded = expand(o.scenario);
+  const intents = expanded.vpcs.flatMap((v) => v.intents);
+  const topologyFile = join(o.dir, 'topology.json');
+  const intentsFile = join(o.dir, 'intents.json');
+  writeFileSync(topologyFile, JSON.stringify({ hosts: expanded.hosts }, null, 1));
+  writeFileSync(intentsFile, JSON.stringify({ intents }, null, 1));
+  out(
+    `\nscenario: ${expanded.hosts.length} hosts in ${o.scenario.topology.clusters} clusters over ${o.scenario.topology.regions.length} region(s); ${expanded.vpcs.length} VPCs, ${intents.length} intents (${expanded.mistakes.length} deliberate mistakes)`,
+  );
+  out(`  topology: ${topologyFile}\n  intents:  ${intentsFile}`);
+
+  const env = o.servers.env();
+  const nc: NatsConnection = await connectNats(env.NATS_URL!, { name: 'alcor-demo' });
+  const services: Service[] = [];
+  const stop = async (): Promise<void> => {
+    await Promise.all(services.map((s) => s.proc.stop()));
+    await nc.close().catch(() => undefined);
+  };
+  try {
+    const loaded = await loadTopology(nc, topologyFile, { prune: true });
+    out(`topology loaded: ${loaded.hosts} hosts (${loaded.added} new, ${loaded.pruned} pruned)`);
+
+    const started = Date.now();
+    const starts: Array<Promise<Service>> = [];
+    for (let i = 1; i <= o.controllers; i++)
+      starts.push(
+        spawn(
+          `controller-${i}`,
+          'services/controller/main.ts',
+          o.dir,
+          { ...env, ALCOR_INSTANCE_ID: `controller-${i}` },
+          o.logLevel,
+        ),
+      );
+    for (let i = 1; i <= o.southbounds; i++)
+      starts.push(
+        spawn(
+          `southbound-${i}`,
+          'services/southbound/main.ts',
+          o.dir,
+          { ...env, ALCOR_INSTANCE_ID: `southbound-${i}` },
+          o.logLevel,
+        ),
+      );
+    services.push(...(await Promise.all(starts)));
+    // The fleet resyncs at start: its hosts' VPC owners must be up first.
+    services.push(
+      await spawn(
+        'nca',
+        'services/nca/main.ts',
+        o.dir,
+        { ...env, ALCOR_FLEET_ID: `demo${Date.now().toString(36)}` },
+        o.logLevel,
+      ),
+    );
+    await waitReady(services, 120_000);
+    out(
+      `services ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${services.map((s) => s.name).join(', ')} (logs in ${o.dir})`,
+    );
+
+    const summary = await applyAndMeasure(o, nc, expanded, services);
+    return { services, summary, stop };
+  } catch (err) {
+    for (const s of services)
+      if (!s.proc.running) log.error({ service: s.name, tail: s.proc.logTail() }, 'service exited');
+    await stop();
+    throw err;
+  }
+}
+
+async function applyAndMeasure(
+  o: DemoOptions,
+  nc: NatsConnection,
+  expanded: ReturnType<typeof expand>,
+  services: Service[],
+): Promise<DemoSummary> {
+  const { out } = o;
+  const hostBinding = new Map<string, string>(
+    expanded.hosts.map((h: HostRecord) => [h.hostId, bindingLabel(h)]),
+  );
+  const total = expanded.vpcs.reduce((n, v) => n + v.intents.length, 0);
+  const sentAt = new Map<string, number>(); // intentId → request time
+  const revisionOf = new Map<string, string>(); // `${vpc}:${rev}` → intentId
+  const outcome = new Map<string, string>(); // intentId → last outcome
+  const programmedMs: number[] = [];
+  const ackMs = new Map<string, number[]>(); // binding → ms
+  const acked = new Set<string>(); // `${vpc}:${rev}:${host}`
+  const reached = new Set<string>();
+  const rejectedBy: Record<string, number> = {};
+  let decided = 0;
+  let programmed = 0;
+  let incomplete = 0;
+
+  const statusSub = nc.subscribe(subjects.statusAll, {
+    callback: (err, msg) => {
+      if (err) return;
+      const s = StatusSchema.safeParse(msg.json());
+      if (!s.success || !sentAt.has(s.data.intentId)) return;
+      const st = s.data;
+      if (st.outcome === 'programmed' || st.outcome === 'incomplete') {
+        if (outcome.get(st.intentId) === st.outcome) return;
+        outcome.set(st.intentId, st.outcome);
+        if (st.outcome === 'programmed') {
+          programmed += 1;
+          programmedMs.push(Date.now() - sentAt.get(st.intentId)!);
+        } else incomplete += 1;
+      }
+    },
+  });
+  const ackSub = nc.subscribe(subjects.acksAll, {
+    callback: (err, msg) => {
+      if (err) return;
+      let ack: GoalStateAck;
+      try {
+        ack = msg.json<GoalStateAck>();
+      } catch {
+        return;
+      }
+      reached.add(ack.hostId);
+      const intentId = revisionOf.get(`${ack.vpcId}:${ack.revision}`);
+      if (!intentId || ack.status !== 'applied') return;
+      const key = `${ack.vpcId}:${ack.revision}:${ack.hostId}`;
+      if (acked.has(key)) return;
+      acked.add(key);
+      const binding = hostBinding.get(ack.hostId) ?? 'unknown';
+      const list = ackMs.get(binding) ?? [];
+      list.push(Date.now() - sentAt.get(intentId)!);
+      ackMs.set(binding, list);
+    },
+  });
+  await nc.flush();
+
+  // Progress: a bar on a terminal, a plain line every 2 s otherwise.
+  const began = Date.now();
+  let accepted = 0;
+  const line = (): string => {
+    const width = 30;
+    const done = Math.round((decided / total) * width);
+    const secs = (Date.now() - began) / 1000;
+    return `[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${decided}/${total} intents  ${Math.round(decided / Math.max(secs, 0.001))}/s  programmed ${programmed}/${accepted}  hosts reached ${reached.size}/${expanded.hostsUsed}`;
+  };
+  const ticker = setInterval(
+    () => (o.progress ? o.progress(line()) : out(line())),
+    o.progress ? 250 : 2000,
+  );
+
+  try {
+    // Lanes: each takes the next VPC and sends its intents one by one, in order.
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      while (next < expanded.vpcs.length) {
+        const { intents } = expanded.vpcs[next++]!;
+        for (const intent of intents) {
+          sentAt.set(intent.id, Date.now());
+          const reply = await nc.request(
+            subjects.applyIntents,
+            encoder.encode(JSON.stringify(intent)),
+            {
+              timeout: 60_000,
+            },
+          );
+          const item = reply.json<ApplyReply>();
+          decided += 1;
+          if ('outcome' in item && item.outcome === 'accepted') {
+            accepted += 1;
+            revisionOf.set(`${intent.vpcId}:${item.revision}`, intent.id);
+            if (!outcome.has(intent.id)) outcome.set(intent.id, 'accepted');
+          } else {
+            const code = 'error' in item ? item.error.code : 'no_answer';
+            rejectedBy[code] = (rejectedBy[code] ?? 0) + 1;
+            outcome.set(intent.id, `rejected:${code}`);
+          }
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(o.lanes, expanded.vpcs.length) }, lane));
+    const applySeconds = (Date.now() - began) / 1000;
+    // Every accepted intent ends programmed or incomplete (the controllers' deadline).
+    const deadline = Date.now() + o.settleMs;
+    while (programmed + incomplete < accepted && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    clearInterval(ticker);
+    if (o.progress) o.progress(line());
+    out('');
+
+    const ncaText = await (
+      await fetch(`${services.find((s) => s.name === 'nca')!.opsUrl}/metrics`)
+    ).text();
+    const delivered = samplesBy(ncaText, 'alcor_nca_goal_states_delivered_total', 'binding');
+    const needed = samplesBy(ncaText, 'alcor_nca_goal_states_needed_total', 'binding');
+    const duplicates = samplesBy(ncaText, 'alcor_nca_goal_states_duplicates_total', 'binding');
+    const misrouted = samplesBy(ncaText, 'alcor_nca_goal_states_misrouted_total', 'binding');
+    const hostsBy = samplesBy(ncaText, 'alcor_nca_hosts', 'binding');
+    const bindings: BindingSummary[] = [...hostsBy.keys()].sort().map((binding) => {
+      const ms = ackMs.get(binding) ?? [];
+      return {
+        binding,
+        hosts: hostsBy.get(binding) ?? 0,
+        acks: ms.length,
+        p50Ms: percentile(ms, 50),
+        p99Ms: percentile(ms, 99),
+        delivered: delivered.get(binding) ?? 0,
+        needed: needed.get(binding) ?? 0,
+        duplicates: duplicates.get(binding) ?? 0,
+        misrouted: misrouted.get(binding) ?? 0,
+      };
+    });
+
+    const oracle = await check(nc, {});
+    const place = await placementReport(nc, false);
+    const table = await (await new Kvm(nc).open(kvBuckets.placement)).get(southboundKeys.table);
+    const sb = table?.length ? decodeSouthboundTable(table.value) : undefined;
+    const southbound = new Map<string, { partitions: number; hosts: number }>();
+    if (sb?.ok) {
+      for (const [partition, owner] of Object.entries(sb.value.owners)) {
+        const entry = southbound.get(owner) ?? { partitions: 0, hosts: 0 };
+        entry.partitions += 1;
+        entry.hosts += sb.value.weights[partition] ?? 0;
+        southbound.set(owner, entry);
+      }
+    }
+
+    const planned = expanded.mistakes;
+    const otherwise = planned
+      .filter((m) => outcome.get(m.intentId) !== `rejected:${m.expect}`)
+      .map(
+        (m) => `${m.intentId}: expected ${m.expect}, got ${outcome.get(m.intentId) ?? 'nothing'}`,
+      );
+    const rejected = Object.values(rejectedBy).reduce((a, b) => a + b, 0);
+    const notProgrammed = accepted - programmed;
+    return {
+      intents: total,
+      accepted,
+      rejected,
+      rejectedBy,
+      mistakes: {
+        planned: planned.length,
+        refusedAsExpected: planned.length - otherwise.length,
+        otherwise,
+      },
+      programmed,
+      incomplete,
+      notProgrammed,
+      applySeconds,
+      intentsPerSecond: total / applySeconds,
+      programmedP50Ms: percentile(programmedMs, 50),
+      programmedP99Ms: percentile(programmedMs, 99),
+      bindings,
+      hostsReached: [...reached].filter((h) => hostBinding.has(h)).length,
+      hostsUsed: expanded.hostsUsed,
+      oracle,
+      placement: {
+        controllers: place.members.map((m) => ({
+          id: m.id,
+          buckets: m.buckets,
+          loadOverFair: m.loadOverFair,
+        })),
+        controllerMaxOverAvg: place.maxOverAvg,
+        southbound: [...southbound]
+          .map(([id, e]) => ({ id, ...e }))
+          .sort((a, b) => a.id.localeCompare(b.id)),
+        southboundMaxOverFair: sb?.ok ? sb.value.maxOverFair : NaN,
+      },
+      ok:
+        oracle.clean &&
+        notProgrammed === 0 &&
+        otherwise.length === 0 &&
+        rejected === planned.length,
+    };
+  } finally {
+    clearInterval(ticker);
+    statusSub.unsubscribe();
+    ackSub.unsubscribe();
+  }
+}
+
+const ms = (n: number): string => (Number.isNaN(n) ? '-' : `${Math.round(n)} ms`);
+
+export function renderSummary(s: DemoSummary): string[] {
+  const lines = [
+    '── summary ──',
+    `intents: ${s.intents} applied in ${s.applySeconds.toFixed(1)} s (${Math.round(s.intentsPerSecond)}/s): ${s.accepted} accepted, ${s.rejected} rejected`,
+    `  rejected by reason: ${
+      Object.entries(s.rejectedBy)
+        .map(([c, n]) => `${c} ${n}`)
+        .join(', ') || 'none'
+    }`,
+    `  deliberate mistakes refused with the expected reason: ${s.mistakes.refusedAsExpected}/${s.mistakes.planned}${s.mistakes.otherwise.length ? ` — NOT: ${s.mistakes.otherwise.slice(0, 3).join('; ')}` : ''}`,
+    `programmed: ${s.programmed}/${s.accepted} accepted intents (${s.incomplete} incomplete, ${s.notProgrammed} not programmed); intent → programmed p50 ${ms(s.programmedP50Ms)}, p99 ${ms(s.programmedP99Ms)}`,
+    `hosts reached: ${s.hostsReached} (${s.hostsUsed} given ports by the workload)`,
+    'per binding (intent request → host applied; goal-state messages at the agents):',
+  ];
+  for (const b of s.bindings) {
+    lines.push(
+      `  ${b.binding.padEnd(10)} ${String(b.hosts).padStart(5)} hosts  p50 ${ms(b.p50Ms).padStart(7)}  p99 ${ms(b.p99Ms).padStart(7)}  (${b.acks} acks)  delivered ${b.delivered} / needed ${b.needed}${b.duplicates ? `  duplicates ${b.duplicates}` : ''}${b.misrouted ? `  misrouted ${b.misrouted}` : ''}`,
+    );
+  }
+  const o = s.oracle;
+  lines.push(
+    `oracle: ${o.clean ? 'CLEAN' : 'NOT CLEAN'} — ${o.converged}/${o.hosts} hosts hold exactly what EVENTS says (${o.vpcs} VPCs folded)${o.diverged.length ? `; ${o.diverged.length} divergence(s), e.g. ${o.diverged[0]!.hostId}/${o.diverged[0]!.vpcId}` : ''}${o.silent.length ? `; ${o.silent.length} agent(s) silent` : ''}`,
+  );
+  const p = s.placement;
+  lines.push(
+    `placement: controllers ${p.controllers.map((c) => `${c.id} ${c.buckets} buckets (load/fair ${c.loadOverFair.toFixed(2)})`).join(', ')}; max/avg ${p.controllerMaxOverAvg.toFixed(2)}`,
+    `           southbound ${p.southbound.map((m) => `${m.id} ${m.partitions} partitions / ${m.hosts} Kafka hosts`).join(', ') || 'no table'}; max/fair ${Number.isNaN(p.southboundMaxOverFair) ? '-' : p.southboundMaxOverFair.toFixed(2)}`,
+    s.ok
+      ? 'RESULT: OK — every intent decided as expected, every accepted one programmed, oracle clean'
+      : 'RESULT: NOT OK',
+  );
+  return lines;
+}
