@@ -1,0 +1,336 @@
+/**
+ * The inspecting commands of `alcor` run as a user runs them (child processes)
+ * against a real nats-server, a controller and the hosts' agents: status, watch,
+ * vpc show with time travel, replay of a VPC and of a host, trace, and the
+ * oracle (check) — with their output, their exit codes, and bad input: unknown
+ * VPCs, hosts and intents, out-of-range revisions, malformed points and ids.
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { headers } from '@nats-io/transport-node';
+import { putHosts, repoRoot } from '../../infra/index.js';
+import { subjects } from '../../shared/index.js';
+import type { Controller } from '../../services/controller/index.js';
+import { startFleet, type Fleet } from '../../services/nca/fleet.js';
+import {
+  isolatedNats,
+  startTestController,
+  testLog,
+  type IsolatedNats,
+} from '../support/controller.js';
+import { runCli } from '../support/cli.js';
+import { eventually } from '../support/eventually.js';
+import { unique } from '../support/names.js';
+import { releaseTestServers, testServers } from '../support/servers.js';
+import { fleet, vpcWithPorts } from '../support/workload.js';
+
+interface Ctx {
+  nats: IsolatedNats;
+  controller: Controller;
+  agents: Fleet;
+}
+
+const HOSTS = fleet(1, 3, 'insp');
+const VPC = unique('tenant');
+const OTHER = unique('other');
+const test = suite<Ctx>('alcor status, watch, vpc show, replay, trace, check');
+const encoder = new TextEncoder();
+
+/** Applies intents through the sync API and waits until their hosts applied them. */
+async function apply(ctx: Ctx, intents: unknown[]): Promise<unknown> {
+  const h = headers();
+  h.set('Alcor-Wait', 'programmed');
+  const reply = await ctx.nats.nc.request(
+    subjects.applyIntents,
+    encoder.encode(JSON.stringify(intents)),
+    { timeout: 60_000, headers: h },
+  );
+  return reply.json();
+}
+
+test.before(async (ctx) => {
+  ctx.nats = await isolatedNats();
+  await putHosts(ctx.nats.nc, HOSTS);
+  // With the Redis mapping: a restarted agent's resync finds its VPCs by host.
+  const { redisUrl } = await testServers();
+  ctx.controller = await startTestController(ctx.nats.url, { redisUrl });
+  ctx.agents = await startFleet({
+    natsUrl: ctx.nats.url,
+    kafka: {},
+    hosts: HOSTS,
+    logger: testLog,
+    fleetId: 'insp',
+  });
+  // Another VPC first: revision 1 is not the tenant's.
+  await apply(ctx, [
+    { id: `${OTHER}-vpc`, kind: 'vpc.create', vpcId: OTHER, spec: { cidr: '10.1.0.0/16' } },
+  ]);
+  await apply(ctx, [
+    ...vpcWithPorts(
+      VPC,
+      HOSTS.map((h) => h.hostId),
+    ),
+    {
+      id: `${VPC}-lost`,
+      kind: 'port.create',
+      vpcId: VPC,
+      spec: { portId: 'lost', subnetId: 's1', hostId: 'h-nowhere' },
+    },
+  ]);
+});
+
+test.after(async (ctx) => {
+  await ctx.agents?.stop();
+  await ctx.controller?.stop();
+  await ctx.nats?.stop();
+  await releaseTestServers();
+});
+
+const cli = (ctx: Ctx, args: string[]) => runCli(args, { NATS_URL: ctx.nats.url });
+const json = async <T>(ctx: Ctx, args: string[]): Promise<T> => {
+  const r = await cli(ctx, ['--json', ...args]);
+  assert.is(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+};
+
+interface Timeline {
+  entries: Array<{
+    revision: number;
+    intentId: string;
+    outcome: string;
+    error?: { code: string };
+    goalStates: { hosts: number };
+  }>;
+}
+
+test('status: size, decisions by outcome, rejected by reason; unknown or malformed VPC', async (ctx) => {
+  const r = await cli(ctx, ['status', VPC]);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, `VPC ${VPC}  active`);
+  assert.match(r.stdout, '3 port(s)');
+  assert.match(r.stdout, 'unknown_host 1');
+  const s = await json<{
+    intents: { decided: number; accepted: number; programmed: number; rejected: number };
+    size: { hosts: number };
+  }>(ctx, ['status', VPC]);
+  assert.equal(
+    { ...s.intents },
+    { ...s.intents, decided: 6, accepted: 5, rejected: 1, programmed: 5 },
+    'vpc, subnet, 3 ports accepted and programmed; the lost port refused',
+  );
+  assert.is(s.size.hosts, 3);
+
+  const unknown = await cli(ctx, ['status', 'no-such-vpc']);
+  assert.is(unknown.code, 3);
+  assert.match(unknown.stderr, 'no VPC no-such-vpc in EVENTS');
+  const bad = await cli(ctx, ['status', 'a.b']);
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, 'is not a VPC id');
+});
+
+test('vpc show: now, as of a revision and a time; out of range and malformed points', async (ctx) => {
+  const now = await cli(ctx, ['vpc', 'show', VPC]);
+  assert.is(now.code, 0, now.stderr);
+  assert.match(now.stdout, '(latest)');
+  for (const h of HOSTS) assert.match(now.stdout, h.hostId);
+
+  const timeline = await json<Timeline>(ctx, ['replay', 'vpc', VPC]);
+  const subnet = timeline.entries.find((e) => e.intentId === `${VPC}-subnet`)!;
+  const then = await json<{ revision: number; subnets: unknown[]; ports: unknown[] }>(ctx, [
+    'vpc',
+    'show',
+    VPC,
+    '--at',
+    String(subnet.revision),
+  ]);
+  assert.is(then.revision, subnet.revision);
+  assert.is(then.subnets.length, 1, 'the subnet is there');
+  assert.is(then.ports.length, 0, 'no port yet at that revision');
+  const byTime = await json<{ ports: unknown[] }>(ctx, [
+    'vpc',
+    'show',
+    VPC,
+    '--at',
+    new Date().toISOString(),
+  ]);
+  assert.is(byTime.ports.length, 3, 'as of now: every port');
+
+  const past = await cli(ctx, ['vpc', 'show', VPC, '--at', '999999']);
+  assert.is(past.code, 2);
+  assert.match(past.stderr, `past ${VPC}'s last revision`);
+  const before = await cli(ctx, ['vpc', 'show', VPC, '--at', '1']);
+  assert.is(before.code, 2, 'revision 1 is the other VPC: the tenant did not exist yet');
+  assert.match(before.stderr, 'did not exist yet at revision 1');
+  const yesterday = await cli(ctx, ['vpc', 'show', VPC, '--at', '-1d']);
+  assert.is(yesterday.code, 2);
+  const garbage = await cli(ctx, ['vpc', 'show', VPC, '--at', 'soon']);
+  assert.is(garbage.code, 2);
+  assert.match(garbage.stderr, 'neither a revision');
+  const unknown = await cli(ctx, ['vpc', 'show', 'ghost']);
+  assert.is(unknown.code, 3);
+});
+
+test('replay vpc: every intent with its decision and goal states; a range', async (ctx) => {
+  const t = await json<Timeline>(ctx, ['replay', 'vpc', VPC]);
+  assert.equal(
+    t.entries.map((e) => e.intentId),
+    [`${VPC}-vpc`, `${VPC}-subnet`, `${VPC}-p0`, `${VPC}-p1`, `${VPC}-p2`, `${VPC}-lost`],
+  );
+  const lost = t.entries.at(-1)!;
+  assert.is(lost.outcome, 'rejected');
+  assert.is(lost.error?.code, 'unknown_host');
+  assert.is(t.entries.find((e) => e.intentId === `${VPC}-p2`)!.goalStates.hosts, 3);
+  const p1 = t.entries.find((e) => e.intentId === `${VPC}-p1`)!;
+  const one = await json<Timeline>(ctx, [
+    'replay',
+    'vpc',
+    VPC,
+    '--from',
+    String(p1.revision),
+    '--to',
+    String(p1.revision),
+  ]);
+  assert.equal(
+    one.entries.map((e) => e.intentId),
+    [`${VPC}-p1`],
+  );
+  const text = await cli(ctx, ['replay', 'vpc', VPC]);
+  assert.match(text.stdout, 'unknown_host at spec.hostId');
+  const past = await cli(ctx, ['replay', 'vpc', VPC, '--from', '999999']);
+  assert.is(past.code, 2);
+});
+
+test('replay host: what was sent and the acks; unknown host, revision range refused', async (ctx) => {
+  const host = HOSTS[0]!.hostId;
+  const t = await json<{ entries: Array<{ what: string; vpcId: string; status?: string }> }>(ctx, [
+    'replay',
+    'host',
+    host,
+  ]);
+  const mine = t.entries.filter((e) => e.vpcId === VPC);
+  assert.ok(
+    mine.some((e) => e.what === 'sent'),
+    'goal states were sent',
+  );
+  assert.ok(
+    mine.some((e) => e.what === 'ack' && e.status === 'applied'),
+    'the host acked them',
+  );
+  const unknown = await cli(ctx, ['replay', 'host', 'h-nowhere']);
+  assert.is(unknown.code, 3);
+  assert.match(unknown.stderr, 'no host h-nowhere');
+  const rev = await cli(ctx, ['replay', 'host', host, '--from', '3']);
+  assert.is(rev.code, 2);
+  assert.match(rev.stderr, 'takes times');
+});
+
+test('trace: stages with times, goal states and each host ack; rejected and unknown intents', async (ctx) => {
+  type Trace = {
+    outcome: string;
+    stages: Array<{ stage: string; ms: number }>;
+    goalStates: Array<{ ms?: number }>;
+    hosts: Array<{ hostId: string; ack: string; ms?: number }>;
+    error?: { code: string };
+  };
+  const t = await json<Trace>(ctx, ['trace', `${VPC}-p2`, '--vpc', VPC]);
+  assert.is(t.outcome, 'programmed');
+  const names = t.stages.map((s) => s.stage);
+  for (const stage of ['received (INTENTS)', 'decided (EVENTS)', 'programmed (STATUS)'])
+    assert.ok(names.includes(stage), `${stage} in ${names.join(', ')}`);
+  assert.ok(
+    t.goalStates.length > 0 && t.goalStates.every((g) => g.ms !== undefined),
+    'every goal state found in GOALSTATES',
+  );
+  assert.equal(
+    t.hosts.map((h) => h.ack),
+    ['applied', 'applied', 'applied'],
+  );
+  const noVpc = await json<Trace>(ctx, ['trace', `${VPC}-p2`]);
+  assert.is(noVpc.outcome, 'programmed', 'found through STATUS without --vpc');
+  const rejected = await json<Trace>(ctx, ['trace', `${VPC}-lost`, '--vpc', VPC]);
+  assert.is(rejected.outcome, 'rejected');
+  assert.is(rejected.error?.code, 'unknown_host');
+  const text = await cli(ctx, ['trace', `${VPC}-p2`, '--vpc', VPC]);
+  assert.match(text.stdout, 'hosts (3/3 applied)');
+  const unknown = await cli(ctx, ['trace', 'never-sent']);
+  assert.is(unknown.code, 3);
+  assert.match(unknown.stderr, 'no trace of intent never-sent');
+});
+
+test('check: clean, then a host that lost its state and a host without an agent', async (ctx) => {
+  const clean = await cli(ctx, ['check']);
+  assert.is(clean.code, 0, clean.stdout + clean.stderr);
+  assert.match(clean.stdout, 'CLEAN');
+  assert.match(clean.stdout, '3 host(s) converged');
+
+  const victim = HOSTS[1]!.hostId;
+  ctx.agents.hosts.get(victim)!.model.vpcs.clear();
+  const dirty = await json<{
+    clean: boolean;
+    diverged: Array<{ hostId: string; missing: string[] }>;
+  }>(ctx, ['check', '--vpc', VPC]).catch(() => undefined);
+  assert.is(dirty, undefined, 'exit 4 makes the --json helper fail');
+  const r = await cli(ctx, ['--json', 'check', '--vpc', VPC]);
+  assert.is(r.code, 4);
+  const report = JSON.parse(r.stdout) as { diverged: Array<{ hostId: string; missing: string[] }> };
+  assert.equal(
+    report.diverged.map((d) => d.hostId),
+    [victim],
+  );
+  assert.ok(report.diverged[0]!.missing.length > 0);
+  const other = await cli(ctx, ['check', '--host', HOSTS[0]!.hostId]);
+  assert.is(other.code, 0, 'the other hosts are fine');
+
+  await ctx.agents.restart(victim); // its agent resyncs
+  await eventually(
+    async () => (await cli(ctx, ['check', '--host', victim])).code === 0 || undefined,
+    {
+      what: 'the restarted agent converged',
+    },
+  );
+
+  await putHosts(ctx.nats.nc, [{ ...HOSTS[0]!, hostId: 'insp-ghost', underlayIp: '10.9.9.9' }]);
+  const silent = await cli(ctx, ['check']);
+  assert.is(silent.code, 4);
+  assert.match(silent.stdout, 'no agent answered for: insp-ghost');
+  const unknownHost = await cli(ctx, ['check', '--host', 'nobody']);
+  assert.is(unknownHost.code, 3);
+});
+
+test('watch: prints statuses as they come; --count stops it; a bad --count is refused', async (ctx) => {
+  const child = spawn(
+    process.execPath,
+    [join(repoRoot, 'services/cli/bin.js'), 'watch', OTHER, '--count', '3', '--for', '20000'],
+    { env: { ...process.env, NATS_URL: ctx.nats.url } },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  await eventually(() => stderr.includes(`watching status.${OTHER}`) || undefined, {
+    what: 'watch subscribed',
+  });
+  await apply(ctx, [
+    {
+      id: `${OTHER}-subnet`,
+      kind: 'subnet.create',
+      vpcId: OTHER,
+      spec: { subnetId: 's', cidr: '10.1.1.0/24', gatewayIp: '10.1.1.1' },
+    },
+    { id: `${OTHER}-dup`, kind: 'vpc.create', vpcId: OTHER, spec: { cidr: '10.1.0.0/16' } },
+  ]);
+  assert.is(await exited, 0);
+  assert.match(
+    stdout,
+    new RegExp(`accepted\\s+${OTHER}-subnet`),
+    `stdout: ${stdout}\nstderr: ${stderr}`,
+  );
+  assert.match(stdout, new RegExp(`rejected\\s+${OTHER}-dup.*vpc_exists`));
+  const bad = await cli(ctx, ['watch', OTHER, '--count', '0']);
+  assert.is(bad.code, 2);
+});
+
+test.run();
