@@ -3,7 +3,7 @@
  * tests against real servers provisioned once for the run. Every suite process is
  * bounded in time. Ends with the line `N passed, N failed`.
  *
- *   tsx test/run.ts [--only unit|integration|checks] [--keep-data]
+ *   tsx test/run.ts [--only unit|integration|checks|demo] [--keep-data]
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -228,6 +228,44 @@ try {
   keepData ||= failedAny;
   await servers?.stop({ keepData });
   if (servers && keepData) console.log(`server data and logs kept in ${servers.dir}`);
+}
+
+// The main job at CI size, as a user runs it, on servers of its own; its summary is checked.
+if (!only || only === 'demo') {
+  console.log('\n── demo (--once) ──');
+  const t0 = Date.now();
+  const env = { ...process.env };
+  for (const name of Object.keys(env)) {
+    if (/^(NATS_|REDIS_URL|KAFKA_)/.test(name)) delete env[name];
+  }
+  const out = await runProcess(
+    process.execPath,
+    ['--import', 'tsx', 'services/demo/main.ts', '--once'],
+    {
+      env,
+      timeoutMs: 600_000,
+    },
+  );
+  const text = stripAnsi(out.output);
+  const programmed = /programmed: (\d+)\/(\d+) accepted intents \((\d+) incomplete/.exec(text);
+  const checks: Array<[string, boolean]> = [
+    ['exit code 0', out.code === 0 && !out.timedOut],
+    ['oracle clean', /oracle: CLEAN — (\d+)\/\1 hosts/.test(text)],
+    [
+      'every accepted intent programmed',
+      programmed !== null && programmed[1] === programmed[2] && Number(programmed[2]) > 0,
+    ],
+    ['mistakes refused as planned', /refused with the expected reason: (\d+)\/\1\b/.test(text)],
+    ['RESULT: OK', text.includes('RESULT: OK')],
+  ];
+  for (const [name, ok] of checks) console.log(`${ok ? '✔' : '✘'} demo: ${name}`);
+  const bad = checks.filter(([, ok]) => !ok).length;
+  tallies.push({
+    name: `demo --once (${((Date.now() - t0) / 1000).toFixed(0)} s)`,
+    passed: checks.length - bad,
+    failed: bad,
+    skipped: 0,
+  });
 }
 
 console.log('\n── summary ──');

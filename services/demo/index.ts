@@ -1,7 +1,6 @@
 /**
- * The demo's composition root. For now (foundation) it provisions the real
- * servers, declares the JetStream layout and reports every server's health; the
- * controllers, southbound modules and the NCA fleet join it as they are built.
+ * The demo's servers: provisions the real servers, declares the JetStream layout
+ * and reports every server's health. The services and the workload are run.ts.
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import {

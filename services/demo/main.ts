@@ -28,7 +28,7 @@ and applies its intents with live progress; ends with a summary.
   --seed <n>             workload seed
   --controllers <n>      controller processes (default 2)
   --southbounds <n>      southbound processes (default 2)
-  --lanes <n>            VPCs applied at once (default 32)
+  --lanes <n>            VPCs applied at once (default 16)
   --keep-running         leave everything up: print NAME=value endpoints and READY
   --log-level <level>    trace|debug|info|warn|error|silent, demo and services (default warn)
   -h, --help             this text
@@ -103,7 +103,7 @@ if (scenario.topology.hosts < scenario.topology.clusters)
   );
 const controllers = count('controllers', args.controllers, 16) ?? 2;
 const southbounds = count('southbounds', args.southbounds, 16) ?? 2;
-const lanes = count('lanes', args.lanes, 1024) ?? 32;
+const lanes = count('lanes', args.lanes, 1024) ?? 16;
 const kafkaClusters = [
   ...new Set(
     scenario.topology.bindings.filter((b) => b.startsWith('kafka:')).map((b) => b.slice(6)),
