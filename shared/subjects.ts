@@ -32,7 +32,7 @@ export const streams = {
   events: 'EVENTS',
   goalStates: 'GOALSTATES',
   status: 'STATUS',
-  /** NCA acks, kept a while for tracing (an addition to DESIGN §4.5: docs/operations.md). */
+  /** NCA acks, kept a while for tracing (an addition to DESIGN §4.5: docs/runbook.md). */
   acks: 'ACKS',
 } as const;
 

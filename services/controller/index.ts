@@ -20,7 +20,10 @@ import {
   createRedisHostMapping,
   ensureLayout,
   intakeDurable,
+  natsConnectedFlag,
   type HostDirectory,
+  type ReadinessChecks,
+  type Registry,
   type Logger,
   type Membership,
 } from '../../infra/index.js';
@@ -36,7 +39,6 @@ import { VpcActors } from './vpcActors.js';
 import { bucketSubscriptions, serveResync, type HostApiDeps } from './hostApi.js';
 import { ProgrammedTracker, type ProgrammedMetrics } from './programmed.js';
 import { createControllerTelemetry } from './telemetry.js';
-import { natsConnectedFlag, type ReadinessChecks, type Registry } from '../../infra/index.js';
 
 export { controllerConfigFromEnv, parseControllerConfig } from './config.js';
 export type { ControllerConfig, ControllerConfigInput } from './config.js';
@@ -56,7 +58,7 @@ export interface Controller {
   activeVpcs: () => number;
   /** Programmed tracking: counts, and intents still waiting for acks. */
   programmed: () => ProgrammedMetrics & { pending: number };
-  /** Prometheus metrics (docs/operations.md). */
+  /** Prometheus metrics (docs/runbook.md). */
   registry: Registry;
   /** /readyz: connected to NATS, placed (every bucket of the table worked), caught up. */
   readiness: () => ReadinessChecks;

@@ -94,7 +94,6 @@ export function createControllerTelemetry(
     registry,
     stage: (stage, seconds) => stages.observe({ stage }, seconds),
     counting: (publisher) => ({
-      ...publisher,
       goalStates: (messages) => publisher.goalStates(messages),
       status: async (subject, status, msgId) => {
         await publisher.status(subject, status, msgId);
