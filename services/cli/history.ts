@@ -287,6 +287,21 @@ export interface VpcTimeline {
   entries: TimelineEntry[];
 }
 
+/** A rejected commit's reason as an error detail (`{}` for an accepted one, to spread). */
+export function rejectionOf(commit: EventCommit): {
+  error?: { code: string; message: string; path?: string };
+} {
+  const first = commit.events[0];
+  if (first?.type !== 'IntentRejected') return {};
+  return {
+    error: {
+      code: first.code,
+      message: first.message,
+      ...(first.path ? { path: first.path } : {}),
+    },
+  };
+}
+
 /** Goal-state targets of a commit: hosts (unicast) and clusters (multicast; keys have dots). */
 export function targetsOf(messages: readonly ProjectedMessage[]): {
   unicast: string[];
@@ -324,24 +339,15 @@ export async function replayVpc(
           ? r.revision < from.revision
           : r.decidedAt.getTime() < from.time.getTime());
       if (before) return true;
-      const rejected =
-        r.commit.events[0]?.type === 'IntentRejected' ? r.commit.events[0] : undefined;
+      const rejection = rejectionOf(r.commit);
       entries.push({
         revision: r.revision,
         decidedAt: r.decidedAt.toISOString(),
         receivedAt: r.commit.at,
         intentId: r.commit.intentId,
         kind: r.commit.kind,
-        outcome: rejected ? 'rejected' : 'accepted',
-        ...(rejected
-          ? {
-              error: {
-                code: rejected.code,
-                message: rejected.message,
-                ...(rejected.path ? { path: rejected.path } : {}),
-              },
-            }
-          : {}),
+        outcome: rejection.error ? 'rejected' : 'accepted',
+        ...rejection,
         events: r.commit.events.map((e) => e.type),
         goalStates: {
           ...targetsOf(r.messages),

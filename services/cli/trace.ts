@@ -19,7 +19,14 @@ import {
   type Status,
 } from '../../shared/index.js';
 import { vpc } from '../../actors/index.js';
-import { checkId, foldVpc, lastRevision, type Point, type Replayed } from './history.js';
+import {
+  checkId,
+  foldVpc,
+  lastRevision,
+  rejectionOf,
+  type Point,
+  type Replayed,
+} from './history.js';
 import { CliError, EXIT, table } from './output.js';
 
 const decoder = new TextDecoder();
@@ -116,7 +123,7 @@ export async function trace(
       detail: `revision ${revision}: ${commit.events.map((e) => e.type).join(', ')}`,
     },
   ];
-  const rejected = commit.events[0]?.type === 'IntentRejected' ? commit.events[0] : undefined;
+  const rejection = rejectionOf(commit);
 
   // The goal states as GOALSTATES stored them.
   const wanted = new Map(messages.map((m) => [m.msgId, m]));
@@ -178,16 +185,8 @@ export async function trace(
       vpcId,
       kind: commit.kind,
       revision,
-      outcome: rejected ? 'rejected' : (last ?? 'accepted'),
-      ...(rejected
-        ? {
-            error: {
-              code: rejected.code,
-              message: rejected.message,
-              ...(rejected.path ? { path: rejected.path } : {}),
-            },
-          }
-        : {}),
+      outcome: rejection.error ? 'rejected' : (last ?? 'accepted'),
+      ...rejection,
       stages,
       goalStates: messages.map((m) => {
         const at = stored.get(m.msgId);

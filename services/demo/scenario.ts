@@ -6,7 +6,7 @@
  * mistakes that must be refused, each with the reason the decider must give.
  */
 import { z } from 'zod';
-import { ID_PATTERN, type HostRecord } from '../../shared/index.js';
+import { ID_PATTERN, prng, type HostRecord } from '../../shared/index.js';
 
 const binding = z.string().regex(/^(jetstream|kafka:[a-z0-9]{1,16})$/);
 
@@ -52,18 +52,6 @@ export interface Expanded {
   mistakes: Mistake[];
   /** Hosts with at least one port at some point. */
   hostsUsed: number;
-}
-
-/** Deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function expandTopology(t: Scenario['topology']): HostRecord[] {

@@ -9,6 +9,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { createJetStreamIntentSource, readStreamRange } from '../../infra/index.js';
 import {
   bucketOf,
+  prng,
   streams,
   subjects,
   type EventCommit,
@@ -19,17 +20,7 @@ import {
 import { vpc } from '../../actors/index.js';
 import { commandFor, vpcDecider } from '../../services/controller/vpcDecider.js';
 
-/** Deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng } from '../../shared/index.js';
 
 export function fleet(
   clusters: number,
