@@ -7,6 +7,17 @@ import { pino, type Logger, type LevelWithSilent } from 'pino';
 
 export type { Logger } from 'pino';
 
+/** The levels `--log-level` and LOG_LEVEL accept. */
+export const LOG_LEVELS: readonly LevelWithSilent[] = [
+  'trace',
+  'debug',
+  'info',
+  'warn',
+  'error',
+  'fatal',
+  'silent',
+];
+
 export interface LoggerOptions {
   name: string;
   level?: LevelWithSilent;

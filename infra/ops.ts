@@ -157,3 +157,22 @@ export async function startOpsServer(options: {
       }),
   };
 }
+
+/** The series of one metric in a Prometheus text exposition: labels and value. */
+export function metricSamples(
+  text: string,
+  name: string,
+): Array<{ labels: Record<string, string>; value: number }> {
+  const out: Array<{ labels: Record<string, string>; value: number }> = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    const labels: Record<string, string> = {};
+    const close = line.lastIndexOf('}');
+    if (line[name.length] === '{') {
+      for (const m of line.slice(name.length + 1, close).matchAll(/(\w+)="([^"]*)"/g))
+        labels[m[1]!] = m[2]!;
+    }
+    out.push({ labels, value: Number(line.slice(line.lastIndexOf(' ') + 1)) });
+  }
+  return out;
+}

@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util';
 import type { LevelWithSilent } from 'pino';
 import { ConfigError } from '../shared/index.js';
-import { createLogger, type Logger } from './logger.js';
+import { LOG_LEVELS, createLogger, type Logger } from './logger.js';
 import { onShutdown } from './local/shutdown.js';
 import { startOpsServer, type ReadinessChecks, type Registry } from './ops.js';
 
@@ -19,7 +19,7 @@ export interface RunningService {
   describe?: () => Record<string, unknown>;
 }
 
-const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+const LEVELS: readonly string[] = LOG_LEVELS;
 
 export async function runService(options: {
   name: string;

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
-import { createLogger, onShutdown, repoRoot } from '../../infra/index.js';
+import { LOG_LEVELS, createLogger, onShutdown, repoRoot } from '../../infra/index.js';
 import { start, type Demo } from './index.js';
 import { renderSummary, runDemo, type DemoRun } from './run.js';
 import { ScenarioSchema, type Scenario } from './scenario.js';
@@ -72,7 +72,7 @@ if (args.help) {
   process.stdout.write(USAGE);
   process.exit(0);
 }
-const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+const LEVELS: readonly string[] = LOG_LEVELS;
 if (!LEVELS.includes(args['log-level']))
   usage(`--log-level ${args['log-level']}: one of ${LEVELS.join(', ')}`);
 

@@ -13,6 +13,7 @@ import {
   ManagedProcess,
   connectNats,
   freePort,
+  metricSamples,
   repoRoot,
   type Logger,
   type Servers,
@@ -157,13 +158,12 @@ async function waitReady(services: Service[], timeoutMs: number): Promise<void> 
   }
 }
 
-/** Sum of a counter's series with `label="value"` from a /metrics text, per value of `by`. */
+/** Sum of a metric's series from a /metrics text, per value of the label `by`. */
 function samplesBy(text: string, name: string, by: string): Map<string, number> {
   const out = new Map<string, number>();
-  const re = new RegExp(`^${name}\\{([^}]*)\\} (\\S+)$`, 'gm');
-  for (const m of text.matchAll(re)) {
-    const label = new RegExp(`${by}="([^"]*)"`).exec(m[1]!)?.[1];
-    if (label !== undefined) out.set(label, (out.get(label) ?? 0) + Number(m[2]));
+  for (const { labels, value } of metricSamples(text, name)) {
+    const label = labels[by];
+    if (label !== undefined) out.set(label, (out.get(label) ?? 0) + value);
   }
   return out;
 }

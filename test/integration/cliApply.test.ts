@@ -9,24 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { putHosts } from '../../infra/index.js';
-import type { Controller } from '../../services/controller/index.js';
-import { startFleet, type Fleet } from '../../services/nca/fleet.js';
-import {
-  isolatedNats,
-  startTestController,
-  testLog,
-  type IsolatedNats,
-} from '../support/controller.js';
-import { runCli } from '../support/cli.js';
+import { runCli, startCliSystem, type CliSystem } from '../support/cli.js';
+import { isolatedNats } from '../support/controller.js';
 import { unique } from '../support/names.js';
 import { releaseTestServers } from '../support/servers.js';
 import { fleet, vpcWithPorts } from '../support/workload.js';
 
-interface Ctx {
-  nats: IsolatedNats;
-  controller: Controller;
-  agents: Fleet;
+interface Ctx extends CliSystem {
   dir: string;
 }
 
@@ -34,29 +23,17 @@ const HOSTS = fleet(1, 3, 'cli');
 const test = suite<Ctx>('alcor apply');
 
 test.before(async (ctx) => {
-  ctx.nats = await isolatedNats();
-  await putHosts(ctx.nats.nc, HOSTS);
-  ctx.controller = await startTestController(ctx.nats.url);
-  ctx.agents = await startFleet({
-    natsUrl: ctx.nats.url,
-    kafka: {},
-    hosts: HOSTS,
-    logger: testLog,
-    fleetId: 'cli',
-  });
+  Object.assign(ctx, await startCliSystem(HOSTS, 'cli'));
   ctx.dir = mkdtempSync(join(tmpdir(), 'alcor-apply-'));
 });
 
 test.after(async (ctx) => {
-  await ctx.agents?.stop();
-  await ctx.controller?.stop();
-  await ctx.nats?.stop();
+  await ctx.stop?.();
   if (ctx.dir) rmSync(ctx.dir, { recursive: true, force: true });
   await releaseTestServers();
 });
 
-const cli = (ctx: Ctx, args: string[], stdin?: string) =>
-  runCli(args, { NATS_URL: ctx.nats.url }, stdin);
+const cli = (ctx: Ctx, args: string[], stdin?: string) => ctx.cli(args, stdin);
 
 function file(ctx: Ctx, name: string, content: string): string {
   const path = join(ctx.dir, name);

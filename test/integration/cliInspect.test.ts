@@ -12,25 +12,13 @@ import * as assert from 'uvu/assert';
 import { headers } from '@nats-io/transport-node';
 import { putHosts, repoRoot } from '../../infra/index.js';
 import { subjects } from '../../shared/index.js';
-import type { Controller } from '../../services/controller/index.js';
-import { startFleet, type Fleet } from '../../services/nca/fleet.js';
-import {
-  isolatedNats,
-  startTestController,
-  testLog,
-  type IsolatedNats,
-} from '../support/controller.js';
-import { runCli } from '../support/cli.js';
+import { startCliSystem, type CliSystem } from '../support/cli.js';
 import { eventually } from '../support/eventually.js';
 import { unique } from '../support/names.js';
 import { releaseTestServers, testServers } from '../support/servers.js';
 import { fleet, vpcWithPorts } from '../support/workload.js';
 
-interface Ctx {
-  nats: IsolatedNats;
-  controller: Controller;
-  agents: Fleet;
-}
+type Ctx = CliSystem;
 
 const HOSTS = fleet(1, 3, 'insp');
 const VPC = unique('tenant');
@@ -51,18 +39,9 @@ async function apply(ctx: Ctx, intents: unknown[]): Promise<unknown> {
 }
 
 test.before(async (ctx) => {
-  ctx.nats = await isolatedNats();
-  await putHosts(ctx.nats.nc, HOSTS);
   // With the Redis mapping: a restarted agent's resync finds its VPCs by host.
   const { redisUrl } = await testServers();
-  ctx.controller = await startTestController(ctx.nats.url, { redisUrl });
-  ctx.agents = await startFleet({
-    natsUrl: ctx.nats.url,
-    kafka: {},
-    hosts: HOSTS,
-    logger: testLog,
-    fleetId: 'insp',
-  });
+  Object.assign(ctx, await startCliSystem(HOSTS, 'insp', { redisUrl }));
   // Another VPC first: revision 1 is not the tenant's.
   await apply(ctx, [
     { id: `${OTHER}-vpc`, kind: 'vpc.create', vpcId: OTHER, spec: { cidr: '10.1.0.0/16' } },
@@ -82,13 +61,11 @@ test.before(async (ctx) => {
 });
 
 test.after(async (ctx) => {
-  await ctx.agents?.stop();
-  await ctx.controller?.stop();
-  await ctx.nats?.stop();
+  await ctx.stop?.();
   await releaseTestServers();
 });
 
-const cli = (ctx: Ctx, args: string[]) => runCli(args, { NATS_URL: ctx.nats.url });
+const cli = (ctx: Ctx, args: string[]) => ctx.cli(args);
 const json = async <T>(ctx: Ctx, args: string[]): Promise<T> => {
   const r = await cli(ctx, ['--json', ...args]);
   assert.is(r.code, 0, `${args.join(' ')}: ${r.stderr}`);

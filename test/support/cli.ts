@@ -1,7 +1,11 @@
 /** Runs the `alcor` CLI as a user would: a child process, its output and exit code. */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { repoRoot } from '../../infra/index.js';
+import { putHosts, repoRoot } from '../../infra/index.js';
+import type { HostRecord } from '../../shared/index.js';
+import type { Controller, ControllerConfigInput } from '../../services/controller/index.js';
+import { startFleet, type Fleet } from '../../services/nca/fleet.js';
+import { isolatedNats, startTestController, testLog, type IsolatedNats } from './controller.js';
 
 export interface CliResult {
   code: number;
@@ -26,4 +30,46 @@ export function runCli(
     );
     child.stdin?.end(stdin ?? '');
   });
+}
+
+/**
+ * What the CLI tests run against: a nats-server of their own with `hosts`
+ * registered, one controller (options: its config, e.g. a Redis URL) and the
+ * hosts' agents in this process; the CLI itself is always a child process.
+ */
+export interface CliSystem {
+  nats: IsolatedNats;
+  controller: Controller;
+  agents: Fleet;
+  /** `alcor <args>` against this system. */
+  cli: (args: string[], stdin?: string) => Promise<CliResult>;
+  stop: () => Promise<void>;
+}
+
+export async function startCliSystem(
+  hosts: HostRecord[],
+  fleetId: string,
+  controller: Partial<ControllerConfigInput> = {},
+): Promise<CliSystem> {
+  const nats = await isolatedNats();
+  await putHosts(nats.nc, hosts);
+  const ctl = await startTestController(nats.url, controller);
+  const agents = await startFleet({
+    natsUrl: nats.url,
+    kafka: {},
+    hosts,
+    logger: testLog,
+    fleetId,
+  });
+  return {
+    nats,
+    controller: ctl,
+    agents,
+    cli: (args, stdin) => runCli(args, { NATS_URL: nats.url }, stdin),
+    stop: async () => {
+      await agents.stop();
+      await ctl.stop();
+      await nats.stop();
+    },
+  };
 }

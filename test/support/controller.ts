@@ -14,6 +14,7 @@ import {
   createLogger,
   ensureLayout,
   ManagedProcess,
+  metricSamples,
   repoRoot,
   runDir,
   startLocalNats,
@@ -124,14 +125,9 @@ export function opsUrl(proc: ManagedProcess): string {
 
 /** One sample of a Prometheus text exposition (sum over series matching all `labels`). */
 export function sample(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  let found = false;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
-    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-    found = true;
-  }
-  if (!found) throw new Error(`no sample ${name} ${JSON.stringify(labels)}`);
-  return sum;
+  const series = metricSamples(text, name).filter((s) =>
+    Object.entries(labels).every(([k, v]) => s.labels[k] === v),
+  );
+  if (series.length === 0) throw new Error(`no sample ${name} ${JSON.stringify(labels)}`);
+  return series.reduce((sum, s) => sum + s.value, 0);
 }
