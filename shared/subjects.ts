@@ -73,6 +73,8 @@ export const subjects = {
     `gsack.${bucket}.${token(vpcId, 'vpcId')}.${token(hostId, 'hostId')}`,
   ackBucket: (bucket: number) => `gsack.${bucket}.>`,
   acksAll: 'gsack.>',
+  /** Every host's acks for one VPC. */
+  acksOfVpc: (bucket: number, vpcId: string) => `gsack.${bucket}.${token(vpcId, 'vpcId')}.*`,
   /** An ack of one host for one VPC (any bucket: the bucket follows from the VPC). */
   acksOfHost: (hostId: string) => `gsack.*.*.${token(hostId, 'hostId')}`,
   resync: (hostId: string) => `alcor.resync.${token(hostId, 'hostId')}`,

@@ -7,9 +7,7 @@
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { readStreamRange } from '../../infra/index.js';
 import {
-  bucketOf,
   isId,
   streams,
   subjects,
@@ -17,10 +15,10 @@ import {
   type GoalStateEnvelope as ProjectedMessage,
 } from '../../shared/index.js';
 import { vpc } from '../../actors/index.js';
+import { foldVpc, type Point, type Replayed } from '../controller/vpcHistory.js';
 import { CliError, EXIT, table } from './output.js';
 
-/** A point in a log: a revision (EVENTS sequence) or a time. */
-export type Point = { revision: number } | { time: Date };
+export { foldVpc, type Point, type Replayed } from '../controller/vpcHistory.js';
 
 const RELATIVE = /^-(\d+)(s|m|h|d)$/;
 const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
@@ -69,43 +67,6 @@ export async function lastRevision(nc: NatsConnection, vpcId: string): Promise<n
       EXIT.notFound,
     );
   return last.seq;
-}
-
-export interface Replayed {
-  revision: number;
-  /** When EVENTS stored the commit (the decision). */
-  decidedAt: Date;
-  commit: EventCommit;
-  /** The state right after this commit (shared: valid until the next step). */
-  state: vpc.VpcState;
-  /** The goal states the commit produced. */
-  messages: ProjectedMessage[];
-}
-
-/**
- * Folds the VPC's commits in order up to a point (inclusive), calling `step` after
- * each (stop early by returning false).
- */
-export async function foldVpc(
-  nc: NatsConnection,
-  vpcId: string,
-  step: (r: Replayed) => boolean,
-  until?: Point,
-): Promise<vpc.VpcState> {
-  const state = vpc.initialState(vpcId);
-  const bucket = bucketOf(vpcId);
-  for await (const m of readStreamRange(nc, streams.events, {
-    filter: subjects.event(vpcId),
-    ...(until && 'revision' in until ? { toSeq: until.revision } : {}),
-  })) {
-    if (until && 'time' in until && m.time.getTime() > until.time.getTime()) break;
-    const commit = JSON.parse(new TextDecoder().decode(m.data)) as EventCommit;
-    const recorded = { revision: m.seq, commit };
-    vpc.evolve(state, recorded);
-    const messages = vpc.project(state, recorded, bucket);
-    if (step({ revision: m.seq, decidedAt: m.time, commit, state, messages }) === false) break;
-  }
-  return state;
 }
 
 // ── vpc show ────────────────────────────────────────────────────────────────

@@ -18,14 +18,17 @@ import {
   subjects,
   type DecisionPublisher,
   type ErrorDetail,
+  type GoalStateAck,
   type GoalStateEnvelope,
   type HostLookup,
   type HostMapping,
   type ResyncReply,
+  type Result,
 } from '../../shared/index.js';
 import type { BucketResource } from './intake.js';
 import type { ControllerMetrics } from './metrics.js';
 import type { ProgrammedTracker } from './programmed.js';
+import type { ProgrammedRecovery } from './programmedRecovery.js';
 import type { VpcActors } from './vpcActors.js';
 
 const encoder = new TextEncoder();
@@ -38,6 +41,8 @@ export interface HostApiDeps {
   bucketCount: number;
   actors: VpcActors;
   tracker: ProgrammedTracker;
+  /** Adopts what a bucket's previous owner left waiting (none: nothing adopted). */
+  recovery?: ProgrammedRecovery;
   mapping: HostMapping | undefined;
   publisher: DecisionPublisher;
   lookupHost: HostLookup;
@@ -47,29 +52,46 @@ export interface HostApiDeps {
   logger: Logger;
 }
 
+/**
+ * An NCA's ack as stored on `gsack.<bucket>.<vpc>.<host>`: valid, and about the
+ * VPC, host and bucket its subject names.
+ */
+export function readAck(
+  subject: string,
+  data: Uint8Array,
+  bucketCount: number,
+): Result<GoalStateAck> {
+  const json = decodeJson(data, MAX_BYTES);
+  const ack = json.ok ? parseAck(json.value) : json;
+  if (!ack.ok) return ack;
+  const [, bucketToken, vpcToken, hostToken] = subject.split('.');
+  const { vpcId, hostId } = ack.value;
+  if (
+    vpcId !== vpcToken ||
+    hostId !== hostToken ||
+    String(bucketOf(vpcId, bucketCount)) !== bucketToken
+  )
+    return {
+      ok: false,
+      error: {
+        code: 'subject_mismatch',
+        message: `an ack of ${vpcId} on ${hostId} does not belong on ${subject.slice(0, 200)}`,
+      },
+    };
+  return ack;
+}
+
 /** The subscriptions that live while `bucket` is worked, and the tracker's share of it. */
 export function bucketSubscriptions(deps: HostApiDeps, bucket: number): BucketResource[] {
   const { nc, tracker, metrics, logger } = deps;
+  tracker.open(bucket);
   const acks = nc.subscribe(subjects.ackBucket(bucket), {
     callback: (err, msg) => {
       if (err) return;
-      const json = decodeJson(msg.data, MAX_BYTES);
-      const ack = json.ok ? parseAck(json.value) : json;
-      const [, , vpcToken, hostToken] = msg.subject.split('.');
-      if (
-        !ack.ok ||
-        ack.value.vpcId !== vpcToken ||
-        ack.value.hostId !== hostToken ||
-        bucketOf(ack.value.vpcId, deps.bucketCount) !== bucket
-      ) {
+      const ack = readAck(msg.subject, msg.data, deps.bucketCount);
+      if (!ack.ok) {
         metrics.acksRefused += 1;
-        logger.warn(
-          {
-            subject: msg.subject.slice(0, 200),
-            ...(ack.ok ? { code: 'subject_mismatch' } : ack.error),
-          },
-          'ack refused',
-        );
+        logger.warn({ subject: msg.subject.slice(0, 200), ...ack.error }, 'ack refused');
         return;
       }
       tracker.onAck(ack.value);
@@ -96,6 +118,8 @@ export function bucketSubscriptions(deps: HostApiDeps, bucket: number): BucketRe
       })();
     },
   });
+  // After the ack subscription: acks from now on match live, earlier ones are replayed.
+  deps.recovery?.add(bucket);
   return [acks, rebuild, { unsubscribe: () => tracker.forget(new Set([bucket])) }];
 }
 

@@ -38,6 +38,7 @@ import { startPlacementLeader } from './placementLeader.js';
 import { VpcActors } from './vpcActors.js';
 import { bucketSubscriptions, serveResync, type HostApiDeps } from './hostApi.js';
 import { ProgrammedTracker, type ProgrammedMetrics } from './programmed.js';
+import { ProgrammedRecovery } from './programmedRecovery.js';
 import { createControllerTelemetry } from './telemetry.js';
 
 export { controllerConfigFromEnv, parseControllerConfig } from './config.js';
@@ -148,6 +149,14 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
     leaseValid: membership.leaseValid,
     stage: telemetry.stage,
   });
+  const recovery = new ProgrammedRecovery({
+    nc,
+    tracker,
+    bucketCount: config.bucketCount,
+    // The deadline, plus the time a dead owner's buckets take to move, with room.
+    windowMs: config.programmedDeadlineMs + 4 * config.heartbeatTtlMs + 30_000,
+    logger,
+  });
   const actors = new VpcActors({
     log: await createJetStreamEventLog(nc, { writer }),
     intents: await createJetStreamIntentSource(nc),
@@ -164,6 +173,7 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
     reportLoad: (vpcId, bucket, load) => loads.set(bucket, vpcId, load),
     ...(mapping ? { mapping } : {}),
     track: (intent) => tracker.track(intent),
+    recheck: (intent) => recovery.recheck(intent),
     stage: telemetry.stage,
   });
   const hostApi: HostApiDeps = {
@@ -172,10 +182,13 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
     bucketCount: config.bucketCount,
     actors,
     tracker,
+    recovery,
     mapping,
     publisher,
     lookupHost: hosts.lookup,
-    owned: () => new Set(run?.ownership.owned() ?? []),
+    // The buckets whose intents this run decides (from the start of an acquisition's
+    // scan, before ownership records it): a resync must not miss what they decide.
+    owned: () => new Set(run?.intake.working() ?? []),
     metrics,
     logger,
   };
@@ -300,6 +313,7 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
           await teardown();
         }
         await membership.stop();
+        await recovery.stop();
         tracker.stop();
         await mapping?.close();
         await hosts.stop();

@@ -6,8 +6,11 @@
  *
  * An ack matches an intent by VPC, host and revision; an applied (or failed) full
  * state at revision r answers every earlier revision of that VPC on that host.
- * The tracking lives in the owner's memory: an intent pending when its bucket
- * moves or its owner dies gets no `programmed` (docs/southbound.md).
+ * The tracking lives in the owner's memory. When a bucket moves (handoff, or its
+ * owner died), the new owner adopts the intents still waiting (see
+ * programmedRecovery.ts): it rebuilds them from the logs and replays the acks
+ * stored meanwhile, so each accepted intent still gets one `programmed` or
+ * `incomplete`.
  */
 import type { Logger } from '../../infra/index.js';
 import {
@@ -36,6 +39,8 @@ interface Pending extends TrackedIntent {
   deadline: number;
   /** When tracking started (just before the goal states went out). */
   since: number;
+  /** Adopted and its stored acks not replayed yet: the deadline waits. */
+  held: boolean;
 }
 
 export interface ProgrammedMetrics {
@@ -44,13 +49,31 @@ export interface ProgrammedMetrics {
   acks: number;
   /** Acks that matched no pending intent (late, repeated, or for an older owner). */
   unmatchedAcks: number;
+  /** Intents adopted from a previous owner of their bucket. */
+  adopted: number;
+  /** Stored acks replayed for adopted intents. */
+  replayedAcks: number;
 }
 
 export class ProgrammedTracker {
   private readonly byVpc = new Map<string, Pending[]>();
+  /** Every intent pending, and those finished lately (by id, with when): tracked once. */
+  private readonly known = new Map<string, number>();
+  /**
+   * Buckets whose acks this run receives. An intent of another (one given away,
+   * decided late) is left to the bucket's new owner to adopt.
+   */
+  private readonly opened = new Set<number>();
   private readonly timer: NodeJS.Timeout;
   private size = 0;
-  readonly metrics: ProgrammedMetrics = { programmed: 0, incomplete: 0, acks: 0, unmatchedAcks: 0 };
+  readonly metrics: ProgrammedMetrics = {
+    programmed: 0,
+    incomplete: 0,
+    acks: 0,
+    unmatchedAcks: 0,
+    adopted: 0,
+    replayedAcks: 0,
+  };
 
   constructor(
     private readonly deps: {
@@ -61,6 +84,8 @@ export class ProgrammedTracker {
       leaseValid: () => boolean;
       /** Observes the `ack` (per host) and `programmed` stages, in seconds. */
       stage?: (stage: 'ack' | 'programmed', seconds: number) => void;
+      /** How long a finished intent's id is remembered (a later adoption skips it). */
+      rememberMs?: number;
     },
   ) {
     this.timer = setInterval(() => this.sweep(Date.now()), Math.min(250, deps.deadlineMs / 4));
@@ -74,33 +99,68 @@ export class ProgrammedTracker {
   /**
    * Starts waiting for the intent's hosts; call it before the goal states go out
    * (an ack can beat the publish's own reply), and the returned `release` once
-   * the `accepted` status is out.
+   * the `accepted` status is out. An intent already tracked (its goal states
+   * published again, or adopted) keeps its first entry.
    */
   track(intent: TrackedIntent): () => void {
     let release: () => void = () => undefined;
+    if (this.known.has(intent.intentId) || !this.opened.has(intent.bucket)) return release;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    this.add(intent, gate, Date.now(), false);
+    return release;
+  }
+
+  /**
+   * Takes over an intent a previous owner of its bucket left waiting: decided at
+   * `since` (its deadline counts from then), its `accepted` status already out.
+   * It waits, deadline or not, until the returned `release` (call it once the
+   * acks stored since have been replayed). Undefined if the intent is known here.
+   */
+  adopt(intent: TrackedIntent, since: number): (() => void) | undefined {
+    if (this.known.has(intent.intentId) || !this.opened.has(intent.bucket)) return undefined;
+    this.metrics.adopted += 1;
+    const entry = this.add(intent, Promise.resolve(), since, true);
+    return () => {
+      entry.held = false;
+    };
+  }
+
+  /** Whether the intent is pending here or finished lately. */
+  knows(intentId: string): boolean {
+    return this.known.has(intentId);
+  }
+
+  private add(intent: TrackedIntent, gate: Promise<void>, since: number, held: boolean): Pending {
     const entry: Pending = {
       ...intent,
-      gate: new Promise<void>((resolve) => (release = resolve)),
+      gate,
       waiting: new Set(intent.hosts),
       applied: 0,
       failed: new Map(),
-      deadline: Date.now() + this.deps.deadlineMs,
-      since: Date.now(),
+      deadline: since + this.deps.deadlineMs,
+      since,
+      held,
     };
+    this.known.set(intent.intentId, Infinity);
     if (intent.hosts.length === 0) {
       void this.finish(entry);
-      return release;
+      return entry;
     }
     let list = this.byVpc.get(intent.vpcId);
     if (!list) this.byVpc.set(intent.vpcId, (list = []));
     list.push(entry);
     this.size += 1;
-    return release;
+    return entry;
   }
 
-  /** An NCA's ack (already validated). */
-  onAck(ack: GoalStateAck): void {
-    this.metrics.acks += 1;
+  /**
+   * An NCA's ack (already validated). A stored ack replayed for adopted intents
+   * comes with the time it was stored: it counts only before the deadline.
+   */
+  onAck(ack: GoalStateAck, storedAt?: number): void {
+    if (storedAt === undefined) this.metrics.acks += 1;
+    else this.metrics.replayedAcks += 1;
+    const at = storedAt ?? Date.now();
     const list = this.byVpc.get(ack.vpcId);
     let matched = false;
     if (list) {
@@ -108,21 +168,32 @@ export class ProgrammedTracker {
       for (const p of [...list]) {
         const covers =
           p.revision === ack.revision || (ack.mode === 'full' && p.revision < ack.revision);
-        if (!covers || !p.waiting.delete(ack.hostId)) continue;
+        if (!covers || at > p.deadline || !p.waiting.delete(ack.hostId)) continue;
         matched = true;
-        this.deps.stage?.('ack', (Date.now() - p.since) / 1000);
+        this.deps.stage?.('ack', (at - p.since) / 1000);
         if (ack.status === 'applied') p.applied += 1;
         else p.failed.set(ack.hostId, ack.error);
         if (p.waiting.size === 0) this.complete(p);
       }
     }
-    if (!matched) this.metrics.unmatchedAcks += 1;
+    if (!matched && storedAt === undefined) this.metrics.unmatchedAcks += 1;
   }
 
-  /** Forgets the intents of buckets this run no longer owns. */
+  /** Tracks intents of the bucket: this run works it now and receives its acks. */
+  open(bucket: number): void {
+    this.opened.add(bucket);
+  }
+
+  /**
+   * Forgets the intents of buckets this run no longer owns, and tracks none of
+   * theirs until opened again (decisions still finishing leave theirs to the new
+   * owner, which adopts them once their `accepted` is out).
+   */
   forget(buckets: ReadonlySet<number>): void {
+    for (const b of buckets) this.opened.delete(b);
     for (const [vpcId, list] of this.byVpc) {
       const kept = list.filter((p) => !buckets.has(p.bucket));
+      for (const p of list) if (buckets.has(p.bucket)) this.known.delete(p.intentId);
       this.size -= list.length - kept.length;
       if (kept.length === 0) this.byVpc.delete(vpcId);
       else this.byVpc.set(vpcId, kept);
@@ -135,8 +206,10 @@ export class ProgrammedTracker {
 
   private sweep(now: number): void {
     for (const list of [...this.byVpc.values()]) {
-      for (const p of [...list]) if (p.deadline <= now) this.complete(p);
+      for (const p of [...list]) if (p.deadline <= now && !p.held) this.complete(p);
     }
+    const remember = this.deps.rememberMs ?? 2 * this.deps.deadlineMs;
+    for (const [id, finished] of this.known) if (finished < now - remember) this.known.delete(id);
   }
 
   private complete(p: Pending): void {
@@ -151,6 +224,7 @@ export class ProgrammedTracker {
   }
 
   private async finish(p: Pending): Promise<void> {
+    this.known.set(p.intentId, Date.now());
     await p.gate;
     const done = p.waiting.size === 0 && p.failed.size === 0;
     const status: Status = {

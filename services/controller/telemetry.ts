@@ -8,7 +8,7 @@
  * - `alcor_intake_pending` — the intake consumer's lag; `alcor_bucket_inflight
  *   {bucket}` — intents being decided per worked bucket;
  * - `alcor_actors_active`, `alcor_buckets_owned`, `alcor_programmed_pending`;
- * - `alcor_programmed_{programmed,incomplete,acks,unmatched_acks}_total`;
+ * - `alcor_programmed_{programmed,incomplete,acks,unmatched_acks,adopted,replayed_acks}_total`;
  * - the counters of ControllerMetrics as `alcor_controller_<name>_total`
  *   (passivations, hydrations, snapshots, …).
  */
@@ -61,7 +61,7 @@ export function createControllerTelemetry(
   objectCounters(
     registry,
     'alcor_programmed',
-    ['programmed', 'incomplete', 'acks', 'unmatchedAcks'],
+    ['programmed', 'incomplete', 'acks', 'unmatchedAcks', 'adopted', 'replayedAcks'],
     () => [[{}, live.programmed()]],
   );
   liveGauge(registry, 'alcor_actors_active', 'VPC actors alive (not passivated)', live.activeVpcs);

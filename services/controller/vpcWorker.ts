@@ -63,6 +63,12 @@ export interface WorkerDeps {
   mapping?: HostMapping;
   /** Waits for an accepted intent's hosts to ack; returns the gate release. */
   track?: (intent: TrackedIntent) => () => void;
+  /**
+   * A commit published again (a previous owner may have published it, and its
+   * hosts acked, already): the tracking is left to the log check of
+   * programmedRecovery.ts, once its `accepted` is out.
+   */
+  recheck?: (intent: TrackedIntent) => void;
   /** Observes the `decide` (stored in INTENTS → appended) and `publish` (→ status out) stages. */
   stage?: (stage: 'decide' | 'publish', seconds: number) => void;
 }
@@ -252,26 +258,26 @@ export class VpcWorker {
    * maybe a snapshot. The mapping goes first so that a southbound module expanding
    * a multicast of this revision finds the hosts it has.
    */
-  private async publish(recorded: RecordedCommit): Promise<void> {
+  private async publish(recorded: RecordedCommit, again = false): Promise<void> {
     const state = this.state!;
     const { commit, revision } = recorded;
-    const { mapping, track } = this.deps;
+    const { mapping, track, recheck } = this.deps;
     const changes = vpc.hostChanges(state, recorded);
     if (mapping && changes.present.length + changes.absent.length > 0) {
       await mapping.apply(this.vpcId, revision, changes.present, changes.absent);
     }
     const messages = vpc.project(state, recorded, this.bucket);
-    const accepted = commit.events[0]?.type !== 'IntentRejected';
-    const release =
-      accepted && track
-        ? track({
+    const tracked: TrackedIntent | undefined =
+      commit.events[0]?.type !== 'IntentRejected'
+        ? {
             intentId: commit.intentId,
             vpcId: this.vpcId,
             bucket: this.bucket,
             revision,
             hosts: vpc.affectedHosts(state, messages),
-          })
+          }
         : undefined;
+    const release = tracked && !again ? track?.(tracked) : undefined;
     try {
       const { stored, duplicates } = await this.deps.publisher.goalStates(messages);
       this.deps.metrics.goalStates += stored;
@@ -280,6 +286,7 @@ export class VpcWorker {
     } finally {
       release?.();
     }
+    if (tracked && again) recheck?.(tracked);
     this.published = revision;
     if (this.commitsSinceSnapshot >= this.deps.snapshotEvery) this.startSnapshot();
   }
@@ -318,7 +325,7 @@ export class VpcWorker {
     if (this.last.revision !== state.revision) return;
     this.fence();
     this.deps.metrics.republished += 1;
-    await this.publish(this.last);
+    await this.publish(this.last, true);
   }
 
   /** The status of a decided intent, from what the state records of it (set by evolve). */

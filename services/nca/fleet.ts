@@ -84,6 +84,8 @@ export interface FleetOptions {
   ) => boolean;
   /** Resync every host at start (default true). */
   resyncOnStart?: boolean;
+  /** A slow agent: each ack goes out this long after the message was applied. */
+  ackDelayMs?: number;
   /**
    * Observes `apply` (the agent applying one message) and, for Kafka, `deliver`
    * (the record's produce time → received), in seconds, by binding (`jetstream`, `kafka:<id>`).
@@ -108,6 +110,8 @@ export interface Fleet {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+/** A VPC asked by name and answered by no owner is asked again this many times (~45 s). */
+const MISSING_RETRIES = 12;
 
 const emptyStats = (): HostStats => ({
   delivered: 0,
@@ -198,10 +202,11 @@ class HostAgent implements SimulatedHost {
       this.stats.failed += 1;
       this.retryLater(message.vpcId);
     }
-    this.nc.publish(
-      subjects.ack(message.bucket, message.vpcId, this.record.hostId),
-      encoder.encode(JSON.stringify(handled.ack)),
-    );
+    const subject = subjects.ack(message.bucket, message.vpcId, this.record.hostId);
+    const ack = encoder.encode(JSON.stringify(handled.ack));
+    const delay = this.options.ackDelayMs ?? 0;
+    if (delay > 0) setTimeout(() => this.stopped || this.nc.publish(subject, ack), delay);
+    else this.nc.publish(subject, ack);
     if (!this.jetstream) return;
     if (handled.joined) void this.follow(message);
     else if (handled.left) {
@@ -265,15 +270,22 @@ class HostAgent implements SimulatedHost {
     }
   }
 
-  /** Asks the owners for full states; retries while nobody answers. */
+  /**
+   * Asks the owners for full states; retries while nobody answers. Asked for
+   * named VPCs, it also asks again for those no reply covered (their bucket has
+   * no owner at the moment: it is failing over), up to MISSING_RETRIES times.
+   */
   async resync(vpcIds?: string[]): Promise<number> {
     this.stats.resyncs += 1;
-    const body = encoder.encode(
-      JSON.stringify({ hostId: this.record.hostId, ...(vpcIds ? { vpcIds } : {}) }),
-    );
+    let asked = vpcIds;
+    let answered = 0;
+    let retries = 0;
     for (let attempt = 0; !this.stopped; attempt++) {
+      const body = encoder.encode(
+        JSON.stringify({ hostId: this.record.hostId, ...(asked ? { vpcIds: asked } : {}) }),
+      );
       let replies = 0;
-      let vpcs = 0;
+      const covered = new Set<string>();
       try {
         const it = await this.nc.requestMany(subjects.resync(this.record.hostId), body, {
           strategy: 'timer',
@@ -281,16 +293,26 @@ class HostAgent implements SimulatedHost {
         });
         for await (const msg of it) {
           replies += 1;
-          const reply = msg.json<Partial<ResyncReply>>();
-          vpcs += reply.vpcs?.length ?? 0;
+          for (const v of msg.json<Partial<ResyncReply>>().vpcs ?? []) covered.add(v.vpcId);
         }
       } catch {
         // No responders yet: try again.
       }
-      if (replies > 0) return vpcs;
+      answered += covered.size;
+      if (replies > 0) {
+        asked = asked?.filter((v) => !covered.has(v));
+        if (!asked || asked.length === 0) return answered;
+        if (++retries > MISSING_RETRIES) {
+          this.options.logger.warn(
+            { hostId: this.record.hostId, vpcIds: asked.slice(0, 10), missing: asked.length },
+            'resync: no owner answered for these VPCs',
+          );
+          return answered;
+        }
+      }
       await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
     }
-    return 0;
+    return answered;
   }
 
   reset(): void {
