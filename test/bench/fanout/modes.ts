@@ -1,0 +1,743 @@
+/**
+ * The delivery modes of the MQ evaluation (issue 8), each on a fresh server of
+ * its own. A mode sets up what its design needs (topics, partitions, subjects,
+ * consumers), starts simulated agents, and publishes an intent's goal states the
+ * way its design says; the agents' receipts go to a {@link Tally}.
+ *
+ * Agents are simulated: the JetStream modes subscribe per host on a few shared
+ * connections (a real agent has one connection of its own); the Kafka modes read
+ * with one consumer per mode (a real agent is its own consumer). Where a design
+ * has every agent of a group read the whole topic, one reader stands for them:
+ * each record it reads counts as delivered to every host of the group.
+ */
+import { readFileSync } from 'node:fs';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  type JetStreamClient,
+  type JetStreamManager,
+} from '@nats-io/jetstream';
+import { headers, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { Consumer, Message, Producer } from 'kafkajs';
+import {
+  DEFAULT_LAYOUT,
+  connectNats,
+  createKafkaClient,
+  ensureLayout,
+  readStreamRange,
+  type KafkaClient,
+  type Logger,
+} from '../../../infra/index.js';
+import { kafkaTopics, streams, subjects, type HostRecord } from '../../../shared/index.js';
+import { KEY_HEADER, keyOf, type Tally } from './tally.js';
+import type { Delivery, FanoutWorkload } from './workload.js';
+
+export interface Counts {
+  /** Topics (Kafka) or distinct subjects stored (JetStream). */
+  topics: number;
+  partitions: number;
+  /** Server-side consumers this run made (JetStream) / consumer-group members (Kafka). */
+  consumers: number;
+  /** What a deployment of one agent per host needs: consumers or subscriptions. */
+  deploymentConsumers: number;
+  /** Broker connections of the publishing side. */
+  publisherConnections: number;
+  published: { messages: number; bytes: number };
+  /** Joins caught up from the stream (a multicast published before the subscription). */
+  catchUps: number;
+}
+
+export interface Prepared {
+  publish: (intent: number) => Promise<void>;
+  counts: () => Promise<Counts>;
+  stop: () => Promise<void>;
+}
+
+export interface ModeContext {
+  workload: FanoutWorkload;
+  tally: Tally;
+  logger: Logger;
+  /** Gives up setting up past this (a design that does not scale this far). */
+  setupBudgetMs: number;
+  /** Reports setup progress (e.g. topics created). */
+  progress: (text: string) => void;
+}
+
+export interface Mode {
+  id: string;
+  label: string;
+  broker: 'nats' | 'kafka';
+  prepare: (server: { url: string } | { brokers: string[] }, ctx: ModeContext) => Promise<Prepared>;
+}
+
+export class SetupBudgetExceeded extends Error {
+  constructor(
+    readonly done: number,
+    readonly of: number,
+    readonly what: string,
+  ) {
+    super(`setup past its budget: ${done} of ${of} ${what}`);
+  }
+}
+
+const AGENT_CONNECTIONS = 8;
+
+// ── JetStream ────────────────────────────────────────────────────────────────
+
+interface NatsSide {
+  pub: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  agents: NatsConnection[];
+}
+
+async function natsSide(url: string): Promise<NatsSide> {
+  const pub = await connectNats(url, { name: 'bench-publisher' });
+  const jsm = await jetstreamManager(pub);
+  await ensureLayout(pub, jsm, DEFAULT_LAYOUT);
+  const agents = await Promise.all(
+    Array.from({ length: AGENT_CONNECTIONS }, (_, i) =>
+      connectNats(url, { name: `bench-agents-${i}` }),
+    ),
+  );
+  return { pub, js: jetstream(pub), jsm, agents };
+}
+
+function keyHeaders(key: string) {
+  const h = headers();
+  h.set(KEY_HEADER, key);
+  return h;
+}
+
+/** Publishes (subject, data, key) triples of one intent; all acked. */
+async function jsPublish(
+  side: NatsSide,
+  messages: Array<[string, Uint8Array, string]>,
+  published: Counts['published'],
+): Promise<void> {
+  await Promise.all(
+    messages.map(([subject, data, key]) => {
+      published.messages += 1;
+      published.bytes += data.length;
+      return side.js.publish(subject, data, { headers: keyHeaders(key) });
+    }),
+  );
+}
+
+const hostSubject = (h: HostRecord): string => subjects.goalStateHost(h, h.hostId);
+
+async function natsCounts(
+  side: NatsSide,
+  base: Omit<Counts, 'topics' | 'partitions' | 'consumers'>,
+): Promise<Counts> {
+  const info = await side.jsm.streams.info(streams.goalStates);
+  return {
+    ...base,
+    topics: info.state.num_subjects ?? 0,
+    partitions: 0,
+    consumers: info.state.consumer_count,
+  };
+}
+
+async function closeNats(side: NatsSide, subs: Iterable<Subscription>): Promise<void> {
+  for (const s of subs) s.unsubscribe();
+  await Promise.all([side.pub, ...side.agents].map((c) => c.close()));
+}
+
+/** Mode 4: one message per host that needs it, on the host's own subject. */
+const jsUnicast: Mode = {
+  id: 'js-unicast',
+  label: 'JetStream, per-host subjects, one message per host (no multicast)',
+  broker: 'nats',
+  async prepare(server, { workload, tally }) {
+    const side = await natsSide((server as { url: string }).url);
+    const byId = new Map(workload.hosts.map((h) => [h.hostId, h]));
+    const subs = workload.hosts.map((h, i) =>
+      side.agents[i % AGENT_CONNECTIONS]!.subscribe(hostSubject(h), {
+        callback: (err, msg) => {
+          if (!err) tally.received(h.hostId, msg.headers?.get(KEY_HEADER));
+        },
+      }),
+    );
+    await Promise.all(side.agents.map((c) => c.flush()));
+    const published = { messages: 0, bytes: 0 };
+    return {
+      publish: (intent) =>
+        jsPublish(
+          side,
+          workload.intents[intent]!.flatMap((d, k) =>
+            d.recipients.map(
+              (h) =>
+                [hostSubject(byId.get(h)!), d.data, keyOf(intent, k)] as [
+                  string,
+                  Uint8Array,
+                  string,
+                ],
+            ),
+          ),
+          published,
+        ),
+      counts: () =>
+        natsCounts(side, {
+          deploymentConsumers: workload.hosts.length,
+          publisherConnections: 1,
+          published,
+          catchUps: 0,
+        }),
+      stop: () => closeNats(side, subs),
+    };
+  },
+};
+
+/**
+ * Agents following a VPC's multicast from its join (a full state) to its leave.
+ * A multicast published before the subscription was in place is made up for as
+ * the product's agent does: it sees a newer revision stored on the subject and
+ * asks a resync — one full state, counted as one delivery, which holds every
+ * change it missed (read from the stream here to credit them).
+ */
+class Followers {
+  readonly subs = new Map<string, Subscription>();
+  catchUps = 0;
+
+  constructor(
+    private readonly side: NatsSide,
+    private readonly workload: FanoutWorkload,
+    private readonly tally: Tally,
+    private readonly follow: (h: HostRecord, vpcId: string) => Promise<void>,
+    private readonly unfollow: (h: HostRecord, vpcId: string) => Promise<void>,
+  ) {}
+
+  /** A host received a message: joins and leaves change what it follows. */
+  received(h: HostRecord, key: string | undefined): void {
+    this.tally.received(h.hostId, key);
+    const [i, k] = (key ?? '').split('.').map(Number);
+    const d = this.workload.intents[i!]?.[k!];
+    if (!d || d.target !== h.hostId) return;
+    if (d.joins) void this.join(h, d);
+    else if (d.leaves) void this.unfollow(h, d.vpcId);
+  }
+
+  private async join(h: HostRecord, d: Delivery): Promise<void> {
+    const subject = subjects.goalStateMulticast(h, d.vpcId);
+    const since = new Date(Date.now() - 2000);
+    await this.follow(h, d.vpcId);
+    // A multicast routed before the subscription was in place may still be on its
+    // way into the stream: look twice, the second time past what the first read.
+    let after = 0;
+    for (const wait of [0, 250]) {
+      await new Promise((r) => setTimeout(r, wait));
+      const last = await this.side.jsm.direct
+        .getMessage(streams.goalStates, { last_by_subj: subject })
+        .catch(() => null);
+      if (!last || last.seq <= after || revisionOf(last.data) <= d.revision) continue;
+      const missed: string[] = [];
+      for await (const m of readStreamRange(this.side.pub, streams.goalStates, {
+        filter: subject,
+        ...(after > 0 ? { fromSeq: after + 1 } : { fromTime: since }),
+      })) {
+        after = m.seq;
+        const key = m.headers?.get(KEY_HEADER);
+        if (revisionOf(m.data) > d.revision && !this.tally.has(h.hostId, key)) missed.push(key!);
+      }
+      if (missed.length === 0) continue;
+      this.catchUps += 1;
+      this.tally.received(h.hostId, undefined); // the resync's full state
+      for (const key of missed) this.tally.received(h.hostId, key, 0);
+    }
+  }
+}
+
+const revisionOf = (data: Uint8Array): number =>
+  (JSON.parse(new TextDecoder().decode(data)) as { revision: number }).revision;
+
+/**
+ * An intent's messages on their design subjects: a leaving host's first (it stops
+ * following the multicast), then the multicasts, then the other unicasts (a host
+ * joining in this commit follows the multicast once its full state is in, and that
+ * full state holds this commit's change already).
+ */
+function designOrder(
+  workload: FanoutWorkload,
+  intent: number,
+): Array<[string, Uint8Array, string]> {
+  const rank = (d: Delivery): number => (d.leaves ? 0 : d.unicast ? 2 : 1);
+  return workload.intents[intent]!.map((d, k) => ({ d, k }))
+    .sort((a, b) => rank(a.d) - rank(b.d))
+    .map(({ d, k }) => [d.subject, d.data, keyOf(intent, k)]);
+}
+
+/** Mode 5: per-host unicast and per-cluster multicast subjects, agents on exactly theirs. */
+const jsHierarchical: Mode = {
+  id: 'js-hierarchical',
+  label: 'JetStream, hierarchical subjects, per-cluster multicast (the design)',
+  broker: 'nats',
+  async prepare(server, { workload, tally }) {
+    const side = await natsSide((server as { url: string }).url);
+    const conn = new Map(
+      workload.hosts.map((h, i) => [h.hostId, side.agents[i % AGENT_CONNECTIONS]!]),
+    );
+    const followers: Followers = new Followers(
+      side,
+      workload,
+      tally,
+      async (h, vpcId) => {
+        const key = `${h.hostId}/${vpcId}`;
+        if (followers.subs.has(key)) return;
+        const c = conn.get(h.hostId)!;
+        followers.subs.set(
+          key,
+          c.subscribe(subjects.goalStateMulticast(h, vpcId), {
+            callback: (err, msg) => {
+              if (!err) followers.received(h, msg.headers?.get(KEY_HEADER));
+            },
+          }),
+        );
+        await c.flush();
+      },
+      (h, vpcId) => {
+        const key = `${h.hostId}/${vpcId}`;
+        followers.subs.get(key)?.unsubscribe();
+        followers.subs.delete(key);
+        return Promise.resolve();
+      },
+    );
+    const own = workload.hosts.map((h) =>
+      conn.get(h.hostId)!.subscribe(hostSubject(h), {
+        callback: (err, msg) => {
+          if (!err) followers.received(h, msg.headers?.get(KEY_HEADER));
+        },
+      }),
+    );
+    for (const h of workload.hosts)
+      for (const vpcId of workload.holds.get(h.hostId)!)
+        followers.subs.set(
+          `${h.hostId}/${vpcId}`,
+          conn.get(h.hostId)!.subscribe(subjects.goalStateMulticast(h, vpcId), {
+            callback: (err, msg) => {
+              if (!err) followers.received(h, msg.headers?.get(KEY_HEADER));
+            },
+          }),
+        );
+    await Promise.all(side.agents.map((c) => c.flush()));
+    const published = { messages: 0, bytes: 0 };
+    return {
+      publish: (intent) => jsPublish(side, designOrder(workload, intent), published),
+      counts: () =>
+        natsCounts(side, {
+          deploymentConsumers: own.length + followers.subs.size,
+          publisherConnections: 1,
+          published,
+          catchUps: followers.catchUps,
+        }),
+      stop: () => closeNats(side, [...own, ...followers.subs.values()]),
+    };
+  },
+};
+
+/** Mode 6: a durable consumer per host, filtered on its own subject and its VPCs' multicasts. */
+const jsDurable: Mode = {
+  id: 'js-durable',
+  label: 'JetStream, a durable consumer per host (filtered on its subjects)',
+  broker: 'nats',
+  async prepare(server, { workload, tally, setupBudgetMs, progress }) {
+    const side = await natsSide((server as { url: string }).url);
+    const conn = new Map(
+      workload.hosts.map((h, i) => [h.hostId, side.agents[i % AGENT_CONNECTIONS]!]),
+    );
+    const following = new Map<string, Set<string>>(
+      workload.hosts.map((h) => [h.hostId, new Set(workload.holds.get(h.hostId))]),
+    );
+    const durable = (h: HostRecord) => `agent-${h.hostId}`;
+    const filters = (h: HostRecord) => [
+      hostSubject(h),
+      ...[...following.get(h.hostId)!].map((v) => subjects.goalStateMulticast(h, v)),
+    ];
+    const refilter = async (h: HostRecord): Promise<void> => {
+      await side.jsm.consumers.update(streams.goalStates, durable(h), {
+        filter_subjects: filters(h),
+      });
+    };
+    const followers: Followers = new Followers(
+      side,
+      workload,
+      tally,
+      async (h, vpcId) => {
+        following.get(h.hostId)!.add(vpcId);
+        await refilter(h);
+      },
+      async (h, vpcId) => {
+        following.get(h.hostId)!.delete(vpcId);
+        await refilter(h);
+      },
+    );
+    const subs: Subscription[] = [];
+    const started = performance.now();
+    let made = 0;
+    for (const h of workload.hosts) {
+      const inbox = `_bench.agent.${h.hostId}`;
+      subs.push(
+        conn.get(h.hostId)!.subscribe(inbox, {
+          callback: (err, msg) => {
+            if (!err) followers.received(h, msg.headers?.get(KEY_HEADER));
+          },
+        }),
+      );
+      await side.jsm.consumers.add(streams.goalStates, {
+        durable_name: durable(h),
+        deliver_subject: inbox,
+        filter_subjects: filters(h),
+        ack_policy: AckPolicy.None,
+        deliver_policy: DeliverPolicy.New,
+      });
+      made += 1;
+      if (made % 1000 === 0) progress(`${made} consumers`);
+      if (performance.now() - started > setupBudgetMs) {
+        await closeNats(side, subs);
+        throw new SetupBudgetExceeded(made, workload.hosts.length, 'durable consumers created');
+      }
+    }
+    await Promise.all(side.agents.map((c) => c.flush()));
+    const published = { messages: 0, bytes: 0 };
+    return {
+      publish: (intent) => jsPublish(side, designOrder(workload, intent), published),
+      counts: () =>
+        natsCounts(side, {
+          deploymentConsumers: workload.hosts.length,
+          publisherConnections: 1,
+          published,
+          catchUps: followers.catchUps,
+        }),
+      stop: () => closeNats(side, subs),
+    };
+  },
+};
+
+// ── Kafka ────────────────────────────────────────────────────────────────────
+
+interface KafkaSide {
+  client: KafkaClient;
+  producer: Producer;
+  reader: KafkaClient;
+  consumer: Consumer | undefined;
+}
+
+/** Kafka topics `specs` (name, partitions), in batches; within the budget. */
+async function createTopics(
+  client: KafkaClient,
+  specs: Array<{ topic: string; numPartitions: number }>,
+  budgetMs: number,
+  progress: (text: string) => void,
+): Promise<void> {
+  const admin = client.kafka.admin();
+  await admin.connect();
+  const started = performance.now();
+  try {
+    for (let i = 0; i < specs.length; i += 200) {
+      const batch = specs.slice(i, i + 200);
+      await admin.createTopics({
+        topics: batch.map((s) => ({ ...s, replicationFactor: 1 })),
+        waitForLeaders: false,
+        timeout: 120_000,
+      });
+      // Every partition led before going on (kafkajs's own wait gives up too soon here).
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const { topics } = await admin.fetchTopicMetadata({ topics: batch.map((s) => s.topic) });
+          if (topics.every((t) => t.partitions.every((p) => p.leader >= 0))) break;
+        } catch (err) {
+          if (attempt >= 120) throw err;
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      const done = Math.min(specs.length, i + 200);
+      if (done % 1000 === 0) progress(`${done} topics`);
+      if (performance.now() - started > budgetMs && done < specs.length)
+        throw new SetupBudgetExceeded(done, specs.length, 'topics created');
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
+ * One producer, as the southbound's binding has it (idempotent, acks from all
+ * replicas), sending the records of the intents waiting while a send is in flight
+ * together (the binding's coalescing).
+ */
+class Coalescer {
+  private queue: Array<{
+    records: Array<{ topic: string; message: Message }>;
+    done: () => void;
+    fail: (e: unknown) => void;
+  }> = [];
+  private sending = false;
+  readonly published = { messages: 0, bytes: 0 };
+
+  constructor(private readonly producer: Producer) {}
+
+  send(records: Array<{ topic: string; message: Message }>): Promise<void> {
+    for (const r of records) {
+      this.published.messages += 1;
+      this.published.bytes += (r.message.value as Buffer).length;
+    }
+    return new Promise((done, fail) => {
+      this.queue.push({ records, done, fail });
+      if (!this.sending) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.sending = true;
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.queue.length);
+      const byTopic = new Map<string, Message[]>();
+      for (const { records } of batch)
+        for (const { topic, message } of records) {
+          const list = byTopic.get(topic) ?? [];
+          list.push(message);
+          byTopic.set(topic, list);
+        }
+      try {
+        await this.producer.sendBatch({
+          acks: -1,
+          topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+        });
+        for (const b of batch) b.done();
+      } catch (err) {
+        for (const b of batch) b.fail(err);
+      }
+    }
+    this.sending = false;
+  }
+}
+
+async function kafkaSide(brokers: string[], logger: Logger): Promise<KafkaSide> {
+  const client = createKafkaClient('bench', brokers, { clientId: 'bench-producer', logger });
+  const producer = client.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  const reader = createKafkaClient('bench', brokers, { clientId: 'bench-agents', logger });
+  return { client, producer, reader, consumer: undefined };
+}
+
+/** Starts the reader on `topics`; resolves once it has joined its group. */
+async function startReader(
+  side: KafkaSide,
+  topics: string[],
+  onMessage: (topic: string, partition: number, key: string | undefined) => void,
+): Promise<void> {
+  // A fresh cluster creates its group coordinator (__consumer_offsets) on the first
+  // lookup, which kafkajs's consumer gives up on: ask until it answers.
+  const admin = side.reader.kafka.admin();
+  await admin.connect();
+  const groupId = `bench-${Date.now().toString(36)}`;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await admin.describeGroups([groupId]);
+      break;
+    } catch (err) {
+      if (attempt >= 60) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+  await admin.disconnect();
+  const consumer = side.reader.kafka.consumer({
+    groupId,
+    maxBytesPerPartition: 1 << 20,
+    sessionTimeout: 60_000,
+    rebalanceTimeout: 120_000,
+  });
+  side.consumer = consumer;
+  await consumer.connect();
+  await consumer.subscribe({ topics, fromBeginning: true });
+  const joined = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error('the reader did not join its group in 120 s')),
+      120_000,
+    );
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  await consumer.run({
+    partitionsConsumedConcurrently: 64,
+    eachMessage: ({ topic, partition, message }) => {
+      onMessage(topic, partition, message.headers?.[KEY_HEADER]?.toString());
+      return Promise.resolve();
+    },
+  });
+  await joined;
+}
+
+function kafkaCounts(
+  side: KafkaSide,
+  coalescer: Coalescer,
+  topics: number,
+  partitions: number,
+  deploymentConsumers: number,
+): Promise<Counts> {
+  return Promise.resolve({
+    topics,
+    partitions,
+    consumers: 1,
+    deploymentConsumers,
+    publisherConnections: side.client.openConnections(),
+    published: coalescer.published,
+    catchUps: 0,
+  });
+}
+
+async function stopKafka(side: KafkaSide): Promise<void> {
+  await side.consumer?.disconnect();
+  await side.producer.disconnect();
+}
+
+const record = (d: Delivery, key: string, partition?: number): Message => ({
+  value: Buffer.from(d.data),
+  headers: { [KEY_HEADER]: key, vpcId: d.vpcId, revision: String(d.revision) },
+  ...(partition === undefined ? { key: d.target } : { partition }),
+});
+
+/** Mode 1: a topic per cluster; every agent of the cluster reads all of it. */
+const kafkaGroupTopic: Mode = {
+  id: 'kafka-group',
+  label: "Kafka, a topic per cluster, every agent reads the whole topic (Alcor's baseline)",
+  broker: 'kafka',
+  async prepare(server, { workload, tally, logger, setupBudgetMs, progress }) {
+    const { brokers } = server as { brokers: string[] };
+    const side = await kafkaSide(brokers, logger);
+    const topicOf = new Map<string, string[]>();
+    for (const [, hs] of workload.clusters)
+      topicOf.set(
+        kafkaTopics.cluster(hs[0]!),
+        hs.map((h) => h.hostId),
+      );
+    await createTopics(
+      side.client,
+      [...topicOf.keys()].map((topic) => ({ topic, numPartitions: 1 })),
+      setupBudgetMs,
+      progress,
+    );
+    progress('topics created');
+    await startReader(side, [...topicOf.keys()], (topic, _p, key) =>
+      tally.receivedByGroup(topicOf.get(topic)!, key),
+    );
+    progress('reader joined');
+    const coalescer = new Coalescer(side.producer);
+    return {
+      publish: (intent) =>
+        coalescer.send(
+          workload.intents[intent]!.map((d, k) => ({
+            topic: kafkaTopics.cluster(d.place),
+            message: record(d, keyOf(intent, k)),
+          })),
+        ),
+      counts: () => kafkaCounts(side, coalescer, topicOf.size, topicOf.size, workload.hosts.length),
+      stop: () => stopKafka(side),
+    };
+  },
+};
+
+/** Mode 2: a topic per cluster, a partition per host; each agent reads its partition. */
+const kafkaPartitionPerHost: Mode = {
+  id: 'kafka-partition',
+  label: 'Kafka, a topic per cluster, a partition per host (the current binding)',
+  broker: 'kafka',
+  async prepare(server, { workload, tally, logger, setupBudgetMs, progress }) {
+    const { brokers } = server as { brokers: string[] };
+    const side = await kafkaSide(brokers, logger);
+    const hostAt = new Map<string, string[]>();
+    const partitionOf = new Map<string, number>();
+    for (const [, hs] of workload.clusters) {
+      hostAt.set(
+        kafkaTopics.cluster(hs[0]!),
+        hs.map((h) => h.hostId),
+      );
+      hs.forEach((h, i) => partitionOf.set(h.hostId, i));
+    }
+    const byId = new Map(workload.hosts.map((h) => [h.hostId, h]));
+    await createTopics(
+      side.client,
+      [...hostAt].map(([topic, hs]) => ({ topic, numPartitions: hs.length })),
+      setupBudgetMs,
+      progress,
+    );
+    progress('topics created');
+    await startReader(side, [...hostAt.keys()], (topic, partition, key) =>
+      tally.received(hostAt.get(topic)![partition]!, key),
+    );
+    progress('reader joined');
+    const coalescer = new Coalescer(side.producer);
+    return {
+      publish: (intent) =>
+        coalescer.send(
+          workload.intents[intent]!.flatMap((d, k) =>
+            d.recipients.map((h) => ({
+              topic: kafkaTopics.cluster(byId.get(h)!),
+              message: record(d, keyOf(intent, k), partitionOf.get(h)),
+            })),
+          ),
+        ),
+      counts: () =>
+        kafkaCounts(side, coalescer, hostAt.size, workload.hosts.length, workload.hosts.length),
+      stop: () => stopKafka(side),
+    };
+  },
+};
+
+/** Mode 3: a topic per host. */
+const kafkaTopicPerHost: Mode = {
+  id: 'kafka-host-topic',
+  label: 'Kafka, a topic per host',
+  broker: 'kafka',
+  async prepare(server, { workload, tally, logger, setupBudgetMs, progress }) {
+    const { brokers } = server as { brokers: string[] };
+    const side = await kafkaSide(brokers, logger);
+    const topic = (hostId: string) => `alcor.gsh.${hostId}`;
+    const hostOf = new Map(workload.hosts.map((h) => [topic(h.hostId), h.hostId]));
+    await createTopics(
+      side.client,
+      [...hostOf.keys()].map((t) => ({ topic: t, numPartitions: 1 })),
+      setupBudgetMs,
+      progress,
+    );
+    progress('topics created');
+    await startReader(side, [...hostOf.keys()], (t, _p, key) =>
+      tally.received(hostOf.get(t)!, key),
+    );
+    progress('reader joined');
+    const coalescer = new Coalescer(side.producer);
+    return {
+      publish: (intent) =>
+        coalescer.send(
+          workload.intents[intent]!.flatMap((d, k) =>
+            d.recipients.map((h) => ({ topic: topic(h), message: record(d, keyOf(intent, k)) })),
+          ),
+        ),
+      counts: () => kafkaCounts(side, coalescer, hostOf.size, hostOf.size, workload.hosts.length),
+      stop: () => stopKafka(side),
+    };
+  },
+};
+
+export const MODES: readonly Mode[] = [
+  kafkaGroupTopic,
+  kafkaPartitionPerHost,
+  kafkaTopicPerHost,
+  jsUnicast,
+  jsHierarchical,
+  jsDurable,
+];
+
+/** CPU seconds (user + system) and resident memory of a process, from /proc. */
+export function processUsage(pid: number): { cpuSeconds: number; rssMb: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return { cpuSeconds: ticks / 100, rssMb: rss / 1024 };
+}
