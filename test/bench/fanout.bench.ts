@@ -5,14 +5,16 @@
  *
  *   npm run bench:fanout -- [--sizes 1000,10000,50000] [--modes all|id,id]
  *                           [--intents 3000] [--zipf 1.1] [--seed 42]
- *                           [--setup-budget 240] [--window 32] [--no-write]
+ *                           [--setup-budget 240] [--run-budget 120] [--window 32] [--no-write] [--merge] [--render]
  */
-import { rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   KAFKA_VERSION,
   NATS_SERVER_VERSION,
   createLogger,
+  repoRoot,
   runDir,
   startLocalKafka,
   startLocalNats,
@@ -41,11 +43,17 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '42' },
     'setup-budget': { type: 'string', default: '240' },
     window: { type: 'string', default: '32' },
+    /** Stops publishing a mode's intents after this many seconds (a design too slow for the size). */
+    'run-budget': { type: 'string', default: '120' },
     'no-write': { type: 'boolean', default: false },
+    /** Keep the other sizes' rows of docs/bench/fanout.json (a partial rerun). */
+    merge: { type: 'boolean', default: false },
+    /** Only render docs/evaluation.md and the charts again from docs/bench/fanout.json. */
+    render: { type: 'boolean', default: false },
   },
 });
 
-const sizes = values.sizes.split(',').map(Number);
+const sizes = values.render ? [] : values.sizes.split(',').map(Number);
 const modes =
   values.modes === 'all' ? MODES : MODES.filter((m) => values.modes.split(',').includes(m.id));
 if (modes.length === 0 || sizes.some((s) => !Number.isInteger(s) || s < 10)) {
@@ -53,6 +61,7 @@ if (modes.length === 0 || sizes.some((s) => !Number.isInteger(s) || s < 10)) {
   process.exit(2);
 }
 const WINDOW = Number(values.window);
+const FANOUT_JSON = join(repoRoot, 'docs', 'bench', 'fanout.json');
 const logger = createLogger({ name: 'bench', level: 'silent', pretty: false });
 const say = (text: string): void => void process.stdout.write(`${text}\n`);
 
@@ -60,7 +69,9 @@ export interface FanoutRow {
   hosts: number;
   mode: string;
   label: string;
-  status: 'ok' | 'setup over budget' | 'incomplete';
+  status: 'ok' | 'setup over budget' | 'run over budget' | 'incomplete';
+  /** Intents published (fewer than `intents` when the run went over its budget). */
+  published?: number;
   note?: string;
   setupSeconds: number;
   intents: number;
@@ -150,7 +161,13 @@ async function runMode(mode: Mode, workload: FanoutWorkload): Promise<FanoutRow>
   const inFlight = new Set<Promise<void>>();
   // Intents of one VPC go out one after another, as its owner decides them.
   const lastOfVpc = new Map<string, Promise<void>>();
+  const runBudgetMs = Number(values['run-budget']) * 1000;
+  let published = workload.intents.length;
   for (let i = 0; i < workload.intents.length; i++) {
+    if (performance.now() - started > runBudgetMs) {
+      published = i;
+      break;
+    }
     const vpcId = workload.intents[i]![0]?.vpcId ?? '';
     const p = (lastOfVpc.get(vpcId) ?? Promise.resolve()).then(() => {
       tally.started(i);
@@ -162,6 +179,7 @@ async function runMode(mode: Mode, workload: FanoutWorkload): Promise<FanoutRow>
     if (inFlight.size >= WINDOW) await Promise.race(inFlight);
   }
   await Promise.all(inFlight);
+  tally.limit(published);
   const all = await tally.all(120_000);
   // Late and unneeded deliveries settle.
   await new Promise((r) => setTimeout(r, 1000));
@@ -188,7 +206,10 @@ async function runMode(mode: Mode, workload: FanoutWorkload): Promise<FanoutRow>
   let needed = 0;
   let worst = 0;
   let unneeded = 0;
-  for (const [hostId, n] of workload.needed) {
+  const neededOf = new Map<string, number>(workload.hosts.map((h) => [h.hostId, 0]));
+  for (const list of workload.intents.slice(0, published))
+    for (const d of list) for (const h of d.recipients) neededOf.set(h, neededOf.get(h)! + 1);
+  for (const [hostId, n] of neededOf) {
     const d = tally.delivered.get(hostId) ?? 0;
     delivered += d;
     needed += n;
@@ -197,20 +218,23 @@ async function runMode(mode: Mode, workload: FanoutWorkload): Promise<FanoutRow>
   }
   return {
     ...base,
-    status: all ? 'ok' : 'incomplete',
-    ...(all
-      ? {}
-      : {
-          note: `${tally.complete} of ${workload.intents.length} intents reached all their hosts`,
-        }),
+    status: !all ? 'incomplete' : published < workload.intents.length ? 'run over budget' : 'ok',
+    ...(!all
+      ? { note: `${tally.complete} of ${published} intents reached all their hosts` }
+      : published < workload.intents.length
+        ? {
+            note: `${published} of ${workload.intents.length} intents published in ${values['run-budget']} s`,
+          }
+        : {}),
+    published,
     setupSeconds,
     complete: tally.complete,
     seconds,
-    intentsPerSecond: workload.intents.length / seconds,
+    intentsPerSecond: published / seconds,
     p50Ms: pct(latencies, 50),
     p99Ms: pct(latencies, 99),
     counts,
-    messagesPerIntent: counts.published.messages / workload.intents.length,
+    messagesPerIntent: counts.published.messages / published,
     delivered,
     needed,
     ratio: delivered / needed,
@@ -230,6 +254,7 @@ async function runMode(mode: Mode, workload: FanoutWorkload): Promise<FanoutRow>
   };
 }
 
+let args: Record<string, unknown> = values;
 const rows: FanoutRow[] = [];
 const workloads: Array<
   FanoutWorkload['stats'] & { hosts: number; clusters: number; intents: number }
@@ -260,11 +285,24 @@ for (const hosts of sizes) {
   }
 }
 
+if ((values.merge || values.render) && existsSync(FANOUT_JSON)) {
+  const kept = JSON.parse(readFileSync(FANOUT_JSON, 'utf8')) as {
+    args: typeof args;
+    rows: FanoutRow[];
+    workloads: typeof workloads;
+  };
+  if (values.render) args = kept.args;
+  rows.unshift(...kept.rows.filter((r) => !sizes.includes(r.hosts)));
+  workloads.unshift(...kept.workloads.filter((w) => !sizes.includes(w.hosts)));
+  rows.sort((a, b) => a.hosts - b.hosts);
+  workloads.sort((a, b) => a.hosts - b.hosts);
+}
+
 if (!values['no-write']) {
   await renderEvaluation({
     rows,
     workloads,
-    args: values,
+    args,
     versions: { nats: NATS_SERVER_VERSION, kafka: KAFKA_VERSION },
   });
   say('wrote docs/evaluation.md, docs/bench/fanout.json and the charts');

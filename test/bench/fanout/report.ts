@@ -69,7 +69,7 @@ function chartSpec(
   log: boolean,
 ): TopLevelSpec {
   const values = rows
-    .filter((r) => r.status === 'ok' && Number.isFinite(field(r)) && field(r) > 0)
+    .filter((r) => r.counts && Number.isFinite(field(r)) && field(r) > 0)
     .map((r) => ({ hosts: r.hosts, mode: r.mode, value: field(r) }));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
@@ -122,7 +122,7 @@ export async function renderEvaluation(input: EvaluationInput): Promise<void> {
     return [
       `### ${fmt(hosts)} hosts`,
       '',
-      `${fmt(w.clusters!)} clusters; ${fmt(w.vpcs!)} VPCs, ${fmt(w.ports!)} ports at the start (largest VPC ${fmt(w.largestVpc!)}); ${fmt(w.intents!)} intents → ${fmt(w.messages!)} goal-state messages (${fmt(w.unicasts!)} unicast, ${fmt(w.multicasts!)} multicast), ${(w.bytes! / 1e6).toFixed(1)} MB.`,
+      `${fmt(w.clusters!)} clusters; ${fmt(w.vpcs!)} VPCs, ${fmt(w.ports!)} ports at the start (largest VPC ${fmt(w.largestVpc!)}); ${fmt(w.intents!)} intents → ${fmt(w.messages!)} goal-state messages (${fmt(w.unicasts!)} unicast, ${fmt(w.multicasts!)} multicast), ${(w.bytes! / 1e6).toFixed(1)} MB; the most multicasts one commit sent per cluster hosting its VPC: ${fmt(w.maxMulticastsPerCluster ?? NaN, 2)}.`,
       '',
       table(rows.filter((r) => r.hosts === hosts)),
     ].join('\n');
@@ -130,7 +130,7 @@ export async function renderEvaluation(input: EvaluationInput): Promise<void> {
   const markdown = [
     `## Measured`,
     '',
-    `\`npm run bench:fanout -- --sizes ${String(input.args.sizes)} --intents ${String(input.args.intents)} --zipf ${String(input.args.zipf)} --seed ${String(input.args.seed)}\` — ${machine()}; nats-server ${input.versions.nats}, Kafka ${input.versions.kafka} (one KRaft node, 1 GiB heap); a fresh server per mode and size; ${new Date().toISOString().slice(0, 10)}.`,
+    `\`npm run bench:fanout -- --sizes ${sizes.join(',')} --intents ${String(input.args.intents)} --zipf ${String(input.args.zipf)} --seed ${String(input.args.seed)}\` — ${machine()}; nats-server ${input.versions.nats}, Kafka ${input.versions.kafka} (one KRaft node, 1 GiB heap); a fresh server per mode and size; ${new Date().toISOString().slice(0, 10)}.`,
     '',
     ...sections.flatMap((s) => [s, '']),
     ...charts.map((c) => `![${c}](${c})`),

@@ -78,6 +78,17 @@ export class Tally {
     this.count(intent, delivery.recipients.length);
   }
 
+  /** Only the first `n` intents were published: the rest are not waited for. */
+  limit(n: number): void {
+    for (let i = n; i < this.missing.length; i++) {
+      if (this.missing[i]! > 0) {
+        this.missing[i] = 0;
+        this.remaining -= 1;
+      }
+    }
+    if (this.remaining === 0) this.onAll?.();
+  }
+
   /** Whether `hostId` has the message with this key. */
   has(hostId: string, key: string | undefined): boolean {
     return this.seen.has(`${key}:${hostId}`);

@@ -98,6 +98,11 @@ export interface FanoutWorkload {
     unicasts: number;
     multicasts: number;
     refused: number;
+    /**
+     * The most multicast messages one commit sent, per cluster hosting its VPC
+     * (before or after the commit): at most 1 is the design's promise.
+     */
+    maxMulticastsPerCluster: number;
   };
 }
 
@@ -158,6 +163,7 @@ export function buildWorkload(input: Partial<Shape> & { hosts: number }): Fanout
   let sequence = 0;
   const vpcs: LiveVpc[] = [];
   let refused = 0;
+  let maxMulticastsPerCluster = 0;
 
   /** Decide, record, evolve, project one intent of `v`; its deliveries. */
   const send = (v: LiveVpc, intent: VpcIntent): Delivery[] => {
@@ -176,8 +182,13 @@ export function buildWorkload(input: Partial<Shape> & { hosts: number }): Fanout
     }
     sequence += 1;
     const recorded: RecordedCommit = { revision: sequence, commit: decision.commit };
+    const hostedBefore = new Set(v.state.clusters.keys());
     v.state = vpc.evolve(v.state, recorded);
     const projected = vpc.project(v.state, recorded, 0);
+    const hosting = new Set([...hostedBefore, ...v.state.clusters.keys()]).size;
+    const multicasts = projected.filter(({ message }) => message.target.includes('.')).length;
+    if (multicasts > 0)
+      maxMulticastsPerCluster = Math.max(maxMulticastsPerCluster, multicasts / hosting);
     // A host sent its full state in this commit has the commit's multicast in it.
     const full = new Set(
       projected
@@ -348,6 +359,7 @@ export function buildWorkload(input: Partial<Shape> & { hosts: number }): Fanout
       unicasts,
       multicasts: messages - unicasts,
       refused,
+      maxMulticastsPerCluster,
     },
   };
 }
