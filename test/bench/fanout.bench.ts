@@ -46,7 +46,7 @@ const { values } = parseArgs({
     /** Stops publishing a mode's intents after this many seconds (a design too slow for the size). */
     'run-budget': { type: 'string', default: '120' },
     'no-write': { type: 'boolean', default: false },
-    /** Keep the other sizes' rows of docs/bench/fanout.json (a partial rerun). */
+    /** Keep the rows of other sizes and modes in docs/bench/fanout.json (a partial rerun). */
     merge: { type: 'boolean', default: false },
     /** Only render docs/evaluation.md and the charts again from docs/bench/fanout.json. */
     render: { type: 'boolean', default: false },
@@ -220,7 +220,9 @@ async function runMode(mode: Mode, workload: FanoutWorkload): Promise<FanoutRow>
     ...base,
     status: !all ? 'incomplete' : published < workload.intents.length ? 'run over budget' : 'ok',
     ...(!all
-      ? { note: `${tally.complete} of ${published} intents reached all their hosts` }
+      ? {
+          note: `${tally.complete - (workload.intents.length - published)} of ${published} intents reached all their hosts`,
+        }
       : published < workload.intents.length
         ? {
             note: `${published} of ${workload.intents.length} intents published in ${values['run-budget']} s`,
@@ -292,9 +294,12 @@ if ((values.merge || values.render) && existsSync(FANOUT_JSON)) {
     workloads: typeof workloads;
   };
   if (values.render) args = kept.args;
-  rows.unshift(...kept.rows.filter((r) => !sizes.includes(r.hosts)));
+  const rerun = (r: FanoutRow): boolean =>
+    sizes.includes(r.hosts) && modes.some((m) => m.id === r.mode);
+  rows.unshift(...kept.rows.filter((r) => !rerun(r)));
   workloads.unshift(...kept.workloads.filter((w) => !sizes.includes(w.hosts)));
-  rows.sort((a, b) => a.hosts - b.hosts);
+  const order = MODES.map((m) => m.id);
+  rows.sort((a, b) => a.hosts - b.hosts || order.indexOf(a.mode) - order.indexOf(b.mode));
   workloads.sort((a, b) => a.hosts - b.hosts);
 }
 

@@ -26,7 +26,6 @@ import {
   connectNats,
   createKafkaClient,
   ensureLayout,
-  readStreamRange,
   type KafkaClient,
   type Logger,
 } from '../../../infra/index.js';
@@ -87,6 +86,8 @@ const AGENT_CONNECTIONS = 8;
 // ── JetStream ────────────────────────────────────────────────────────────────
 
 interface NatsSide {
+  /** Per subject, the keys published on it, in order (what a resync would hold). */
+  log: Map<string, string[]>;
   pub: NatsConnection;
   js: JetStreamClient;
   jsm: JetStreamManager;
@@ -102,7 +103,7 @@ async function natsSide(url: string): Promise<NatsSide> {
       connectNats(url, { name: `bench-agents-${i}` }),
     ),
   );
-  return { pub, js: jetstream(pub), jsm, agents };
+  return { log: new Map(), pub, js: jetstream(pub), jsm, agents };
 }
 
 function keyHeaders(key: string) {
@@ -121,6 +122,9 @@ async function jsPublish(
     messages.map(([subject, data, key]) => {
       published.messages += 1;
       published.bytes += data.length;
+      const log = side.log.get(subject) ?? [];
+      log.push(key);
+      side.log.set(subject, log);
       return side.js.publish(subject, data, { headers: keyHeaders(key) });
     }),
   );
@@ -196,7 +200,7 @@ const jsUnicast: Mode = {
  * A multicast published before the subscription was in place is made up for as
  * the product's agent does: it sees a newer revision stored on the subject and
  * asks a resync — one full state, counted as one delivery, which holds every
- * change it missed (read from the stream here to credit them).
+ * change it missed (the publisher's log names them here, to credit them).
  */
 class Followers {
   readonly subs = new Map<string, Subscription>();
@@ -222,31 +226,25 @@ class Followers {
 
   private async join(h: HostRecord, d: Delivery): Promise<void> {
     const subject = subjects.goalStateMulticast(h, d.vpcId);
-    const since = new Date(Date.now() - 2000);
     await this.follow(h, d.vpcId);
-    // A multicast routed before the subscription was in place may still be on its
-    // way into the stream: look twice, the second time past what the first read.
-    let after = 0;
-    for (const wait of [0, 250]) {
-      await new Promise((r) => setTimeout(r, wait));
-      const last = await this.side.jsm.direct
-        .getMessage(streams.goalStates, { last_by_subj: subject })
-        .catch(() => null);
-      if (!last || last.seq <= after || revisionOf(last.data) <= d.revision) continue;
-      const missed: string[] = [];
-      for await (const m of readStreamRange(this.side.pub, streams.goalStates, {
-        filter: subject,
-        ...(after > 0 ? { fromSeq: after + 1 } : { fromTime: since }),
-      })) {
-        after = m.seq;
-        const key = m.headers?.get(KEY_HEADER);
-        if (revisionOf(m.data) > d.revision && !this.tally.has(h.hostId, key)) missed.push(key!);
-      }
-      if (missed.length === 0) continue;
-      this.catchUps += 1;
-      this.tally.received(h.hostId, undefined); // the resync's full state
-      for (const key of missed) this.tally.received(h.hostId, key, 0);
-    }
+    // The agent's check: a newer revision stored on the subject than its full
+    // state's means a multicast got past the subscription. (A multicast routed
+    // just before the subscription may still be on its way into the stream, or
+    // in live: give those a moment.)
+    await new Promise((r) => setTimeout(r, 250));
+    const last = await this.side.jsm.direct
+      .getMessage(streams.goalStates, { last_by_subj: subject })
+      .catch(() => null);
+    if (!last || revisionOf(last.data) <= d.revision) return;
+    const missed = (this.side.log.get(subject) ?? []).filter((key) => {
+      const [i, k] = key.split('.').map(Number);
+      const m = this.workload.intents[i!]![k!]!;
+      return m.revision > d.revision && !this.tally.has(h.hostId, key);
+    });
+    if (missed.length === 0) return;
+    this.catchUps += 1;
+    this.tally.received(h.hostId, undefined); // the resync's full state
+    for (const key of missed) this.tally.received(h.hostId, key, 0);
   }
 }
 

@@ -22,7 +22,7 @@ function table(rows: FanoutRow[]): string {
     'setup (s)',
     'topics / subjects',
     'partitions',
-    'consumers: run / deployment',
+    'consumers or subscriptions: run / deployment',
     'publisher connections',
     'messages published (per intent)',
     'MB published',
