@@ -599,43 +599,65 @@ const record = (d: Delivery, key: string, partition?: number): Message => ({
   ...(partition === undefined ? { key: d.target } : { partition }),
 });
 
+/** What a Kafka mode is: its topics, how a record reaches its hosts, an intent's records. */
+interface KafkaLayout {
+  topics: Array<{ topic: string; numPartitions: number }>;
+  onRecord: (topic: string, partition: number, key: string | undefined) => void;
+  records: (intent: number) => Array<{ topic: string; message: Message }>;
+}
+
+/** Creates the layout's topics, starts its reader, and publishes through one producer. */
+async function prepareKafka(
+  server: { brokers: string[] },
+  { workload, logger, setupBudgetMs, progress }: ModeContext,
+  layout: KafkaLayout,
+): Promise<Prepared> {
+  const side = await kafkaSide(server.brokers, logger);
+  try {
+    await createTopics(side.client, layout.topics, setupBudgetMs, progress);
+    progress('topics created');
+    await startReader(
+      side,
+      layout.topics.map((t) => t.topic),
+      layout.onRecord,
+    );
+    progress('reader joined');
+  } catch (err) {
+    await stopKafka(side);
+    throw err;
+  }
+  const coalescer = new Coalescer(side.producer);
+  const partitions = layout.topics.reduce((n, t) => n + t.numPartitions, 0);
+  return {
+    publish: (intent) => coalescer.send(layout.records(intent)),
+    counts: () =>
+      kafkaCounts(side, coalescer, layout.topics.length, partitions, workload.hosts.length),
+    stop: () => stopKafka(side),
+  };
+}
+
 /** Mode 1: a topic per cluster; every agent of the cluster reads all of it. */
 const kafkaGroupTopic: Mode = {
   id: 'kafka-group',
   label: "Kafka, a topic per cluster, every agent reads the whole topic (Alcor's baseline)",
   broker: 'kafka',
-  async prepare(server, { workload, tally, logger, setupBudgetMs, progress }) {
-    const { brokers } = server as { brokers: string[] };
-    const side = await kafkaSide(brokers, logger);
-    const topicOf = new Map<string, string[]>();
+  prepare(server, ctx) {
+    const { workload, tally } = ctx;
+    const hostsOf = new Map<string, string[]>();
     for (const [, hs] of workload.clusters)
-      topicOf.set(
+      hostsOf.set(
         kafkaTopics.cluster(hs[0]!),
         hs.map((h) => h.hostId),
       );
-    await createTopics(
-      side.client,
-      [...topicOf.keys()].map((topic) => ({ topic, numPartitions: 1 })),
-      setupBudgetMs,
-      progress,
-    );
-    progress('topics created');
-    await startReader(side, [...topicOf.keys()], (topic, _p, key) =>
-      tally.receivedByGroup(topicOf.get(topic)!, key),
-    );
-    progress('reader joined');
-    const coalescer = new Coalescer(side.producer);
-    return {
-      publish: (intent) =>
-        coalescer.send(
-          workload.intents[intent]!.map((d, k) => ({
-            topic: kafkaTopics.cluster(d.place),
-            message: record(d, keyOf(intent, k)),
-          })),
-        ),
-      counts: () => kafkaCounts(side, coalescer, topicOf.size, topicOf.size, workload.hosts.length),
-      stop: () => stopKafka(side),
-    };
+    return prepareKafka(server as { brokers: string[] }, ctx, {
+      topics: [...hostsOf.keys()].map((topic) => ({ topic, numPartitions: 1 })),
+      onRecord: (topic, _p, key) => tally.receivedByGroup(hostsOf.get(topic)!, key),
+      records: (intent) =>
+        workload.intents[intent]!.map((d, k) => ({
+          topic: kafkaTopics.cluster(d.place),
+          message: record(d, keyOf(intent, k)),
+        })),
+    });
   },
 };
 
@@ -644,9 +666,8 @@ const kafkaPartitionPerHost: Mode = {
   id: 'kafka-partition',
   label: 'Kafka, a topic per cluster, a partition per host (the current binding)',
   broker: 'kafka',
-  async prepare(server, { workload, tally, logger, setupBudgetMs, progress }) {
-    const { brokers } = server as { brokers: string[] };
-    const side = await kafkaSide(brokers, logger);
+  prepare(server, ctx) {
+    const { workload, tally } = ctx;
     const hostAt = new Map<string, string[]>();
     const partitionOf = new Map<string, number>();
     for (const [, hs] of workload.clusters) {
@@ -657,32 +678,17 @@ const kafkaPartitionPerHost: Mode = {
       hs.forEach((h, i) => partitionOf.set(h.hostId, i));
     }
     const byId = new Map(workload.hosts.map((h) => [h.hostId, h]));
-    await createTopics(
-      side.client,
-      [...hostAt].map(([topic, hs]) => ({ topic, numPartitions: hs.length })),
-      setupBudgetMs,
-      progress,
-    );
-    progress('topics created');
-    await startReader(side, [...hostAt.keys()], (topic, partition, key) =>
-      tally.received(hostAt.get(topic)![partition]!, key),
-    );
-    progress('reader joined');
-    const coalescer = new Coalescer(side.producer);
-    return {
-      publish: (intent) =>
-        coalescer.send(
-          workload.intents[intent]!.flatMap((d, k) =>
-            d.recipients.map((h) => ({
-              topic: kafkaTopics.cluster(byId.get(h)!),
-              message: record(d, keyOf(intent, k), partitionOf.get(h)),
-            })),
-          ),
+    return prepareKafka(server as { brokers: string[] }, ctx, {
+      topics: [...hostAt].map(([topic, hs]) => ({ topic, numPartitions: hs.length })),
+      onRecord: (topic, partition, key) => tally.received(hostAt.get(topic)![partition]!, key),
+      records: (intent) =>
+        workload.intents[intent]!.flatMap((d, k) =>
+          d.recipients.map((h) => ({
+            topic: kafkaTopics.cluster(byId.get(h)!),
+            message: record(d, keyOf(intent, k), partitionOf.get(h)),
+          })),
         ),
-      counts: () =>
-        kafkaCounts(side, coalescer, hostAt.size, workload.hosts.length, workload.hosts.length),
-      stop: () => stopKafka(side),
-    };
+    });
   },
 };
 
@@ -691,33 +697,18 @@ const kafkaTopicPerHost: Mode = {
   id: 'kafka-host-topic',
   label: 'Kafka, a topic per host',
   broker: 'kafka',
-  async prepare(server, { workload, tally, logger, setupBudgetMs, progress }) {
-    const { brokers } = server as { brokers: string[] };
-    const side = await kafkaSide(brokers, logger);
+  prepare(server, ctx) {
+    const { workload, tally } = ctx;
     const topic = (hostId: string) => `alcor.gsh.${hostId}`;
     const hostOf = new Map(workload.hosts.map((h) => [topic(h.hostId), h.hostId]));
-    await createTopics(
-      side.client,
-      [...hostOf.keys()].map((t) => ({ topic: t, numPartitions: 1 })),
-      setupBudgetMs,
-      progress,
-    );
-    progress('topics created');
-    await startReader(side, [...hostOf.keys()], (t, _p, key) =>
-      tally.received(hostOf.get(t)!, key),
-    );
-    progress('reader joined');
-    const coalescer = new Coalescer(side.producer);
-    return {
-      publish: (intent) =>
-        coalescer.send(
-          workload.intents[intent]!.flatMap((d, k) =>
-            d.recipients.map((h) => ({ topic: topic(h), message: record(d, keyOf(intent, k)) })),
-          ),
+    return prepareKafka(server as { brokers: string[] }, ctx, {
+      topics: [...hostOf.keys()].map((t) => ({ topic: t, numPartitions: 1 })),
+      onRecord: (t, _p, key) => tally.received(hostOf.get(t)!, key),
+      records: (intent) =>
+        workload.intents[intent]!.flatMap((d, k) =>
+          d.recipients.map((h) => ({ topic: topic(h), message: record(d, keyOf(intent, k)) })),
         ),
-      counts: () => kafkaCounts(side, coalescer, hostOf.size, hostOf.size, workload.hosts.length),
-      stop: () => stopKafka(side),
-    };
+    });
   },
 };
 
