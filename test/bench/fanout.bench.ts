@@ -31,7 +31,7 @@ import {
 } from './fanout/modes.js';
 import { renderEvaluation } from './fanout/report.js';
 import { Tally } from './fanout/tally.js';
-import { buildWorkload, type FanoutWorkload } from './fanout/workload.js';
+import { buildWorkload, neededBy, type FanoutWorkload } from './fanout/workload.js';
 import { pct } from './report.js';
 
 const { values } = parseArgs({
@@ -206,10 +206,7 @@ async function runMode(mode: Mode, workload: FanoutWorkload): Promise<FanoutRow>
   let needed = 0;
   let worst = 0;
   let unneeded = 0;
-  const neededOf = new Map<string, number>(workload.hosts.map((h) => [h.hostId, 0]));
-  for (const list of workload.intents.slice(0, published))
-    for (const d of list) for (const h of d.recipients) neededOf.set(h, neededOf.get(h)! + 1);
-  for (const [hostId, n] of neededOf) {
+  for (const [hostId, n] of neededBy(workload, published)) {
     const d = tally.delivered.get(hostId) ?? 0;
     delivered += d;
     needed += n;

@@ -636,6 +636,16 @@ async function prepareKafka(
   };
 }
 
+/** Each cluster's topic and its hosts, in order (a host's index is its partition). */
+function clusterTopics(workload: FanoutWorkload): Map<string, string[]> {
+  return new Map(
+    [...workload.clusters.values()].map((hs) => [
+      kafkaTopics.cluster(hs[0]!),
+      hs.map((h) => h.hostId),
+    ]),
+  );
+}
+
 /** Mode 1: a topic per cluster; every agent of the cluster reads all of it. */
 const kafkaGroupTopic: Mode = {
   id: 'kafka-group',
@@ -643,12 +653,7 @@ const kafkaGroupTopic: Mode = {
   broker: 'kafka',
   prepare(server, ctx) {
     const { workload, tally } = ctx;
-    const hostsOf = new Map<string, string[]>();
-    for (const [, hs] of workload.clusters)
-      hostsOf.set(
-        kafkaTopics.cluster(hs[0]!),
-        hs.map((h) => h.hostId),
-      );
+    const hostsOf = clusterTopics(workload);
     return prepareKafka(server as { brokers: string[] }, ctx, {
       topics: [...hostsOf.keys()].map((topic) => ({ topic, numPartitions: 1 })),
       onRecord: (topic, _p, key) => tally.receivedByGroup(hostsOf.get(topic)!, key),
@@ -668,15 +673,9 @@ const kafkaPartitionPerHost: Mode = {
   broker: 'kafka',
   prepare(server, ctx) {
     const { workload, tally } = ctx;
-    const hostAt = new Map<string, string[]>();
+    const hostAt = clusterTopics(workload);
     const partitionOf = new Map<string, number>();
-    for (const [, hs] of workload.clusters) {
-      hostAt.set(
-        kafkaTopics.cluster(hs[0]!),
-        hs.map((h) => h.hostId),
-      );
-      hs.forEach((h, i) => partitionOf.set(h.hostId, i));
-    }
+    for (const hs of hostAt.values()) hs.forEach((h, i) => partitionOf.set(h, i));
     const byId = new Map(workload.hosts.map((h) => [h.hostId, h]));
     return prepareKafka(server as { brokers: string[] }, ctx, {
       topics: [...hostAt].map(([topic, hs]) => ({ topic, numPartitions: hs.length })),

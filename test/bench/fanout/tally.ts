@@ -19,8 +19,6 @@ export class Tally {
   private remaining: number;
   private onAll: (() => void) | undefined;
   duplicates = 0;
-  /** Messages that arrived without a key this run knows. */
-  strays = 0;
 
   constructor(private readonly workload: FanoutWorkload) {
     const n = workload.intents.length;
@@ -114,10 +112,7 @@ export class Tally {
   private resolve(key: string | undefined): [number, Delivery] | undefined {
     const [i, d] = (key ?? '').split('.').map(Number);
     const delivery = this.workload.intents[i!]?.[d!];
-    if (delivery === undefined) {
-      this.strays += 1;
-      return undefined;
-    }
+    if (delivery === undefined) return undefined; // a resync's full state: no key
     return [i!, delivery];
   }
 

@@ -87,8 +87,6 @@ export interface FanoutWorkload {
   holds: Map<string, Set<string>>;
   /** Per intent of the measured phase, its deliveries (empty: refused or no host). */
   intents: Delivery[][];
-  /** Per host, how many deliveries it needs. */
-  needed: Map<string, number>;
   stats: {
     vpcs: number;
     ports: number;
@@ -331,7 +329,6 @@ export function buildWorkload(input: Partial<Shape> & { hosts: number }): Fanout
     }
   }
 
-  const needed = new Map<string, number>(hosts.map((h) => [h.hostId, 0]));
   let messages = 0;
   let bytes = 0;
   let unicasts = 0;
@@ -340,7 +337,6 @@ export function buildWorkload(input: Partial<Shape> & { hosts: number }): Fanout
       messages += 1;
       bytes += d.data.length;
       if (d.unicast) unicasts += 1;
-      for (const h of d.recipients) needed.set(h, needed.get(h)! + 1);
     }
   }
   return {
@@ -349,7 +345,6 @@ export function buildWorkload(input: Partial<Shape> & { hosts: number }): Fanout
     clusters,
     holds,
     intents,
-    needed,
     stats: {
       vpcs: vpcs.length,
       ports: buildPorts,
@@ -362,4 +357,12 @@ export function buildWorkload(input: Partial<Shape> & { hosts: number }): Fanout
       maxMulticastsPerCluster,
     },
   };
+}
+
+/** Per host, how many deliveries the first `intents` intents need. */
+export function neededBy(workload: FanoutWorkload, intents: number): Map<string, number> {
+  const needed = new Map<string, number>(workload.hosts.map((h) => [h.hostId, 0]));
+  for (const list of workload.intents.slice(0, intents))
+    for (const d of list) for (const h of d.recipients) needed.set(h, needed.get(h)! + 1);
+  return needed;
 }
