@@ -9,7 +9,13 @@ export { onShutdown } from './local/shutdown.js';
 export { ManagedProcess } from './local/managedProcess.js';
 export { freePort } from './local/ports.js';
 export { runDir, repoRoot } from './local/cache.js';
-export { startLocalNats, NATS_SERVER_VERSION, type LocalNats } from './local/natsServer.js';
+export {
+  startLocalNats,
+  authorizeNatsHosts,
+  NATS_SERVER_VERSION,
+  type LocalNats,
+} from './local/natsServer.js';
+export * from './nats/auth.js';
 export { startLocalKafka, KAFKA_VERSION, type LocalKafka } from './local/kafkaServer.js';
 export { startLocalRedis } from './local/redisServer.js';
 export * from './nats/jetStreamEventLog.js';

@@ -143,6 +143,8 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
     const s = await startLocalNats({
       dir: sub('nats'),
       bucketCount,
+      // Users per role and per host (DESIGN §9), unless ALCOR_NATS_AUTH=off.
+      auth: env.ALCOR_NATS_AUTH !== 'off',
       ...(syncInterval === undefined ? {} : { syncInterval }),
     });
     local.nats = s;
@@ -258,6 +260,12 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
         ALCOR_BUCKET_COUNT: String(bucketCount),
       };
       if (natsInfo.monitorUrl) out.NATS_MONITOR_URL = natsInfo.monitorUrl;
+      const credentials = local.nats?.credentials;
+      if (credentials) {
+        // Services connect as `service`; a harness picks other roles' seeds from the directory.
+        out.NATS_NKEY_SEED_FILE = credentials.roleSeedFile('service');
+        out.ALCOR_NATS_CREDENTIALS = credentials.dir;
+      }
       for (const id of clusters) out[kafkaBrokersVar(id)] = kafkaById[id]?.endpoint ?? '';
       return out;
     },

@@ -88,6 +88,8 @@ export const subjects = {
    */
   ncaState: (hostId: string) => `alcor.nca.state.${token(hostId, 'hostId')}`,
   ncaStateAll: 'alcor.nca.state.*',
+  /** A host's NCA inbox prefix: replies to it (resync) arrive under it, and only it may read them. */
+  hostInbox: (hostId: string) => `_INBOX.${token(hostId, 'hostId')}`,
   /** Internal: the sync API asks a bucket's owner for decisions (request/reply). */
   decisionQuery: (bucket: number) => `alcor.ctl.decision.${bucket}`,
 } as const;
@@ -137,4 +139,5 @@ export const southboundKeys = {
   /** A topic's host → partition assignment on one Kafka cluster (a partition per host). */
   kafkaPartitions: (kafkaCluster: string, topic: string) =>
     `kafka.${token(kafkaCluster, 'kafkaCluster')}.${topic}`,
+  kafkaPartitionsAll: 'kafka.>',
 } as const;

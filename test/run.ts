@@ -236,7 +236,7 @@ if (!only || only === 'demo') {
   const t0 = Date.now();
   const env = { ...process.env };
   for (const name of Object.keys(env)) {
-    if (/^(NATS_|REDIS_URL|KAFKA_)/.test(name)) delete env[name];
+    if (/^(NATS_|ALCOR_NATS_|REDIS_URL|KAFKA_)/.test(name)) delete env[name];
   }
   const out = await runProcess(
     process.execPath,

@@ -2,9 +2,19 @@
  * nats-server without Docker: a pinned release built once with `go install` and
  * cached, or — for development only, with a warning — Debian's older package.
  */
-import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { ServerUnavailableError } from '../../shared/index.js';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { join, relative } from 'node:path';
+import { ServerUnavailableError, type HostRecord } from '../../shared/index.js';
+import { NatsCredentials } from '../nats/auth.js';
+import { connectNats } from '../nats/connect.js';
 import { renderNatsConfig } from '../nats/serverConfig.js';
 import { cacheDir, cached } from './cache.js';
 import { run, which } from './exec.js';
@@ -77,6 +87,8 @@ export interface LocalNats {
   version: string;
   warning?: string;
   process: ManagedProcess;
+  /** Set when the server runs with users per role (DESIGN §9). */
+  credentials?: NatsCredentials;
   stop: () => Promise<void>;
 }
 
@@ -88,6 +100,53 @@ export interface LocalNatsOptions {
   /** Extra config appended verbatim (tests use it to break the server on purpose). */
   extraConfig?: string;
   port?: number;
+  /**
+   * Users per role and per host (infra/nats/auth.ts), their seeds in
+   * `<dir>/credentials`; hosts are added later with {@link authorizeNatsHosts}.
+   */
+  auth?: boolean;
+}
+
+const PID_FILE = 'nats-server.pid';
+
+/** nats-server resolves an include against the including file's directory. */
+function relativeTo<T extends Record<string, string>>(dir: string, files: T): T {
+  return Object.fromEntries(Object.entries(files).map(([k, f]) => [k, relative(dir, f)])) as T;
+}
+
+/**
+ * Gives these hosts NATS users on a locally provisioned server with auth (its
+ * credentials directory, ALCOR_NATS_CREDENTIALS): their seeds and permissions are
+ * written, the server reloads, and this returns once the last host can connect.
+ * On a server provisioned otherwise, operators render and reload the same file.
+ */
+export async function authorizeNatsHosts(
+  url: string,
+  credentialsDir: string,
+  hosts: readonly HostRecord[],
+): Promise<void> {
+  const credentials = new NatsCredentials(credentialsDir);
+  credentials.addHosts(hosts);
+  credentials.render();
+  const last = hosts.at(-1);
+  if (!last) return;
+  const pid = Number(readFileSync(join(credentialsDir, PID_FILE), 'utf8'));
+  process.kill(pid, 'SIGHUP');
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const nc = await connectNats(url, {
+        name: 'alcor-auth-check',
+        reconnect: false,
+        timeoutMs: 2000,
+        nkeySeedFile: credentials.hostSeedFile(last.hostId),
+      });
+      await nc.close();
+      return;
+    } catch (err) {
+      if (attempt >= 50) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }
 
 export async function startLocalNats(options: LocalNatsOptions): Promise<LocalNats> {
@@ -97,7 +156,11 @@ export async function startLocalNats(options: LocalNatsOptions): Promise<LocalNa
   const storeDir = join(options.dir, 'jetstream');
   mkdirSync(storeDir, { recursive: true });
   const confPath = join(options.dir, 'nats.conf');
+  const credentials = options.auth
+    ? new NatsCredentials(join(options.dir, 'credentials'))
+    : undefined;
   const conf = renderNatsConfig({
+    ...(credentials ? { authorization: relativeTo(options.dir, credentials.render()) } : {}),
     host: '127.0.0.1',
     port,
     monitorPort,
@@ -118,7 +181,10 @@ export async function startLocalNats(options: LocalNatsOptions): Promise<LocalNa
     const res = await fetch(`${monitorUrl}/healthz`, { signal: AbortSignal.timeout(1000) });
     return res.ok;
   }, options.readyTimeoutMs ?? 30_000);
+  // Other processes (test suites, the demo) add hosts and signal a reload.
+  if (credentials) writeFileSync(join(credentials.dir, PID_FILE), String(proc.pid));
   return {
+    ...(credentials ? { credentials } : {}),
     url: `nats://127.0.0.1:${port}`,
     monitorUrl,
     version: binary.version,

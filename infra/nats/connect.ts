@@ -1,14 +1,20 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { readFileSync } from 'node:fs';
+import { connect, nkeyAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { ServerUnavailableError } from '../../shared/index.js';
+import { ConfigError, ServerUnavailableError } from '../../shared/index.js';
 
 export interface NatsConnectOptions {
   name: string;
   timeoutMs?: number;
   /** Keep reconnecting forever (services) or fail fast (probes, CLI). */
   reconnect?: boolean;
-  user?: string;
-  pass?: string;
+  /**
+   * The nkey seed file of this connection's user (infra/nats/auth.ts). Defaults to
+   * NATS_NKEY_SEED_FILE from the environment; neither means no credentials.
+   */
+  nkeySeedFile?: string;
+  /** Reply subjects under this prefix (an NCA host may read only its own inbox). */
+  inboxPrefix?: string;
   /**
    * Build each request's error (with the caller's stack) up front. Off by default:
    * it cost about 9 % of a southbound run's CPU (profiled); turn on to debug.
@@ -21,6 +27,18 @@ export async function connectNats(
   url: string,
   options: NatsConnectOptions,
 ): Promise<NatsConnection> {
+  const seedFile = options.nkeySeedFile ?? process.env.NATS_NKEY_SEED_FILE;
+  let seed: Uint8Array | undefined;
+  if (seedFile) {
+    try {
+      seed = new Uint8Array(readFileSync(seedFile));
+    } catch (err) {
+      throw new ConfigError(
+        'NATS_NKEY_SEED_FILE',
+        `cannot read ${seedFile}: ${(err as Error).message}`,
+      );
+    }
+  }
   try {
     return await connect({
       servers: url.split(','),
@@ -29,7 +47,8 @@ export async function connectNats(
       reconnect: options.reconnect ?? true,
       maxReconnectAttempts: options.reconnect === false ? 0 : -1,
       noAsyncTraces: options.asyncTraces !== true,
-      ...(options.user === undefined ? {} : { user: options.user, pass: options.pass ?? '' }),
+      ...(seed === undefined ? {} : { authenticator: nkeyAuthenticator(seed) }),
+      ...(options.inboxPrefix === undefined ? {} : { inboxPrefix: options.inboxPrefix }),
     });
   } catch (err) {
     throw new ServerUnavailableError(

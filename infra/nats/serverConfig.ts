@@ -22,6 +22,13 @@ export interface NatsServerConfig {
    */
   syncInterval?: string;
   maxPayload?: number;
+  /**
+   * Accounts and users (DESIGN §9, infra/nats/auth.ts): the files with each
+   * account's `users` list, relative to the configuration file's directory,
+   * included so that they can be rewritten and reloaded (SIGHUP) when hosts join.
+   * Absent: no auth, one global account.
+   */
+  authorization?: { alcorUsersFile: string; clientUsersFile: string };
 }
 
 export const DEFAULT_MAX_PAYLOAD = 8 * 1024 * 1024;
@@ -43,17 +50,48 @@ export function renderNatsConfig(config: NatsServerConfig): string {
   if (config.syncInterval !== undefined) {
     lines.push(`  sync_interval: ${JSON.stringify(config.syncInterval)}`);
   }
-  lines.push(
-    '}',
-    '',
+  const mapping = [
     '# Clients publish intent.<vpcId>; the server stores intent.<bucket>.<vpcId>.',
     'mappings {',
     `  ${JSON.stringify(subjects.intentMappingSource)}: ${JSON.stringify(
       subjects.intentMappingDestination(config.bucketCount),
     )}`,
     '}',
-    '',
-  );
+  ];
+  lines.push('}', '');
+  const auth = config.authorization;
+  if (!auth) lines.push(...mapping, '');
+  else {
+    // Two accounts (DESIGN §9). Clients live in CLIENT and reach ALCOR only through
+    // what it exports: publishing intent.<vpcId> (a service import, so a JetStream
+    // publish gets its ack) and the sync API, and reading status. The mapping runs in
+    // ALCOR, after the import: permissions are checked on the subject a client sends,
+    // so it may send intent.<vpcId> and never intent.<bucket>.<vpcId>.
+    const indent = (xs: string[], by: string): string[] => xs.map((x) => by + x);
+    lines.push(
+      'accounts {',
+      '  ALCOR: {',
+      '    jetstream: enabled',
+      ...indent(mapping, '    '),
+      '    exports: [',
+      `      { service: ${JSON.stringify(subjects.intentMappingSource)} }`,
+      `      { service: ${JSON.stringify(subjects.applyIntents)} }`,
+      `      { stream: ${JSON.stringify(subjects.statusAll)} }`,
+      '    ]',
+      `    include ${JSON.stringify(auth.alcorUsersFile)}`,
+      '  }',
+      '  CLIENT: {',
+      '    imports: [',
+      `      { service: { account: ALCOR, subject: ${JSON.stringify(subjects.intentMappingSource)} } }`,
+      `      { service: { account: ALCOR, subject: ${JSON.stringify(subjects.applyIntents)} } }`,
+      `      { stream: { account: ALCOR, subject: ${JSON.stringify(subjects.statusAll)} } }`,
+      '    ]',
+      `    include ${JSON.stringify(auth.clientUsersFile)}`,
+      '  }',
+      '}',
+      '',
+    );
+  }
   return lines.join('\n');
 }
 

@@ -11,6 +11,8 @@ import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   ManagedProcess,
+  NatsCredentials,
+  authorizeNatsHosts,
   connectNats,
   freePort,
   metricSamples,
@@ -182,13 +184,29 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
   out(`  topology: ${topologyFile}\n  intents:  ${intentsFile}`);
 
   const env = o.servers.env();
+  // With users per role (DESIGN §9): the demo watches as a service, sends intents as
+  // a client, and runs its agents each as its own host's user.
+  const credentials = env.ALCOR_NATS_CREDENTIALS
+    ? new NatsCredentials(env.ALCOR_NATS_CREDENTIALS)
+    : undefined;
   const nc: NatsConnection = await connectNats(env.NATS_URL!, { name: 'alcor-demo' });
+  const client: NatsConnection = credentials
+    ? await connectNats(env.NATS_URL!, {
+        name: 'alcor-demo-client',
+        nkeySeedFile: credentials.roleSeedFile('client'),
+      })
+    : nc;
   const services: Service[] = [];
   const stop = async (): Promise<void> => {
     await Promise.all(services.map((s) => s.proc.stop()));
     await nc.close().catch(() => undefined);
+    if (client !== nc) await client.close().catch(() => undefined);
   };
   try {
+    if (credentials) {
+      await authorizeNatsHosts(env.NATS_URL!, credentials.dir, expanded.hosts);
+      out(`NATS users: ${expanded.hosts.length} hosts, each allowed only its own subjects`);
+    }
     const loaded = await loadTopology(nc, topologyFile, { prune: true });
     out(`topology loaded: ${loaded.hosts} hosts (${loaded.added} new, ${loaded.pruned} pruned)`);
 
@@ -221,7 +239,16 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
         'nca',
         'services/nca/main.ts',
         o.dir,
-        { ...env, ALCOR_FLEET_ID: `demo${Date.now().toString(36)}` },
+        {
+          ...env,
+          ALCOR_FLEET_ID: `demo${Date.now().toString(36)}`,
+          ...(credentials
+            ? {
+                NATS_NKEY_SEED_FILE: credentials.roleSeedFile('fleet'),
+                ALCOR_NCA_CREDENTIALS: credentials.hostsDir,
+              }
+            : {}),
+        },
         o.logLevel,
       ),
     );
@@ -230,7 +257,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
       `services ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${services.map((s) => s.name).join(', ')} (logs in ${o.dir})`,
     );
 
-    const summary = await applyAndMeasure(o, nc, expanded, services);
+    const summary = await applyAndMeasure(o, nc, client, expanded, services);
     return { services, summary, stop };
   } catch (err) {
     for (const s of services)
@@ -243,6 +270,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
 async function applyAndMeasure(
   o: DemoOptions,
   nc: NatsConnection,
+  client: NatsConnection,
   expanded: ReturnType<typeof expand>,
   services: Service[],
 ): Promise<DemoSummary> {
@@ -324,7 +352,7 @@ async function applyAndMeasure(
         const { intents } = expanded.vpcs[next++]!;
         for (const intent of intents) {
           sentAt.set(intent.id, Date.now());
-          const reply = await nc.request(
+          const reply = await client.request(
             subjects.applyIntents,
             encoder.encode(JSON.stringify(intent)),
             {

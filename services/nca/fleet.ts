@@ -1,6 +1,8 @@
 /**
  * NCA agents, one or thousands in one process (DESIGN §7): each simulated host has
- * its own model of the dataplane and its own binding; they share connections.
+ * its own model of the dataplane and its own binding. Given per-host credentials
+ * (DESIGN §9), each host connects as its own NATS user, which may read only its own
+ * subjects; without them the hosts share a few connections.
  *
  * - JetStream binding: the host subscribes to its own `gs…<host>` subject and to
  *   `gsm…<vpc>` of each VPC it holds (learned from its full states), so the
@@ -16,7 +18,8 @@
  * for a VPC whose message failed to apply (backing off while it keeps failing).
  */
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { join } from 'node:path';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Consumer } from 'kafkajs';
 import {
   connectNats,
@@ -76,6 +79,12 @@ export interface FleetOptions {
   fleetId: string;
   /** NATS connections shared by the hosts (a host's subscriptions stay on one). */
   connections?: number;
+  /**
+   * A directory of per-host nkey seeds (`<hostId>.nk`, infra/nats/auth.ts): each
+   * host gets its own connection as its own user. The fleet's shared connection
+   * (KV reads, the Kafka partition table) keeps the process's own credentials.
+   */
+  hostCredentials?: string;
   /** Injected apply failures: `(hostId, op, message) → fail?`. */
   failOp?: (
     hostId: string,
@@ -407,22 +416,65 @@ async function startKafkaIntake(
   };
 }
 
-export async function startFleet(options: FleetOptions): Promise<Fleet> {
-  const count = Math.max(
-    1,
-    options.connections ?? Math.min(8, Math.ceil(options.hosts.length / 500)),
+/** Answers the oracle's question to one host: what it holds, as digests. */
+function answerState(agent: HostAgent, msg: Msg): void {
+  let vpcIds: string[] | undefined;
+  try {
+    const body = msg.data.length > 0 ? (msg.json<{ vpcIds?: unknown }>() ?? {}) : {};
+    if (Array.isArray(body.vpcIds)) vpcIds = body.vpcIds.filter((v) => typeof v === 'string');
+  } catch {
+    // An unreadable body asks for everything.
+  }
+  msg.respond(
+    encoder.encode(
+      JSON.stringify({
+        hostId: agent.record.hostId,
+        binding: agent.label,
+        vpcs: encodeHostDigest(hostDigest(agent.model, vpcIds)),
+      }),
+    ),
   );
+}
+
+export async function startFleet(options: FleetOptions): Promise<Fleet> {
+  // With per-host users, one shared connection is left (KV and Kafka partitions).
+  const count = options.hostCredentials
+    ? 1
+    : Math.max(1, options.connections ?? Math.min(8, Math.ceil(options.hosts.length / 500)));
   const connections: NatsConnection[] = [];
   for (let i = 0; i < count; i++) {
     connections.push(
       await connectNats(options.natsUrl, { name: `alcor-fleet-${options.fleetId}-${i}` }),
     );
   }
-  const jsm = await jetstreamManager(connections[0]!);
   const agents = new Map<string, HostAgent>();
-  options.hosts.forEach((record, i) => {
-    agents.set(record.hostId, new HostAgent(record, connections[i % count]!, jsm, options));
-  });
+  if (options.hostCredentials) {
+    const dir = options.hostCredentials;
+    // Each host as its own user; connected a batch at a time.
+    for (let i = 0; i < options.hosts.length; i += 64) {
+      const batch = options.hosts.slice(i, i + 64);
+      const made = await Promise.all(
+        batch.map(async (record) => {
+          const nc = await connectNats(options.natsUrl, {
+            name: `alcor-nca-${record.hostId}`,
+            nkeySeedFile: join(dir, `${record.hostId}.nk`),
+            inboxPrefix: subjects.hostInbox(record.hostId),
+          });
+          const jsm = await jetstreamManager(nc, { checkAPI: false });
+          return new HostAgent(record, nc, jsm, options);
+        }),
+      );
+      for (const agent of made) {
+        agents.set(agent.record.hostId, agent);
+        connections.push(agent.nc);
+      }
+    }
+  } else {
+    const jsm = await jetstreamManager(connections[0]!);
+    options.hosts.forEach((record, i) => {
+      agents.set(record.hostId, new HostAgent(record, connections[i % count]!, jsm, options));
+    });
+  }
   for (const agent of agents.values()) agent.start();
 
   const byKafka = new Map<string, HostAgent[]>();
@@ -468,37 +520,31 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       }
     })();
   }
-  // What each host holds, for the convergence oracle (`alcor check`).
-  const stateResponder = connections[0]!.subscribe(subjects.ncaStateAll, {
-    callback: (err, msg) => {
-      if (err) return;
-      const hostId = msg.subject.slice(subjects.ncaStateAll.length - 1);
-      const agent = agents.get(hostId);
-      if (!agent) return; // another fleet's host: its fleet answers
-      let vpcIds: string[] | undefined;
-      try {
-        const body = msg.data.length > 0 ? (msg.json<{ vpcIds?: unknown }>() ?? {}) : {};
-        if (Array.isArray(body.vpcIds)) vpcIds = body.vpcIds.filter((v) => typeof v === 'string');
-      } catch {
-        // An unreadable body asks for everything.
-      }
-      msg.respond(
-        encoder.encode(
-          JSON.stringify({
-            hostId,
-            binding: agent.label,
-            vpcs: encodeHostDigest(hostDigest(agent.model, vpcIds)),
-          }),
-        ),
-      );
-    },
-  });
+  // What each host holds, for the convergence oracle (`alcor check`): each host
+  // answers on its own connection, or one subscription answers for the fleet.
+  const stateResponders = options.hostCredentials
+    ? [...agents.values()].map((agent) =>
+        agent.nc.subscribe(subjects.ncaState(agent.record.hostId), {
+          callback: (err, msg) => {
+            if (!err) answerState(agent, msg);
+          },
+        }),
+      )
+    : [
+        connections[0]!.subscribe(subjects.ncaStateAll, {
+          callback: (err, msg) => {
+            // Another fleet's host: its fleet answers.
+            const agent = agents.get(msg.subject.slice(subjects.ncaStateAll.length - 1));
+            if (!err && agent) answerState(agent, msg);
+          },
+        }),
+      ];
   const connectedFlags = connections.map((nc) => natsConnectedFlag(nc));
   if (options.resyncOnStart !== false) {
     await Promise.all([...agents.values()].map((a) => a.resync()));
   }
   options.logger.info(
-    { hosts: agents.size, connections: count, kafkaClusters: [...byKafka.keys()] },
+    { hosts: agents.size, connections: connections.length, kafkaClusters: [...byKafka.keys()] },
     'fleet started',
   );
 
@@ -529,7 +575,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     kafkaConnections: () =>
       Object.fromEntries(intakes.map((i) => [i.client.clusterId, i.client.openConnections()])),
     stop: async () => {
-      stateResponder.unsubscribe();
+      for (const sub of stateResponders) sub.unsubscribe();
       for (const a of agents.values()) a.stop();
       await Promise.all(intakes.map((i) => i.stop()));
       await Promise.all(connections.map((nc) => nc.drain().catch(() => undefined)));

@@ -69,6 +69,8 @@ async function main(log: Logger, env: NodeJS.ProcessEnv) {
     hosts,
     logger: log,
     fleetId,
+    // Per-host NATS users (DESIGN §9): a directory of `<hostId>.nk` seeds.
+    ...(env.ALCOR_NCA_CREDENTIALS ? { hostCredentials: env.ALCOR_NCA_CREDENTIALS } : {}),
     stage: (stage, binding, seconds) => stages.observe({ stage, binding }, seconds),
   });
   const byBinding = (): Array<[Record<string, string>, HostStats & { hosts: number }]> =>

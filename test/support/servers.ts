@@ -18,7 +18,11 @@ export function testServers(): Promise<TestServers> {
   pending ??= (async () => {
     if (process.env.NATS_URL) return serversFromEnv();
     owned = await provisionServers();
-    return serversFromEnv({ ...process.env, ...owned.env() });
+    const env = owned.env();
+    // This process's own connections use the servers' credentials, as under the runner.
+    for (const name of ['NATS_NKEY_SEED_FILE', 'ALCOR_NATS_CREDENTIALS'])
+      if (env[name]) process.env[name] = env[name];
+    return serversFromEnv({ ...process.env, ...env });
   })();
   return pending;
 }

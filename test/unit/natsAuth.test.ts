@@ -1,0 +1,100 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  hostPermissions,
+  renderNatsConfig,
+  renderUsers,
+  rolePermissions,
+} from '../../infra/index.js';
+import { subjects } from '../../shared/index.js';
+
+const place = { region: 'r1', az: 'az1', dc: 'dc1', cluster: 'c7' };
+const Perms = suite('NATS permissions per role (DESIGN §9)');
+
+Perms('a client may publish only the unmapped intent and the sync API', () => {
+  const p = rolePermissions('client')!;
+  assert.equal(
+    p.publish.allow.sort(),
+    [subjects.applyIntents, subjects.intentMappingSource].sort(),
+  );
+  assert.not.ok(p.publish.allow.some((s) => s.startsWith('evt') || s === subjects.intentsAll));
+  assert.equal(p.subscribe.allow.sort(), ['_INBOX.>', subjects.statusAll].sort());
+});
+
+Perms('services are unrestricted; the fleet harness may not touch intents or events', () => {
+  assert.is(rolePermissions('service'), undefined);
+  const fleet = rolePermissions('fleet')!;
+  for (const s of fleet.publish.allow) {
+    assert.not.ok(/^(intent|evt|gs|gsm|status)\./.test(s), s);
+    assert.not.ok(/STREAM\.(DELETE|PURGE|UPDATE|CREATE)/.test(s), s);
+  }
+});
+
+Perms('an NCA host names only its own unicast, its cluster, its inbox and its acks', () => {
+  const p = hostPermissions({ ...place, hostId: 'h9' });
+  assert.equal(p.subscribe.allow, [
+    'gs.r1.az1.dc1.c7.h9',
+    'gsm.r1.az1.dc1.c7.*',
+    '_INBOX.h9.>',
+    'alcor.nca.state.h9',
+  ]);
+  assert.equal(p.publish.allow, ['gsack.*.*.h9', 'alcor.resync.h9']);
+  assert.ok(p.allowResponses);
+});
+
+Perms('a host id that would widen a subject is refused', () => {
+  assert.throws(() => hostPermissions({ ...place, hostId: 'h9.>' }), /hostId/);
+  assert.throws(() => hostPermissions({ ...place, hostId: '*' }), /hostId/);
+  assert.throws(() => hostPermissions({ ...place, cluster: 'c.>', hostId: 'h9' }), /cluster/);
+});
+
+Perms('users render with their keys and permissions, services without limits', () => {
+  const text = renderUsers([
+    { name: 'service', nkey: 'USERVICE' },
+    { name: 'nca h9', nkey: 'UHOST', permissions: hostPermissions({ ...place, hostId: 'h9' }) },
+  ]);
+  assert.match(text, '{ nkey: USERVICE }');
+  assert.match(
+    text,
+    '{ nkey: UHOST, permissions: { publish: { allow: ["gsack.*.*.h9", "alcor.resync.h9"] }, subscribe: { allow: ["gs.r1.az1.dc1.c7.h9", "gsm.r1.az1.dc1.c7.*", "_INBOX.h9.>", "alcor.nca.state.h9"] }, allow_responses: true } }',
+  );
+});
+
+const Conf = suite('nats-server configuration with accounts');
+const base = {
+  host: '127.0.0.1',
+  port: 1,
+  monitorPort: 0,
+  storeDir: '/d',
+  serverName: 's',
+  bucketCount: 8,
+};
+
+Conf('with auth the mapping moves into ALCOR, and CLIENT imports only what ALCOR exports', () => {
+  const text = renderNatsConfig({
+    ...base,
+    authorization: { alcorUsersFile: 'a.conf', clientUsersFile: 'c.conf' },
+  });
+  const alcor = text.slice(text.indexOf('ALCOR: {'), text.indexOf('CLIENT: {'));
+  const client = text.slice(text.indexOf('CLIENT: {'));
+  assert.match(alcor, '"intent.*": "intent.{{partition(8,1)}}.{{wildcard(1)}}"');
+  assert.match(alcor, 'include "a.conf"');
+  assert.match(client, 'include "c.conf"');
+  assert.not.match(client, 'mappings');
+  // One mapping in all: none left in the global account.
+  assert.is(text.split('mappings {').length, 2);
+  for (const subject of [subjects.intentMappingSource, subjects.applyIntents, subjects.statusAll]) {
+    assert.match(alcor, JSON.stringify(subject));
+    assert.match(client, `account: ALCOR, subject: ${JSON.stringify(subject)}`);
+  }
+  assert.is((client.match(/account: ALCOR/g) ?? []).length, 3);
+});
+
+Conf('without auth there are no accounts', () => {
+  const text = renderNatsConfig(base);
+  assert.not.match(text, 'accounts');
+  assert.match(text, 'mappings {');
+});
+
+Perms.run();
+Conf.run();
