@@ -33,6 +33,7 @@ import {
   kvBuckets,
   placeOf,
   southboundKeys,
+  streams,
   subjects,
   type HostRecord,
   type TopologyPlace,
@@ -90,7 +91,13 @@ export function hostPermissions(host: TopologyPlace & { hostId: string }): NatsP
   const [, multicastOfCluster] = subjects.goalStatesOfCluster(host);
   return {
     publish: {
-      allow: [subjects.acksOfHost(host.hostId), subjects.resync(host.hostId)],
+      allow: [
+        subjects.acksOfHost(host.hostId),
+        subjects.resync(host.hostId),
+        // The last stored multicast of its cluster's VPCs (the catch-up check on a
+        // new multicast subscription, services/nca/fleet.ts).
+        `$JS.API.DIRECT.GET.${streams.goalStates}.${multicastOfCluster!}`,
+      ],
     },
     subscribe: {
       allow: [

@@ -220,6 +220,15 @@ s('an NCA host reads its own subjects and its cluster multicasts, no one else’
     await refused(nca, subject);
   }
   assert.equal(nca.refusals.length, 7, nca.refusals.join('\n'));
+
+  // The catch-up check reads the last stored multicast of its own cluster only.
+  const js = await jetstreamManager(nca.nc, { checkAPI: false });
+  const own = subjects.goalStateMulticast(h1, 'sec-vpc-4');
+  const last = await js.direct.getMessage(streams.goalStates, { last_by_subj: own });
+  assert.is(last?.subject, own);
+  const other = subjects.goalStateMulticast(h3, 'sec-vpc-4');
+  await js.direct.getMessage(streams.goalStates, { last_by_subj: other }).catch(() => undefined);
+  await refused(nca, `$JS.API.DIRECT.GET.${streams.goalStates}.${other}`);
 });
 
 s('an NCA host acks and resyncs only as itself, and cannot publish intents', async (ctx) => {

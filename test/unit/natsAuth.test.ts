@@ -38,7 +38,11 @@ Perms('an NCA host names only its own unicast, its cluster, its inbox and its ac
     '_INBOX.h9.>',
     'alcor.nca.state.h9',
   ]);
-  assert.equal(p.publish.allow, ['gsack.*.*.h9', 'alcor.resync.h9']);
+  assert.equal(p.publish.allow, [
+    'gsack.*.*.h9',
+    'alcor.resync.h9',
+    '$JS.API.DIRECT.GET.GOALSTATES.gsm.r1.az1.dc1.c7.*',
+  ]);
   assert.ok(p.allowResponses);
 });
 
@@ -56,7 +60,7 @@ Perms('users render with their keys and permissions, services without limits', (
   assert.match(text, '{ nkey: USERVICE }');
   assert.match(
     text,
-    '{ nkey: UHOST, permissions: { publish: { allow: ["gsack.*.*.h9", "alcor.resync.h9"] }, subscribe: { allow: ["gs.r1.az1.dc1.c7.h9", "gsm.r1.az1.dc1.c7.*", "_INBOX.h9.>", "alcor.nca.state.h9"] }, allow_responses: true } }',
+    '{ nkey: UHOST, permissions: { publish: { allow: ["gsack.*.*.h9", "alcor.resync.h9", "$JS.API.DIRECT.GET.GOALSTATES.gsm.r1.az1.dc1.c7.*"] }, subscribe: { allow: ["gs.r1.az1.dc1.c7.h9", "gsm.r1.az1.dc1.c7.*", "_INBOX.h9.>", "alcor.nca.state.h9"] }, allow_responses: true } }',
   );
 });
 
