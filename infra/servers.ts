@@ -5,11 +5,12 @@
  * in the environment that cannot be reached is an error naming it — never a hang
  * and never a silent fallback.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_BUCKET_COUNT, ConfigError } from '../shared/index.js';
 import { probeNats } from './nats/connect.js';
-import { pingRedis } from './redis/probe.js';
+import { pingRedis, redactUrl } from './redis/probe.js';
 import { probeKafka } from './kafka/probe.js';
 import { runDir } from './local/cache.js';
 import { startLocalNats, type LocalNats } from './local/natsServer.js';
@@ -27,7 +28,10 @@ export type ServerSource = 'env' | 'docker' | 'local';
 export interface ServerInfo {
   /** e.g. "nats-server", "redis-server", "kafka cluster a" */
   name: string;
+  /** Where it listens, for display: never with credentials in it. */
   endpoint: string;
+  /** What clients connect to, when it differs from `endpoint` (a URL with credentials). */
+  url?: string;
   version: string;
   source: ServerSource;
   warning?: string;
@@ -164,17 +168,37 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
     const name = 'redis-server';
     if (env.REDIS_URL) {
       const version = await pingRedis(env.REDIS_URL);
-      return { name, endpoint: env.REDIS_URL, version, source: 'env', stop: async () => {} };
+      return {
+        name,
+        endpoint: redactUrl(env.REDIS_URL),
+        url: env.REDIS_URL,
+        version,
+        source: 'env',
+        stop: async () => {},
+      };
     }
     if (useDocker) {
       const s = await startDockerRedis();
       stoppers.push(s.stop);
       return { name, endpoint: s.endpoint, version: s.version, source: 'docker', stop: s.stop };
     }
-    const s = await startLocalRedis({ dir: sub('redis') });
+    // An ACL user with a password made for this run; the URL in the environment carries it.
+    const s = await startLocalRedis({
+      dir: sub('redis'),
+      ...(env.ALCOR_REDIS_ACL === 'off'
+        ? {}
+        : { acl: { username: 'alcor', password: randomBytes(18).toString('base64url') } }),
+    });
     local.redis = s;
     stoppers.push(s.stop);
-    return { name, endpoint: s.url, version: s.version, source: 'local', stop: s.stop };
+    return {
+      name,
+      endpoint: redactUrl(s.url),
+      url: s.url,
+      version: s.version,
+      source: 'local',
+      stop: s.stop,
+    };
   };
 
   const kafka = async (id: string): Promise<Started<Servers['kafka'][string]>> => {
@@ -255,7 +279,7 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
     env() {
       const out: Record<string, string> = {
         NATS_URL: natsInfo.endpoint,
-        REDIS_URL: redisInfo.endpoint,
+        REDIS_URL: redisInfo.url ?? redisInfo.endpoint,
         KAFKA_CLUSTERS: clusters.join(','),
         ALCOR_BUCKET_COUNT: String(bucketCount),
       };

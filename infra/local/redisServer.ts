@@ -1,4 +1,5 @@
 /** redis-server without Docker: Debian's package, one process per run, no persistence. */
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ServerUnavailableError } from '../../shared/index.js';
 import { run, which } from './exec.js';
@@ -13,9 +14,33 @@ export interface LocalRedis {
   stop: () => Promise<void>;
 }
 
+export interface RedisAclUser {
+  username: string;
+  password: string;
+}
+
+/**
+ * An ACL file (DESIGN §9): the default user off, and `user` allowed only the host
+ * mapping's keys (`{vpc:…}` and `{host:…}`) and no administration commands.
+ */
+export function renderRedisAcl(user: RedisAclUser): string {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(user.username) || /[\s>]/.test(user.password))
+    throw new ServerUnavailableError(
+      'redis-server',
+      'ACL user name or password has bad characters',
+    );
+  return [
+    'user default off',
+    `user ${user.username} on >${user.password} ~{vpc:* ~{host:* +@all -@admin -flushall -flushdb`,
+    '',
+  ].join('\n');
+}
+
 export async function startLocalRedis(options: {
   dir: string;
   readyTimeoutMs?: number;
+  /** Turns the default user off and lets only this user in (the URL then carries it). */
+  acl?: RedisAclUser;
 }): Promise<LocalRedis> {
   const binary = process.env.ALCOR_REDIS_SERVER_BIN ?? (await which('redis-server'));
   if (!binary) {
@@ -35,6 +60,12 @@ export async function startLocalRedis(options: {
   );
   const version = /v=([\d.]+)/.exec(stdout)?.[1] ?? stdout.trim();
   const port = await freePort();
+  const aclArgs: string[] = [];
+  if (options.acl) {
+    const aclFile = join(options.dir, 'users.acl');
+    writeFileSync(aclFile, renderRedisAcl(options.acl), { mode: 0o600 });
+    aclArgs.push('--aclfile', aclFile);
+  }
   const proc = new ManagedProcess({
     name: 'redis-server',
     command: binary,
@@ -51,10 +82,13 @@ export async function startLocalRedis(options: {
       'no',
       '--protected-mode',
       'no',
+      ...aclArgs,
     ],
     logFile: join(options.dir, 'redis-server.log'),
   });
-  const url = `redis://127.0.0.1:${port}`;
+  const url = options.acl
+    ? `redis://${encodeURIComponent(options.acl.username)}:${encodeURIComponent(options.acl.password)}@127.0.0.1:${port}`
+    : `redis://127.0.0.1:${port}`;
   await proc.waitUntilReady(async () => {
     await pingRedis(url, 1000);
     return true;

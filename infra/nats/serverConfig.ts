@@ -69,6 +69,12 @@ export function renderNatsConfig(config: NatsServerConfig): string {
     // so it may send intent.<vpcId> and never intent.<bucket>.<vpcId>.
     const indent = (xs: string[], by: string): string[] => xs.map((x) => by + x);
     lines.push(
+      // A client has this long to answer the server's nonce. The default (2 s) is
+      // short for a process opening a thousand agents' connections on a busy machine.
+      'authorization {',
+      '  timeout: 10',
+      '}',
+      '',
       'accounts {',
       '  ALCOR: {',
       '    jetstream: enabled',

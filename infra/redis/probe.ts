@@ -17,10 +17,26 @@ export async function pingRedis(url: string, timeoutMs = 5000): Promise<string> 
     const info = await client.info('server');
     return /redis_version:([^\r\n]+)/.exec(info)?.[1] ?? 'unknown';
   } catch (err) {
-    throw new ServerUnavailableError('redis', `cannot reach ${url}: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new ServerUnavailableError(
+      'redis',
+      `cannot reach ${redactUrl(url)}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   } finally {
     client.disconnect();
+  }
+}
+
+/** A URL without its password, for logs and tables. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (!u.password) return url;
+    u.password = '***';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return url;
   }
 }

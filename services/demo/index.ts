@@ -57,6 +57,9 @@ export async function start(config: DemoConfig): Promise<Demo> {
     config.kafkaClusters ? { kafkaClusters: config.kafkaClusters } : {},
   );
   log.info({ dir: servers.dir }, 'servers provisioned');
+  // The demo's own connections are a service's (DESIGN §9); it picks other roles' seeds itself.
+  const seed = servers.env().NATS_NKEY_SEED_FILE;
+  if (seed) process.env.NATS_NKEY_SEED_FILE = seed;
 
   const natsRow = await checked(
     {
@@ -83,7 +86,7 @@ export async function start(config: DemoConfig): Promise<Demo> {
       version: servers.redis.version,
       source: servers.redis.source,
     },
-    async () => `PING ok (server ${await pingRedis(servers.redis.endpoint)})`,
+    async () => `PING ok (server ${await pingRedis(servers.redis.url ?? servers.redis.endpoint)})`,
   );
   const kafkaRows = await Promise.all(
     Object.entries(servers.kafka).map(([id, k]) =>

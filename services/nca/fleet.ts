@@ -451,8 +451,8 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   if (options.hostCredentials) {
     const dir = options.hostCredentials;
     // Each host as its own user; connected a batch at a time.
-    for (let i = 0; i < options.hosts.length; i += 64) {
-      const batch = options.hosts.slice(i, i + 64);
+    for (let i = 0; i < options.hosts.length; i += 16) {
+      const batch = options.hosts.slice(i, i + 16);
       const made = await Promise.all(
         batch.map(async (record) => {
           const nc = await connectNats(options.natsUrl, {

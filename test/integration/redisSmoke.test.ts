@@ -1,8 +1,17 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Redis } from 'ioredis';
-import { pingRedis } from '../../infra/index.js';
+import { createRedisHostMapping, pingRedis, runDir, startLocalRedis } from '../../infra/index.js';
 import { testServers, unique } from '../support/index.js';
+
+async function rejects(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
+  const error = await promise.then(
+    () => undefined,
+    (err: Error) => err,
+  );
+  assert.ok(error, `expected a refusal matching ${pattern}`);
+  assert.match(error!.message, pattern, error!.message);
+}
 
 const RedisSmoke = suite<{ redis: Redis }>('redis-server');
 
@@ -35,5 +44,54 @@ RedisSmoke('hash-tagged mapping sets: add, read, intersect and remove', async ({
   await redis.del(vpcKey, other);
   assert.is(await redis.exists(vpcKey), 0);
 });
+
+RedisSmoke(
+  'with an ACL user: the mapping works, the default user and wrong passwords are refused, other keys and admin commands too',
+  async () => {
+    const server = await startLocalRedis({
+      dir: runDir('alcor-redis-acl-'),
+      acl: { username: 'alcor', password: 'secret-1' },
+    });
+    const clients: Redis[] = [];
+    const client = (url: string): Redis => {
+      const c = new Redis(url, {
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+        lazyConnect: true,
+        enableReadyCheck: false,
+      });
+      clients.push(c);
+      return c;
+    };
+    try {
+      assert.match(server.url, /^redis:\/\/alcor:secret-1@/);
+      const mapping = createRedisHostMapping(server.url);
+      await mapping.apply('acl-vpc', 1, ['acl-h1'], []);
+      assert.equal(await mapping.hostsOf('acl-vpc'), { revision: 1, hosts: ['acl-h1'] });
+      assert.equal(await mapping.vpcsOf('acl-h1'), ['acl-vpc']);
+      await mapping.close();
+
+      const bare = server.url.replace('alcor:secret-1@', '');
+      // The default user is off: its commands are refused.
+      const anonymous = client(bare);
+      await anonymous.connect();
+      await rejects(anonymous.get('{vpc:acl-vpc}:hosts'), /NOAUTH/);
+      // A wrong password: the AUTH on connect fails (reported as the client's error).
+      const guessing = client(server.url.replace('secret-1', 'guess'));
+      const authError = new Promise<Error>((resolve) => guessing.once('error', resolve));
+      await guessing.connect().catch(() => undefined);
+      assert.match((await authError).message, /WRONGPASS/);
+      await rejects(guessing.get('{vpc:acl-vpc}:hosts'), /closed/);
+      const alcor = client(server.url);
+      await alcor.connect();
+      await rejects(alcor.set('elsewhere', '1'), /NOPERM/);
+      await rejects(alcor.flushall(), /NOPERM/);
+      await rejects(alcor.config('GET', 'dir'), /NOPERM/);
+    } finally {
+      for (const c of clients) c.disconnect();
+      await server.stop();
+    }
+  },
+);
 
 RedisSmoke.run();

@@ -10,7 +10,7 @@
  * has every agent of a group read the whole topic, one reader stands for them:
  * each record it reads counts as delivered to every host of the group.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -722,6 +722,8 @@ export const MODES: readonly Mode[] = [
 
 /** CPU seconds (user + system) and resident memory of a process, from /proc. */
 export function processUsage(pid: number): { cpuSeconds: number; rssMb: number } {
+  // A broker that died (e.g. out of file descriptors at tens of thousands of topics) has none.
+  if (!existsSync(`/proc/${pid}/stat`)) return { cpuSeconds: NaN, rssMb: NaN };
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]);
