@@ -10,7 +10,7 @@ async function rejects(promise: Promise<unknown>, pattern: RegExp): Promise<void
     (err: Error) => err,
   );
   assert.ok(error, `expected a refusal matching ${pattern}`);
-  assert.match(error!.message, pattern, error!.message);
+  assert.match(error.message, pattern, error.message);
 }
 
 const RedisSmoke = suite<{ redis: Redis }>('redis-server');
