@@ -1,11 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  hostPermissions,
-  renderNatsConfig,
-  renderUsers,
-  rolePermissions,
-} from '../../infra/index.js';
+import { hostPermissions, renderUsers, rolePermissions } from '../../infra/index.js';
 import { subjects } from '../../shared/index.js';
 
 const place = { region: 'r1', az: 'az1', dc: 'dc1', cluster: 'c7' };
@@ -64,41 +59,4 @@ Perms('users render with their keys and permissions, services without limits', (
   );
 });
 
-const Conf = suite('nats-server configuration with accounts');
-const base = {
-  host: '127.0.0.1',
-  port: 1,
-  monitorPort: 0,
-  storeDir: '/d',
-  serverName: 's',
-  bucketCount: 8,
-};
-
-Conf('with auth the mapping moves into ALCOR, and CLIENT imports only what ALCOR exports', () => {
-  const text = renderNatsConfig({
-    ...base,
-    authorization: { alcorUsersFile: 'a.conf', clientUsersFile: 'c.conf' },
-  });
-  const alcor = text.slice(text.indexOf('ALCOR: {'), text.indexOf('CLIENT: {'));
-  const client = text.slice(text.indexOf('CLIENT: {'));
-  assert.match(alcor, '"intent.*": "intent.{{partition(8,1)}}.{{wildcard(1)}}"');
-  assert.match(alcor, 'include "a.conf"');
-  assert.match(client, 'include "c.conf"');
-  assert.not.match(client, 'mappings');
-  // One mapping in all: none left in the global account.
-  assert.is(text.split('mappings {').length, 2);
-  for (const subject of [subjects.intentMappingSource, subjects.applyIntents, subjects.statusAll]) {
-    assert.match(alcor, JSON.stringify(subject));
-    assert.match(client, `account: ALCOR, subject: ${JSON.stringify(subject)}`);
-  }
-  assert.is((client.match(/account: ALCOR/g) ?? []).length, 3);
-});
-
-Conf('without auth there are no accounts', () => {
-  const text = renderNatsConfig(base);
-  assert.not.match(text, 'accounts');
-  assert.match(text, 'mappings {');
-});
-
 Perms.run();
-Conf.run();

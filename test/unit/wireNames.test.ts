@@ -90,19 +90,46 @@ Conf('maps intent.* with partition() over the configured bucket count', () => {
   assert.match(composeNatsConfig(), '"intent.*": "intent.{{partition(1024,1)}}.{{wildcard(1)}}"');
 });
 
+const base = {
+  host: '127.0.0.1',
+  port: 1,
+  monitorPort: 0,
+  storeDir: '/d',
+  serverName: 's',
+  bucketCount: 8,
+};
+
 Conf('sets the JetStream fsync interval only when asked', () => {
-  const base = {
-    host: '127.0.0.1',
-    port: 1,
-    monitorPort: 0,
-    storeDir: '/d',
-    serverName: 's',
-    bucketCount: 8,
-  };
   assert.not.match(renderNatsConfig(base), 'sync_interval');
   assert.not.match(renderNatsConfig(base), 'http_port');
   assert.match(renderNatsConfig({ ...base, syncInterval: 'always' }), 'sync_interval: "always"');
   assert.match(renderNatsConfig(base), 'intent.{{partition(8,1)}}.{{wildcard(1)}}');
+});
+
+Conf('with auth the mapping moves into ALCOR, and CLIENT imports only what ALCOR exports', () => {
+  const text = renderNatsConfig({
+    ...base,
+    authorization: { alcorUsersFile: 'a.conf', clientUsersFile: 'c.conf' },
+  });
+  const alcor = text.slice(text.indexOf('ALCOR: {'), text.indexOf('CLIENT: {'));
+  const client = text.slice(text.indexOf('CLIENT: {'));
+  assert.match(alcor, '"intent.*": "intent.{{partition(8,1)}}.{{wildcard(1)}}"');
+  assert.match(alcor, 'include "a.conf"');
+  assert.match(client, 'include "c.conf"');
+  assert.not.match(client, 'mappings');
+  // One mapping in all: none left in the global account.
+  assert.is(text.split('mappings {').length, 2);
+  for (const subject of [subjects.intentMappingSource, subjects.applyIntents, subjects.statusAll]) {
+    assert.match(alcor, JSON.stringify(subject));
+    assert.match(client, `account: ALCOR, subject: ${JSON.stringify(subject)}`);
+  }
+  assert.is((client.match(/account: ALCOR/g) ?? []).length, 3);
+});
+
+Conf('without auth there are no accounts', () => {
+  const text = renderNatsConfig(base);
+  assert.not.match(text, 'accounts');
+  assert.match(text, 'mappings {');
 });
 
 Bucket('a bucket set is read from "all", numbers and ranges', () => {
