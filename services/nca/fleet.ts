@@ -453,7 +453,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     // Each host as its own user; connected a batch at a time.
     for (let i = 0; i < options.hosts.length; i += 16) {
       const batch = options.hosts.slice(i, i + 16);
-      const made = await Promise.all(
+      const made = await Promise.allSettled(
         batch.map(async (record) => {
           const nc = await connectNats(options.natsUrl, {
             name: `alcor-nca-${record.hostId}`,
@@ -464,9 +464,16 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
           return new HostAgent(record, nc, jsm, options);
         }),
       );
-      for (const agent of made) {
-        agents.set(agent.record.hostId, agent);
-        connections.push(agent.nc);
+      for (const result of made) {
+        if (result.status === 'rejected') continue;
+        agents.set(result.value.record.hostId, result.value);
+        connections.push(result.value.nc);
+      }
+      const failed = made.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) {
+        // No half-started fleet: close what was opened, then say why.
+        await Promise.all(connections.map((nc) => nc.close().catch(() => undefined)));
+        throw failed.reason;
       }
     }
   } else {
