@@ -5,15 +5,18 @@ export * from './nats/declarations.js';
 export * from './nats/serverConfig.js';
 export * from './redis/probe.js';
 export * from './kafka/probe.js';
+export * from './kafka/sasl.js';
 export { onShutdown } from './local/shutdown.js';
 export { ManagedProcess } from './local/managedProcess.js';
 export { freePort } from './local/ports.js';
 export { runDir, repoRoot } from './local/cache.js';
 export {
   startLocalNats,
+  startLocalNatsCluster,
   authorizeNatsHosts,
   NATS_SERVER_VERSION,
   type LocalNats,
+  type LocalNatsCluster,
 } from './local/natsServer.js';
 export * from './nats/auth.js';
 export { startLocalKafka, KAFKA_VERSION, type LocalKafka } from './local/kafkaServer.js';

@@ -12,8 +12,14 @@ import { DEFAULT_BUCKET_COUNT, ConfigError } from '../shared/index.js';
 import { probeNats } from './nats/connect.js';
 import { pingRedis, redactUrl } from './redis/probe.js';
 import { probeKafka } from './kafka/probe.js';
+import { kafkaSaslFromEnv, kafkaSaslVars } from './kafka/sasl.js';
 import { runDir } from './local/cache.js';
-import { startLocalNats, type LocalNats } from './local/natsServer.js';
+import {
+  startLocalNats,
+  startLocalNatsCluster,
+  type LocalNats,
+  type LocalNatsCluster,
+} from './local/natsServer.js';
 import { startLocalRedis, type LocalRedis } from './local/redisServer.js';
 import { startLocalKafka, type LocalKafka } from './local/kafkaServer.js';
 import {
@@ -42,7 +48,16 @@ export interface Servers {
   redis: ServerInfo;
   kafka: Record<string, ServerInfo & { brokers: string[] }>;
   /** Handles of locally started servers, for fault tests (restart, kill). */
-  local: { nats?: LocalNats; redis?: LocalRedis; kafka: Record<string, LocalKafka> };
+  local: {
+    /** The server, or a cluster's first node. */
+    nats?: LocalNats;
+    /** Every node, when NATS is a local cluster. */
+    natsNodes: LocalNats[];
+    redis?: LocalRedis;
+    kafka: Record<string, LocalKafka>;
+  };
+  /** JetStream replicas the streams and buckets take: the local cluster's size, else 1. */
+  replicas: number;
   /** Directory of this run's server data and logs (local provisioning). */
   dir: string;
   /** The environment a child process needs to find these servers. */
@@ -54,6 +69,10 @@ export interface ProvisionOptions {
   kafkaClusters?: string[];
   bucketCount?: number;
   syncInterval?: string;
+  /** Local NATS as a cluster of this many nodes (default ALCOR_NATS_NODES, or 1). */
+  natsNodes?: number;
+  /** Local processes even where a Docker engine is visible (fault tests kill and restart them). */
+  local?: boolean;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -77,6 +96,15 @@ export function kafkaClustersFromEnv(env: NodeJS.ProcessEnv = process.env): stri
       );
   }
   return ids;
+}
+
+/** ALCOR_NATS_NODES: a local NATS cluster of that many nodes (1 to 5). */
+export function natsNodesFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.ALCOR_NATS_NODES;
+  if (raw === undefined || raw === '') return 1;
+  if (!/^[1-5]$/.test(raw))
+    throw new ConfigError('ALCOR_NATS_NODES', 'must be a number from 1 to 5');
+  return Number(raw);
 }
 
 /** Servers that are already provisioned, described by the environment (children use this). */
@@ -122,9 +150,10 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
   const bucketCount = options.bucketCount ?? DEFAULT_BUCKET_COUNT;
   const clusters = options.kafkaClusters ?? kafkaClustersFromEnv(env);
   const syncInterval = options.syncInterval ?? env.NATS_SYNC_INTERVAL;
-  const useDocker = dockerEngineVisible();
+  const natsNodes = options.natsNodes ?? natsNodesFromEnv(env);
+  const useDocker = options.local !== true && natsNodes === 1 && dockerEngineVisible();
   const dir = runDir();
-  const local: Servers['local'] = { kafka: {} };
+  const local: Servers['local'] = { kafka: {}, natsNodes: [] };
   const stoppers: Array<() => Promise<void>> = [];
 
   const sub = (name: string): string => {
@@ -144,14 +173,32 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
       stoppers.push(s.stop);
       return { name, endpoint: s.endpoint, version: s.version, source: 'docker', stop: s.stop };
     }
-    const s = await startLocalNats({
+    const natsOptions = {
       dir: sub('nats'),
       bucketCount,
       // Users per role and per host (DESIGN §9), unless ALCOR_NATS_AUTH=off.
       auth: env.ALCOR_NATS_AUTH !== 'off',
       ...(syncInterval === undefined ? {} : { syncInterval }),
-    });
+    };
+    if (natsNodes > 1) {
+      const c: LocalNatsCluster = await startLocalNatsCluster({ ...natsOptions, nodes: natsNodes });
+      local.natsNodes = c.nodes;
+      local.nats = c.nodes[0];
+      stoppers.push(c.stop);
+      const first = c.nodes[0]!;
+      return {
+        name: `nats-server cluster of ${natsNodes}`,
+        endpoint: c.url,
+        monitorUrl: first.monitorUrl,
+        version: first.version,
+        source: 'local',
+        ...(first.warning === undefined ? {} : { warning: first.warning }),
+        stop: c.stop,
+      };
+    }
+    const s = await startLocalNats(natsOptions);
     local.nats = s;
+    local.natsNodes = [s];
     stoppers.push(s.stop);
     return {
       name,
@@ -206,7 +253,7 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
     const given = env[kafkaBrokersVar(id)];
     if (given) {
       const brokers = given.split(',');
-      await probeKafka(id, brokers);
+      await probeKafka(id, brokers, 5000, kafkaSaslFromEnv(id, env));
       return {
         name,
         endpoint: given,
@@ -228,7 +275,14 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
         stop: s.stop,
       };
     }
-    const s = await startLocalKafka({ clusterId: id, dir: sub(`kafka-${id}`) });
+    // A SASL/PLAIN user with a password made for this run, unless ALCOR_KAFKA_SASL=off.
+    const s = await startLocalKafka({
+      clusterId: id,
+      dir: sub(`kafka-${id}`),
+      ...(env.ALCOR_KAFKA_SASL === 'off'
+        ? {}
+        : { sasl: { username: 'alcor', password: randomBytes(18).toString('base64url') } }),
+    });
     local.kafka[id] = s;
     stoppers.push(s.stop);
     return {
@@ -264,6 +318,7 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
     Started<Servers['redis']>,
     ...Array<Started<Servers['kafka'][string]>>,
   ];
+  const replicas = local.natsNodes.length > 1 ? Math.min(3, local.natsNodes.length) : 1;
   const kafkaById: Servers['kafka'] = {};
   clusters.forEach((id, i) => {
     const info = kafkaInfos[i];
@@ -275,6 +330,7 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
     redis: redisInfo,
     kafka: kafkaById,
     local,
+    replicas,
     dir,
     env() {
       const out: Record<string, string> = {
@@ -283,6 +339,7 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
         KAFKA_CLUSTERS: clusters.join(','),
         ALCOR_BUCKET_COUNT: String(bucketCount),
       };
+      if (replicas > 1) out.ALCOR_REPLICAS = String(replicas);
       if (natsInfo.monitorUrl) out.NATS_MONITOR_URL = natsInfo.monitorUrl;
       const credentials = local.nats?.credentials;
       if (credentials) {
@@ -290,7 +347,15 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
         out.NATS_NKEY_SEED_FILE = credentials.roleSeedFile('service');
         out.ALCOR_NATS_CREDENTIALS = credentials.dir;
       }
-      for (const id of clusters) out[kafkaBrokersVar(id)] = kafkaById[id]?.endpoint ?? '';
+      for (const id of clusters) {
+        out[kafkaBrokersVar(id)] = kafkaById[id]?.endpoint ?? '';
+        const sasl = local.kafka[id]?.sasl;
+        if (sasl) {
+          const vars = kafkaSaslVars(id);
+          out[vars.username] = sasl.username;
+          out[vars.password] = sasl.password;
+        }
+      }
       return out;
     },
     async stop(stopOptions = {}) {

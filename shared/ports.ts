@@ -54,7 +54,18 @@ export interface StoredIntent {
 
 /** The VPC's intents in INTENTS, read in sequence order from a cursor. */
 export interface IntentSource {
-  read(bucket: number, vpcId: string, afterSeq: number, max: number): Promise<StoredIntent[]>;
+  /**
+   * Up to `max` intents of the VPC after `afterSeq`. `through`: a sequence known to be
+   * the VPC's (the delivery that woke the actor); the read is not done before it has
+   * it, whichever copy of the stream answers.
+   */
+  read(
+    bucket: number,
+    vpcId: string,
+    afterSeq: number,
+    max: number,
+    through?: number,
+  ): Promise<StoredIntent[]>;
 }
 
 /** Where decisions go out: goal states (deduplicated by msgId), then status. */
@@ -77,10 +88,26 @@ export interface SnapshotStore {
  * write older than the one applied is skipped, so a late owner cannot roll it back.
  */
 export interface HostMapping {
-  /** Hosts that hold / no longer hold the VPC as of `revision`. */
-  apply(vpcId: string, revision: number, present: string[], absent: string[]): Promise<void>;
+  /**
+   * Hosts that hold / no longer hold the VPC as of `revision`. Where the VPC's entry
+   * is missing (a new VPC, or the mapping was lost), the whole set, `all()`, is
+   * written instead: a delta alone would leave a partial set that looks whole.
+   */
+  apply(
+    vpcId: string,
+    revision: number,
+    present: string[],
+    absent: string[],
+    all: () => readonly string[],
+  ): Promise<void>;
   /** Writes the whole host set of a VPC whose entry is missing (lost); false if present. */
-  restore(vpcId: string, revision: number, hosts: string[]): Promise<boolean>;
+  restore(vpcId: string, revision: number, hosts: readonly string[]): Promise<boolean>;
+  /**
+   * The mapping's generation, named anew (`created`) when the mapping is found
+   * without one: new, or lost (Redis restarted empty). Owners rebuild their VPCs'
+   * entries when it changes.
+   */
+  generation(): Promise<{ id: string; created: boolean }>;
   /** The VPC's hosts and the revision they are at; undefined when never written or lost. */
   hostsOf(vpcId: string): Promise<{ revision: number; hosts: string[] } | undefined>;
   vpcsOf(hostId: string): Promise<string[]>;

@@ -61,18 +61,31 @@ export function rejectionCommit(
   return { ...meta, events: [{ type: 'IntentRejected', ...error }] };
 }
 
+/**
+ * The answer for an intent decided before — its cursor at or behind the VPC's
+ * (stale), or its id remembered (a re-sent intent, valid or not: duplicate) — or
+ * undefined for a new one.
+ */
+export function earlierDecision(
+  state: VpcState,
+  cursor: number,
+  intentId: string,
+): Exclude<Decision, { type: 'commit' }> | undefined {
+  if (cursor <= state.cursor) return { type: 'stale', cursor: state.cursor };
+  const previous = state.intents.get(intentId);
+  if (!previous) return undefined;
+  return {
+    type: 'duplicate',
+    revision: previous.revision,
+    outcome: previous.outcome,
+    ...(previous.error ? { error: previous.error } : {}),
+  };
+}
+
 export function decide(input: DecideInput, state: VpcState, ctx: DecideContext): Decision {
   const { intent, cursor, at } = input;
-  if (cursor <= state.cursor) return { type: 'stale', cursor: state.cursor };
-  const previous = state.intents.get(intent.id);
-  if (previous) {
-    return {
-      type: 'duplicate',
-      revision: previous.revision,
-      outcome: previous.outcome,
-      ...(previous.error ? { error: previous.error } : {}),
-    };
-  }
+  const earlier = earlierDecision(state, cursor, intent.id);
+  if (earlier) return earlier;
   const meta = { intentId: intent.id, kind: intent.kind, vpcId: state.vpcId, cursor, at };
   let verdict: Verdict;
   if (intent.vpcId !== state.vpcId) {

@@ -7,6 +7,7 @@
 import net from 'node:net';
 import { Kafka, logLevel, type ISocketFactory, type RetryOptions } from 'kafkajs';
 import type { Logger } from '../logger.js';
+import { kafkaSaslFromEnv, type KafkaSasl } from './sasl.js';
 
 export interface KafkaClient {
   clusterId: string;
@@ -30,8 +31,16 @@ const LEVELS: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
 export function createKafkaClient(
   clusterId: string,
   brokers: string[],
-  options: { clientId: string; logger: Logger; retry?: RetryOptions; requestTimeout?: number },
+  options: {
+    clientId: string;
+    logger: Logger;
+    retry?: RetryOptions;
+    requestTimeout?: number;
+    /** SASL/PLAIN credentials; default: the cluster's from the environment (infra/kafka/sasl.ts). */
+    sasl?: KafkaSasl;
+  },
 ): KafkaClient {
+  const sasl = options.sasl ?? kafkaSaslFromEnv(clusterId);
   let open = 0;
   let opened = 0;
   const socketFactory: ISocketFactory = ({ host, port, onConnect }) => {
@@ -47,6 +56,7 @@ export function createKafkaClient(
     clientId: options.clientId,
     brokers,
     socketFactory,
+    ...(sasl ? { sasl: { mechanism: 'plain' as const, ...sasl } } : {}),
     connectionTimeout: 3000,
     requestTimeout: options.requestTimeout ?? 10_000,
     retry: options.retry ?? { retries: 3, initialRetryTime: 200, maxRetryTime: 2000 },

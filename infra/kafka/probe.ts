@@ -1,15 +1,18 @@
 import { Kafka, logLevel } from 'kafkajs';
 import { ServerUnavailableError } from '../../shared/index.js';
+import { kafkaSaslFromEnv, type KafkaSasl } from './sasl.js';
 
 /** Lists topics through an admin client: the readiness check INFRA-NOTES recommends. */
 export async function probeKafka(
   clusterId: string,
   brokers: string[],
   timeoutMs = 5000,
+  sasl: KafkaSasl | undefined = kafkaSaslFromEnv(clusterId),
 ): Promise<void> {
   const kafka = new Kafka({
     clientId: 'alcor-probe',
     brokers,
+    ...(sasl ? { sasl: { mechanism: 'plain' as const, ...sasl } } : {}),
     connectionTimeout: Math.min(timeoutMs, 3000),
     requestTimeout: timeoutMs,
     retry: { retries: 0 },

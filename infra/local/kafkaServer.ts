@@ -8,6 +8,7 @@ import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ServerUnavailableError } from '../../shared/index.js';
 import { probeKafka } from '../kafka/probe.js';
+import type { KafkaSasl } from '../kafka/sasl.js';
 import { cacheDir, cached, repoRoot } from './cache.js';
 import { run, which } from './exec.js';
 import { ManagedProcess } from './managedProcess.js';
@@ -64,11 +65,18 @@ logger.server.level = INFO
 export interface LocalKafka {
   clusterId: string;
   brokers: string[];
+  /** The client user, when the broker runs SASL/PLAIN. */
+  sasl?: KafkaSasl;
   version: string;
-  process: ManagedProcess;
+  /** The running process (a new one after a restart or revive). */
+  readonly process: ManagedProcess;
   stop: () => Promise<void>;
   /** Stops the broker and starts it again on the same ports and data, after `downMs` (fault tests). */
   restart: (downMs?: number) => Promise<void>;
+  /** A crash: SIGKILL (fault tests). */
+  kill: () => Promise<void>;
+  /** Starts it again after a stop or kill: same ports and data. */
+  revive: () => Promise<void>;
 }
 
 export interface LocalKafkaOptions {
@@ -76,6 +84,29 @@ export interface LocalKafkaOptions {
   dir: string;
   heapMb?: number;
   readyTimeoutMs?: number;
+  /**
+   * SASL/PLAIN on the client listener (DESIGN §9): only this user (and the broker's
+   * own) may connect. Absent: PLAINTEXT, anyone on the machine may.
+   */
+  sasl?: KafkaSasl;
+}
+
+const SASL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** The broker's JAAS line: its own inter-broker user and the client user. */
+function plainJaas(broker: KafkaSasl, user: KafkaSasl): string {
+  for (const u of [broker, user]) {
+    if (!SASL_NAME.test(u.username) || !/^[A-Za-z0-9_-]{8,128}$/.test(u.password))
+      throw new ServerUnavailableError(
+        'kafka',
+        'SASL user names and passwords must be [A-Za-z0-9_-] (passwords 8 to 128 of them)',
+      );
+  }
+  return (
+    'org.apache.kafka.common.security.plain.PlainLoginModule required ' +
+    `username="${broker.username}" password="${broker.password}" ` +
+    `user_${broker.username}="${broker.password}" user_${user.username}="${user.password}";`
+  );
 }
 
 export async function startLocalKafka(options: LocalKafkaOptions): Promise<LocalKafka> {
@@ -92,15 +123,30 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
   const dataDir = join(dir, 'data');
   mkdirSync(dataDir, { recursive: true });
   const [port, controllerPort] = [await freePort(), await freePort()];
+  // The client listener: PLAINTEXT, or SASL_PLAINTEXT with PLAIN users (the broker's
+  // own for inter-broker traffic, and the client user). The controller listener is
+  // local to the node.
+  const listener = options.sasl ? 'SASL_PLAINTEXT' : 'PLAINTEXT';
+  const sasl = options.sasl
+    ? [
+        'sasl.enabled.mechanisms=PLAIN',
+        'sasl.mechanism.inter.broker.protocol=PLAIN',
+        `listener.name.sasl_plaintext.plain.sasl.jaas.config=${plainJaas(
+          { username: 'broker', password: randomBytes(18).toString('base64url') },
+          options.sasl,
+        )}`,
+      ]
+    : [];
   const props = [
     'process.roles=broker,controller',
     'node.id=1',
     `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-    `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+    `listeners=${listener}://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
+    `advertised.listeners=${listener}://127.0.0.1:${port}`,
     'controller.listener.names=CONTROLLER',
-    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
-    'inter.broker.listener.name=PLAINTEXT',
+    `listener.security.protocol.map=${listener}:${listener},CONTROLLER:PLAINTEXT`,
+    `inter.broker.listener.name=${listener}`,
+    ...sasl,
     `log.dirs=${dataDir}`,
     'num.partitions=1',
     'offsets.topic.replication.factor=1',
@@ -114,7 +160,8 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
     '',
   ].join('\n');
   const propsPath = join(dir, 'server.properties');
-  writeFileSync(propsPath, props);
+  // It may hold passwords: readable by this user only.
+  writeFileSync(propsPath, props, { mode: 0o600 });
   const log4j = join(dir, 'log4j2.properties');
   writeFileSync(log4j, LOG4J2);
   const heap = options.heapMb ?? 512;
@@ -155,7 +202,7 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
     });
     await proc.waitUntilReady(
       async () => {
-        await probeKafka(options.clusterId, brokers, 2000);
+        await probeKafka(options.clusterId, brokers, 2000, options.sasl);
         return true;
       },
       options.readyTimeoutMs ?? 90_000,
@@ -168,6 +215,7 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
   const handle: LocalKafka = {
     clusterId: options.clusterId,
     brokers,
+    ...(options.sasl ? { sasl: options.sasl } : {}),
     version: KAFKA_VERSION,
     get process() {
       return proc;
@@ -176,6 +224,11 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
     restart: async (downMs = 0) => {
       await proc.stop();
       if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+      proc = await launch();
+    },
+    kill: () => proc.kill(),
+    revive: async () => {
+      if (proc.running) throw new Error(`${name} is still running`);
       proc = await launch();
     },
   };

@@ -134,6 +134,18 @@ export class ManagedProcess {
     if (this.running) this.child.kill('SIGKILL');
   }
 
+  /** SIGKILL (a crash: no clean stop), resolved once the process is gone. */
+  async kill(): Promise<void> {
+    this.killNow();
+    await this.exited;
+    await this.closeLog();
+  }
+
+  private async closeLog(): Promise<void> {
+    if (this.log.writableEnded) return;
+    await new Promise<void>((resolve) => this.log.end(resolve));
+  }
+
   async stop(graceMs = 10_000): Promise<void> {
     if (this.running) {
       this.child.kill('SIGCONT');
@@ -147,6 +159,6 @@ export class ManagedProcess {
         await this.exited;
       }
     }
-    await new Promise<void>((resolve) => this.log.end(resolve));
+    await this.closeLog();
   }
 }

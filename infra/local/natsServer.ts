@@ -86,10 +86,15 @@ export interface LocalNats {
   monitorUrl: string;
   version: string;
   warning?: string;
-  process: ManagedProcess;
+  /** The running process (a new one after {@link LocalNats.revive}). */
+  readonly process: ManagedProcess;
   /** Set when the server runs with users per role (DESIGN §9). */
   credentials?: NatsCredentials;
   stop: () => Promise<void>;
+  /** A crash: SIGKILL, no clean shutdown (fault tests). The store stays. */
+  kill: () => Promise<void>;
+  /** Starts it again after a kill or stop: same ports, configuration and store. */
+  revive: () => Promise<void>;
 }
 
 export interface LocalNatsOptions {
@@ -102,12 +107,29 @@ export interface LocalNatsOptions {
   port?: number;
   /**
    * Users per role and per host (infra/nats/auth.ts), their seeds in
-   * `<dir>/credentials`; hosts are added later with {@link authorizeNatsHosts}.
+   * `<dir>/credentials` (or `credentialsDir`, shared by a cluster's nodes); hosts are
+   * added later with {@link authorizeNatsHosts}.
    */
   auth?: boolean;
+  credentialsDir?: string;
+  /** A node of a cluster: its route port and the routes to the other nodes. */
+  cluster?: { name: string; port: number; routes: number[] };
+  serverName?: string;
 }
 
+/** Pids of the servers sharing a credentials directory (one line each: `<name> <pid>`). */
 const PID_FILE = 'nats-server.pid';
+
+function recordPid(credentialsDir: string, name: string, pid: number | undefined): void {
+  const file = join(credentialsDir, PID_FILE);
+  const lines = existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((l) => l.trim() !== '' && !l.startsWith(`${name} `))
+    : [];
+  if (pid !== undefined) lines.push(`${name} ${pid}`);
+  writeFileSync(file, lines.join('\n') + '\n');
+}
 
 /** nats-server resolves an include against the including file's directory. */
 function relativeTo<T extends Record<string, string>>(dir: string, files: T): T {
@@ -117,8 +139,9 @@ function relativeTo<T extends Record<string, string>>(dir: string, files: T): T 
 /**
  * Gives these hosts NATS users on a locally provisioned server with auth (its
  * credentials directory, ALCOR_NATS_CREDENTIALS): their seeds and permissions are
- * written, the server reloads, and this returns once the last host can connect.
- * On a server provisioned otherwise, operators render and reload the same file.
+ * written, the server (every node of a cluster) reloads, and this returns once the
+ * last host can connect to each server of `url`. On a server provisioned otherwise,
+ * operators render and reload the same file.
  */
 export async function authorizeNatsHosts(
   url: string,
@@ -130,21 +153,31 @@ export async function authorizeNatsHosts(
   credentials.render();
   const last = hosts.at(-1);
   if (!last) return;
-  const pid = Number(readFileSync(join(credentialsDir, PID_FILE), 'utf8'));
-  process.kill(pid, 'SIGHUP');
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const nc = await connectNats(url, {
-        name: 'alcor-auth-check',
-        reconnect: false,
-        timeoutMs: 2000,
-        nkeySeedFile: credentials.hostSeedFile(last.hostId),
-      });
-      await nc.close();
-      return;
-    } catch (err) {
-      if (attempt >= 50) throw err;
-      await new Promise((r) => setTimeout(r, 100));
+  for (const line of readFileSync(join(credentialsDir, PID_FILE), 'utf8').split('\n')) {
+    const pid = Number(line.split(' ')[1]);
+    if (pid > 0) {
+      try {
+        process.kill(pid, 'SIGHUP');
+      } catch {
+        // A node that is down reads the file when it starts again.
+      }
+    }
+  }
+  for (const server of url.split(',')) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const nc = await connectNats(server, {
+          name: 'alcor-auth-check',
+          reconnect: false,
+          timeoutMs: 2000,
+          nkeySeedFile: credentials.hostSeedFile(last.hostId),
+        });
+        await nc.close();
+        break;
+      } catch (err) {
+        if (attempt >= 50) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
     }
   }
 }
@@ -157,39 +190,110 @@ export async function startLocalNats(options: LocalNatsOptions): Promise<LocalNa
   mkdirSync(storeDir, { recursive: true });
   const confPath = join(options.dir, 'nats.conf');
   const credentials = options.auth
-    ? new NatsCredentials(join(options.dir, 'credentials'))
+    ? new NatsCredentials(options.credentialsDir ?? join(options.dir, 'credentials'))
     : undefined;
+  const serverName = options.serverName ?? `alcor-${port}`;
   const conf = renderNatsConfig({
     ...(credentials ? { authorization: relativeTo(options.dir, credentials.render()) } : {}),
     host: '127.0.0.1',
     port,
     monitorPort,
     storeDir,
-    serverName: `alcor-${port}`,
+    serverName,
     bucketCount: options.bucketCount,
     ...(options.syncInterval === undefined ? {} : { syncInterval: options.syncInterval }),
+    ...(options.cluster ? { cluster: options.cluster } : {}),
   });
   writeFileSync(confPath, conf + (options.extraConfig ?? ''));
-  const proc = new ManagedProcess({
-    name: 'nats-server',
-    command: binary.path,
-    args: ['-c', confPath],
-    logFile: join(options.dir, 'nats-server.log'),
-  });
   const monitorUrl = `http://127.0.0.1:${monitorPort}`;
-  await proc.waitUntilReady(async () => {
-    const res = await fetch(`${monitorUrl}/healthz`, { signal: AbortSignal.timeout(1000) });
-    return res.ok;
-  }, options.readyTimeoutMs ?? 30_000);
-  // Other processes (test suites, the demo) add hosts and signal a reload.
-  if (credentials) writeFileSync(join(credentials.dir, PID_FILE), String(proc.pid));
+  const launch = async (): Promise<ManagedProcess> => {
+    const proc = new ManagedProcess({
+      name: 'nats-server',
+      command: binary.path,
+      args: ['-c', confPath],
+      logFile: join(options.dir, 'nats-server.log'),
+    });
+    await proc.waitUntilReady(async () => {
+      const res = await fetch(`${monitorUrl}/healthz`, { signal: AbortSignal.timeout(1000) });
+      return res.ok;
+    }, options.readyTimeoutMs ?? 30_000);
+    // Other processes (test suites, the demo) add hosts and signal a reload.
+    if (credentials) recordPid(credentials.dir, serverName, proc.pid);
+    return proc;
+  };
+  let proc = await launch();
   return {
     ...(credentials ? { credentials } : {}),
     url: `nats://127.0.0.1:${port}`,
     monitorUrl,
     version: binary.version,
     ...(binary.warning === undefined ? {} : { warning: binary.warning }),
-    process: proc,
+    get process() {
+      return proc;
+    },
     stop: () => proc.stop(),
+    kill: () => proc.kill(),
+    revive: async () => {
+      if (proc.running) throw new Error(`nats-server ${serverName} is still running`);
+      proc = await launch();
+    },
+  };
+}
+
+export interface LocalNatsCluster {
+  /** Every node's client URL, comma-separated (what NATS_URL takes). */
+  url: string;
+  nodes: LocalNats[];
+  credentials?: NatsCredentials;
+  stop: () => Promise<void>;
+}
+
+/**
+ * A JetStream cluster of `nodes` servers on this machine (streams then take
+ * replicas up to that number), each with its own store; users shared by all.
+ */
+export async function startLocalNatsCluster(
+  options: Omit<LocalNatsOptions, 'cluster' | 'port' | 'credentialsDir' | 'serverName'> & {
+    nodes: number;
+  },
+): Promise<LocalNatsCluster> {
+  const ports = await Promise.all(
+    Array.from({ length: options.nodes }, async () => ({
+      client: await freePort(),
+      route: await freePort(),
+    })),
+  );
+  const credentialsDir = join(options.dir, 'credentials');
+  const results = await Promise.allSettled(
+    ports.map((p, i) => {
+      const dir = join(options.dir, `node${i + 1}`);
+      mkdirSync(dir, { recursive: true });
+      return startLocalNats({
+        ...options,
+        dir,
+        port: p.client,
+        serverName: `alcor-n${i + 1}-${p.client}`,
+        ...(options.auth ? { credentialsDir } : {}),
+        cluster: {
+          name: 'alcor',
+          port: p.route,
+          routes: ports.filter((_, j) => j !== i).map((q) => q.route),
+        },
+      });
+    }),
+  );
+  const nodes = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    await Promise.allSettled(nodes.map((n) => n.stop()));
+    throw failed.reason;
+  }
+  return {
+    url: nodes.map((n) => n.url).join(','),
+    nodes,
+    ...(nodes[0]?.credentials ? { credentials: nodes[0].credentials } : {}),
+    stop: async () => {
+      await Promise.allSettled(nodes.map((n) => n.stop()));
+    },
   };
 }

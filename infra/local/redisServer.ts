@@ -10,8 +10,13 @@ import { pingRedis } from '../redis/probe.js';
 export interface LocalRedis {
   url: string;
   version: string;
-  process: ManagedProcess;
+  /** The running process (a new one after {@link LocalRedis.revive}). */
+  readonly process: ManagedProcess;
   stop: () => Promise<void>;
+  /** A crash: SIGKILL (fault tests). Nothing is persisted: it comes back empty. */
+  kill: () => Promise<void>;
+  /** Starts it again on the same port and ACL, with no data. */
+  revive: () => Promise<void>;
 }
 
 export interface RedisAclUser {
@@ -66,32 +71,49 @@ export async function startLocalRedis(options: {
     writeFileSync(aclFile, renderRedisAcl(options.acl), { mode: 0o600 });
     aclArgs.push('--aclfile', aclFile);
   }
-  const proc = new ManagedProcess({
-    name: 'redis-server',
-    command: binary,
-    args: [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--dir',
-      options.dir,
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--protected-mode',
-      'no',
-      ...aclArgs,
-    ],
-    logFile: join(options.dir, 'redis-server.log'),
-  });
+  const launch = (): ManagedProcess =>
+    new ManagedProcess({
+      name: 'redis-server',
+      command: binary,
+      args: [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        options.dir,
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--protected-mode',
+        'no',
+        ...aclArgs,
+      ],
+      logFile: join(options.dir, 'redis-server.log'),
+    });
   const url = options.acl
     ? `redis://${encodeURIComponent(options.acl.username)}:${encodeURIComponent(options.acl.password)}@127.0.0.1:${port}`
     : `redis://127.0.0.1:${port}`;
-  await proc.waitUntilReady(async () => {
-    await pingRedis(url, 1000);
-    return true;
-  }, options.readyTimeoutMs ?? 15_000);
-  return { url, version, process: proc, stop: () => proc.stop() };
+  const ready = (p: ManagedProcess): Promise<void> =>
+    p.waitUntilReady(async () => {
+      await pingRedis(url, 1000);
+      return true;
+    }, options.readyTimeoutMs ?? 15_000);
+  let proc = launch();
+  await ready(proc);
+  return {
+    url,
+    version,
+    get process() {
+      return proc;
+    },
+    stop: () => proc.stop(),
+    kill: () => proc.kill(),
+    revive: async () => {
+      if (proc.running) throw new Error('redis-server is still running');
+      proc = launch();
+      await ready(proc);
+    },
+  };
 }

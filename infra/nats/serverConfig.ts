@@ -29,6 +29,8 @@ export interface NatsServerConfig {
    * Absent: no auth, one global account.
    */
   authorization?: { alcorUsersFile: string; clientUsersFile: string };
+  /** A node of a NATS cluster (JetStream replicated over its nodes): its route port and its peers'. */
+  cluster?: { name: string; port: number; routes: number[] };
 }
 
 export const DEFAULT_MAX_PAYLOAD = 8 * 1024 * 1024;
@@ -59,6 +61,17 @@ export function renderNatsConfig(config: NatsServerConfig): string {
     '}',
   ];
   lines.push('}', '');
+  if (config.cluster) {
+    lines.push(
+      'cluster {',
+      `  name: ${JSON.stringify(config.cluster.name)}`,
+      `  host: ${JSON.stringify(config.host)}`,
+      `  port: ${config.cluster.port}`,
+      `  routes: [${config.cluster.routes.map((p) => JSON.stringify(`nats-route://${config.host}:${p}`)).join(', ')}]`,
+      '}',
+      '',
+    );
+  }
   const auth = config.authorization;
   if (!auth) lines.push(...mapping, '');
   else {

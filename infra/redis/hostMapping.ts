@@ -5,15 +5,23 @@
  * so a write older than the one applied is skipped and every script touches keys
  * of one hash tag only (a Redis Cluster can run it).
  */
+import { randomBytes } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { redisKeys, type HostMapping } from '../../shared/index.js';
 
-/** KEYS: hosts, rev. ARGV: revision, mode (delta|restore), count of adds, adds…, removes…. */
+/**
+ * KEYS: hosts, rev. ARGV: revision, mode (delta|restore), count of adds, adds…, removes….
+ * Returns 1 written, 0 skipped (older, or present for a restore), 2 a delta for a
+ * missing entry (lost, or a new VPC): not written, since a delta on nothing would
+ * leave a partial set that looks whole — the caller writes the whole set instead.
+ */
 const VPC_SIDE = `
 local cur = redis.call('GET', KEYS[2])
 if ARGV[2] == 'restore' then
   if cur then return 0 end
-elseif cur and tonumber(cur) > tonumber(ARGV[1]) then
+elseif not cur then
+  return 2
+elseif tonumber(cur) > tonumber(ARGV[1]) then
   return 0
 end
 local n = tonumber(ARGV[3])
@@ -29,6 +37,13 @@ if cur and tonumber(cur) > tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 if ARGV[3] == '1' then redis.call('SADD', KEYS[1], ARGV[1]) else redis.call('SREM', KEYS[1], ARGV[1]) end
 return 1`;
+
+/**
+ * The mapping's generation: a random id written when the mapping is found without
+ * one — new, or lost with the Redis that held it. A `{vpc:…}` key (the ACL user may
+ * write only those) that no VPC's keys can be: theirs end in `:hosts` or `:rev`.
+ */
+const GENERATION_KEY = '{vpc:alcor}:generation';
 
 interface MappingCommands {
   vpcSide(hosts: string, rev: string, ...argv: string[]): Promise<number>;
@@ -72,10 +87,24 @@ export function createRedisHostMapping(
       ),
     );
 
+  const restore = async (vpcId: string, revision: number, hosts: readonly string[]) => {
+    const written = await commands.vpcSide(
+      redisKeys.vpcHosts(vpcId),
+      redisKeys.vpcRevision(vpcId),
+      String(revision),
+      'restore',
+      String(hosts.length),
+      ...hosts,
+    );
+    if (written === 0) return false;
+    await Promise.all(hostSides(vpcId, revision, [...hosts], true));
+    return true;
+  };
+
   return {
     client,
-    async apply(vpcId, revision, present, absent) {
-      await Promise.all([
+    async apply(vpcId, revision, present, absent, all) {
+      const [vpcSide] = await Promise.all([
         commands.vpcSide(
           redisKeys.vpcHosts(vpcId),
           redisKeys.vpcRevision(vpcId),
@@ -88,19 +117,17 @@ export function createRedisHostMapping(
         ...hostSides(vpcId, revision, present, true),
         ...hostSides(vpcId, revision, absent, false),
       ]);
+      if (vpcSide === 2) await restore(vpcId, revision, all());
     },
-    async restore(vpcId, revision, hosts) {
-      const written = await commands.vpcSide(
-        redisKeys.vpcHosts(vpcId),
-        redisKeys.vpcRevision(vpcId),
-        String(revision),
-        'restore',
-        String(hosts.length),
-        ...hosts,
-      );
-      if (written === 0) return false;
-      await Promise.all(hostSides(vpcId, revision, hosts, true));
-      return true;
+    restore,
+    async generation() {
+      const fresh = randomBytes(9).toString('base64url');
+      // SET NX: the first to find the mapping empty names the new generation.
+      const created = (await client.set(GENERATION_KEY, fresh, 'NX')) === 'OK';
+      if (created) return { id: fresh, created };
+      const id = await client.get(GENERATION_KEY);
+      // Lost between the two commands (a restart right then): the next look names it.
+      return { id: id ?? fresh, created: id === null };
     },
     async hostsOf(vpcId) {
       const [rev, hosts] = await Promise.all([

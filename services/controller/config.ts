@@ -53,6 +53,8 @@ export const ControllerConfigSchema = z.strictObject({
   redisUrl: z.string().min(1).optional(),
   /** An accepted intent whose hosts have not all applied by then is `incomplete`. */
   programmedDeadlineMs: z.number().int().min(100).max(3_600_000).default(30_000),
+  /** How often the VPC↔host mapping's generation is checked (a lost mapping is rebuilt). */
+  mappingCheckMs: z.number().int().min(100).default(5000),
   /** /readyz says "caught up" while the intake consumer's lag is at most this. */
   readyMaxLag: z.number().int().min(0).default(1000),
 });
@@ -85,6 +87,7 @@ const ENV = {
   ALCOR_EPSILON: 'epsilon',
   ALCOR_PROGRAMMED_DEADLINE_MS: 'programmedDeadlineMs',
   ALCOR_READY_MAX_LAG: 'readyMaxLag',
+  ALCOR_MAPPING_CHECK_MS: 'mappingCheckMs',
 } as const;
 
 /** The configuration from `ALCOR_*` variables and NATS_URL. */

@@ -26,6 +26,7 @@ import {
   type Result,
 } from '../../shared/index.js';
 import type { BucketResource } from './intake.js';
+import { ensureVpcMapping } from './mappingRebuild.js';
 import type { ControllerMetrics } from './metrics.js';
 import type { ProgrammedTracker } from './programmed.js';
 import type { ProgrammedRecovery } from './programmedRecovery.js';
@@ -109,8 +110,7 @@ export function bucketSubscriptions(deps: HostApiDeps, bucket: number): BucketRe
           return;
         }
         try {
-          const worker = await deps.actors.wake(vpcId, bucket, 1);
-          await worker.ensureMapping();
+          await ensureVpcMapping(deps.actors, vpcId, bucket);
           msg.respond(encoder.encode(JSON.stringify({ ok: true })));
         } catch (e) {
           msg.respond(encoder.encode(JSON.stringify({ ok: false, error: (e as Error).message })));

@@ -39,6 +39,7 @@ import { VpcActors } from './vpcActors.js';
 import { bucketSubscriptions, serveResync, type HostApiDeps } from './hostApi.js';
 import { ProgrammedTracker, type ProgrammedMetrics } from './programmed.js';
 import { ProgrammedRecovery } from './programmedRecovery.js';
+import { startMappingRebuild } from './mappingRebuild.js';
 import { createControllerTelemetry } from './telemetry.js';
 
 export { controllerConfigFromEnv, parseControllerConfig } from './config.js';
@@ -252,6 +253,18 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
       })
     : undefined;
   const resync = serveResync(hostApi);
+  const rebuilder = mapping
+    ? startMappingRebuild({
+        nc,
+        mapping,
+        actors,
+        owned: () => run?.ownership.owned() ?? [],
+        bucketCount: config.bucketCount,
+        metrics,
+        logger,
+        checkMs: config.mappingCheckMs,
+      })
+    : undefined;
   const api: Subscription | undefined = config.serveApi
     ? serveApplyApi({
         nc,
@@ -307,6 +320,7 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
         api?.unsubscribe();
         resync.unsubscribe();
         await leader?.stop();
+        await rebuilder?.stop();
         const current = run;
         if (current) {
           await current.ownership.stop(true);

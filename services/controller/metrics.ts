@@ -17,6 +17,8 @@ export interface ControllerMetrics {
   refused: number;
   /** VPC host sets written to Redis again after it lost them. */
   mappingRestores: number;
+  /** Passes over the worked buckets' VPCs after the mapping was found lost. */
+  mappingRebuilds: number;
   /** Full states sent on resync requests, and requests refused as malformed. */
   resyncFulls: number;
   resyncRefused: number;
@@ -37,6 +39,7 @@ export function createMetrics(): ControllerMetrics {
     passivations: 0,
     refused: 0,
     mappingRestores: 0,
+    mappingRebuilds: 0,
     resyncFulls: 0,
     resyncRefused: 0,
     acksRefused: 0,

@@ -29,8 +29,9 @@ export const vpcDecider: Decider<vpc.VpcState, VpcCommand, EventCommit, VpcAnswe
   evolve: vpc.evolve,
   decide: (command, state) => {
     if (command.type === 'invalid') {
-      if (command.meta.cursor <= state.cursor)
-        return { type: 'answer', answer: { type: 'stale', cursor: state.cursor } };
+      // A malformed intent sent again with the same id answers like the first time.
+      const earlier = vpc.earlierDecision(state, command.meta.cursor, command.meta.intentId);
+      if (earlier) return { type: 'answer', answer: earlier };
       return {
         type: 'append',
         commit: vpc.rejectionCommit({ ...command.meta, vpcId: state.vpcId }, command.error),

@@ -175,7 +175,7 @@ export class VpcWorker {
     for (;;) {
       this.fence();
       const batch = await limiter.run(() =>
-        intents.read(this.bucket, this.vpcId, this.handled, readBatch),
+        intents.read(this.bucket, this.vpcId, this.handled, readBatch, upTo),
       );
       if (batch.length === 0) {
         // Nothing on the VPC's subject after `handled`: every sequence up to the
@@ -264,7 +264,9 @@ export class VpcWorker {
     const { mapping, track, recheck } = this.deps;
     const changes = vpc.hostChanges(state, recorded);
     if (mapping && changes.present.length + changes.absent.length > 0) {
-      await mapping.apply(this.vpcId, revision, changes.present, changes.absent);
+      await mapping.apply(this.vpcId, revision, changes.present, changes.absent, () => [
+        ...state.hosts.keys(),
+      ]);
     }
     const messages = vpc.project(state, recorded, this.bucket);
     const tracked: TrackedIntent | undefined =

@@ -72,7 +72,10 @@ export async function start(config: DemoConfig): Promise<Demo> {
       const nc = await connectNats(servers.nats.endpoint, { name: 'alcor-demo', reconnect: false });
       try {
         const jsm = await jetstreamManager(nc);
-        const { streams } = await ensureLayout(nc, jsm, DEFAULT_LAYOUT);
+        const { streams } = await ensureLayout(nc, jsm, {
+          ...DEFAULT_LAYOUT,
+          replicas: servers.replicas,
+        });
         return `JetStream ok; streams ${streams.map((s) => `${s.config.name}(${s.state.messages})`).join(' ')}`;
       } finally {
         await nc.close();

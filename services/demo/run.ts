@@ -109,15 +109,19 @@ export interface DemoRun {
 
 const encoder = new TextEncoder();
 
-/** Starts one service process and waits for its READY line; its ops URL from that line. */
-async function spawn(
+/**
+ * Starts one service process (`main`, a path from the repository root) and waits
+ * until its /healthz answers; its ops endpoint on `port` (default: a free one).
+ */
+export async function spawnService(
   name: string,
   main: string,
   dir: string,
   env: Record<string, string>,
   logLevel: string,
+  port?: number,
 ): Promise<Service> {
-  const port = await freePort();
+  port ??= await freePort();
   const proc = new ManagedProcess({
     name,
     command: process.execPath,
@@ -145,7 +149,11 @@ async function spawn(
   return { name, proc, opsUrl };
 }
 
-async function waitReady(services: Service[], timeoutMs: number): Promise<void> {
+/** Waits until every service's /readyz answers 200. */
+export async function waitReady(
+  services: ReadonlyArray<Pick<Service, 'name' | 'opsUrl'>>,
+  timeoutMs: number,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (const s of services) {
     for (;;) {
@@ -214,7 +222,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
     const starts: Array<Promise<Service>> = [];
     for (let i = 1; i <= o.controllers; i++)
       starts.push(
-        spawn(
+        spawnService(
           `controller-${i}`,
           'services/controller/main.ts',
           o.dir,
@@ -224,7 +232,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
       );
     for (let i = 1; i <= o.southbounds; i++)
       starts.push(
-        spawn(
+        spawnService(
           `southbound-${i}`,
           'services/southbound/main.ts',
           o.dir,
@@ -235,7 +243,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
     services.push(...(await Promise.all(starts)));
     // The fleet resyncs at start: its hosts' VPC owners must be up first.
     services.push(
-      await spawn(
+      await spawnService(
         'nca',
         'services/nca/main.ts',
         o.dir,

@@ -12,6 +12,8 @@
 import {
   AckPolicy,
   DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
   jetstream,
   type JetStreamManager,
   type JsMsg,
@@ -84,14 +86,37 @@ export class Relay {
   async start(): Promise<void> {
     const { jsm, nc, place, binding } = this.deps;
     const durable = relayDurable(binding.clusterId, place);
-    await jsm.consumers.add(streams.goalStates, {
+    const config = {
       durable_name: durable,
       filter_subjects: subjects.goalStatesOfCluster(place),
       ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
       ack_wait: ACK_WAIT_MS * 1_000_000,
       max_ack_pending: 8192,
+    };
+    const existing = await jsm.consumers.info(streams.goalStates, durable).catch((err: unknown) => {
+      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)
+        return undefined;
+      throw err;
     });
+    if (!existing) {
+      await jsm.consumers.add(streams.goalStates, { ...config, deliver_policy: DeliverPolicy.All });
+    } else if (existing.num_ack_pending > 0) {
+      // Taken over from a module that held goal states it never acked (it crashed, hung
+      // or stopped with them in hand): they would come back only after the ack wait.
+      // Resume at the ack floor now instead; what was acked above it comes again, and
+      // agents ignore what they already hold.
+      const from = existing.ack_floor.stream_seq + 1;
+      this.deps.logger.info(
+        { relay: this.key, from, unacked: existing.num_ack_pending },
+        'relay taken over: resuming at the ack floor',
+      );
+      await jsm.consumers.delete(streams.goalStates, durable);
+      await jsm.consumers.add(streams.goalStates, {
+        ...config,
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: from,
+      });
+    }
     const consumer = await jetstream(nc).consumers.get(streams.goalStates, durable);
     const messages = await consumer.consume({ max_messages: 2048 });
     this.close = async () => {

@@ -1,12 +1,30 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Kafka, logLevel, type KafkaMessage } from 'kafkajs';
+import { Kafka, logLevel, type KafkaConfig, type KafkaMessage } from 'kafkajs';
+import {
+  kafkaSaslFromEnv,
+  probeKafka,
+  runDir,
+  startLocalKafka,
+  type KafkaSasl,
+} from '../../infra/index.js';
 import { testServers, unique, within } from '../support/index.js';
 
 const KafkaSmoke = suite('kafka clusters (KRaft)');
 
+/** A raw kafkajs client of a cluster, with the cluster's credentials unless given others. */
+function rawKafka(
+  clusterId: string,
+  brokers: string[],
+  sasl: KafkaSasl | undefined = kafkaSaslFromEnv(clusterId),
+): Kafka {
+  const config: KafkaConfig = { clientId: unique('smoke'), brokers, logLevel: logLevel.NOTHING };
+  if (sasl) config.sasl = { mechanism: 'plain', ...sasl };
+  return new Kafka({ ...config, connectionTimeout: 3000, retry: { retries: 0 } });
+}
+
 async function roundTrip(clusterId: string, brokers: string[]): Promise<KafkaMessage[]> {
-  const kafka = new Kafka({ clientId: unique('smoke'), brokers, logLevel: logLevel.NOTHING });
+  const kafka = rawKafka(clusterId, brokers);
   const topic = unique(`smoke-${clusterId}`);
   const admin = kafka.admin();
   await admin.connect();
@@ -54,16 +72,8 @@ KafkaSmoke('there are two independent clusters', async () => {
   assert.is.not(a, b);
   // A topic created on one cluster does not exist on the other.
   const topic = unique('only-on-first');
-  const first = new Kafka({
-    clientId: 'smoke',
-    brokers: kafka[ids[0]!]!,
-    logLevel: logLevel.NOTHING,
-  }).admin();
-  const second = new Kafka({
-    clientId: 'smoke',
-    brokers: kafka[ids[1]!]!,
-    logLevel: logLevel.NOTHING,
-  }).admin();
+  const first = rawKafka(ids[0]!, kafka[ids[0]!]!).admin();
+  const second = rawKafka(ids[1]!, kafka[ids[1]!]!).admin();
   await first.connect();
   await second.connect();
   await first.createTopics({ topics: [{ topic }], waitForLeaders: true });
@@ -94,6 +104,51 @@ KafkaSmoke(
         ],
         `cluster ${id}`,
       );
+    }
+  },
+);
+
+KafkaSmoke(
+  'SASL/PLAIN: the configured user gets in; no credentials, a wrong password or an unknown user are refused',
+  async () => {
+    const { kafka } = await testServers();
+    const id = Object.keys(kafka)[0]!;
+    // The provisioned cluster when it runs SASL (the default), else one of this test's own.
+    const own = kafkaSaslFromEnv(id)
+      ? undefined
+      : await startLocalKafka({
+          clusterId: 'sasl',
+          dir: runDir('alcor-kafka-sasl-'),
+          sasl: { username: 'alcor', password: 'sasl-smoke-1' },
+        });
+    const brokers = own?.brokers ?? kafka[id]!;
+    const sasl = own?.sasl ?? kafkaSaslFromEnv(id)!;
+    try {
+      await probeKafka(id, brokers, 5000, sasl);
+      const refusal = async (who: KafkaSasl | undefined): Promise<string> => {
+        const admin = rawKafka(id, brokers, who).admin();
+        try {
+          await admin.connect();
+          await admin.listTopics();
+          return 'accepted';
+        } catch (err) {
+          return (err as Error).message;
+        } finally {
+          await admin.disconnect().catch(() => undefined);
+        }
+      };
+      assert.match(
+        await refusal({ ...sasl, password: 'not-the-password' }),
+        /SASL|[Aa]uthentication/,
+      );
+      assert.match(
+        await refusal({ username: 'mallory', password: sasl.password }),
+        /SASL|[Aa]uthentication/,
+      );
+      // A client speaking PLAINTEXT to a SASL listener never completes a request.
+      assert.is.not(await refusal(undefined), 'accepted');
+    } finally {
+      await own?.stop();
     }
   },
 );

@@ -66,7 +66,7 @@ RedisSmoke(
     try {
       assert.match(server.url, /^redis:\/\/alcor:secret-1@/);
       const mapping = createRedisHostMapping(server.url);
-      await mapping.apply('acl-vpc', 1, ['acl-h1'], []);
+      await mapping.apply('acl-vpc', 1, ['acl-h1'], [], () => ['acl-h1']);
       assert.equal(await mapping.hostsOf('acl-vpc'), { revision: 1, hosts: ['acl-h1'] });
       assert.equal(await mapping.vpcsOf('acl-h1'), ['acl-vpc']);
       await mapping.close();
@@ -89,6 +89,46 @@ RedisSmoke(
       await rejects(alcor.config('GET', 'dir'), /NOPERM/);
     } finally {
       for (const c of clients) c.disconnect();
+      await server.stop();
+    }
+  },
+);
+
+RedisSmoke(
+  'the mapping across a Redis restarted empty: a new generation, and a delta for a lost entry writes the whole set',
+  async () => {
+    const server = await startLocalRedis({ dir: runDir('alcor-redis-lost-') });
+    const mapping = createRedisHostMapping(server.url);
+    try {
+      const first = await mapping.generation();
+      assert.is(first.created, true);
+      assert.equal(await mapping.generation(), { id: first.id, created: false });
+      const all = ['h1', 'h2', 'h3'];
+      await mapping.apply('v', 1, ['h1', 'h2'], [], () => ['h1', 'h2']);
+      await mapping.apply('v', 2, ['h3'], [], () => all);
+      // An older delta arriving late changes nothing.
+      await mapping.apply('v', 1, [], ['h3'], () => ['h1', 'h2']);
+      assert.equal(await mapping.hostsOf('v'), { revision: 2, hosts: all });
+
+      await server.kill();
+      await server.revive();
+      const second = await mapping.generation();
+      assert.is(second.created, true);
+      assert.is.not(second.id, first.id);
+      assert.is(await mapping.hostsOf('v'), undefined);
+      // The next commit adds h4 and drops h1: not a partial set of {h4}, but the whole one.
+      await mapping.apply('v', 3, ['h4'], ['h1'], () => ['h2', 'h3', 'h4']);
+      const after = await mapping.hostsOf('v');
+      assert.equal(
+        { ...after, hosts: after?.hosts.sort() },
+        { revision: 3, hosts: ['h2', 'h3', 'h4'] },
+      );
+      assert.equal(await mapping.vpcsOf('h3'), ['v']);
+      assert.equal(await mapping.vpcsOf('h1'), []);
+      // A restore of a present entry writes nothing.
+      assert.is(await mapping.restore('v', 3, ['h9']), false);
+    } finally {
+      await mapping.close();
       await server.stop();
     }
   },

@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import { makeTopology, vpcWithSubnet, VpcHarness } from '../support/domain.js';
 import type { VpcEvent } from '../../shared/index.js';
 import { vpc } from '../../actors/index.js';
+import { commandFor, vpcDecider } from '../../services/controller/vpcDecider.js';
 
 const hosts = makeTopology({ regions: 1, clustersPerRegion: 2, hostsPerCluster: 2 });
 const [h1, h2] = [hosts[0]!.hostId, hosts[2]!.hostId];
@@ -429,6 +430,35 @@ Idempotency('a re-sent rejected intent answers with the same error', () => {
     assert.is(again.decision.error?.code, 'port_not_found');
   }
 });
+
+Idempotency(
+  'a malformed intent sent again with the same id answers like the first: one rejection in the log',
+  () => {
+    const v = given();
+    const bad = { id: 'bad-1', kind: 'port.explode', vpcId: 'vpc-1', spec: {} };
+    const stored = (seq: number) => ({
+      seq,
+      subject: 'intent.7.vpc-1',
+      time: '2026-11-24T12:00:00.000Z',
+      data: new TextEncoder().encode(JSON.stringify(bad)),
+    });
+    let state = v.state;
+    const first = vpcDecider.decide(commandFor(stored(10), v.lookupHost).command, state);
+    assert.is(first.type, 'append');
+    if (first.type !== 'append') return;
+    const rejected = first.commit.events[0] as Extract<VpcEvent, { type: 'IntentRejected' }>;
+    assert.is(rejected.type, 'IntentRejected');
+    assert.is(rejected.code, 'unknown_kind');
+    state = vpcDecider.evolve(state, { revision: 20, commit: first.commit });
+    // The same bytes again, stored later (after the stream's duplicate window).
+    const again = vpcDecider.decide(commandFor(stored(11), v.lookupHost).command, state);
+    const { type: _type, ...error } = rejected;
+    assert.equal(again, {
+      type: 'answer',
+      answer: { type: 'duplicate', revision: 20, outcome: 'rejected', error },
+    });
+  },
+);
 
 Idempotency('expectedRevision equal to the current revision is applied', () => {
   const v = given();

@@ -1,0 +1,45 @@
+/**
+ * Kafka credentials from configuration (DESIGN §9), never from code: SASL/PLAIN
+ * users per cluster in `KAFKA_<ID>_SASL_USERNAME` and `KAFKA_<ID>_SASL_PASSWORD`
+ * (or `KAFKA_<ID>_SASL_PASSWORD_FILE`). Every Kafka client of this code base takes
+ * them from here by default, as NATS connections take NATS_NKEY_SEED_FILE.
+ */
+import { readFileSync } from 'node:fs';
+import { ConfigError } from '../../shared/index.js';
+
+export interface KafkaSasl {
+  username: string;
+  password: string;
+}
+
+const prefix = (clusterId: string): string => `KAFKA_${clusterId.toUpperCase()}_SASL`;
+
+/** The variables that carry a cluster's credentials (for a child process's environment). */
+export function kafkaSaslVars(clusterId: string): { username: string; password: string } {
+  return { username: `${prefix(clusterId)}_USERNAME`, password: `${prefix(clusterId)}_PASSWORD` };
+}
+
+/** The cluster's SASL/PLAIN user from the environment; undefined when none is set. */
+export function kafkaSaslFromEnv(
+  clusterId: string,
+  env: NodeJS.ProcessEnv = process.env,
+): KafkaSasl | undefined {
+  const vars = kafkaSaslVars(clusterId);
+  const username = env[vars.username];
+  const passwordFile = env[`${vars.password}_FILE`];
+  let password = env[vars.password];
+  if (passwordFile) {
+    try {
+      password = readFileSync(passwordFile, 'utf8').trim();
+    } catch (err) {
+      throw new ConfigError(
+        `${vars.password}_FILE`,
+        `cannot read ${passwordFile}: ${(err as Error).message}`,
+      );
+    }
+  }
+  if (username === undefined && password === undefined) return undefined;
+  if (!username) throw new ConfigError(vars.username, `is not set, but ${vars.password} is`);
+  if (!password) throw new ConfigError(vars.password, `is not set, but ${vars.username} is`);
+  return { username, password };
+}

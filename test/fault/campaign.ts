@@ -1,0 +1,158 @@
+/**
+ * One fault run: the steady load running, the fault injected at a random moment
+ * and held, then healed; the load goes on a little, stops; the system is given
+ * time to finish what it was sent, and then judged (verdict.ts). A run may also
+ * rebalance while the fault is on: a controller joins and leaves during it.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '../../infra/index.js';
+import { check } from '../../services/cli/check.js';
+import type { Fault } from './faults.js';
+import type { SteadyLoad } from './load.js';
+import type { FaultSystem } from './system.js';
+import { judgeRun, oracleUntilClean, type RunVerdict, type StatusLog } from './verdict.js';
+
+export interface FaultRun extends Omit<RunVerdict, 'oracle'> {
+  fault: string;
+  run: number;
+  /** What was broken, e.g. the process name. */
+  note: string;
+  /** A controller joined and left while the fault was on. */
+  rebalanced: boolean;
+  heldMs: number;
+  /** Hosts already diverged when the run began (left so by an earlier run). */
+  divergentAtStart: number;
+  /** The first lines of the oracle's differences, if any. */
+  differences: string[];
+  ok: boolean;
+}
+
+export interface RunOptions {
+  run: number;
+  rnd: () => number;
+  log: Logger;
+  rebalance?: boolean;
+  /** Load after the heal, before it stops. */
+  tailMs?: number;
+  /** Bound on the wait for every acknowledged intent to be finished. */
+  settleMs?: number;
+  /** Bound on the wait for the oracle to find every host converged. */
+  oracleMs?: number;
+}
+
+async function pollQuietly(statuses: StatusLog, log: Logger): Promise<void> {
+  try {
+    await statuses.poll();
+  } catch (err) {
+    log.debug({ err }, 'STATUS not readable now');
+  }
+}
+
+export async function runFault(
+  system: FaultSystem,
+  load: SteadyLoad,
+  statuses: StatusLog,
+  fault: Fault,
+  o: RunOptions,
+): Promise<FaultRun> {
+  const log = o.log.child({ fault: fault.name, run: o.run });
+  await system.ready();
+  const start = await check(system.nc, {});
+  const divergentAtStart = new Set([...start.diverged.map((d) => d.hostId), ...start.silent]).size;
+  await statuses.skipToEnd();
+  const before = load.acked.size;
+  load.start();
+  await sleep(2000 + o.rnd() * 2000);
+
+  const notes: string[] = [];
+  const ctx = { system, load, rnd: o.rnd, log, note: (w: string) => notes.push(w) };
+  const onsetAt = Date.now();
+  const heal = await fault.inject(ctx);
+  log.info({ notes }, 'fault injected');
+  let extra: Promise<void> | undefined;
+  let healed = false;
+  if (o.rebalance) {
+    // A controller joins a second into the fault and leaves a second after it healed.
+    extra = (async () => {
+      await sleep(1000);
+      const p = await system.addController();
+      notes.push(`+${p.name}`);
+      while (!healed) await sleep(100);
+      await sleep(1000);
+      await system.remove(p);
+    })();
+  }
+  await sleep(fault.holdMs(system));
+  await heal();
+  const healedAt = Date.now();
+  healed = true;
+  log.info('fault healed');
+  await sleep(o.tailMs ?? 4000);
+  await load.stop();
+  await extra;
+
+  const acked = [...load.acked.values()].slice(before);
+  const settleUntil = Date.now() + (o.settleMs ?? system.programmedDeadlineMs + 30_000);
+  for (;;) {
+    await pollQuietly(statuses, log);
+    const open = acked.filter((a) => {
+      const d = statuses.decided.get(a.id);
+      return !d || (d.outcome === 'accepted' && !statuses.finished.has(a.id));
+    });
+    if (open.length === 0 || Date.now() > settleUntil) break;
+    await sleep(500);
+  }
+  await system.ready();
+  const oracle = await oracleUntilClean(system.nc, o.oracleMs ?? 60_000);
+  await pollQuietly(statuses, log);
+  const { oracle: report, ...verdict } = await judgeRun({
+    nc: system.nc,
+    hosts: system.hosts,
+    statuses,
+    acked,
+    order: load.order,
+    onsetAt,
+    healedAt,
+    oracle,
+  });
+  const ok =
+    verdict.acked > 0 &&
+    verdict.inFlight > 0 &&
+    verdict.lost === 0 &&
+    verdict.appliedTwice === 0 &&
+    verdict.orderBroken === 0 &&
+    verdict.replay === undefined &&
+    verdict.unfinished === 0 &&
+    verdict.divergentHosts === 0 &&
+    verdict.silentHosts === 0;
+  return {
+    fault: fault.name,
+    run: o.run,
+    note: notes.join(', '),
+    rebalanced: o.rebalance ?? false,
+    heldMs: healedAt - onsetAt,
+    ...verdict,
+    divergentAtStart,
+    differences: report.diverged
+      .slice(0, 5)
+      .map(
+        (d) =>
+          `${d.hostId}/${d.vpcId}: missing ${d.missing.length}, extra ${d.extra.length}, different ${d.different.length}`,
+      )
+      .concat(report.silent.length ? [`silent: ${report.silent.slice(0, 5).join(',')}`] : []),
+    ok,
+  };
+}
+
+/** One line per run, for a terminal. */
+export function describeRun(r: FaultRun): string {
+  return (
+    `${r.ok ? '✔' : '✘'} ${r.fault}#${r.run} (${r.note}${r.rebalanced ? ', with a rebalance' : ''}): ` +
+    `held ${(r.heldMs / 1000).toFixed(1)} s, ${r.acked} intents acked, ${r.inFlight} in flight; ` +
+    `lost ${r.lost}, twice ${r.appliedTwice}, order broken ${r.orderBroken}, ` +
+    `unfinished ${r.unfinished}, incomplete ${r.incomplete}, divergent hosts ${r.divergentHosts} (${r.divergentAtStart} at start), silent ${r.silentHosts}; ` +
+    `done ${(r.doneAfterOnsetMs / 1000).toFixed(1)} s after onset, recovery ${(r.recoveryMs / 1000).toFixed(1)} s after heal` +
+    (r.replay ? `; REPLAY: ${r.replay}` : '') +
+    (r.differences.length ? `; ${r.differences.join('; ')}` : '')
+  );
+}

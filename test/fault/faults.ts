@@ -1,0 +1,239 @@
+/**
+ * The faults: each breaks one thing in a running system and returns what heals
+ * it. Crashes are SIGKILL, and a supervisor (the harness) starts the process again
+ * a moment later, as systemd or Kubernetes would.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { headers } from '@nats-io/transport-node';
+import { readStreamRange, type Logger } from '../../infra/index.js';
+import { streams } from '../../shared/index.js';
+import type { SteadyLoad } from './load.js';
+import type { FaultSystem, ServiceKind, ServiceProcess } from './system.js';
+
+export interface FaultContext {
+  system: FaultSystem;
+  load: SteadyLoad;
+  rnd: () => number;
+  log: Logger;
+  /** What exactly was broken (for the report). */
+  note: (what: string) => void;
+}
+
+export interface Fault {
+  name: string;
+  /** One line for the report. */
+  what: string;
+  /** A fault that needs one nats-server (a link to cut) or a cluster (a node to lose). */
+  needs?: 'single' | 'cluster';
+  /** How long the fault lasts before it is healed. */
+  holdMs: (system: FaultSystem) => number;
+  /** Breaks it; the returned function heals it. */
+  inject: (ctx: FaultContext) => Promise<Heal> | Heal;
+}
+
+export type Heal = () => Promise<void> | void;
+
+const pick = <T>(rnd: () => number, xs: readonly T[]): T => {
+  if (xs.length === 0) throw new Error('nothing to pick from');
+  return xs[Math.floor(rnd() * xs.length)]!;
+};
+
+const running = (ctx: FaultContext, kind: ServiceKind): ServiceProcess[] =>
+  ctx.system.of(kind).filter((p) => p.running());
+
+/** SIGKILL the chosen process; the heal starts it again. */
+const crash =
+  (choose: (ctx: FaultContext) => Promise<ServiceProcess> | ServiceProcess) =>
+  async (ctx: FaultContext): Promise<Heal> => {
+    const p = await choose(ctx);
+    ctx.note(p.name);
+    await p.kill();
+    return () => p.start();
+  };
+
+/** Re-publishes the last `n` messages of a stream without their msg id: stored and delivered again. */
+async function republishLast(ctx: FaultContext, stream: string, n: number): Promise<number> {
+  const { nc } = ctx.system;
+  const info = await (await jetstreamManager(nc)).streams.info(stream);
+  let sent = 0;
+  for await (const m of readStreamRange(nc, stream, {
+    fromSeq: Math.max(1, info.state.last_seq - n + 1),
+  })) {
+    const h = headers();
+    for (const [k, v] of m.headers ?? [])
+      if (k !== 'Nats-Msg-Id') for (const x of v) h.append(k, x);
+    nc.publish(m.subject, m.data, { headers: h });
+    sent += 1;
+  }
+  return sent;
+}
+
+export const FAULTS: Fault[] = [
+  {
+    name: 'kill-controller',
+    what: 'SIGKILL of a controller (not the placement leader), restarted 1 s later',
+    holdMs: () => 1000,
+    inject: crash(async (ctx) => {
+      const leader = await ctx.system.leader();
+      const others = running(ctx, 'controller').filter((p) => p.name !== leader);
+      return pick(ctx.rnd, others.length > 0 ? others : running(ctx, 'controller'));
+    }),
+  },
+  {
+    name: 'kill-leader',
+    what: 'SIGKILL of the placement leader, restarted 1 s later',
+    holdMs: () => 1000,
+    inject: crash(async (ctx) => {
+      const leader = await ctx.system.leader();
+      const p = running(ctx, 'controller').find((c) => c.name === leader);
+      if (!p) throw new Error(`no running controller is the placement leader (${leader})`);
+      return p;
+    }),
+  },
+  {
+    name: 'kill-southbound',
+    what: 'SIGKILL of a southbound module, restarted 1 s later',
+    holdMs: () => 1000,
+    inject: crash((ctx) => pick(ctx.rnd, running(ctx, 'southbound'))),
+  },
+  {
+    name: 'kill-nca',
+    what: 'SIGKILL of an NCA process (half the agents), restarted 1 s later',
+    holdMs: () => 1000,
+    inject: crash((ctx) => pick(ctx.rnd, running(ctx, 'nca'))),
+  },
+  {
+    name: 'restart-nats',
+    what: 'nats-server SIGKILLed and restarted 3 s later on the same file store',
+    needs: 'single',
+    holdMs: () => 3000,
+    inject: async (ctx) => {
+      const nats = ctx.system.servers.local.nats!;
+      ctx.note('nats-server');
+      await nats.kill();
+      return () => nats.revive();
+    },
+  },
+  {
+    name: 'lose-nats-node',
+    what: 'one node of a three-node NATS cluster (R3 streams) SIGKILLed, back after 10 s',
+    needs: 'cluster',
+    holdMs: () => 10_000,
+    inject: async (ctx) => {
+      const nodes = ctx.system.servers.local.natsNodes;
+      const i = Math.floor(ctx.rnd() * nodes.length);
+      ctx.note(`node ${i + 1} of ${nodes.length}`);
+      await nodes[i]!.kill();
+      return () => nodes[i]!.revive();
+    },
+  },
+  {
+    name: 'restart-kafka',
+    what: 'a Kafka cluster stopped, started again 8 s later',
+    holdMs: () => 8000,
+    inject: async (ctx) => {
+      const id = pick(ctx.rnd, Object.keys(ctx.system.servers.local.kafka));
+      const kafka = ctx.system.servers.local.kafka[id]!;
+      ctx.note(`kafka ${id}`);
+      await kafka.stop();
+      return () => kafka.revive();
+    },
+  },
+  {
+    name: 'restart-redis',
+    what: 'Redis SIGKILLed and restarted empty (the VPC↔host mapping must be rebuilt)',
+    holdMs: () => 500,
+    inject: async (ctx) => {
+      const redis = ctx.system.servers.local.redis!;
+      ctx.note('redis-server');
+      await redis.kill();
+      return () => redis.revive();
+    },
+  },
+  {
+    name: 'pause-controller',
+    what: 'a controller paused (SIGSTOP) for 2.5 heartbeat TTLs, then resumed: a zombie',
+    holdMs: (s) => 2.5 * s.heartbeatTtlMs,
+    inject: (ctx) => {
+      const p = pick(ctx.rnd, running(ctx, 'controller'));
+      ctx.note(p.name);
+      p.pause();
+      return () => p.resume();
+    },
+  },
+  {
+    name: 'cut-controller',
+    what: "a controller's network to NATS cut for 2.5 heartbeat TTLs (held, not reset), then healed",
+    needs: 'single',
+    holdMs: (s) => 2.5 * s.heartbeatTtlMs,
+    inject: (ctx) => {
+      const p = pick(ctx.rnd, running(ctx, 'controller'));
+      ctx.note(p.name);
+      p.link!.cut();
+      return () => p.link!.heal();
+    },
+  },
+  {
+    name: 'slow-nca',
+    what: "an NCA process's link delayed 800 ms each way for 10 s (slow agents, late acks)",
+    needs: 'single',
+    holdMs: () => 10_000,
+    inject: (ctx) => {
+      const p = pick(ctx.rnd, running(ctx, 'nca'));
+      ctx.note(p.name);
+      p.link!.delay(800);
+      return () => p.link!.delay(0);
+    },
+  },
+  {
+    name: 'duplicate-deliveries',
+    what: 'for 6 s every intent sent twice (second copy without msg id), and recent goal states and acks re-published every 500 ms',
+    holdMs: () => 6000,
+    inject: (ctx) => {
+      ctx.load.duplicate = true;
+      let copies = 0;
+      let on = true;
+      const loop = (async () => {
+        while (on) {
+          try {
+            copies += await republishLast(ctx, streams.goalStates, 40);
+            copies += await republishLast(ctx, streams.acks, 40);
+          } catch (err) {
+            ctx.log.warn({ err }, 'republish failed');
+          }
+          await sleep(500);
+        }
+      })();
+      return async () => {
+        on = false;
+        ctx.load.duplicate = false;
+        await loop;
+        ctx.note(`${ctx.load.duplicatesSent} intents twice, ${copies} goal states and acks again`);
+      };
+    },
+  },
+  {
+    name: 'rebalance',
+    what: 'a controller joins (buckets move to it), then leaves cleanly 8 s later',
+    holdMs: () => 8000,
+    inject: async (ctx) => {
+      const p = await ctx.system.addController();
+      ctx.note(p.name);
+      return () => ctx.system.remove(p);
+    },
+  },
+];
+
+export function faultsFor(natsNodes: number, names?: readonly string[]): Fault[] {
+  const unknown = names?.filter((n) => !FAULTS.some((f) => f.name === n)) ?? [];
+  if (unknown.length > 0)
+    throw new Error(
+      `unknown fault(s): ${unknown.join(', ')} (known: ${FAULTS.map((f) => f.name).join(', ')})`,
+    );
+  return FAULTS.filter(
+    (f) =>
+      (!names || names.includes(f.name)) &&
+      (f.needs === undefined || f.needs === (natsNodes > 1 ? 'cluster' : 'single')),
+  );
+}

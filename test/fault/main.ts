@@ -1,0 +1,135 @@
+/**
+ * The fault suite, long version: `npm run fault -- [options]`. Every fault is run
+ * several times under a steady load (on one nats-server, and the cluster faults on a
+ * three-node NATS cluster), every other run with a rebalance on top (a controller
+ * joins and leaves while the fault is on). Writes docs/bench/reliability.json and
+ * the table of docs/reliability.md; exits 1 if any run lost, duplicated or
+ * reordered an intent, or left a host diverged.
+ */
+import { parseArgs } from 'node:util';
+import { createLogger, onShutdown, runDir } from '../../infra/index.js';
+import { prng } from '../../shared/index.js';
+import { fmt, machine, pct, writeReport } from '../bench/report.js';
+import { describeRun, runFault, type FaultRun } from './campaign.js';
+import { FAULTS, faultsFor } from './faults.js';
+import { SteadyLoad } from './load.js';
+import { startFaultSystem, type FaultSystem } from './system.js';
+import { StatusLog } from './verdict.js';
+
+const USAGE = `Usage: npm run fault -- [options]
+
+  --runs <n>          runs per fault (default 5)
+  --faults <a,b,…>    only these (${FAULTS.map((f) => f.name).join(', ')})
+  --seed <n>          random choices and the workload (default 1)
+  --rate <n>          intents per second of the steady load (default 30)
+  --no-rebalance      no controller joining and leaving during every other run
+  --no-cluster        skip the three-node NATS cluster
+  --no-report         print only; leave docs/ alone
+  --log-level <l>     the harness's log level (default warn)
+`;
+
+const { values: args } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '5' },
+    faults: { type: 'string' },
+    seed: { type: 'string', default: '1' },
+    rate: { type: 'string', default: '30' },
+    'no-rebalance': { type: 'boolean', default: false },
+    'no-cluster': { type: 'boolean', default: false },
+    'no-report': { type: 'boolean', default: false },
+    'log-level': { type: 'string', default: 'warn' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (args.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+const whole = (name: string, v: string, max: number): number => {
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > max) {
+    process.stderr.write(`fault: --${name} ${v}: a whole number from 1 to ${max}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  return Number(v);
+};
+const runs = whole('runs', args.runs, 100);
+const seed = whole('seed', args.seed, 1_000_000);
+const rate = whole('rate', args.rate, 1000);
+const names = args.faults?.split(',').map((s) => s.trim());
+const log = createLogger({ name: 'fault', level: args['log-level'] as 'warn' });
+
+let system: FaultSystem | undefined;
+onShutdown(async () => {
+  await system?.stop();
+});
+
+const rows: FaultRun[] = [];
+const started = Date.now();
+for (const natsNodes of args['no-cluster'] ? [1] : [1, 3]) {
+  let faults;
+  try {
+    faults = faultsFor(natsNodes, names);
+  } catch (err) {
+    process.stderr.write(`fault: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  if (faults.length === 0) continue;
+  const where = natsNodes > 1 ? `${natsNodes}-node NATS cluster` : 'one nats-server';
+  console.log(`\n── ${where}: ${faults.map((f) => f.name).join(', ')} × ${runs} ──`);
+  system = await startFaultSystem({ dir: runDir('alcor-fault-'), log, natsNodes });
+  const load = new SteadyLoad(system.client, {
+    lanes: 12,
+    perSecond: rate,
+    vpcLength: 150,
+    hosts: system.hosts,
+    seed,
+    log,
+  });
+  const statuses = new StatusLog(system.nc);
+  const rnd = prng(seed * 31 + natsNodes);
+  try {
+    for (let run = 1; run <= runs; run++) {
+      for (const fault of faults) {
+        const rebalance = !args['no-rebalance'] && run % 2 === 0 && fault.name !== 'rebalance';
+        const row = await runFault(system, load, statuses, fault, { run, rnd, log, rebalance });
+        rows.push({ ...row, fault: natsNodes > 1 ? `${row.fault} (cluster)` : row.fault });
+        console.log(describeRun(row));
+      }
+    }
+  } finally {
+    await load.stop();
+    await system.stop();
+    system = undefined;
+  }
+}
+
+const byFault = new Map<string, FaultRun[]>();
+for (const r of rows) byFault.set(r.fault, [...(byFault.get(r.fault) ?? []), r]);
+const sum = (rs: FaultRun[], k: keyof FaultRun): number =>
+  rs.reduce((n, r) => n + (r[k] as number), 0);
+const secs = (ms: number): string => (Number.isFinite(ms) ? `${fmt(ms / 1000, 1)} s` : '—');
+const table = [
+  '| fault | runs | with rebalance | intents acked | in flight | lost | applied twice | order broken | not finished | incomplete | hosts divergent after | recovery p50 / p99 (after heal) | done after onset p50 / p99 |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  ...[...byFault].map(([fault, rs]) => {
+    const rec = rs.map((r) => r.recoveryMs);
+    const done = rs.map((r) => r.doneAfterOnsetMs);
+    return `| ${fault} | ${rs.length} | ${rs.filter((r) => r.rebalanced).length} | ${fmt(sum(rs, 'acked'))} | ${fmt(sum(rs, 'inFlight'))} | ${sum(rs, 'lost')} | ${sum(rs, 'appliedTwice')} | ${sum(rs, 'orderBroken')} | ${sum(rs, 'unfinished')} | ${sum(rs, 'incomplete')} | ${sum(rs, 'divergentHosts')} | ${secs(pct(rec, 50))} / ${secs(pct(rec, 99))} | ${secs(pct(done, 50))} / ${secs(pct(done, 99))} |`;
+  }),
+].join('\n');
+const failed = rows.filter((r) => !r.ok);
+const minutes = (Date.now() - started) / 60_000;
+const markdown = [
+  `Measured ${new Date().toISOString().slice(0, 10)} on ${machine()}: ${rows.length} runs in ${fmt(minutes, 0)} min (\`npm run fault -- --runs ${runs} --seed ${seed} --rate ${rate}\`), ${failed.length} failed.`,
+  '',
+  table,
+].join('\n');
+console.log(`\n${markdown}\n`);
+for (const r of failed) console.log(`FAILED ${describeRun(r)}`);
+if (!args['no-report']) {
+  await writeReport('reliability', { machine: machine(), runs, seed, rate, rows }, markdown, {
+    doc: 'reliability.md',
+  });
+  console.log('written: docs/bench/reliability.json, docs/reliability.md');
+}
+process.exit(failed.length > 0 ? 1 : 0);

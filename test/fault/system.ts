@@ -1,0 +1,257 @@
+/**
+ * The system the fault suite breaks: its own real servers (one nats-server, or a
+ * three-node JetStream cluster with R3 streams; Redis; two Kafka clusters), and the
+ * services as the processes an operator runs — controllers, southbound modules and
+ * NCA fleets — each restartable, killable and pausable. On one nats-server every
+ * service reaches NATS through its own TCP proxy, so one link can be cut or slowed.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import {
+  DEFAULT_LAYOUT,
+  NatsCredentials,
+  authorizeNatsHosts,
+  connectNats,
+  ensureLayout,
+  freePort,
+  provisionServers,
+  readLeader,
+  type Logger,
+  type Servers,
+} from '../../infra/index.js';
+import { kvBuckets, type HostRecord } from '../../shared/index.js';
+import { spawnService, waitReady, type Service } from '../../services/demo/run.js';
+import { loadTopology } from '../../services/cli/topology.js';
+import { startTcpProxy, type TcpProxy } from '../support/tcpProxy.js';
+import { fleet } from '../support/workload.js';
+
+export type ServiceKind = 'controller' | 'southbound' | 'nca';
+
+const MAIN: Record<ServiceKind, string> = {
+  controller: 'services/controller/main.ts',
+  southbound: 'services/southbound/main.ts',
+  nca: 'services/nca/main.ts',
+};
+
+/** One service process, as a supervisor sees it: start, crash, stop, pause. */
+export interface ServiceProcess {
+  name: string;
+  kind: ServiceKind;
+  /** Its own link to NATS (one-server systems). */
+  link: TcpProxy | undefined;
+  running: () => boolean;
+  opsUrl: () => string;
+  /** (Re)starts the process and waits until /healthz answers. */
+  start: () => Promise<void>;
+  /** SIGKILL: a crash, nothing flushed. */
+  kill: () => Promise<void>;
+  /** SIGTERM: a clean stop (handoff). */
+  stop: () => Promise<void>;
+  /** SIGSTOP / SIGCONT: a process that hangs (GC pause, VM stall) and comes back. */
+  pause: () => void;
+  resume: () => void;
+}
+
+export interface FaultSystemOptions {
+  dir: string;
+  log: Logger;
+  /** nats-server nodes: 1, or a cluster of 3 with R3 streams. */
+  natsNodes?: number;
+  controllers?: number;
+  southbounds?: number;
+  /** NCA processes; the hosts are dealt among them. */
+  fleets?: number;
+  clusters?: number;
+  hostsPerCluster?: number;
+  heartbeatTtlMs?: number;
+  programmedDeadlineMs?: number;
+  logLevel?: string;
+}
+
+export interface FaultSystem {
+  servers: Servers;
+  /** The harness's own connection, as a service (reads every stream). */
+  nc: NatsConnection;
+  /** The northbound client's connection (account CLIENT): where the load comes from. */
+  client: NatsConnection;
+  hosts: HostRecord[];
+  services: ServiceProcess[];
+  of: (kind: ServiceKind) => ServiceProcess[];
+  /** The placement leader's instance id now, if any. */
+  leader: () => Promise<string | undefined>;
+  /** Starts one more controller (a rebalance); `remove` stops it cleanly. */
+  addController: () => Promise<ServiceProcess>;
+  remove: (p: ServiceProcess) => Promise<void>;
+  /** Waits until every running service says /readyz. */
+  ready: (timeoutMs?: number) => Promise<void>;
+  heartbeatTtlMs: number;
+  programmedDeadlineMs: number;
+  stop: () => Promise<void>;
+}
+
+/** Hosts over the clusters: a third on JetStream, a third on Kafka `a`, a third on `b`. */
+export function faultTopology(clusters: number, hostsPerCluster: number): HostRecord[] {
+  return fleet(clusters, hostsPerCluster, 'f', {
+    regions: 2,
+    binding: (h) =>
+      h % 3 === 0 ? { type: 'jetstream' } : { type: 'kafka', cluster: h % 3 === 1 ? 'a' : 'b' },
+  });
+}
+
+export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSystem> {
+  const natsNodes = o.natsNodes ?? 1;
+  const heartbeatTtlMs = o.heartbeatTtlMs ?? 3000;
+  const programmedDeadlineMs = o.programmedDeadlineMs ?? 30_000;
+  const logLevel = o.logLevel ?? 'warn';
+  mkdirSync(o.dir, { recursive: true });
+  // Servers of its own, always local (it restarts and kills them): none from the environment.
+  const ownEnv = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !/^(NATS_|REDIS_URL|KAFKA_)/.test(k)),
+  );
+  const servers = await provisionServers({ natsNodes, local: true, env: ownEnv });
+  const services: ServiceProcess[] = [];
+  const proxies: TcpProxy[] = [];
+  let nc: NatsConnection | undefined;
+  let client: NatsConnection | undefined;
+  const stop = async (): Promise<void> => {
+    await Promise.allSettled(services.map((s) => s.stop()));
+    await nc?.close().catch(() => undefined);
+    await client?.close().catch(() => undefined);
+    await Promise.allSettled(proxies.map((p) => p.close()));
+    await servers.stop({ keepData: true });
+  };
+  try {
+    const env = servers.env();
+    const credentials = new NatsCredentials(env.ALCOR_NATS_CREDENTIALS!);
+    nc = await connectNats(env.NATS_URL!, {
+      name: 'alcor-fault-harness',
+      nkeySeedFile: credentials.roleSeedFile('service'),
+    });
+    client = await connectNats(env.NATS_URL!, {
+      name: 'alcor-fault-client',
+      nkeySeedFile: credentials.roleSeedFile('client'),
+    });
+    await ensureLayout(nc, await jetstreamManager(nc), {
+      ...DEFAULT_LAYOUT,
+      replicas: servers.replicas,
+      heartbeatTtlMs,
+    });
+    const hosts = faultTopology(o.clusters ?? 6, o.hostsPerCluster ?? 10);
+    await authorizeNatsHosts(env.NATS_URL!, credentials.dir, hosts);
+    const topologyFile = join(o.dir, 'topology.json');
+    writeFileSync(topologyFile, JSON.stringify({ hosts }));
+    await loadTopology(nc, topologyFile, { prune: true });
+
+    const base: Record<string, string> = {
+      ...env,
+      ALCOR_HEARTBEAT_TTL_MS: String(heartbeatTtlMs),
+      ALCOR_PROGRAMMED_DEADLINE_MS: String(programmedDeadlineMs),
+    };
+    const natsPort = natsNodes === 1 ? Number(new URL(env.NATS_URL!).port) : undefined;
+
+    const make = async (
+      kind: ServiceKind,
+      name: string,
+      own: Record<string, string>,
+    ): Promise<ServiceProcess> => {
+      const link = natsPort
+        ? await startTcpProxy({ host: '127.0.0.1', port: natsPort })
+        : undefined;
+      if (link) proxies.push(link);
+      const opsPort = await freePort();
+      const procEnv = {
+        ...base,
+        ...own,
+        ...(link ? { NATS_URL: `nats://${link.address}` } : {}),
+      };
+      let current: Service | undefined;
+      const p: ServiceProcess = {
+        name,
+        kind,
+        link,
+        running: () => current?.proc.running ?? false,
+        opsUrl: () => current?.opsUrl ?? '',
+        start: async () => {
+          if (current?.proc.running) return;
+          link?.heal();
+          link?.delay(0);
+          current = await spawnService(name, MAIN[kind], o.dir, procEnv, logLevel, opsPort);
+        },
+        kill: async () => {
+          await current?.proc.kill();
+        },
+        stop: async () => {
+          await current?.proc.stop();
+        },
+        pause: () => current?.proc.signal('SIGSTOP'),
+        resume: () => current?.proc.signal('SIGCONT'),
+      };
+      return p;
+    };
+
+    const controllers = o.controllers ?? 3;
+    let nextController = controllers + 1;
+    for (let i = 1; i <= controllers; i++)
+      services.push(
+        await make('controller', `controller-${i}`, { ALCOR_INSTANCE_ID: `controller-${i}` }),
+      );
+    for (let i = 1; i <= (o.southbounds ?? 2); i++)
+      services.push(
+        await make('southbound', `southbound-${i}`, { ALCOR_INSTANCE_ID: `southbound-${i}` }),
+      );
+    const fleets = o.fleets ?? 2;
+    for (let i = 1; i <= fleets; i++) {
+      const mine = hosts.filter((_, k) => k % fleets === i - 1).map((h) => h.hostId);
+      services.push(
+        await make('nca', `nca-${i}`, {
+          ALCOR_FLEET_ID: `fault-fleet${i}`,
+          ALCOR_NCA_HOSTS: mine.join(','),
+          NATS_NKEY_SEED_FILE: credentials.roleSeedFile('fleet'),
+          ALCOR_NCA_CREDENTIALS: credentials.hostsDir,
+        }),
+      );
+    }
+    const of = (kind: ServiceKind): ServiceProcess[] => services.filter((s) => s.kind === kind);
+    // Controllers and southbound modules first: agents resync from the owners at start.
+    await Promise.all([...of('controller'), ...of('southbound')].map((s) => s.start()));
+    await Promise.all(of('nca').map((s) => s.start()));
+
+    const system: FaultSystem = {
+      servers,
+      nc,
+      client,
+      hosts,
+      services,
+      of,
+      leader: async () => (await readLeader(nc!, kvBuckets.controllers))?.id,
+      addController: async () => {
+        const id = `controller-${nextController++}`;
+        const p = await make('controller', id, { ALCOR_INSTANCE_ID: id });
+        services.push(p);
+        await p.start();
+        return p;
+      },
+      remove: async (p) => {
+        await p.stop();
+        services.splice(services.indexOf(p), 1);
+      },
+      ready: async (timeoutMs = 120_000) => {
+        const live = services.filter((s) => s.running());
+        await waitReady(
+          live.map((s) => ({ name: s.name, opsUrl: s.opsUrl() })),
+          timeoutMs,
+        );
+      },
+      heartbeatTtlMs,
+      programmedDeadlineMs,
+      stop,
+    };
+    await system.ready();
+    return system;
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
