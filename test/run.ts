@@ -3,7 +3,10 @@
  * tests against real servers provisioned once for the run. Every suite process is
  * bounded in time. Ends with the line `N passed, N failed`.
  *
- *   tsx test/run.ts [--only unit|integration|checks|demo] [--keep-data]
+ *   tsx test/run.ts [--only checks|unit|integration|fault|fuzz|demo] [--keep-data]
+ *
+ * The fault suite (test/fault, short version) and the bad-input fuzzer (test/fuzz)
+ * run on servers of their own: they kill and restart them.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -230,14 +233,24 @@ try {
   if (servers && keepData) console.log(`server data and logs kept in ${servers.dir}`);
 }
 
-// The main job at CI size, as a user runs it, on servers of its own; its summary is checked.
-if (!only || only === 'demo') {
-  console.log('\n── demo (--once) ──');
-  const t0 = Date.now();
+/** This environment without the servers in it: for what provisions its own. */
+function ownServersEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   for (const name of Object.keys(env)) {
     if (/^(NATS_|ALCOR_NATS_|REDIS_URL|KAFKA_)/.test(name)) delete env[name];
   }
+  return env;
+}
+
+// Faults and bad input, each on a system of its own (servers and service processes).
+if (!only || only === 'fault') await uvu('fault (short)', 'fault', ownServersEnv(), 1_500_000);
+if (!only || only === 'fuzz') await uvu('bad input (fuzz)', 'fuzz', ownServersEnv(), 900_000);
+
+// The main job at CI size, as a user runs it, on servers of its own; its summary is checked.
+if (!only || only === 'demo') {
+  console.log('\n── demo (--once) ──');
+  const t0 = Date.now();
+  const env = ownServersEnv();
   const out = await runProcess(
     process.execPath,
     ['--import', 'tsx', 'services/demo/main.ts', '--once'],

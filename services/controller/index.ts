@@ -158,6 +158,19 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
     windowMs: config.programmedDeadlineMs + 4 * config.heartbeatTtlMs + 30_000,
     logger,
   });
+  // Acks are a core subscription: those sent while this connection was down are
+  // replayed from ACKS once it is back.
+  void (async () => {
+    let downSince: number | undefined;
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') downSince ??= Date.now();
+      else if (s.type === 'reconnect' && downSince !== undefined) {
+        const from = new Date(downSince - 2000);
+        downSince = undefined;
+        void recovery.replaySince(from);
+      }
+    }
+  })();
   const actors = new VpcActors({
     log: await createJetStreamEventLog(nc, { writer }),
     intents: await createJetStreamIntentSource(nc),

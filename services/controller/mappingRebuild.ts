@@ -85,15 +85,19 @@ export function startMappingRebuild(deps: MappingRebuildDeps): { stop: () => Pro
     if (failed === 0) rebuiltFor = generation;
   };
 
+  let first = true;
   const check = async (): Promise<void> => {
     const { id, created } = await mapping.generation();
+    const starting = first;
+    first = false;
     if (id === rebuiltFor) return;
-    if (rebuiltFor === undefined && !created && deps.owned().length === 0) {
-      // Starting up against a mapping that was not lost: nothing to rebuild.
+    // Starting up against a mapping that was not lost: nothing to rebuild.
+    if (starting && !created) {
       rebuiltFor = id;
       return;
     }
-    logger.warn({ generation: id, created }, 'VPC↔host mapping found lost: rebuilding it');
+    if (starting) logger.info({ generation: id }, 'VPC↔host mapping is new: writing it');
+    else logger.warn({ generation: id, created }, 'VPC↔host mapping found lost: rebuilding it');
     await rebuild(id);
   };
 

@@ -55,6 +55,9 @@ export interface ProgrammedMetrics {
   replayedAcks: number;
 }
 
+/** Tries to publish a final status (backing off to 5 s: about a minute and a half). */
+const STATUS_ATTEMPTS = 20;
+
 export class ProgrammedTracker {
   private readonly byVpc = new Map<string, Pending[]>();
   /** Every intent pending, and those finished lately (by id, with when): tracked once. */
@@ -123,6 +126,11 @@ export class ProgrammedTracker {
     return () => {
       entry.held = false;
     };
+  }
+
+  /** The VPCs with intents waiting for acks here. */
+  pendingVpcIds(): string[] {
+    return [...this.byVpc.keys()];
   }
 
   /** Whether the intent is pending here or finished lately. */
@@ -262,18 +270,30 @@ export class ProgrammedTracker {
       this.metrics.programmed += 1;
       this.deps.stage?.('programmed', (Date.now() - p.since) / 1000);
     }
-    if (!this.deps.leaseValid()) return;
-    try {
-      await this.deps.publisher.status(
-        subjects.status(p.vpcId),
-        status,
-        statusMsgId(p.intentId, status.outcome),
-      );
-    } catch (err) {
-      this.deps.logger.warn(
-        { intentId: p.intentId, vpcId: p.vpcId, outcome: status.outcome, err },
-        'status not published',
-      );
+    // Retried while this run holds its lease (a stream electing a leader, a server
+    // restarting): the msgID makes a repeat harmless, and nothing else publishes it.
+    for (let attempt = 0; this.deps.leaseValid(); attempt++) {
+      try {
+        await this.deps.publisher.status(
+          subjects.status(p.vpcId),
+          status,
+          statusMsgId(p.intentId, status.outcome),
+        );
+        return;
+      } catch (err) {
+        if (attempt >= STATUS_ATTEMPTS) {
+          this.deps.logger.error(
+            { intentId: p.intentId, vpcId: p.vpcId, outcome: status.outcome, err },
+            `status not published after ${STATUS_ATTEMPTS} attempts`,
+          );
+          return;
+        }
+        this.deps.logger.warn(
+          { intentId: p.intentId, vpcId: p.vpcId, outcome: status.outcome, err, attempt },
+          'status not published yet; retrying',
+        );
+        await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
+      }
     }
   }
 }

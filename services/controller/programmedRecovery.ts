@@ -77,6 +77,30 @@ export class ProgrammedRecovery {
     this.timer ??= setTimeout(() => this.flush(), this.deps.batchMs ?? 100);
   }
 
+  /**
+   * After this run's NATS connection was down (a server lost, a network blip), the
+   * acks its subscriptions missed meanwhile are in ACKS: replays those stored since
+   * `from` for the intents still waiting here.
+   */
+  replaySince(from: Date): Promise<void> {
+    this.chain = this.chain.then(async () => {
+      if (this.stopped) return;
+      const vpcIds = this.deps.tracker.pendingVpcIds();
+      if (vpcIds.length === 0) return;
+      try {
+        const before = this.deps.tracker.metrics.replayedAcks;
+        await this.replayAcks(vpcIds, from);
+        this.deps.logger.info(
+          { vpcs: vpcIds.length, replayed: this.deps.tracker.metrics.replayedAcks - before, from },
+          'acks missed while disconnected replayed from ACKS',
+        );
+      } catch (err) {
+        this.deps.logger.warn({ err }, 'acks missed while disconnected not replayed');
+      }
+    });
+    return this.chain;
+  }
+
   /** Resolves once every recovery started so far is done. */
   idle(): Promise<void> {
     return this.chain;

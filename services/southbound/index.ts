@@ -195,7 +195,13 @@ export async function start(
     ['kafka'],
   );
   liveGauge(registry, 'alcor_partitions_owned', 'Topology partitions relayed', () => owned.length);
-  const relayMetrics: RelayMetrics = { relayed: 0, records: 0, invalid: 0, mappingRebuilds: 0 };
+  const relayMetrics: RelayMetrics = {
+    relayed: 0,
+    records: 0,
+    invalid: 0,
+    mappingRebuilds: 0,
+    restarts: 0,
+  };
   objectCounters(
     registry,
     'alcor_relay',

@@ -15,6 +15,7 @@ import {
   JetStreamApiCodes,
   JetStreamApiError,
   jetstream,
+  type ConsumerMessages,
   type JetStreamManager,
   type JsMsg,
 } from '@nats-io/jetstream';
@@ -39,6 +40,8 @@ export interface RelayMetrics {
   records: number;
   invalid: number;
   mappingRebuilds: number;
+  /** Consumers started again at their ack floor (deliveries lost on the way). */
+  restarts: number;
 }
 
 export interface RelayDeps {
@@ -64,11 +67,20 @@ export function relayDurable(kafkaCluster: string, place: TopologyPlace): string
 }
 
 const ACK_WAIT_MS = 60_000;
+/** How often an idle relay looks for deliveries that never reached it. */
+const WATCH_MS = 5_000;
 
 export class Relay {
   private running = true;
   private loop: Promise<void> | undefined;
-  private close: (() => Promise<void>) | undefined;
+  private messages: ConsumerMessages | undefined;
+  private pending: JsMsg[] = [];
+  private sending = false;
+  private wake: (() => void) | undefined;
+  /** Set by the watchdog: go back to the ack floor before the next batch. */
+  private stuck = false;
+  private watchdog: NodeJS.Timeout | undefined;
+  private lastLook: { ackPending: number; floor: number } | undefined;
   private waiting = 0;
   private serverPending = 0;
 
@@ -78,101 +90,191 @@ export class Relay {
     return `${clusterKey(this.deps.place)}/${this.deps.binding.clusterId}`;
   }
 
+  private get durable(): string {
+    return relayDurable(this.deps.binding.clusterId, this.deps.place);
+  }
+
   /** Goal states of this relay not in Kafka yet: taken and waiting, plus the consumer's pending. */
   lag(): number {
     return this.waiting + this.serverPending;
   }
 
   async start(): Promise<void> {
-    const { jsm, nc, place, binding } = this.deps;
-    const durable = relayDurable(binding.clusterId, place);
-    const config = {
-      durable_name: durable,
-      filter_subjects: subjects.goalStatesOfCluster(place),
+    const { jsm } = this.deps;
+    const existing = await jsm.consumers
+      .info(streams.goalStates, this.durable)
+      .catch((err: unknown) => {
+        if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)
+          return undefined;
+        throw err;
+      });
+    if (!existing) {
+      await jsm.consumers.add(streams.goalStates, {
+        ...this.consumerConfig(),
+        deliver_policy: DeliverPolicy.All,
+      });
+    } else if (existing.num_ack_pending > 0) {
+      // Taken over from a module that held goal states it never acked (it crashed, hung
+      // or stopped with them in hand): they would come back only after the ack wait.
+      this.deps.logger.info(
+        { relay: this.key, unacked: existing.num_ack_pending },
+        'relay taken over: resuming at the ack floor',
+      );
+      await this.recreateAtFloor(existing.ack_floor.stream_seq);
+    }
+    await this.open();
+    this.loop = this.run();
+    this.watchdog = setInterval(() => void this.watch(), WATCH_MS);
+    this.watchdog.unref();
+  }
+
+  private consumerConfig() {
+    return {
+      durable_name: this.durable,
+      filter_subjects: subjects.goalStatesOfCluster(this.deps.place),
       ack_policy: AckPolicy.Explicit,
       ack_wait: ACK_WAIT_MS * 1_000_000,
       max_ack_pending: 8192,
     };
-    const existing = await jsm.consumers.info(streams.goalStates, durable).catch((err: unknown) => {
-      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)
-        return undefined;
-      throw err;
+  }
+
+  /**
+   * Starts the consumer over again after the last goal state Kafka acknowledged:
+   * what was acked above the floor comes again, and agents ignore what they hold.
+   */
+  private async recreateAtFloor(floor: number): Promise<void> {
+    const { jsm } = this.deps;
+    await jsm.consumers.delete(streams.goalStates, this.durable).catch(() => undefined);
+    await jsm.consumers.add(streams.goalStates, {
+      ...this.consumerConfig(),
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: floor + 1,
     });
-    if (!existing) {
-      await jsm.consumers.add(streams.goalStates, { ...config, deliver_policy: DeliverPolicy.All });
-    } else if (existing.num_ack_pending > 0) {
-      // Taken over from a module that held goal states it never acked (it crashed, hung
-      // or stopped with them in hand): they would come back only after the ack wait.
-      // Resume at the ack floor now instead; what was acked above it comes again, and
-      // agents ignore what they already hold.
-      const from = existing.ack_floor.stream_seq + 1;
-      this.deps.logger.info(
-        { relay: this.key, from, unacked: existing.num_ack_pending },
-        'relay taken over: resuming at the ack floor',
-      );
-      await jsm.consumers.delete(streams.goalStates, durable);
-      await jsm.consumers.add(streams.goalStates, {
-        ...config,
-        deliver_policy: DeliverPolicy.StartSequence,
-        opt_start_seq: from,
-      });
-    }
-    const consumer = await jetstream(nc).consumers.get(streams.goalStates, durable);
+  }
+
+  /** Starts taking the consumer's messages into `pending`. */
+  private async open(): Promise<void> {
+    const consumer = await jetstream(this.deps.nc).consumers.get(streams.goalStates, this.durable);
     const messages = await consumer.consume({ max_messages: 2048 });
-    this.close = async () => {
-      await messages.close().catch(() => undefined);
-    };
-    const pending: JsMsg[] = [];
-    let wake: (() => void) | undefined;
+    this.messages = messages;
     void (async () => {
       for await (const m of messages) {
-        pending.push(m);
-        this.waiting = pending.length;
+        if (this.messages !== messages) break;
+        this.pending.push(m);
+        this.waiting = this.pending.length;
         this.serverPending = m.info.pending;
-        wake?.();
+        this.wake?.();
       }
-      this.running = false;
-      wake?.();
-    })();
-    this.loop = (async () => {
-      while (this.running) {
-        if (pending.length === 0) {
-          await new Promise<void>((r) => (wake = r));
-          wake = undefined;
-          continue;
-        }
-        const batch = pending.splice(0, this.deps.batch);
-        this.waiting = pending.length + batch.length;
-        // Keep what waits (and what is being sent) from being redelivered meanwhile.
-        const keepAlive = setInterval(() => {
-          for (const m of batch) m.working();
-          for (const m of pending) m.working();
-        }, ACK_WAIT_MS / 3);
-        try {
-          const records = (await Promise.all(batch.map((m) => this.recordsOf(m)))).flat();
-          if (!(await binding.send(records, () => this.running))) break;
-          const now = Date.now();
-          for (const m of batch) {
-            m.ack();
-            this.deps.relayed?.((now - m.info.timestampNanos / 1e6) / 1000);
-          }
-          this.waiting = pending.length;
-          this.deps.metrics.relayed += batch.length;
-          this.deps.metrics.records += records.length;
-        } catch (err) {
-          // Left unacked: redelivered after the ack wait.
-          this.deps.logger.warn({ relay: this.key, err }, 'relay batch failed');
-        } finally {
-          clearInterval(keepAlive);
-        }
+      // Closed by a reopen: the next iterator carries on. Otherwise the relay ends.
+      if (this.messages === messages) {
+        this.running = false;
+        this.wake?.();
       }
     })();
+  }
+
+  /**
+   * Goal states the server delivered that never reached this relay (lost with a
+   * server or a consumer leader) come back only after the ack wait. An idle relay
+   * that sees, twice in a row, goal states waiting for its ack and a floor that
+   * does not move, starts again at the floor.
+   */
+  private async watch(): Promise<void> {
+    if (!this.running || this.sending || this.pending.length > 0) {
+      this.lastLook = undefined;
+      return;
+    }
+    try {
+      const info = await this.deps.jsm.consumers.info(streams.goalStates, this.durable);
+      const look = { ackPending: info.num_ack_pending, floor: info.ack_floor.stream_seq };
+      const before = this.lastLook;
+      this.lastLook = look;
+      if (
+        look.ackPending > 0 &&
+        before &&
+        before.ackPending > 0 &&
+        before.floor === look.floor &&
+        !this.sending &&
+        this.pending.length === 0
+      ) {
+        this.stuck = true;
+        this.lastLook = undefined;
+        this.wake?.();
+      }
+    } catch {
+      this.lastLook = undefined; // the server is busy or away: look again later
+    }
+  }
+
+  private async run(): Promise<void> {
+    const { binding } = this.deps;
+    while (this.running) {
+      if (this.stuck) {
+        this.stuck = false;
+        await this.reopenAtFloor();
+        continue;
+      }
+      if (this.pending.length === 0) {
+        await new Promise<void>((r) => (this.wake = r));
+        this.wake = undefined;
+        continue;
+      }
+      const batch = this.pending.splice(0, this.deps.batch);
+      this.waiting = this.pending.length + batch.length;
+      this.sending = true;
+      // Keep what waits (and what is being sent) from being redelivered meanwhile.
+      const keepAlive = setInterval(() => {
+        for (const m of batch) m.working();
+        for (const m of this.pending) m.working();
+      }, ACK_WAIT_MS / 3);
+      try {
+        const records = (await Promise.all(batch.map((m) => this.recordsOf(m)))).flat();
+        if (!(await binding.send(records, () => this.running))) break;
+        const now = Date.now();
+        for (const m of batch) {
+          m.ack();
+          this.deps.relayed?.((now - m.info.timestampNanos / 1e6) / 1000);
+        }
+        this.waiting = this.pending.length;
+        this.deps.metrics.relayed += batch.length;
+        this.deps.metrics.records += records.length;
+      } catch (err) {
+        // Left unacked: redelivered after the ack wait.
+        this.deps.logger.warn({ relay: this.key, err }, 'relay batch failed');
+      } finally {
+        clearInterval(keepAlive);
+        this.sending = false;
+      }
+    }
+  }
+
+  private async reopenAtFloor(): Promise<void> {
+    const old = this.messages;
+    this.messages = undefined;
+    await old?.close().catch(() => undefined);
+    this.pending = [];
+    this.waiting = 0;
+    try {
+      const info = await this.deps.jsm.consumers.info(streams.goalStates, this.durable);
+      this.deps.logger.warn(
+        { relay: this.key, unacked: info.num_ack_pending, floor: info.ack_floor.stream_seq },
+        'goal states delivered but never received: starting again at the ack floor',
+      );
+      this.deps.metrics.restarts += 1;
+      await this.recreateAtFloor(info.ack_floor.stream_seq);
+    } finally {
+      if (this.running) await this.open();
+    }
   }
 
   /** Stops taking messages; what is not acked yet goes to the partition's next owner. */
   async stop(): Promise<void> {
     this.running = false;
-    await this.close?.();
+    clearInterval(this.watchdog);
+    const messages = this.messages;
+    this.messages = undefined;
+    await messages?.close().catch(() => undefined);
+    this.wake?.();
     await this.loop;
   }
 

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../infra/index.js';
 import { check } from '../../services/cli/check.js';
 import type { Fault } from './faults.js';
-import type { SteadyLoad } from './load.js';
+import type { Acked, SteadyLoad } from './load.js';
 import type { FaultSystem } from './system.js';
 import { judgeRun, oracleUntilClean, type RunVerdict, type StatusLog } from './verdict.js';
 
@@ -45,6 +45,25 @@ async function pollQuietly(statuses: StatusLog, log: Logger): Promise<void> {
     await statuses.poll();
   } catch (err) {
     log.debug({ err }, 'STATUS not readable now');
+  }
+}
+
+/** Waits (bounded) until every intent of `acked` is decided, and finished if accepted. */
+export async function settle(
+  statuses: StatusLog,
+  acked: readonly Acked[],
+  boundMs: number,
+  log: Logger,
+): Promise<void> {
+  const until = Date.now() + boundMs;
+  for (;;) {
+    await pollQuietly(statuses, log);
+    const open = acked.filter((a) => {
+      const d = statuses.decided.get(a.id);
+      return !d || (d.outcome === 'accepted' && !statuses.finished.has(a.id));
+    });
+    if (open.length === 0 || Date.now() > until) return;
+    await sleep(500);
   }
 }
 
@@ -92,16 +111,7 @@ export async function runFault(
   await extra;
 
   const acked = [...load.acked.values()].slice(before);
-  const settleUntil = Date.now() + (o.settleMs ?? system.programmedDeadlineMs + 30_000);
-  for (;;) {
-    await pollQuietly(statuses, log);
-    const open = acked.filter((a) => {
-      const d = statuses.decided.get(a.id);
-      return !d || (d.outcome === 'accepted' && !statuses.finished.has(a.id));
-    });
-    if (open.length === 0 || Date.now() > settleUntil) break;
-    await sleep(500);
-  }
+  await settle(statuses, acked, o.settleMs ?? system.programmedDeadlineMs + 30_000, log);
   await system.ready();
   const oracle = await oracleUntilClean(system.nc, o.oracleMs ?? 60_000);
   await pollQuietly(statuses, log);
@@ -150,8 +160,9 @@ export function describeRun(r: FaultRun): string {
     `${r.ok ? '✔' : '✘'} ${r.fault}#${r.run} (${r.note}${r.rebalanced ? ', with a rebalance' : ''}): ` +
     `held ${(r.heldMs / 1000).toFixed(1)} s, ${r.acked} intents acked, ${r.inFlight} in flight; ` +
     `lost ${r.lost}, twice ${r.appliedTwice}, order broken ${r.orderBroken}, ` +
-    `unfinished ${r.unfinished}, incomplete ${r.incomplete}, divergent hosts ${r.divergentHosts} (${r.divergentAtStart} at start), silent ${r.silentHosts}; ` +
+    `unfinished ${r.unfinished}, incomplete ${r.incomplete}${r.incompleteHosts.length ? ` (missing ${r.incompleteHosts.length} hosts: ${r.incompleteHosts.slice(0, 6).join(',')})` : ''}, divergent hosts ${r.divergentHosts} (${r.divergentAtStart} at start), silent ${r.silentHosts}; ` +
     `done ${(r.doneAfterOnsetMs / 1000).toFixed(1)} s after onset, recovery ${(r.recoveryMs / 1000).toFixed(1)} s after heal` +
+    (r.unfinishedIds.length ? `; unfinished: ${r.unfinishedIds.join(',')}` : '') +
     (r.replay ? `; REPLAY: ${r.replay}` : '') +
     (r.differences.length ? `; ${r.differences.join('; ')}` : '')
   );

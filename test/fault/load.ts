@@ -16,7 +16,9 @@ import { vpcScript } from '../support/workload.js';
 export interface Acked {
   id: string;
   vpcId: string;
-  /** When the publisher got the stream's ack (ms since epoch). */
+  /** When the client first tried to send it (ms since epoch). */
+  sentAt: number;
+  /** When the publisher got the stream's ack. */
   ackedAt: number;
 }
 
@@ -106,6 +108,7 @@ export class SteadyLoad {
       const intent = c.script[c.k] as { id: string };
       const body = encoder.encode(JSON.stringify(intent));
       // Until acknowledged, whatever happens (the stream drops a copy it already holds).
+      const sentAt = Date.now();
       for (let attempt = 0; ; attempt++) {
         try {
           await js.publish(subjects.intent(c.vpcId), body, { msgID: intent.id });
@@ -120,7 +123,7 @@ export class SteadyLoad {
           await sleep(Math.min(1000, 100 * (attempt + 1)));
         }
       }
-      this.acked.set(intent.id, { id: intent.id, vpcId: c.vpcId, ackedAt: Date.now() });
+      this.acked.set(intent.id, { id: intent.id, vpcId: c.vpcId, sentAt, ackedAt: Date.now() });
       const list = this.order.get(c.vpcId) ?? [];
       list.push(intent.id);
       this.order.set(c.vpcId, list);

@@ -102,7 +102,9 @@ export function faultTopology(clusters: number, hostsPerCluster: number): HostRe
 
 export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSystem> {
   const natsNodes = o.natsNodes ?? 1;
-  const heartbeatTtlMs = o.heartbeatTtlMs ?? 3000;
+  // On a cluster the TTL must outlast a stream leader's failover (nats-server elects
+  // within 4–9 s): a shorter one expires every member's lease when a node is lost.
+  const heartbeatTtlMs = o.heartbeatTtlMs ?? (natsNodes > 1 ? 10_000 : 3000);
   const programmedDeadlineMs = o.programmedDeadlineMs ?? 30_000;
   const logLevel = o.logLevel ?? 'warn';
   mkdirSync(o.dir, { recursive: true });

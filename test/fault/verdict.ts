@@ -19,7 +19,7 @@ export class StatusLog {
   private nextSeq = 1;
   readonly decided = new Map<string, { outcome: string; at: number }>();
   /** Rejected: when decided; accepted: when programmed or incomplete. */
-  readonly finished = new Map<string, { outcome: string; at: number }>();
+  readonly finished = new Map<string, { outcome: string; at: number; missing?: string[] }>();
 
   constructor(private readonly nc: NatsConnection) {}
 
@@ -41,7 +41,11 @@ export class StatusLog {
         if (s.outcome === 'rejected' && !this.finished.has(s.intentId))
           this.finished.set(s.intentId, { outcome: s.outcome, at });
       } else if (!this.finished.has(s.intentId))
-        this.finished.set(s.intentId, { outcome: s.outcome, at });
+        this.finished.set(s.intentId, {
+          outcome: s.outcome,
+          at,
+          ...(s.hosts?.missing ? { missing: s.hosts.missing } : {}),
+        });
     }
   }
 }
@@ -49,7 +53,7 @@ export class StatusLog {
 export interface RunVerdict {
   /** Intents acknowledged to the client during the run. */
   acked: number;
-  /** In flight at the fault: acknowledged before it healed and not finished when it began. */
+  /** In flight at the fault: sent before it healed and not finished when it began. */
   inFlight: number;
   /** Acknowledged, and no commit in EVENTS: lost. */
   lost: number;
@@ -61,8 +65,12 @@ export interface RunVerdict {
   replay: string | undefined;
   /** Accepted intents with no programmed/incomplete status when the run was judged. */
   unfinished: number;
+  /** A few of them. */
+  unfinishedIds: string[];
   /** In-flight intents that ended `incomplete` (their hosts not all acked by the deadline). */
   incomplete: number;
+  /** The hosts those incomplete intents named as missing (a few). */
+  incompleteHosts: string[];
   /** Hosts the oracle found different from the log once the system was quiet. */
   divergentHosts: number;
   /** Hosts whose agent did not answer the oracle. */
@@ -136,24 +144,28 @@ export async function judgeRun(input: {
     replay = (err as Error).message.slice(0, 1000);
   }
 
-  let unfinished = 0;
-  for (const a of acked) {
-    if (statuses.decided.get(a.id)?.outcome === 'accepted' && !statuses.finished.has(a.id))
-      unfinished += 1;
-  }
+  const unfinishedIds = acked
+    .filter(
+      (a) => statuses.decided.get(a.id)?.outcome === 'accepted' && !statuses.finished.has(a.id),
+    )
+    .map((a) => a.id);
   const inFlight = acked.filter((a) => {
     const f = statuses.finished.get(a.id);
-    return a.ackedAt <= healedAt && (!f || f.at > onsetAt);
+    return a.sentAt <= healedAt && (!f || f.at > onsetAt);
   });
   let doneAt = onsetAt;
   let incomplete = 0;
+  const missing = new Set<string>();
   for (const a of inFlight) {
     const f = statuses.finished.get(a.id);
     if (!f) {
       doneAt = Infinity;
       continue;
     }
-    if (f.outcome === 'incomplete') incomplete += 1;
+    if (f.outcome === 'incomplete') {
+      incomplete += 1;
+      for (const h of f.missing ?? []) missing.add(h);
+    }
     doneAt = Math.max(doneAt, f.at);
   }
   const oracle = input.oracle;
@@ -164,8 +176,10 @@ export async function judgeRun(input: {
     appliedTwice,
     orderBroken,
     replay,
-    unfinished,
+    unfinished: unfinishedIds.length,
+    unfinishedIds: unfinishedIds.slice(0, 5),
     incomplete,
+    incompleteHosts: [...missing].sort(),
     divergentHosts: new Set(oracle.diverged.map((d) => d.hostId)).size,
     silentHosts: oracle.silent.length,
     doneAfterOnsetMs: doneAt - onsetAt,
