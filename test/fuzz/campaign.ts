@@ -144,7 +144,7 @@ const COUNTERS = [
 export class FuzzCampaign {
   readonly vpcIds: string[];
   private readonly tallies = Object.fromEntries(
-    SURFACES.map((s) => [s, { tried: 0, codes: {}, violations: [] }]),
+    SURFACES.map((s): [Surface, Tally] => [s, { tried: 0, codes: {}, violations: [] }]),
   ) as Record<Surface, Tally>;
   /** INTENTS sequences of intents published to a token that is not an id. */
   private readonly refusedSeqs: number[] = [];
