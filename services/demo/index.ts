@@ -57,9 +57,10 @@ export async function start(config: DemoConfig): Promise<Demo> {
     config.kafkaClusters ? { kafkaClusters: config.kafkaClusters } : {},
   );
   log.info({ dir: servers.dir }, 'servers provisioned');
-  // The demo's own connections are a service's (DESIGN §9); it picks other roles' seeds itself.
-  const seed = servers.env().NATS_NKEY_SEED_FILE;
-  if (seed) process.env.NATS_NKEY_SEED_FILE = seed;
+  // The demo's own connections are a service's (DESIGN §9): the servers' URLs and
+  // credentials (the service's nkey seed, Kafka's SASL users) become this process's
+  // environment; it picks other roles' seeds itself.
+  Object.assign(process.env, servers.env());
 
   const natsRow = await checked(
     {

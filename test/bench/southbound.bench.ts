@@ -57,7 +57,9 @@ const log = createLogger({ name: 'bench', level: 'silent', pretty: false });
 const encoder = new TextEncoder();
 
 const provisioned = await provisionServers();
-const servers = serversFromEnv({ ...process.env, ...provisioned.env() });
+// The bench's own clients use the servers' credentials (NATS seed, Kafka SASL).
+Object.assign(process.env, provisioned.env());
+const servers = serversFromEnv();
 const nc = await connectNats(servers.natsUrl, { name: 'bench' });
 const bindings: HostRecord['binding'][] = [
   { type: 'kafka', cluster: 'a' },

@@ -13,16 +13,17 @@ export interface TestServers {
 
 let pending: Promise<TestServers> | undefined;
 let owned: Servers | undefined;
+let adopted: Record<string, string> = {};
 
 export function testServers(): Promise<TestServers> {
   pending ??= (async () => {
     if (process.env.NATS_URL) return serversFromEnv();
     owned = await provisionServers();
-    const env = owned.env();
-    // This process's own connections use the servers' credentials, as under the runner.
-    for (const name of ['NATS_NKEY_SEED_FILE', 'ALCOR_NATS_CREDENTIALS'])
-      if (env[name]) process.env[name] = env[name];
-    return serversFromEnv({ ...process.env, ...env });
+    // This process's own connections use the servers and their credentials (NATS
+    // seeds, Kafka SASL users), as under the runner.
+    adopted = owned.env();
+    Object.assign(process.env, adopted);
+    return serversFromEnv();
   })();
   return pending;
 }
@@ -30,6 +31,8 @@ export function testServers(): Promise<TestServers> {
 /** Stops servers this process started itself (no-op under the runner). */
 export async function releaseTestServers(): Promise<void> {
   await owned?.stop();
+  for (const name of Object.keys(adopted)) delete process.env[name];
+  adopted = {};
   owned = undefined;
   pending = undefined;
 }
