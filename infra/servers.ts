@@ -253,7 +253,7 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
     const given = env[kafkaBrokersVar(id)];
     if (given) {
       const brokers = given.split(',');
-      await probeKafka(id, brokers, 5000, kafkaSaslFromEnv(id, env));
+      await probeKafka(id, brokers, 5000, kafkaSaslFromEnv(id, env) ?? null);
       return {
         name,
         endpoint: given,
@@ -275,13 +275,14 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
         stop: s.stop,
       };
     }
-    // A SASL/PLAIN user with a password made for this run, unless ALCOR_KAFKA_SASL=off.
+    // A SASL/PLAIN user with a password made for this run (the same on each of its
+    // clusters), unless ALCOR_KAFKA_SASL=off.
     const s = await startLocalKafka({
       clusterId: id,
       dir: sub(`kafka-${id}`),
       ...(env.ALCOR_KAFKA_SASL === 'off'
         ? {}
-        : { sasl: { username: 'alcor', password: randomBytes(18).toString('base64url') } }),
+        : { sasl: { username: 'alcor', password: kafkaPassword } }),
     });
     local.kafka[id] = s;
     stoppers.push(s.stop);
@@ -295,6 +296,7 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
     };
   };
 
+  const kafkaPassword = randomBytes(18).toString('base64url');
   const stopAll = async (): Promise<void> => {
     await Promise.allSettled(stoppers.splice(0).map((stop) => stop()));
   };

@@ -36,11 +36,14 @@ export function createKafkaClient(
     logger: Logger;
     retry?: RetryOptions;
     requestTimeout?: number;
-    /** SASL/PLAIN credentials; default: the cluster's from the environment (infra/kafka/sasl.ts). */
-    sasl?: KafkaSasl;
+    /**
+     * SASL/PLAIN credentials; default: the cluster's from the environment
+     * (infra/kafka/sasl.ts); `null`: none (PLAINTEXT).
+     */
+    sasl?: KafkaSasl | null;
   },
 ): KafkaClient {
-  const sasl = options.sasl ?? kafkaSaslFromEnv(clusterId);
+  const sasl = options.sasl === undefined ? kafkaSaslFromEnv(clusterId) : options.sasl;
   let open = 0;
   let opened = 0;
   const socketFactory: ISocketFactory = ({ host, port, onConnect }) => {

@@ -7,7 +7,8 @@ export async function probeKafka(
   clusterId: string,
   brokers: string[],
   timeoutMs = 5000,
-  sasl: KafkaSasl | undefined = kafkaSaslFromEnv(clusterId),
+  /** The cluster's user; default: from the environment; `null`: none (PLAINTEXT). */
+  sasl: KafkaSasl | null = kafkaSaslFromEnv(clusterId) ?? null,
 ): Promise<void> {
   const kafka = new Kafka({
     clientId: 'alcor-probe',

@@ -202,7 +202,7 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
     });
     await proc.waitUntilReady(
       async () => {
-        await probeKafka(options.clusterId, brokers, 2000, options.sasl);
+        await probeKafka(options.clusterId, brokers, 2000, options.sasl ?? null);
         return true;
       },
       options.readyTimeoutMs ?? 90_000,

@@ -6,6 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { format, resolveConfig } from 'prettier';
 import { repoRoot } from '../../infra/index.js';
 
@@ -45,3 +46,36 @@ export async function writeReport(
 
 export const fmt = (n: number, digits = 0): string =>
   n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+/**
+ * A tool's flags: its usage on `--help` or `-h` (exit 0) or on a flag it does not
+ * know (exit 2), never a stack trace.
+ */
+export function toolArgs<O extends NonNullable<ParseArgsConfig['options']>>(
+  tool: string,
+  usage: string,
+  options: O,
+) {
+  const args = process.argv.slice(2);
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(usage);
+    process.exit(0);
+  }
+  try {
+    return parseArgs({ args, options }).values;
+  } catch (err) {
+    return usageError(tool, usage, (err as Error).message);
+  }
+}
+
+/** `value` as a whole number from 1 to `max`, or the usage and exit 2. */
+export function wholeArg(tool: string, usage: string, name: string, value: string, max: number) {
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max)
+    usageError(tool, usage, `--${name} ${value}: a whole number from 1 to ${max}`);
+  return Number(value);
+}
+
+function usageError(tool: string, usage: string, message: string): never {
+  process.stderr.write(`${tool}: ${message}\n\n${usage}`);
+  process.exit(2);
+}

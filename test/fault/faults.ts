@@ -52,6 +52,22 @@ const crash =
     return () => p.start();
   };
 
+interface LocalServer {
+  kill: () => Promise<void>;
+  stop: () => Promise<void>;
+  revive: () => Promise<void>;
+}
+
+/** Takes a server down (a crash, or a clean stop); the heal starts it again on the same ports and data. */
+const serverDown =
+  (how: 'kill' | 'stop', choose: (ctx: FaultContext) => [string, LocalServer]) =>
+  async (ctx: FaultContext): Promise<Heal> => {
+    const [name, server] = choose(ctx);
+    ctx.note(name);
+    await (how === 'kill' ? server.kill() : server.stop());
+    return () => server.revive();
+  };
+
 /** Re-publishes the last `n` messages of a stream without their msg id: stored and delivered again. */
 async function republishLast(ctx: FaultContext, stream: string, n: number): Promise<number> {
   const { nc } = ctx.system;
@@ -108,48 +124,33 @@ export const FAULTS: Fault[] = [
     what: 'nats-server SIGKILLed and restarted 3 s later on the same file store',
     needs: 'single',
     holdMs: () => 3000,
-    inject: async (ctx) => {
-      const nats = ctx.system.servers.local.nats!;
-      ctx.note('nats-server');
-      await nats.kill();
-      return () => nats.revive();
-    },
+    inject: serverDown('kill', (ctx) => ['nats-server', ctx.system.servers.local.nats!]),
   },
   {
     name: 'lose-nats-node',
     what: 'one node of a three-node NATS cluster (R3 streams) SIGKILLed, back after 10 s',
     needs: 'cluster',
     holdMs: () => 10_000,
-    inject: async (ctx) => {
+    inject: serverDown('kill', (ctx) => {
       const nodes = ctx.system.servers.local.natsNodes;
       const i = Math.floor(ctx.rnd() * nodes.length);
-      ctx.note(`node ${i + 1} of ${nodes.length}`);
-      await nodes[i]!.kill();
-      return () => nodes[i]!.revive();
-    },
+      return [`node ${i + 1} of ${nodes.length}`, nodes[i]!];
+    }),
   },
   {
     name: 'restart-kafka',
     what: 'a Kafka cluster stopped, started again 8 s later',
     holdMs: () => 8000,
-    inject: async (ctx) => {
+    inject: serverDown('stop', (ctx) => {
       const id = pick(ctx.rnd, Object.keys(ctx.system.servers.local.kafka));
-      const kafka = ctx.system.servers.local.kafka[id]!;
-      ctx.note(`kafka ${id}`);
-      await kafka.stop();
-      return () => kafka.revive();
-    },
+      return [`kafka ${id}`, ctx.system.servers.local.kafka[id]!];
+    }),
   },
   {
     name: 'restart-redis',
     what: 'Redis SIGKILLed and restarted empty (the VPC↔host mapping must be rebuilt)',
     holdMs: () => 500,
-    inject: async (ctx) => {
-      const redis = ctx.system.servers.local.redis!;
-      ctx.note('redis-server');
-      await redis.kill();
-      return () => redis.revive();
-    },
+    inject: serverDown('kill', (ctx) => ['redis-server', ctx.system.servers.local.redis!]),
   },
   {
     name: 'pause-controller',

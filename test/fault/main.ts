@@ -6,10 +6,9 @@
  * the table of docs/reliability.md; exits 1 if any run lost, duplicated or
  * reordered an intent, or left a host diverged.
  */
-import { parseArgs } from 'node:util';
 import { createLogger, onShutdown, runDir } from '../../infra/index.js';
 import { prng } from '../../shared/index.js';
-import { fmt, machine, pct, writeReport } from '../bench/report.js';
+import { fmt, machine, pct, toolArgs, wholeArg, writeReport } from '../bench/report.js';
 import { describeRun, runFault, type FaultRun } from './campaign.js';
 import { FAULTS, faultsFor } from './faults.js';
 import { SteadyLoad } from './load.js';
@@ -28,33 +27,19 @@ const USAGE = `Usage: npm run fault -- [options]
   --log-level <l>     the harness's log level (default warn)
 `;
 
-const { values: args } = parseArgs({
-  options: {
-    runs: { type: 'string', default: '5' },
-    faults: { type: 'string' },
-    seed: { type: 'string', default: '1' },
-    rate: { type: 'string', default: '30' },
-    'no-rebalance': { type: 'boolean', default: false },
-    'no-cluster': { type: 'boolean', default: false },
-    'no-report': { type: 'boolean', default: false },
-    'log-level': { type: 'string', default: 'warn' },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
+const args = toolArgs('fault', USAGE, {
+  runs: { type: 'string', default: '5' },
+  faults: { type: 'string' },
+  seed: { type: 'string', default: '1' },
+  rate: { type: 'string', default: '30' },
+  'no-rebalance': { type: 'boolean', default: false },
+  'no-cluster': { type: 'boolean', default: false },
+  'no-report': { type: 'boolean', default: false },
+  'log-level': { type: 'string', default: 'warn' },
 });
-if (args.help) {
-  process.stdout.write(USAGE);
-  process.exit(0);
-}
-const whole = (name: string, v: string, max: number): number => {
-  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > max) {
-    process.stderr.write(`fault: --${name} ${v}: a whole number from 1 to ${max}\n\n${USAGE}`);
-    process.exit(2);
-  }
-  return Number(v);
-};
-const runs = whole('runs', args.runs, 100);
-const seed = whole('seed', args.seed, 1_000_000);
-const rate = whole('rate', args.rate, 1000);
+const runs = wholeArg('fault', USAGE, 'runs', args.runs, 100);
+const seed = wholeArg('fault', USAGE, 'seed', args.seed, 1_000_000);
+const rate = wholeArg('fault', USAGE, 'rate', args.rate, 1000);
 const names = args.faults?.split(',').map((s) => s.trim());
 const log = createLogger({ name: 'fault', level: args['log-level'] as 'warn' });
 

@@ -4,10 +4,9 @@
  * writes docs/bench/badinput.json and its section of docs/reliability.md; exits 1
  * if any case broke the contract or the system came out of it hurt.
  */
-import { parseArgs } from 'node:util';
 import { createLogger, onShutdown, runDir } from '../../infra/index.js';
 import { prng } from '../../shared/index.js';
-import { fmt, machine, writeReport } from '../bench/report.js';
+import { fmt, machine, toolArgs, wholeArg, writeReport } from '../bench/report.js';
 import { settle } from '../fault/campaign.js';
 import { SteadyLoad } from '../fault/load.js';
 import { startFaultSystem, type FaultSystem } from '../fault/system.js';
@@ -21,30 +20,14 @@ const USAGE = `Usage: npm run fuzz -- [options]
   --no-report       print only; leave docs/ alone
   --log-level <l>   the harness's log level (default warn)
 `;
-const { values: args } = parseArgs({
-  options: {
-    seconds: { type: 'string', default: '300' },
-    seed: { type: 'string', default: '1' },
-    'no-report': { type: 'boolean', default: false },
-    'log-level': { type: 'string', default: 'warn' },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
+const args = toolArgs('fuzz', USAGE, {
+  seconds: { type: 'string', default: '300' },
+  seed: { type: 'string', default: '1' },
+  'no-report': { type: 'boolean', default: false },
+  'log-level': { type: 'string', default: 'warn' },
 });
-if (args.help) {
-  process.stdout.write(USAGE);
-  process.exit(0);
-}
-for (const [name, v] of [
-  ['seconds', args.seconds],
-  ['seed', args.seed],
-] as const) {
-  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 86_400) {
-    process.stderr.write(`fuzz: --${name} ${v}: a whole number from 1 to 86400\n\n${USAGE}`);
-    process.exit(2);
-  }
-}
-const seconds = Number(args.seconds);
-const seed = Number(args.seed);
+const seconds = wholeArg('fuzz', USAGE, 'seconds', args.seconds, 86_400);
+const seed = wholeArg('fuzz', USAGE, 'seed', args.seed, 1_000_000);
 const log = createLogger({ name: 'fuzz', level: args['log-level'] as 'warn' });
 
 let system: FaultSystem | undefined;

@@ -108,7 +108,8 @@ RedisSmoke(
       await mapping.apply('v', 2, ['h3'], [], () => all);
       // An older delta arriving late changes nothing.
       await mapping.apply('v', 1, [], ['h3'], () => ['h1', 'h2']);
-      assert.equal(await mapping.hostsOf('v'), { revision: 2, hosts: all });
+      const before = await mapping.hostsOf('v');
+      assert.equal({ ...before, hosts: before?.hosts.sort() }, { revision: 2, hosts: all });
 
       await server.kill();
       await server.revive();

@@ -21,6 +21,7 @@ import {
   connectNats,
   putHosts,
   runDir,
+  kafkaSaslFromEnv,
   startLocalKafka,
   type LocalKafka,
 } from '../../infra/index.js';
@@ -178,7 +179,13 @@ async function setUp(ctx: Ctx): Promise<void> {
   ctx.tag = unique('sb');
   ctx.kafkaDir = runDir('alcor-sb-kafka-');
   ctx.nats = await isolatedNats();
-  ctx.kafkaA = await startLocalKafka({ clusterId: 'a', dir: join(ctx.kafkaDir, 'a') });
+  // With the run's Kafka user, if the provisioned clusters have one (the clients take it).
+  const sasl = kafkaSaslFromEnv('a');
+  ctx.kafkaA = await startLocalKafka({
+    clusterId: 'a',
+    dir: join(ctx.kafkaDir, 'a'),
+    ...(sasl ? { sasl } : {}),
+  });
   const b = Object.values(servers.kafka)[0]!;
   ctx.kafka = { a: ctx.kafkaA.brokers, b };
   ctx.redisUrl = servers.redisUrl;
