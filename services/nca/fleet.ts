@@ -20,7 +20,7 @@
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { join } from 'node:path';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import type { Consumer } from 'kafkajs';
+import type { Consumer, EachMessagePayload } from 'kafkajs';
 import {
   connectNats,
   createKafkaClient,
@@ -346,7 +346,7 @@ async function startKafkaIntake(
   agents: HostAgent[],
   assignments: (admin: KafkaClient) => Promise<PartitionAssignments>,
   options: FleetOptions,
-): Promise<{ client: KafkaClient; consumer: Consumer; stop: () => Promise<void> }> {
+): Promise<{ client: KafkaClient; stop: () => Promise<void> }> {
   const client = createKafkaClient(clusterId, brokers, {
     clientId: `alcor-fleet-${options.fleetId}`,
     logger: options.logger,
@@ -380,37 +380,74 @@ async function startKafkaIntake(
   for (const [topic, order] of routes) {
     wanted[topic] = order.flatMap((agent, partition) => (agent ? [partition] : []));
   }
-  const consumer = client.kafka.consumer({
-    groupId: `alcor-fleet-${options.fleetId}-${clusterId}`,
-    partitionAssigners: [hostPartitionsAssigner(wanted)],
-    maxWaitTimeInMs: 50,
-    sessionTimeout: 10_000,
-    heartbeatInterval: 1000,
-    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 2000 },
-  });
-  await consumer.connect();
-  await consumer.subscribe({ topics: [...routes.keys()], fromBeginning: true });
-  await consumer.run({
-    // Many partitions (a host each) per fetch: 8 at a time left the demo's Kafka hosts
-    // 15 s behind (p50), 64 about 9 s; the rest is the consumer's CPU on 2 cores.
-    partitionsConsumedConcurrently: 64,
-    // Offsets committed once a second, not after every fetch (a round trip each).
-    autoCommitInterval: 1000,
-    eachMessage: ({ topic, partition, message }) => {
-      const agent = routes.get(topic)?.[partition];
-      if (!agent || !message.value) return Promise.resolve();
-      if (message.key?.toString() !== agent.record.hostId) agent.stats.misrouted += 1;
-      else {
-        options.stage?.('deliver', agent.label, (Date.now() - Number(message.timestamp)) / 1000);
-        agent.receive(message.value);
-      }
-      return Promise.resolve();
-    },
-  });
+  const eachMessage = ({ topic, partition, message }: EachMessagePayload): Promise<void> => {
+    const agent = routes.get(topic)?.[partition];
+    if (!agent || !message.value) return Promise.resolve();
+    if (message.key?.toString() !== agent.record.hostId) agent.stats.misrouted += 1;
+    else {
+      options.stage?.('deliver', agent.label, (Date.now() - Number(message.timestamp)) / 1000);
+      agent.receive(message.value);
+    }
+    return Promise.resolve();
+  };
+  let stopped = false;
+  let consumer: Consumer;
+  let restartTimer: NodeJS.Timeout | undefined;
+  let crashes = 0;
+  const begin = async (): Promise<void> => {
+    consumer = client.kafka.consumer({
+      groupId: `alcor-fleet-${options.fleetId}-${clusterId}`,
+      partitionAssigners: [hostPartitionsAssigner(wanted)],
+      maxWaitTimeInMs: 50,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1000,
+      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 2000 },
+    });
+    // kafkajs restarts a consumer only after a retriable error. One it gives up on
+    // (no group coordinator while the cluster restarts) would leave these hosts
+    // deaf for good: start a new consumer, backing off, until one runs.
+    const mine = consumer;
+    mine.on(mine.events.CRASH, ({ payload }) => {
+      if (payload.restart || stopped || mine !== consumer) return;
+      const delay = Math.min(10_000, 500 * 2 ** Math.min(crashes++, 5));
+      options.logger.warn(
+        { kafkaCluster: clusterId, err: payload.error, delayMs: delay },
+        'Kafka consumer stopped by an error; starting a new one',
+      );
+      restartTimer = setTimeout(() => void again(), delay);
+    });
+    await mine.connect();
+    await mine.subscribe({ topics: [...routes.keys()], fromBeginning: true });
+    await mine.run({
+      // Many partitions (a host each) per fetch: 8 at a time left the demo's Kafka hosts
+      // 15 s behind (p50), 64 about 9 s; the rest is the consumer's CPU on 2 cores.
+      partitionsConsumedConcurrently: 64,
+      // Offsets committed once a second, not after every fetch (a round trip each).
+      autoCommitInterval: 1000,
+      eachMessage,
+    });
+    crashes = 0;
+  };
+  const again = async (): Promise<void> => {
+    if (stopped) return;
+    await consumer.disconnect().catch(() => undefined);
+    try {
+      await begin();
+    } catch (err) {
+      const delay = Math.min(10_000, 500 * 2 ** Math.min(crashes++, 5));
+      options.logger.warn(
+        { kafkaCluster: clusterId, err, delayMs: delay },
+        'Kafka consumer not started; retrying',
+      );
+      if (!stopped) restartTimer = setTimeout(() => void again(), delay);
+    }
+  };
+  await begin();
   return {
     client,
-    consumer,
     stop: async () => {
+      stopped = true;
+      clearTimeout(restartTimer);
       await consumer.disconnect().catch(() => undefined);
     },
   };
