@@ -67,8 +67,23 @@ export function relayDurable(kafkaCluster: string, place: TopologyPlace): string
 }
 
 const ACK_WAIT_MS = 60_000;
-/** How often an idle relay looks for deliveries that never reached it. */
+/**
+ * How often an idle relay looks for deliveries that never reached it: every 5 s for
+ * two minutes after a sign of trouble, every 30 s otherwise (one consumer info each).
+ */
 const WATCH_MS = 5_000;
+const CALM_WATCH_MS = 30_000;
+const TROUBLE_MS = 120_000;
+/** Consumer notifications that may mean deliveries were lost on the way. */
+const TROUBLE = new Set([
+  'heartbeats_missed',
+  'consumer_not_found',
+  'stream_not_found',
+  'consumer_deleted',
+  'no_responders',
+  'reset',
+  'debug',
+]);
 
 export class Relay {
   private running = true;
@@ -81,6 +96,9 @@ export class Relay {
   private stuck = false;
   private watchdog: NodeJS.Timeout | undefined;
   private lastLook: { ackPending: number; floor: number } | undefined;
+  /** The last sign of trouble: a NATS disconnect or reconnect, or a consumer notification. */
+  private troubleAt = 0;
+  private lookedAt = 0;
   private waiting = 0;
   private serverPending = 0;
 
@@ -124,6 +142,12 @@ export class Relay {
     }
     await this.open();
     this.loop = this.run();
+    void (async () => {
+      for await (const s of this.deps.nc.status()) {
+        if (!this.running) break;
+        if (s.type === 'disconnect' || s.type === 'reconnect') this.troubleAt = Date.now();
+      }
+    })();
     this.watchdog = setInterval(() => void this.watch(), WATCH_MS);
     this.watchdog.unref();
   }
@@ -158,6 +182,11 @@ export class Relay {
     const messages = await consumer.consume({ max_messages: 2048 });
     this.messages = messages;
     void (async () => {
+      for await (const n of messages.status()) {
+        if (TROUBLE.has(n.type)) this.troubleAt = Date.now();
+      }
+    })();
+    void (async () => {
       for await (const m of messages) {
         if (this.messages !== messages) break;
         this.pending.push(m);
@@ -184,6 +213,10 @@ export class Relay {
       this.lastLook = undefined;
       return;
     }
+    const now = Date.now();
+    const every = now - this.troubleAt < TROUBLE_MS ? WATCH_MS : CALM_WATCH_MS;
+    if (now - this.lookedAt < every - 100) return;
+    this.lookedAt = now;
     try {
       const info = await this.deps.jsm.consumers.info(streams.goalStates, this.durable);
       const look = { ackPending: info.num_ack_pending, floor: info.ack_floor.stream_seq };
