@@ -90,6 +90,7 @@ export async function runFault(
   log.info({ notes }, 'fault injected');
   let extra: Promise<void> | undefined;
   let healed = false;
+  let rebalanceFailed = false;
   if (o.rebalance) {
     // A controller joins a second into the fault and leaves a second after it healed.
     extra = (async () => {
@@ -99,7 +100,10 @@ export async function runFault(
       while (!healed) await sleep(100);
       await sleep(1000);
       await system.remove(p);
-    })();
+    })().catch((err: unknown) => {
+      rebalanceFailed = true;
+      notes.push(`the rebalance failed: ${(err as Error).message.split('\n')[0]}`);
+    });
   }
   await sleep(fault.holdMs(system));
   await heal();
@@ -126,6 +130,7 @@ export async function runFault(
     oracle,
   });
   const ok =
+    !rebalanceFailed &&
     verdict.acked > 0 &&
     verdict.inFlight > 0 &&
     verdict.lost === 0 &&

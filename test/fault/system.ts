@@ -29,6 +29,9 @@ import { fleet } from '../support/workload.js';
 
 export type ServiceKind = 'controller' | 'southbound' | 'nca';
 
+/** Starts of a process before the supervisor gives up. */
+const START_ATTEMPTS = 30;
+
 const MAIN: Record<ServiceKind, string> = {
   controller: 'services/controller/main.ts',
   southbound: 'services/southbound/main.ts',
@@ -175,11 +178,25 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
         link,
         running: () => current?.proc.running ?? false,
         opsUrl: () => current?.opsUrl ?? '',
+        // As a supervisor does (systemd's Restart=always): a process that exits before
+        // it is up (NATS down while it starts) is started again, a second later.
         start: async () => {
           if (current?.proc.running) return;
           link?.heal();
           link?.delay(0);
-          current = await spawnService(name, MAIN[kind], o.dir, procEnv, logLevel, opsPort);
+          for (let attempt = 1; ; attempt++) {
+            try {
+              current = await spawnService(name, MAIN[kind], o.dir, procEnv, logLevel, opsPort);
+              return;
+            } catch (err) {
+              if (attempt >= START_ATTEMPTS) throw err;
+              o.log.warn(
+                { service: name, attempt, err },
+                'service did not start; starting it again',
+              );
+              await new Promise((r) => setTimeout(r, 1000));
+            }
+          }
         },
         kill: async () => {
           await current?.proc.kill();
