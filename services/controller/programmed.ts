@@ -69,6 +69,9 @@ export class ProgrammedTracker {
   private readonly opened = new Set<number>();
   private readonly timer: NodeJS.Timeout;
   private size = 0;
+  private stopped = false;
+  /** Intents whose final status is being published: intent id → bucket. */
+  private readonly finishing = new Map<string, number>();
   readonly metrics: ProgrammedMetrics = {
     programmed: 0,
     incomplete: 0,
@@ -199,6 +202,8 @@ export class ProgrammedTracker {
    */
   forget(buckets: ReadonlySet<number>): void {
     for (const b of buckets) this.opened.delete(b);
+    // Those still publishing their final status stop; the bucket's next owner adopts them.
+    for (const [id, bucket] of this.finishing) if (buckets.has(bucket)) this.known.delete(id);
     for (const [vpcId, list] of this.byVpc) {
       const kept = list.filter((p) => !buckets.has(p.bucket));
       for (const p of list) if (buckets.has(p.bucket)) this.known.delete(p.intentId);
@@ -209,6 +214,7 @@ export class ProgrammedTracker {
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.timer);
   }
 
@@ -233,6 +239,15 @@ export class ProgrammedTracker {
 
   private async finish(p: Pending): Promise<void> {
     this.known.set(p.intentId, Date.now());
+    this.finishing.set(p.intentId, p.bucket);
+    try {
+      await this.publishFinal(p);
+    } finally {
+      this.finishing.delete(p.intentId);
+    }
+  }
+
+  private async publishFinal(p: Pending): Promise<void> {
     await p.gate;
     const done = p.waiting.size === 0 && p.failed.size === 0;
     const status: Status = {
@@ -270,9 +285,15 @@ export class ProgrammedTracker {
       this.metrics.programmed += 1;
       this.deps.stage?.('programmed', (Date.now() - p.since) / 1000);
     }
-    // Retried while this run holds its lease (a stream electing a leader, a server
+    // Retried while this run works the bucket (a stream electing a leader, a server
     // restarting): the msgID makes a repeat harmless, and nothing else publishes it.
-    for (let attempt = 0; this.deps.leaseValid(); attempt++) {
+    // While the lease has lapsed it waits: either the lease comes back, or the run is
+    // torn down and the bucket forgotten — then the bucket's next owner adopts it.
+    for (let attempt = 0; this.opened.has(p.bucket) && !this.stopped;) {
+      if (!this.deps.leaseValid()) {
+        await new Promise((r) => setTimeout(r, 250));
+        continue;
+      }
       try {
         await this.deps.publisher.status(
           subjects.status(p.vpcId),
@@ -281,7 +302,7 @@ export class ProgrammedTracker {
         );
         return;
       } catch (err) {
-        if (attempt >= STATUS_ATTEMPTS) {
+        if (++attempt >= STATUS_ATTEMPTS) {
           this.deps.logger.error(
             { intentId: p.intentId, vpcId: p.vpcId, outcome: status.outcome, err },
             `status not published after ${STATUS_ATTEMPTS} attempts`,
@@ -295,5 +316,7 @@ export class ProgrammedTracker {
         await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
       }
     }
+    // Not published here: let an adoption (by whichever run works the bucket next) take it.
+    if (!this.opened.has(p.bucket)) this.known.delete(p.intentId);
   }
 }

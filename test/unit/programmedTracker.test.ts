@@ -11,11 +11,15 @@ import { createLogger } from '../../infra/index.js';
 
 const DEADLINE = 400;
 
-function tracker(): { t: ProgrammedTracker; statuses: Status[] } {
+function tracker(options: { leaseValid?: () => boolean; failing?: () => boolean } = {}): {
+  t: ProgrammedTracker;
+  statuses: Status[];
+} {
   const statuses: Status[] = [];
   const publisher: DecisionPublisher = {
     goalStates: () => Promise.resolve({ stored: 0, duplicates: 0 }),
     status: (_subject, status) => {
+      if (options.failing?.()) return Promise.reject(new Error('stream electing a leader'));
       statuses.push(status);
       return Promise.resolve();
     },
@@ -24,7 +28,7 @@ function tracker(): { t: ProgrammedTracker; statuses: Status[] } {
     publisher,
     logger: createLogger({ name: 'test', level: 'silent', pretty: false }),
     deadlineMs: DEADLINE,
-    leaseValid: () => true,
+    leaseValid: options.leaseValid ?? (() => true),
   });
   t.open(7);
   return { t, statuses };
@@ -69,6 +73,59 @@ T('programmed once every host applied; a full state answers earlier revisions', 
   assert.is(t.metrics.unmatchedAcks, 1, 'a repeated ack matches nothing');
   t.stop();
 });
+
+T('a final status that fails to publish is published again once the stream answers', async () => {
+  let failing = true;
+  const { t, statuses } = tracker({ failing: () => failing });
+  t.track(intent('i1', 3, ['h1']))();
+  t.onAck(ack('h1', 3));
+  await settle(300);
+  assert.equal(statuses, [], 'not published while the stream fails');
+  failing = false;
+  await settle(1200);
+  assert.equal(
+    statuses.map((s) => [s.intentId, s.outcome]),
+    [['i1', 'programmed']],
+  );
+  t.stop();
+});
+
+T(
+  'while the lease has lapsed a final status waits; it goes out if the lease comes back',
+  async () => {
+    let valid = false;
+    const { t, statuses } = tracker({ leaseValid: () => valid });
+    t.track(intent('i1', 3, ['h1']))();
+    t.onAck(ack('h1', 3));
+    await settle(400);
+    assert.equal(statuses, []);
+    valid = true;
+    await settle(400);
+    assert.equal(
+      statuses.map((s) => [s.intentId, s.outcome]),
+      [['i1', 'programmed']],
+    );
+    t.stop();
+  },
+);
+
+T(
+  'a final status still waiting when its bucket is given away is left to the next owner to adopt',
+  async () => {
+    const { t, statuses } = tracker({ leaseValid: () => false });
+    t.track(intent('i1', 3, ['h1']))();
+    t.onAck(ack('h1', 3));
+    await settle(100);
+    assert.is(t.knows('i1'), true);
+    t.forget(new Set([7]));
+    assert.is(t.knows('i1'), false, 'adoptable again');
+    t.open(7);
+    assert.ok(t.adopt(intent('i1', 3, ['h1']), Date.now()), 'adopted by the next run');
+    await settle(400);
+    assert.equal(statuses, [], 'the old attempt published nothing');
+    t.stop();
+  },
+);
 
 T('the deadline: incomplete, naming the host missing', async () => {
   const { t, statuses } = tracker();
