@@ -20,7 +20,7 @@ export {
 } from './local/natsServer.js';
 export * from './nats/auth.js';
 export { startLocalKafka, KAFKA_VERSION, type LocalKafka } from './local/kafkaServer.js';
-export { startLocalRedis } from './local/redisServer.js';
+export { startLocalRedis, type LocalRedis } from './local/redisServer.js';
 export * from './nats/jetStreamEventLog.js';
 export * from './eventSourcing/commandHandler.js';
 export * from './nats/intentSource.js';

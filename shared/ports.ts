@@ -108,6 +108,10 @@ export interface HostMapping {
    * entries when it changes.
    */
   generation(): Promise<{ id: string; created: boolean }>;
+  /** Per bucket, the generation its VPCs' entries were last written for (null: never). */
+  rebuiltFor(buckets: readonly number[]): Promise<Array<string | null>>;
+  /** Marks these buckets' entries written for `generation`. */
+  markRebuilt(buckets: readonly number[], generation: string): Promise<void>;
   /** The VPC's hosts and the revision they are at; undefined when never written or lost. */
   hostsOf(vpcId: string): Promise<{ revision: number; hosts: string[] } | undefined>;
   vpcsOf(hostId: string): Promise<string[]>;

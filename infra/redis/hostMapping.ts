@@ -44,6 +44,8 @@ return 1`;
  * write only those) that no VPC's keys can be: theirs end in `:hosts` or `:rev`.
  */
 const GENERATION_KEY = '{vpc:alcor}:generation';
+/** Hash: bucket → the generation its VPCs' entries were written for (lost with the rest). */
+const REBUILT_KEY = '{vpc:alcor}:rebuilt';
 
 interface MappingCommands {
   vpcSide(hosts: string, rev: string, ...argv: string[]): Promise<number>;
@@ -128,6 +130,17 @@ export function createRedisHostMapping(
       const id = await client.get(GENERATION_KEY);
       // Lost between the two commands (a restart right then): the next look names it.
       return { id: id ?? fresh, created: id === null };
+    },
+    async rebuiltFor(buckets) {
+      if (buckets.length === 0) return [];
+      return client.hmget(REBUILT_KEY, ...buckets.map(String));
+    },
+    async markRebuilt(buckets, generation) {
+      if (buckets.length === 0) return;
+      await client.hset(
+        REBUILT_KEY,
+        Object.fromEntries(buckets.map((b) => [String(b), generation])),
+      );
     },
     async hostsOf(vpcId) {
       const [rev, hosts] = await Promise.all([

@@ -1,12 +1,15 @@
 /**
  * The VPC↔host mapping is a derived index (DESIGN §2): when Redis loses it
- * (restarted empty), the owners write it again from their VPCs. Every `checkMs` a
- * controller reads the mapping's generation (HostMapping.generation); one it has
- * not rebuilt for means the mapping was found empty since, so it writes the entry
- * of every VPC of the buckets it works now — each VPC's actor woken (hydrated if
- * passive) and its host set restored where missing. Until then, entries come back
- * one by one: on a VPC's next commit (a delta on a missing entry writes the whole
- * set) and when a southbound module asks for one it needs.
+ * (restarted empty), the owners write it again from their VPCs. The mapping has a
+ * generation (HostMapping.generation), named anew when it is found empty, and a
+ * mark per bucket: the generation the bucket's VPCs were last written for. Every
+ * `checkMs` a controller compares the marks of the buckets it works with the
+ * generation; for each bucket not marked with it, it wakes the bucket's VPCs
+ * (hydrating passive ones), writes each one's entry where it is missing, and marks
+ * the bucket. Marks live in Redis, so they are lost with the mapping, and a bucket
+ * that moves before its pass is done is finished by its next owner. Until a bucket
+ * is done, entries come back one by one too: on a VPC's next commit (a delta on a
+ * missing entry writes the whole set) and when a southbound module asks for one.
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -41,64 +44,70 @@ export interface MappingRebuildDeps {
 
 export function startMappingRebuild(deps: MappingRebuildDeps): { stop: () => Promise<void> } {
   const { mapping, logger } = deps;
-  let rebuiltFor: string | undefined;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let pass: Promise<void> = Promise.resolve();
 
-  const rebuild = async (generation: string): Promise<void> => {
+  /** Writes the missing entries of these buckets' VPCs; marks each bucket done. */
+  const rebuild = async (generation: string, buckets: readonly number[]): Promise<void> => {
     const started = Date.now();
-    const owned = new Set(deps.owned());
+    const todo = new Set(buckets);
     const jsm = await jetstreamManager(deps.nc);
     const info = await jsm.streams.info(streams.events, { subjects_filter: subjects.eventsAll });
-    const vpcIds = Object.keys(info.state.subjects ?? {})
-      .map((s) => s.slice(s.indexOf('.') + 1))
-      .filter((v) => owned.has(bucketOf(v, deps.bucketCount)));
+    const byBucket = new Map<number, string[]>(buckets.map((b) => [b, []]));
+    for (const s of Object.keys(info.state.subjects ?? {})) {
+      const vpcId = s.slice(s.indexOf('.') + 1);
+      byBucket.get(bucketOf(vpcId, deps.bucketCount))?.push(vpcId);
+    }
     const before = deps.metrics.mappingRestores;
-    let failed = 0;
+    const failedBuckets = new Set<number>();
+    const vpcIds = [...byBucket.values()].flat();
     let next = 0;
     const worker = async (): Promise<void> => {
       while (!stopped && next < vpcIds.length) {
         const vpcId = vpcIds[next++]!;
+        const bucket = bucketOf(vpcId, deps.bucketCount);
         try {
-          await ensureVpcMapping(deps.actors, vpcId, bucketOf(vpcId, deps.bucketCount));
+          await ensureVpcMapping(deps.actors, vpcId, bucket);
         } catch (err) {
-          failed += 1;
+          failedBuckets.add(bucket);
           logger.warn({ vpcId, err }, 'mapping entry not rebuilt');
         }
       }
     };
     await Promise.all(Array.from({ length: deps.concurrency ?? 16 }, worker));
+    // A bucket given away meanwhile is left unmarked: its next owner goes over it.
+    const owned = new Set(deps.owned());
+    const done = [...todo].filter((b) => !failedBuckets.has(b) && owned.has(b));
+    if (!stopped) await mapping.markRebuilt(done, generation);
     deps.metrics.mappingRebuilds += 1;
     logger.info(
       {
         generation,
-        buckets: owned.size,
+        buckets: done.length,
+        left: todo.size - done.length,
         vpcs: vpcIds.length,
         restored: deps.metrics.mappingRestores - before,
-        failed,
         ms: Date.now() - started,
       },
-      'VPC↔host mapping rebuilt for the buckets worked',
+      'VPC↔host mapping written for the buckets worked',
     );
-    // A VPC that could not be restored is retried by the next pass.
-    if (failed === 0) rebuiltFor = generation;
   };
 
-  let first = true;
   const check = async (): Promise<void> => {
+    const owned = deps.owned();
+    if (owned.length === 0) return;
     const { id, created } = await mapping.generation();
-    const starting = first;
-    first = false;
-    if (id === rebuiltFor) return;
-    // Starting up against a mapping that was not lost: nothing to rebuild.
-    if (starting && !created) {
-      rebuiltFor = id;
-      return;
-    }
-    if (starting) logger.info({ generation: id }, 'VPC↔host mapping is new: writing it');
-    else logger.warn({ generation: id, created }, 'VPC↔host mapping found lost: rebuilding it');
-    await rebuild(id);
+    const marks = await mapping.rebuiltFor(owned);
+    const todo = owned.filter((_, i) => marks[i] !== id);
+    if (todo.length === 0) return;
+    logger[created ? 'warn' : 'info'](
+      { generation: id, created, buckets: todo.length },
+      created
+        ? 'VPC↔host mapping found empty: writing it'
+        : 'buckets not yet written for this mapping generation: writing them',
+    );
+    await rebuild(id, todo);
   };
 
   const tick = (): void => {

@@ -103,6 +103,9 @@ RedisSmoke(
       const first = await mapping.generation();
       assert.is(first.created, true);
       assert.equal(await mapping.generation(), { id: first.id, created: false });
+      assert.equal(await mapping.rebuiltFor([3, 4]), [null, null]);
+      await mapping.markRebuilt([3], first.id);
+      assert.equal(await mapping.rebuiltFor([3, 4]), [first.id, null]);
       const all = ['h1', 'h2', 'h3'];
       await mapping.apply('v', 1, ['h1', 'h2'], [], () => ['h1', 'h2']);
       await mapping.apply('v', 2, ['h3'], [], () => all);
@@ -117,6 +120,7 @@ RedisSmoke(
       assert.is(second.created, true);
       assert.is.not(second.id, first.id);
       assert.is(await mapping.hostsOf('v'), undefined);
+      assert.equal(await mapping.rebuiltFor([3, 4]), [null, null], 'the marks are lost with it');
       // The next commit adds h4 and drops h1: not a partial set of {h4}, but the whole one.
       await mapping.apply('v', 3, ['h4'], ['h1'], () => ['h2', 'h3', 'h4']);
       const after = await mapping.hostsOf('v');
