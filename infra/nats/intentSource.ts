@@ -34,6 +34,7 @@ export async function createJetStreamIntentSource(
       // What the replica had is a prefix of the stream: go on from its end at the leader.
       let after = page.at(-1)?.seq ?? afterSeq;
       while (page.length < max && after < through) {
+        // The server's STREAM.MSG.GET takes next_by_subj; the client's type lacks it.
         const m = await jsm.streams.getMessage(stream, {
           seq: after + 1,
           next_by_subj: subject,
