@@ -1,8 +1,12 @@
 /**
  * EventLog on JetStream: one subject per VPC (`evt.<vpcId>`) in stream EVENTS, so
  * per-VPC order, compare-and-set (`Nats-Expected-Last-Subject-Sequence`) and
- * per-VPC replay are native operations. `Nats-Msg-Id` = intent id makes a re-sent
- * append a no-op that returns the first revision.
+ * per-VPC replay are native operations. `Nats-Msg-Id` = `<vpcId>:<intentId>` makes
+ * a re-sent append a no-op that returns the first revision. The id is scoped to the
+ * VPC because the stream deduplicates across all its subjects: with the bare intent
+ * id, a commit of another VPC that used the same id within the duplicate window
+ * was taken for this one, and this VPC's commit was never written (found by the
+ * bad-input fuzzer).
  */
 import {
   DeliverPolicy,
@@ -34,6 +38,9 @@ export class UndecodableEventError extends AlcorError {
 }
 
 const encoder = new TextEncoder();
+
+/** The `Nats-Msg-Id` of a commit in EVENTS: unique per VPC, as intent ids are. */
+export const eventMsgId = (vpcId: string, intentId: string): string => `${vpcId}:${intentId}`;
 
 export async function createJetStreamEventLog(
   nc: NatsConnection,
@@ -67,7 +74,7 @@ export async function createJetStreamEventLog(
           subjects.event(vpcId),
           encoder.encode(JSON.stringify(commit)),
           {
-            msgID: commit.intentId,
+            msgID: eventMsgId(vpcId, commit.intentId),
             expect: { lastSubjectSequence: expectedRevision },
             ...(options.writer ? { headers: writerHeaders(options.writer()) } : {}),
           },

@@ -149,7 +149,8 @@ export function parseIntent(input: unknown): IntentResult {
     return { ok: false, error, ...ids };
   }
   const { kind, spec } = envelope.data;
-  if (!(kind in specSchemas)) {
+  // Own keys only: `in` also finds `constructor`, `toString`… on the prototype.
+  if (!Object.hasOwn(specSchemas, kind)) {
     return {
       ok: false,
       error: {

@@ -72,6 +72,12 @@ export const CORPUS: readonly CorpusCase[] = [
     expect: 'unknown_kind',
   },
   {
+    name: 'a kind named like a property of every object',
+    surface: 'apply',
+    body: intent({ kind: 'constructor', spec: {} }),
+    expect: 'unknown_kind',
+  },
+  {
     name: 'an unknown field',
     surface: 'apply',
     body: intent({ kind: 'route.delete', spec: { destination: '0.0.0.0/0' }, priority: 1 }),

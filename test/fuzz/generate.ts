@@ -56,10 +56,22 @@ const ODD_VALUES: readonly unknown[] = [
   [],
   [1, 2],
   {},
-  { __proto__: { polluted: true } },
+  JSON.parse('{"__proto__":{"polluted":true}}'),
   'constructor',
   '__proto__',
 ];
+
+/**
+ * A fresh copy of one of `values`: the lists are shared, and a later mutation
+ * writing into a picked object must not change the list (it made cycles).
+ */
+const pickCopy = (rnd: Rnd, values: readonly unknown[]): Json =>
+  JSON.parse(JSON.stringify(pick(rnd, values))) as Json;
+
+/** Sets an own property, also for `__proto__` (an assignment would set the prototype). */
+const own = (obj: Record<string, unknown>, key: string, value: unknown): void => {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+};
 
 const BAD_IDS: readonly unknown[] = ['', 'bad id', 'a'.repeat(65), 'é', 'a.b', 'a*', null, 7, {}];
 const BAD_KINDS: readonly unknown[] = [
@@ -187,22 +199,23 @@ export function mutateValue(rnd: Rnd, value: unknown, others: { vpcIds: readonly
         break;
       case 1: // an unknown field
         if (obj)
-          obj[pick(rnd, ['extra', 'Id', 'kind ', 'spec2', '__proto__'])] = pick(
-            rnd,
-            ODD_VALUES,
-          ) as Json;
+          own(
+            obj,
+            pick(rnd, ['extra', 'Id', 'kind ', 'spec2', '__proto__']),
+            pickCopy(rnd, ODD_VALUES),
+          );
         break;
       case 2: // a wrong value anywhere
-        v = setAt(v, at, pick(rnd, ODD_VALUES));
+        v = setAt(v, at, pickCopy(rnd, ODD_VALUES));
         break;
       case 3:
         if (obj) obj.kind = pick(rnd, [...BAD_KINDS, ...KINDS]) as Json;
         break;
       case 4:
-        if (obj) obj.id = pick(rnd, BAD_IDS) as Json;
+        if (obj) obj.id = pickCopy(rnd, BAD_IDS);
         break;
       case 5: // another VPC than the subject's, or none
-        if (obj) obj.vpcId = pick(rnd, [...others.vpcIds, 'fz-nowhere', ...BAD_IDS]) as Json;
+        if (obj) obj.vpcId = pickCopy(rnd, [...others.vpcIds, 'fz-nowhere', ...BAD_IDS]);
         break;
       case 6:
         if (obj) obj.expectedRevision = pick(rnd, [-1, 0, 1, 10 ** 12, 'x', 3.5, null]);

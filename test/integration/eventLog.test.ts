@@ -60,6 +60,20 @@ Log(
   },
 );
 
+Log('the same intent id in two VPCs is appended to each', async ({ log }) => {
+  // Intent ids are unique per VPC; EVENTS deduplicates across all its subjects.
+  const [a, b] = [unique('vpc'), unique('vpc')];
+  const id = unique('i');
+  const first = await log.append(a, commit(a, id, 1), 0);
+  const second = await log.append(b, commit(b, id, 2), 0);
+  assert.is(first.type, 'appended');
+  assert.is(second.type, 'appended');
+  assert.equal(
+    (await all(log.read(b, 0))).map((r) => [r.commit.vpcId, r.commit.intentId]),
+    [[b, id]],
+  );
+});
+
 Log('of two writers racing from the same revision exactly one appends', async ({ log }) => {
   const vpcId = unique('vpc');
   for (let round = 0; round < 20; round++) {

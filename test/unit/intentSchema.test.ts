@@ -34,6 +34,10 @@ const corpus: Array<[string, unknown, string, string | undefined]> = [
   ['vpcId unicode', env('vpc.delete', {}, { vpcId: 'vpç' }), 'id_format', 'vpcId'],
   ['kind unknown', env('port.frobnicate', {}), 'unknown_kind', 'kind'],
   ['kind wrong case', env('Port.Create', {}), 'unknown_kind', 'kind'],
+  // Names on Object.prototype: found by the fuzzer, they crashed the lookup.
+  ['kind constructor', env('constructor', {}), 'unknown_kind', 'kind'],
+  ['kind toString', env('toString', {}), 'unknown_kind', 'kind'],
+  ['kind __proto__', env('__proto__', {}), 'unknown_kind', 'kind'],
   ['kind a number', env(3 as unknown as string, {}), 'invalid_type', 'kind'],
   [
     'expectedRevision negative',
