@@ -25,6 +25,7 @@ import {
 } from '../../infra/index.js';
 import { bucketOf, isId, placeOf, streams, subjects, type HostRecord } from '../../shared/index.js';
 import { loadTopology } from '../../services/cli/topology.js';
+import type { CheckReport } from '../../services/cli/check.js';
 import { judge } from '../support/workload.js';
 import type { SteadyLoad } from '../fault/load.js';
 import type { FaultSystem } from '../fault/system.js';
@@ -79,6 +80,8 @@ export interface FuzzReport {
   counters: Record<string, number>;
   divergentHosts: number;
   silentHosts: number;
+  /** The first few differences the oracle found, to start debugging from. */
+  divergences: CheckReport['diverged'];
   ok: boolean;
 }
 
@@ -586,6 +589,7 @@ export class FuzzCampaign {
       counters,
       divergentHosts: run.divergentHosts,
       silentHosts: run.silentHosts,
+      divergences: oracle.diverged.slice(0, 5),
       ok: false,
     };
     report.ok =
@@ -661,5 +665,14 @@ export function describeFuzz(r: FuzzReport): string[] {
       .map(([k, v]) => `${k.replace(/^alcor_|_total$/g, '')} ${v}`)
       .join(', ')}`,
     `oracle: ${r.divergentHosts} divergent, ${r.silentHosts} silent`,
+    ...r.divergences.map(
+      (d) =>
+        `  ${d.hostId} (${d.binding}) in ${d.vpcId}: missing ${d.missing.slice(0, 4).join(',') || '-'}; extra ${d.extra.slice(0, 4).join(',') || '-'}; different ${
+          d.different
+            .slice(0, 4)
+            .map((x) => `${x.key} ${x.actualRev}≠${x.expectedRev}`)
+            .join(',') || '-'
+        }`,
+    ),
   ];
 }
