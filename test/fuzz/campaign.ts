@@ -142,6 +142,9 @@ const COUNTERS = [
   'alcor_controller_refused_total',
   'alcor_relay_invalid_total',
   'alcor_nca_goal_states_invalid_total',
+  // Not judged; read when the oracle is not clean: a relay stuck or restarting.
+  'alcor_relay_lag',
+  'alcor_relay_restarts_total',
 ] as const;
 
 export class FuzzCampaign {
