@@ -19,6 +19,7 @@ import {
   NatsCredentials,
   connectNats,
   createHostDirectory,
+  createRedisHostMapping,
   metricSamples,
   readStreamRange,
   type Logger,
@@ -81,7 +82,7 @@ export interface FuzzReport {
   divergentHosts: number;
   silentHosts: number;
   /** The first few differences the oracle found, to start debugging from. */
-  divergences: CheckReport['diverged'];
+  divergences: Array<CheckReport['diverged'][number] & { mapping?: string }>;
   ok: boolean;
 }
 
@@ -133,6 +134,32 @@ async function counterSum(system: FaultSystem, name: string): Promise<number> {
     for (const { value } of metricSamples(text, name)) total += value;
   }
   return total;
+}
+
+/** Each divergence with what the Redis mapping says of its VPC (is the host listed?). */
+async function withMapping(
+  system: FaultSystem,
+  diverged: CheckReport['diverged'],
+): Promise<FuzzReport['divergences']> {
+  const url = system.servers.env().REDIS_URL;
+  if (!url || diverged.length === 0) return diverged;
+  const mapping = createRedisHostMapping(url);
+  try {
+    return await Promise.all(
+      diverged.map(async (d) => {
+        const entry = await mapping.hostsOf(d.vpcId).catch((e: Error) => e);
+        const mapped =
+          entry instanceof Error
+            ? `unreadable (${entry.message})`
+            : entry
+              ? `revision ${entry.revision}, host ${entry.hosts.includes(d.hostId) ? 'listed' : 'NOT listed'}`
+              : 'no entry';
+        return { ...d, mapping: mapped };
+      }),
+    );
+  } finally {
+    await mapping.close();
+  }
 }
 
 const COUNTERS = [
@@ -592,7 +619,7 @@ export class FuzzCampaign {
       counters,
       divergentHosts: run.divergentHosts,
       silentHosts: run.silentHosts,
-      divergences: oracle.diverged.slice(0, 5),
+      divergences: await withMapping(system, oracle.diverged.slice(0, 5)),
       ok: false,
     };
     report.ok =
@@ -675,7 +702,7 @@ export function describeFuzz(r: FuzzReport): string[] {
             .slice(0, 4)
             .map((x) => `${x.key} ${x.actualRev}≠${x.expectedRev}`)
             .join(',') || '-'
-        }`,
+        }${d.mapping ? `; mapping: ${d.mapping}` : ''}`,
     ),
   ];
 }
