@@ -7,7 +7,10 @@
  *  - a `full` message at revision r describes the VPC as of r: resources it omits
  *    that were last touched before r are removed, and messages at or below r are
  *    ignored from then on (the `floor`). An empty full removes the VPC.
- * Deleted resources are kept as tombstones so that a late upsert cannot revive them.
+ * Deleted resources are kept as tombstones so that a late upsert cannot revive them,
+ * until a full message's floor passes them (nothing at or below the floor applies).
+ * Each message costs its own ops, not the VPC's size: the live count is kept as
+ * ops change it (a VPC with a long history of deleted ports stays as cheap).
  */
 import type { GoalStateMessage, GoalStateOp, ResourceKind } from '../../shared/index.js';
 
@@ -26,6 +29,8 @@ export interface VpcModel {
   /** Highest message revision applied. */
   revision: number;
   resources: Map<string, ResourceEntry>;
+  /** Resources not deleted (the host holds the VPC while this is above 0). */
+  live: number;
 }
 
 export interface HostModel {
@@ -46,7 +51,7 @@ export function emptyHostModel(hostId: string): HostModel {
 
 function vpcModel(model: HostModel, vpcId: string): VpcModel {
   let vpc = model.vpcs.get(vpcId);
-  if (!vpc) model.vpcs.set(vpcId, (vpc = { floor: 0, revision: 0, resources: new Map() }));
+  if (!vpc) model.vpcs.set(vpcId, (vpc = { floor: 0, revision: 0, resources: new Map(), live: 0 }));
   return vpc;
 }
 
@@ -54,6 +59,8 @@ function applyOp(vpc: VpcModel, op: GoalStateOp, revision: number): boolean {
   const current = vpc.resources.get(op.key);
   if (current && current.seen >= revision) return false;
   const upsert = op.op === 'upsert';
+  const wasLive = current !== undefined && !current.deleted;
+  vpc.live += Number(upsert) - Number(wasLive);
   vpc.resources.set(op.key, {
     kind: op.kind,
     rev: op.rev,
@@ -62,7 +69,7 @@ function applyOp(vpc: VpcModel, op: GoalStateOp, revision: number): boolean {
     deleted: !upsert,
   });
   // A delete of something absent or already deleted only records the tombstone.
-  return upsert || (current !== undefined && !current.deleted);
+  return upsert || wasLive;
 }
 
 /** Applies one goal-state message to the host's model (in place). */
@@ -80,10 +87,17 @@ export function apply(model: HostModel, message: GoalStateMessage): ApplyResult 
   if (message.mode === 'full') {
     const listed = new Set(message.ops.map((op) => op.key));
     for (const [key, entry] of vpc.resources) {
-      if (!listed.has(key) && entry.seen < message.revision && !entry.deleted) {
-        vpc.resources.set(key, { ...entry, seen: message.revision, value: null, deleted: true });
+      if (listed.has(key) || entry.seen >= message.revision) continue;
+      // Not in the full state and older than it: gone. Its tombstone is not needed
+      // either, since no message at or below the new floor applies any more.
+      if (!entry.deleted) {
+        vpc.live -= 1;
         result.changed += 1;
       }
+      vpc.resources.delete(key);
+    }
+    for (const [key, entry] of vpc.resources) {
+      if (entry.deleted && entry.seen <= message.revision) vpc.resources.delete(key);
     }
     vpc.floor = message.revision;
   }
@@ -107,5 +121,5 @@ export function liveResources(
 
 /** Does the host currently hold any of the VPC? */
 export function hostsVpc(model: HostModel, vpcId: string): boolean {
-  return liveResources(model, vpcId).size > 0;
+  return (model.vpcs.get(vpcId)?.live ?? 0) > 0;
 }

@@ -119,6 +119,8 @@ export interface Fleet {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+/** Delta revisions remembered per VPC to tell a redelivery from disorder (stats only). */
+const SEEN_DELTAS = 4096;
 /** A VPC asked by name and answered by no owner is asked again this many times (~45 s). */
 const MISSING_RETRIES = 12;
 
@@ -206,6 +208,7 @@ class HostAgent implements SimulatedHost {
       if (message.mode === 'full') {
         clearTimeout(this.retrying.get(message.vpcId)?.timer);
         this.retrying.delete(message.vpcId);
+        this.deltasSeen.delete(message.vpcId);
       }
     } else {
       this.stats.failed += 1;
@@ -241,13 +244,20 @@ class HostAgent implements SimulatedHost {
     this.retrying.set(vpcId, entry);
   }
 
+  /**
+   * Counts a delta delivered again, or out of order. Revisions are remembered from
+   * the VPC's last full state on (one below its floor is a redelivery the full
+   * covered), and the last SEEN_DELTAS of them at most.
+   */
   private noteDelta(message: GoalStateMessage): void {
+    const vpc = this.model.vpcs.get(message.vpcId);
     let seen = this.deltasSeen.get(message.vpcId);
     if (!seen) this.deltasSeen.set(message.vpcId, (seen = new Set()));
-    if (seen.has(message.revision)) this.stats.duplicates += 1;
-    else if (message.revision < (this.model.vpcs.get(message.vpcId)?.revision ?? 0))
-      this.stats.outOfOrder += 1;
+    if (seen.has(message.revision) || message.revision <= (vpc?.floor ?? 0))
+      this.stats.duplicates += 1;
+    else if (message.revision < (vpc?.revision ?? 0)) this.stats.outOfOrder += 1;
     seen.add(message.revision);
+    if (seen.size > SEEN_DELTAS) seen.delete(seen.values().next().value!);
   }
 
   /** Subscribes to the VPC's multicast; asks a resync of it if one got past meanwhile. */

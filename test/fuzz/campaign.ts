@@ -32,6 +32,7 @@ import type { SteadyLoad } from '../fault/load.js';
 import type { FaultSystem } from '../fault/system.js';
 import { judgeRun, oracleUntilClean, type StatusLog } from '../fault/verdict.js';
 import { CORPUS, type CorpusCase } from './corpus.js';
+import { trailOf, type Trail } from './trail.js';
 import {
   baseScript,
   bytes,
@@ -82,7 +83,7 @@ export interface FuzzReport {
   divergentHosts: number;
   silentHosts: number;
   /** The first few differences the oracle found, to start debugging from. */
-  divergences: Array<CheckReport['diverged'][number] & { mapping?: string }>;
+  divergences: Array<CheckReport['diverged'][number] & { mapping?: string; trail?: Trail }>;
   ok: boolean;
 }
 
@@ -160,6 +161,27 @@ async function withMapping(
   } finally {
     await mapping.close();
   }
+}
+
+/** The first divergences followed from GOALSTATES through Kafka to the fleets' offsets. */
+async function withTrails(
+  system: FaultSystem,
+  divergences: FuzzReport['divergences'],
+  log: Logger,
+): Promise<FuzzReport['divergences']> {
+  const out: FuzzReport['divergences'] = [];
+  for (const [i, d] of divergences.entries()) {
+    if (i >= 3) {
+      out.push(d);
+      continue;
+    }
+    const trail = await trailOf(system, d, log).catch((err: Error) => {
+      log.warn({ err, hostId: d.hostId }, 'trail not read');
+      return undefined;
+    });
+    out.push(trail ? { ...d, trail } : d);
+  }
+  return out;
 }
 
 const COUNTERS = [
@@ -619,7 +641,11 @@ export class FuzzCampaign {
       counters,
       divergentHosts: run.divergentHosts,
       silentHosts: run.silentHosts,
-      divergences: await withMapping(system, oracle.diverged.slice(0, 5)),
+      divergences: await withTrails(
+        system,
+        await withMapping(system, oracle.diverged.slice(0, 5)),
+        this.log,
+      ),
       ok: false,
     };
     report.ok =

@@ -220,5 +220,28 @@ A('a full state keeps what newer deltas brought and drops what it omits', () => 
   assert.equal(live(m).sort(), ['port:kept@4', 'port:new@12']);
 });
 
+A('a full state drops the tombstones at or below its floor; newer ones stay', () => {
+  const m = nca.emptyHostModel('h');
+  for (let r = 1; r <= 200; r += 2) {
+    nca.apply(m, msg(r, 'delta', [port(`q${r}`, r, '10.0.0.9')]));
+    nca.apply(
+      m,
+      msg(r + 1, 'delta', [{ op: 'delete', kind: 'port', key: `port:q${r}`, rev: r + 1 }]),
+    );
+  }
+  nca.apply(m, msg(205, 'delta', [{ op: 'delete', kind: 'port', key: 'port:late', rev: 205 }]));
+  assert.is(m.vpcs.get('v')!.resources.size, 101);
+  assert.is(nca.hostsVpc(m, 'v'), false);
+  nca.apply(m, msg(203, 'full', [port('kept', 4, '10.0.0.4')]));
+  // The kept port, and the tombstone newer than the full (it still guards port:late).
+  assert.equal([...m.vpcs.get('v')!.resources.keys()].sort(), ['port:kept', 'port:late']);
+  nca.apply(m, msg(204, 'delta', [port('late', 204, '10.0.0.7')]));
+  assert.equal(live(m), ['port:kept@4']);
+  // A pruned tombstone's resource cannot come back from a message under the floor.
+  nca.apply(m, msg(150, 'delta', [port('q149', 150, '10.0.0.9')]));
+  assert.equal(live(m), ['port:kept@4']);
+  assert.is(m.vpcs.get('v')!.live, 1);
+});
+
 P.run();
 A.run();

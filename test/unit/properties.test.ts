@@ -216,10 +216,18 @@ function deliveries(run: Run): Map<string, GoalStateMessage[]> {
   return byHost;
 }
 
-/** A host's model after applying `messages` in the given order. */
+/**
+ * A host's model after applying `messages` in the given order; after each, the
+ * live count it keeps must be what its resources say (hostsVpc reads only the count).
+ */
 function modelOf(hostId: string, messages: readonly GoalStateMessage[]): nca.HostModel {
   const model = nca.emptyHostModel(hostId);
-  for (const m of messages) nca.apply(model, m);
+  for (const m of messages) {
+    nca.apply(model, m);
+    const live = nca.liveResources(model, m.vpcId).size;
+    assert.is(model.vpcs.get(m.vpcId)?.live, live, `live count of ${hostId} after r${m.revision}`);
+    assert.is(nca.hostsVpc(model, m.vpcId), live > 0);
+  }
   return model;
 }
 
