@@ -4,17 +4,47 @@
  * missing file exits 3, a bad or oversized one 2.
  */
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { Parser, parse as parseYaml, YAMLParseError } from 'yaml';
 import type { ErrorDetail } from '../../shared/index.js';
 import { CliError, EXIT } from './output.js';
 
+/** `<file>: <path>: <message> (<code>)`; the path once, when the message does not begin with it. */
 export const describeFault = (file: string, e: ErrorDetail): string =>
-  `${file}: ${e.path ? `${e.path}: ` : ''}${e.message} (${e.code})`;
+  `${file}: ${e.path && !e.message.startsWith(`${e.path}:`) ? `${e.path}: ` : ''}${e.message} (${e.code})`;
 
 async function readStdin(): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
+}
+
+/** Deepest nesting a document may have (a topology file has 4 levels, an intent about 7). */
+export const MAX_DOCUMENT_DEPTH = 64;
+
+/**
+ * How deep a YAML text nests, from its syntax tree (built without recursion, and
+ * walked without it). The YAML composer recurses once per level: thousands of
+ * levels exhaust the stack, and where that happens inside V8's regexp compiler the
+ * process aborts ("RegExpCompiler Allocation failed") instead of throwing.
+ */
+function yamlDepth(text: string): number {
+  type Node = { type?: string; value?: unknown; items?: Array<{ key?: unknown; value?: unknown }> };
+  let max = 0;
+  const todo: Array<[unknown, number]> = [];
+  for (const token of new Parser().parse(text)) todo.push([token, 0]);
+  while (todo.length > 0) {
+    const [node, depth] = todo.pop()!;
+    if (!node || typeof node !== 'object') continue;
+    const t = node as Node;
+    if (t.type === 'document') {
+      todo.push([t.value, depth]);
+      continue;
+    }
+    max = Math.max(max, depth);
+    if (max > MAX_DOCUMENT_DEPTH) return max;
+    for (const item of t.items ?? []) todo.push([item.key, depth + 1], [item.value, depth + 1]);
+  }
+  return max;
 }
 
 /** The parsed document. JSON by a `.json` name, YAML otherwise (YAML reads JSON too). */
@@ -34,6 +64,15 @@ export async function readDocument(file: string, maxBytes: number): Promise<unkn
     );
   }
   const json = /\.json$/i.test(file);
+  if (!json && yamlDepth(text) > MAX_DOCUMENT_DEPTH) {
+    throw new CliError(
+      describeFault(file, {
+        code: 'too_deep',
+        message: `nested deeper than ${MAX_DOCUMENT_DEPTH} levels`,
+      }),
+      EXIT.usage,
+    );
+  }
   try {
     return json ? JSON.parse(text) : parseYaml(text, { maxAliasCount: 100 });
   } catch (err) {

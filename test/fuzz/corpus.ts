@@ -213,6 +213,13 @@ export const CORPUS: readonly CorpusCase[] = [
     expect: 'invalid_syntax',
   },
   {
+    // The YAML composer recursed once per level and V8 aborted the process.
+    name: 'topology: YAML nested 20,000 deep',
+    surface: 'topology',
+    body: `${'['.repeat(20_000)}${']'.repeat(20_000)}`,
+    expect: 'too_deep',
+  },
+  {
     name: 'topology: an unknown binding',
     surface: 'topology',
     body: JSON.stringify({ hosts: [host({ binding: { type: 'carrier-pigeon' } })] }),

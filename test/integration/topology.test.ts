@@ -127,6 +127,15 @@ test('bad files are refused with the place of the fault, and write nothing', asy
     ['missing.json', '', 3, 'cannot read it (ENOENT)'],
     ['broken.json', '{"hosts": [', 2, 'not JSON'],
     ['broken.yaml', 'hosts:\n  - hostId: a\n   region: [', 2, 'not YAML at line'],
+    // 20,000 levels: the YAML composer's recursion used to abort the process.
+    [
+      'deep.yaml',
+      `${'['.repeat(20_000)}${']'.repeat(20_000)}`,
+      2,
+      'nested deeper than 64 levels (too_deep)',
+    ],
+    // The field's path said once.
+    ['noregion.yaml', 'hosts:\n  - hostId: a\n', 2, 'noregion.yaml: hosts.0.region: required'],
     [
       'badbinding.yaml',
       JSON.stringify({ hosts: [host(10), { ...host(11), binding: { type: 'mqtt' } }] }),
