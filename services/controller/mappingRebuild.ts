@@ -54,14 +54,12 @@ export function startMappingRebuild(deps: MappingRebuildDeps): { stop: () => Pro
     const todo = new Set(buckets);
     const jsm = await jetstreamManager(deps.nc);
     const info = await jsm.streams.info(streams.events, { subjects_filter: subjects.eventsAll });
-    const byBucket = new Map<number, string[]>(buckets.map((b) => [b, []]));
-    for (const s of Object.keys(info.state.subjects ?? {})) {
-      const vpcId = s.slice(s.indexOf('.') + 1);
-      byBucket.get(bucketOf(vpcId, deps.bucketCount))?.push(vpcId);
-    }
+    // The VPCs of these buckets: every `evt.<vpc>` subject EVENTS holds.
+    const vpcIds = Object.keys(info.state.subjects ?? {})
+      .map((s) => s.slice(s.indexOf('.') + 1))
+      .filter((vpcId) => todo.has(bucketOf(vpcId, deps.bucketCount)));
     const before = deps.metrics.mappingRestores;
     const failedBuckets = new Set<number>();
-    const vpcIds = [...byBucket.values()].flat();
     let next = 0;
     const worker = async (): Promise<void> => {
       while (!stopped && next < vpcIds.length) {
