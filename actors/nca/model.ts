@@ -87,17 +87,15 @@ export function apply(model: HostModel, message: GoalStateMessage): ApplyResult 
   if (message.mode === 'full') {
     const listed = new Set(message.ops.map((op) => op.key));
     for (const [key, entry] of vpc.resources) {
-      if (listed.has(key) || entry.seen >= message.revision) continue;
-      // Not in the full state and older than it: gone. Its tombstone is not needed
-      // either, since no message at or below the new floor applies any more.
+      // Newer than the full state, or in it: kept.
+      if (entry.seen > message.revision || (listed.has(key) && !entry.deleted)) continue;
+      // Gone as of the full state. No tombstone is needed at or below the new
+      // floor, since no message there applies any more.
       if (!entry.deleted) {
         vpc.live -= 1;
         result.changed += 1;
       }
       vpc.resources.delete(key);
-    }
-    for (const [key, entry] of vpc.resources) {
-      if (entry.deleted && entry.seen <= message.revision) vpc.resources.delete(key);
     }
     vpc.floor = message.revision;
   }
