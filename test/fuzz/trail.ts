@@ -135,8 +135,8 @@ async function kafkaTrail(
         const timer = setTimeout(() => resolve(), 60_000);
         consumer
           .run({
-            eachMessage: async ({ partition: p, message }) => {
-              if (p !== partition) return;
+            eachMessage: ({ partition: p, message }) => {
+              if (p !== partition) return Promise.resolve();
               const vpc = message.headers?.[KAFKA_HEADERS.vpcId]?.toString();
               if (vpc === vpcId) {
                 out.vpcRecords += 1;
