@@ -63,7 +63,8 @@ export async function settle(
       return !d || (d.outcome === 'accepted' && !statuses.finished.has(a.id));
     });
     if (open.length === 0 || Date.now() > until) return;
-    await sleep(500);
+    // Poll every 500 ms, never past the bound.
+    await sleep(Math.min(500, Math.max(0, until - Date.now())));
   }
 }
 

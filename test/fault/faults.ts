@@ -194,20 +194,21 @@ export const FAULTS: Fault[] = [
     inject: (ctx) => {
       ctx.load.duplicate = true;
       let copies = 0;
-      let on = true;
+      // Republished every 500 ms until healed; healing cuts the wait short.
+      const healed = new AbortController();
       const loop = (async () => {
-        while (on) {
+        while (!healed.signal.aborted) {
           try {
             copies += await republishLast(ctx, streams.goalStates, 40);
             copies += await republishLast(ctx, streams.acks, 40);
           } catch (err) {
             ctx.log.warn({ err }, 'republish failed');
           }
-          await sleep(500);
+          await sleep(500, undefined, { signal: healed.signal }).catch(() => undefined);
         }
       })();
       return async () => {
-        on = false;
+        healed.abort();
         ctx.load.duplicate = false;
         await loop;
         ctx.note(`${ctx.load.duplicatesSent} intents twice, ${copies} goal states and acks again`);

@@ -103,7 +103,8 @@ export async function oracleUntilClean(
   for (;;) {
     const report = await check(nc, {});
     if (report.clean || Date.now() > deadline) return report;
-    await new Promise((r) => setTimeout(r, 1000));
+    // Poll every second, never past the deadline.
+    await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(0, deadline - Date.now()))));
   }
 }
 
