@@ -4,7 +4,7 @@
  * missing file exits 3, a bad or oversized one 2.
  */
 import { readFile } from 'node:fs/promises';
-import { Parser, parse as parseYaml, YAMLParseError } from 'yaml';
+import { Composer, LineCounter, Parser, YAMLParseError } from 'yaml';
 import type { ErrorDetail } from '../../shared/index.js';
 import { CliError, EXIT } from './output.js';
 
@@ -21,17 +21,14 @@ async function readStdin(): Promise<Buffer> {
 /** Deepest nesting a document may have (a topology file has 4 levels, an intent about 7). */
 export const MAX_DOCUMENT_DEPTH = 64;
 
-/**
- * How deep a YAML text nests, from its syntax tree (built without recursion, and
- * walked without it). The YAML composer recurses once per level: thousands of
- * levels exhaust the stack, and where that happens inside V8's regexp compiler the
- * process aborts ("RegExpCompiler Allocation failed") instead of throwing.
- */
-function yamlDepth(text: string): number {
+/** A YAML document too deep to compose. */
+class TooDeep extends Error {}
+
+/** How deep the syntax tree nests (walked without recursion). */
+function yamlDepth(tokens: readonly unknown[]): number {
   type Node = { type?: string; value?: unknown; items?: Array<{ key?: unknown; value?: unknown }> };
   let max = 0;
-  const todo: Array<[unknown, number]> = [];
-  for (const token of new Parser().parse(text)) todo.push([token, 0]);
+  const todo: Array<[unknown, number]> = tokens.map((t) => [t, 0]);
   while (todo.length > 0) {
     const [node, depth] = todo.pop()!;
     if (!node || typeof node !== 'object') continue;
@@ -45,6 +42,36 @@ function yamlDepth(text: string): number {
     for (const item of t.items ?? []) todo.push([item.key, depth + 1], [item.value, depth + 1]);
   }
   return max;
+}
+
+/**
+ * One YAML document, as `yaml`'s `parse` reads it, but with its depth measured
+ * between the syntax tree (built without recursion) and the composer (which
+ * recurses once per level). Thousands of levels exhaust the stack, and where that
+ * happens inside V8's regexp compiler the process aborts ("RegExpCompiler
+ * Allocation failed") instead of throwing. Throws TooDeep, or the first
+ * YAMLParseError with the line it is on.
+ */
+function parseYamlDocument(text: string): unknown {
+  const lines = new LineCounter();
+  const tokens = [...new Parser(lines.addNewLine).parse(text)];
+  if (yamlDepth(tokens) > MAX_DOCUMENT_DEPTH) throw new TooDeep();
+  const docs = [...new Composer().compose(tokens, true, text.length)];
+  const errors = docs[0]!.errors;
+  if (docs.length > 1)
+    errors.push(
+      new YAMLParseError(
+        docs[1]!.range.slice(0, 2) as [number, number],
+        'MULTIPLE_DOCS',
+        'Source contains multiple documents',
+      ),
+    );
+  const first = errors[0];
+  if (first) {
+    first.linePos = [lines.linePos(first.pos[0])];
+    throw first;
+  }
+  return docs[0]!.toJS({ maxAliasCount: 100 });
 }
 
 /** The parsed document. JSON by a `.json` name, YAML otherwise (YAML reads JSON too). */
@@ -64,18 +91,17 @@ export async function readDocument(file: string, maxBytes: number): Promise<unkn
     );
   }
   const json = /\.json$/i.test(file);
-  if (!json && yamlDepth(text) > MAX_DOCUMENT_DEPTH) {
-    throw new CliError(
-      describeFault(file, {
-        code: 'too_deep',
-        message: `nested deeper than ${MAX_DOCUMENT_DEPTH} levels`,
-      }),
-      EXIT.usage,
-    );
-  }
   try {
-    return json ? JSON.parse(text) : parseYaml(text, { maxAliasCount: 100 });
+    return json ? JSON.parse(text) : parseYamlDocument(text);
   } catch (err) {
+    if (err instanceof TooDeep)
+      throw new CliError(
+        describeFault(file, {
+          code: 'too_deep',
+          message: `nested deeper than ${MAX_DOCUMENT_DEPTH} levels`,
+        }),
+        EXIT.usage,
+      );
     const where =
       err instanceof YAMLParseError && err.linePos ? ` at line ${err.linePos[0].line}` : '';
     throw new CliError(
