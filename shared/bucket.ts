@@ -54,3 +54,16 @@ export function parseBucketSet(
   }
   return [...out].sort((a, b) => a - b);
 }
+
+/** The text form `parseBucketSet` reads, ranges joined: `[0,1,2,5]` → `0-2,5`. */
+export function formatBucketSet(buckets: Iterable<number>): string {
+  const sorted = [...new Set(buckets)].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length;) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    parts.push(i === j ? String(sorted[i]) : `${sorted[i]}-${sorted[j]}`);
+    i = j + 1;
+  }
+  return parts.join(',');
+}

@@ -14,6 +14,8 @@ import {
   goalStateMsgId,
   isId,
   parseAck,
+  formatBucketSet,
+  parseBucketSet,
   parseResyncRequest,
   subjects,
   type DecisionPublisher,
@@ -148,12 +150,30 @@ export function serveResync(deps: HostApiDeps): Subscription {
             message: `hostId ${hostId} is not the subject's host ${hostToken}`,
             path: 'hostId',
           });
+        let asked: number[] | undefined;
+        try {
+          if (request.value.buckets !== undefined)
+            asked = parseBucketSet(request.value.buckets, deps.bucketCount, 'buckets');
+        } catch (e) {
+          return refuse(msg, {
+            code: 'out_of_range',
+            message: (e as Error).message,
+            path: 'buckets',
+          });
+        }
+        // The buckets this answer covers: those owned, of the asked ones.
         const owned = deps.owned();
+        const covers = new Set(asked ? asked.filter((b) => owned.has(b)) : owned);
         let candidates: string[];
         if (vpcIds) candidates = vpcIds;
-        else if (deps.mapping) candidates = await deps.mapping.vpcsOf(hostId).catch(() => []);
+        else if (deps.mapping)
+          candidates = await deps.mapping.vpcsOf(hostId).catch((e: unknown) => {
+            logger.warn({ hostId, err: e }, "resync: the host's VPCs not read");
+            covers.clear(); // nothing answered: the agent asks again
+            return [];
+          });
         else candidates = [];
-        const mine = candidates.filter((v) => owned.has(bucketOf(v, deps.bucketCount)));
+        const mine = candidates.filter((v) => covers.has(bucketOf(v, deps.bucketCount)));
         const nonce = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
         const sent: ResyncReply['vpcs'] = [];
         const envelopes: GoalStateEnvelope[] = [];
@@ -175,6 +195,7 @@ export function serveResync(deps: HostApiDeps): Subscription {
               sent.push({ vpcId, revision: message.revision });
             } catch (e) {
               logger.warn({ hostId, vpcId, err: e }, 'resync of a VPC failed');
+              covers.delete(bucketOf(vpcId, deps.bucketCount)); // the agent asks again
             }
           }),
         );
@@ -184,8 +205,15 @@ export function serveResync(deps: HostApiDeps): Subscription {
         } catch (e) {
           logger.warn({ hostId, err: e }, 'resync full states not published');
           sent.length = 0;
+          covers.clear();
         }
-        const reply: ResyncReply = { hostId, owner: deps.instanceId, vpcs: sent };
+        const reply: ResyncReply = {
+          hostId,
+          owner: deps.instanceId,
+          vpcs: sent,
+          buckets: formatBucketSet(covers),
+          bucketCount: deps.bucketCount,
+        };
         msg.respond(encoder.encode(JSON.stringify(reply)));
       })();
     },

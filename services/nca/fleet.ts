@@ -35,7 +35,9 @@ import {
   bindingLabel,
   clusterKey,
   decodeGoalState,
+  formatBucketSet,
   kafkaTopics,
+  parseBucketSet,
   streams,
   subjects,
   type GoalStateMessage,
@@ -123,6 +125,31 @@ const decoder = new TextDecoder();
 const SEEN_DELTAS = 4096;
 /** A VPC asked by name and answered by no owner is asked again this many times (~45 s). */
 const MISSING_RETRIES = 12;
+
+/** The buckets a resync round's answers claimed (`ResyncReply.buckets`). */
+class BucketClaims {
+  private readonly claimed = new Set<number>();
+  /** The bucket count the answers gave (0: no answer said). */
+  count = 0;
+
+  add(reply: Partial<ResyncReply>): void {
+    const { buckets, bucketCount } = reply;
+    if (typeof buckets !== 'string' || !Number.isInteger(bucketCount) || bucketCount! < 1) return;
+    this.count = bucketCount!;
+    if (buckets === '') return;
+    try {
+      for (const b of parseBucketSet(buckets, bucketCount)) this.claimed.add(b);
+    } catch {
+      // A malformed claim covers nothing: those buckets are asked again.
+    }
+  }
+
+  /** Of the asked buckets (every one if undefined), those no answer claimed. */
+  unclaimed(asked?: readonly number[]): number[] {
+    const all = asked ?? Array.from({ length: this.count }, (_, i) => i);
+    return all.filter((b) => !this.claimed.has(b));
+  }
+}
 
 const emptyStats = (): HostStats => ({
   delivered: 0,
@@ -290,41 +317,56 @@ class HostAgent implements SimulatedHost {
   }
 
   /**
-   * Asks the owners for full states; retries while nobody answers. Asked for
-   * named VPCs, it also asks again for those no reply covered (their bucket has
-   * no owner at the moment: it is failing over), up to MISSING_RETRIES times.
+   * Asks the owners for full states; retries while nobody answers. What no answer
+   * covered is asked again, up to MISSING_RETRIES times: named VPCs, or for a
+   * full resync the buckets no owner claimed (their bucket is failing over, or
+   * between owners in a handover).
    */
   async resync(vpcIds?: string[]): Promise<number> {
     this.stats.resyncs += 1;
     let asked = vpcIds;
+    // A full resync asks again for these buckets only (undefined: every bucket).
+    let buckets: number[] | undefined;
     let answered = 0;
     let retries = 0;
     for (let attempt = 0; !this.stopped; attempt++) {
-      const body = encoder.encode(
-        JSON.stringify({ hostId: this.record.hostId, ...(asked ? { vpcIds: asked } : {}) }),
-      );
+      const request = {
+        hostId: this.record.hostId,
+        ...(asked ? { vpcIds: asked } : {}),
+        ...(buckets ? { buckets: formatBucketSet(buckets) } : {}),
+      };
       let replies = 0;
       const covered = new Set<string>();
+      const claims = new BucketClaims();
       try {
-        const it = await this.nc.requestMany(subjects.resync(this.record.hostId), body, {
-          strategy: 'timer',
-          maxWait: 1500,
-        });
+        const it = await this.nc.requestMany(
+          subjects.resync(this.record.hostId),
+          encoder.encode(JSON.stringify(request)),
+          { strategy: 'timer', maxWait: 1500 },
+        );
         for await (const msg of it) {
           replies += 1;
-          for (const v of msg.json<Partial<ResyncReply>>().vpcs ?? []) covered.add(v.vpcId);
+          const reply = msg.json<Partial<ResyncReply>>();
+          for (const v of reply.vpcs ?? []) covered.add(v.vpcId);
+          claims.add(reply);
         }
       } catch {
         // No responders yet: try again.
       }
       answered += covered.size;
       if (replies > 0) {
-        asked = asked?.filter((v) => !covered.has(v));
-        if (!asked || asked.length === 0) return answered;
+        let missing: number;
+        if (asked) missing = (asked = asked.filter((v) => !covered.has(v))).length;
+        // Owners that do not say which buckets they answered: one round, as before.
+        else missing = (buckets = claims.count === 0 ? [] : claims.unclaimed(buckets)).length;
+        if (missing === 0) return answered;
         if (++retries > MISSING_RETRIES) {
+          const what = asked
+            ? { vpcIds: asked.slice(0, 10) }
+            : { buckets: formatBucketSet(buckets ?? []).slice(0, 200) };
           this.options.logger.warn(
-            { hostId: this.record.hostId, vpcIds: asked.slice(0, 10), missing: asked.length },
-            'resync: no owner answered for these VPCs',
+            { hostId: this.record.hostId, ...what, missing },
+            `resync: no owner answered for these ${asked ? 'VPCs' : 'buckets'}`,
           );
           return answered;
         }

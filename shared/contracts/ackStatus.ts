@@ -50,19 +50,32 @@ export function parseAck(input: unknown): Result<GoalStateAck> {
 
 /**
  * `alcor.resync.<hostId>` (DESIGN §4.5). An empty body asks for every VPC of the
- * host; `vpcIds` for just those (an agent that may have missed a multicast).
+ * host; `vpcIds` for just those (an agent that may have missed a multicast);
+ * `buckets` (the text form of ALCOR_BUCKETS, `0-511,700`) for the host's VPCs in
+ * those buckets only (an agent asking again for buckets no owner answered).
  */
 export const ResyncRequestSchema = z.strictObject({
   hostId: id,
   vpcIds: z.array(id).max(1000).optional(),
+  buckets: z
+    .string()
+    .max(8192)
+    .regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, 'a bucket set: numbers and ranges, comma separated')
+    .optional(),
 });
 export type ResyncRequest = z.infer<typeof ResyncRequestSchema>;
 
-/** Each owner that holds some of the host's VPCs replies with what it re-sent. */
+/**
+ * Each owner replies with what it re-sent, and which of the asked buckets it owns
+ * (`buckets`, the same text form) out of `bucketCount`: an agent knows a full
+ * resync is whole once the replies' buckets cover every bucket.
+ */
 export interface ResyncReply {
   hostId: string;
   owner: string;
   vpcs: Array<{ vpcId: string; revision: number }>;
+  buckets?: string;
+  bucketCount?: number;
 }
 
 export function parseResyncRequest(input: unknown): Result<ResyncRequest> {

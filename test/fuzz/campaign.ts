@@ -355,7 +355,11 @@ export class FuzzCampaign {
 
   private async fuzzResync(): Promise<void> {
     const nc = await this.hostConnection(this.host.hostId);
-    const valid = { hostId: this.host.hostId, vpcIds: [pick(this.rnd, this.vpcIds)] };
+    const valid = {
+      hostId: this.host.hostId,
+      vpcIds: [pick(this.rnd, this.vpcIds)],
+      ...(this.rnd() < 0.5 ? { buckets: pick(this.rnd, ['0-1023', '7', '0-3,512-515']) } : {}),
+    };
     const r = this.rnd();
     const body =
       r < 0.2

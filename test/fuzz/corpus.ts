@@ -207,6 +207,18 @@ export const CORPUS: readonly CorpusCase[] = [
     expect: 'too_many',
   },
   {
+    name: 'resync: buckets past the bucket count',
+    surface: 'resync',
+    body: JSON.stringify({ hostId: 'f-c0-h0', buckets: '0-4096' }),
+    expect: 'out_of_range',
+  },
+  {
+    name: 'resync: buckets not a bucket set',
+    surface: 'resync',
+    body: JSON.stringify({ hostId: 'f-c0-h0', buckets: '1;2' }),
+    expect: 'invalid_value',
+  },
+  {
     name: 'topology: not YAML',
     surface: 'topology',
     body: 'hosts: [ {',

@@ -8,6 +8,7 @@ import {
   fnv1a32,
   goalStateMsgId,
   InvalidIdError,
+  formatBucketSet,
   parseBucketSet,
   subjects,
 } from '../../shared/index.js';
@@ -136,6 +137,20 @@ Bucket('a bucket set is read from "all", numbers and ranges', () => {
   assert.is(parseBucketSet('all', 8).length, 8);
   assert.equal(parseBucketSet('0-3, 6,2', 8), [0, 1, 2, 3, 6]);
   assert.equal(parseBucketSet('1023', 1024), [1023]);
+});
+
+Bucket('a bucket set formats as ranges that read back to the same set', () => {
+  assert.is(formatBucketSet([5, 0, 1, 2, 2, 7, 8]), '0-2,5,7-8');
+  assert.is(formatBucketSet([]), '');
+  const rnd = (() => {
+    let x = 7;
+    return () => ((x = Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + 0x9e3779b9) >>> 0) / 2 ** 32;
+  })();
+  for (let i = 0; i < 200; i++) {
+    const set = Array.from({ length: 1 + Math.floor(rnd() * 60) }, () => Math.floor(rnd() * 64));
+    const want = [...new Set(set)].sort((a, b) => a - b);
+    assert.equal(parseBucketSet(formatBucketSet(set), 64), want);
+  }
 });
 
 Bucket('a bad bucket set is a ConfigError naming the field and the part', () => {

@@ -1,0 +1,182 @@
+/**
+ * A restarted agent's full resync while some buckets have no owner (issue 9): a
+ * controller going down and the next one taking its buckets later, as in a
+ * handover. Each answer says which buckets it covers; the agent asks again for
+ * the rest until an owner answers for them. (Before, a full resync ended at the
+ * first answered round, and a VPC in a bucket between owners stayed missing on
+ * that host until the VPC's next intent.) Also: the `buckets` field's bad input.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { headers } from '@nats-io/transport-node';
+import { putHosts } from '../../infra/index.js';
+import { bucketOf, subjects, type HostRecord, type ResyncReply } from '../../shared/index.js';
+import { startFleet, type Fleet } from '../../services/nca/fleet.js';
+import { diverging, foldEventLog } from '../../services/nca/oracle.js';
+import type { Controller } from '../../services/controller/index.js';
+import { eventually } from '../support/eventually.js';
+import {
+  isolatedNats,
+  startTestController,
+  testLog,
+  type IsolatedNats,
+} from '../support/controller.js';
+import { releaseTestServers, testServers } from '../support/servers.js';
+import { unique } from '../support/names.js';
+import { fleet as makeHosts, vpcWithPorts } from '../support/workload.js';
+
+interface Ctx {
+  nats: IsolatedNats;
+  redisUrl: string;
+  hosts: HostRecord[];
+  agents: Fleet;
+  controllers: Controller[];
+}
+
+const test = suite<Ctx>('resync while buckets change owners');
+const encoder = new TextEncoder();
+const LOW = Array.from({ length: 512 }, (_, i) => i);
+const HIGH = LOW.map((b) => b + 512);
+
+/** `n` VPC ids whose buckets are in `[from, to)`. */
+function vpcsIn(tag: string, from: number, to: number, n: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; out.length < n; i++) {
+    const id = `${tag}-${i}`;
+    const b = bucketOf(id);
+    if (b >= from && b < to) out.push(id);
+  }
+  return out;
+}
+
+async function applyProgrammed(ctx: Ctx, intents: unknown[]): Promise<void> {
+  const h = headers();
+  h.set('Alcor-Wait', 'programmed');
+  const reply = await ctx.nats.nc.request(
+    subjects.applyIntents,
+    encoder.encode(JSON.stringify(intents)),
+    { timeout: 60_000, headers: h },
+  );
+  const items = reply.json<Array<{ outcome?: string; programmed?: { outcome: string } }>>();
+  const not = items.filter(
+    (i) => i.outcome !== 'accepted' || i.programmed?.outcome !== 'programmed',
+  );
+  assert.equal(not, [], 'every intent accepted and programmed');
+}
+
+async function resyncRequest(ctx: Ctx, hostId: string, body: unknown) {
+  const msg = await ctx.nats.nc.request(
+    subjects.resync(hostId),
+    encoder.encode(typeof body === 'string' ? body : JSON.stringify(body)),
+    { timeout: 5000 },
+  );
+  return msg.json<Partial<ResyncReply> & { error?: { code: string; path?: string } }>();
+}
+
+test.before(async (ctx) => {
+  ctx.redisUrl = (await testServers()).redisUrl;
+  ctx.nats = await isolatedNats();
+  ctx.hosts = makeHosts(1, 2, unique('rs'));
+  await putHosts(ctx.nats.nc, ctx.hosts);
+  ctx.controllers = [await startTestController(ctx.nats.url, { redisUrl: ctx.redisUrl })];
+  ctx.agents = await startFleet({
+    natsUrl: ctx.nats.url,
+    kafka: {},
+    hosts: ctx.hosts,
+    logger: testLog,
+    fleetId: unique('rsf'),
+  });
+});
+
+test.after(async (ctx) => {
+  await ctx.agents?.stop();
+  await Promise.all((ctx.controllers ?? []).map((c) => c.stop()));
+  await ctx.nats?.stop();
+  await releaseTestServers();
+});
+
+test('a full resync asks again for the buckets no owner answered, until one does', async (ctx) => {
+  const tag = unique('rv');
+  const low = vpcsIn(tag, 0, 512, 3);
+  const high = vpcsIn(tag, 512, 1024, 3);
+  const hostIds = ctx.hosts.map((h) => h.hostId);
+  await applyProgrammed(
+    ctx,
+    [...low, ...high].flatMap((v) => vpcWithPorts(v, hostIds)),
+  );
+  const victim = ctx.agents.hosts.get(hostIds[0]!)!;
+  assert.equal([...victim.model.vpcs.keys()].sort(), [...low, ...high].sort());
+
+  // The only controller goes; one owning the low half comes, and the high half's
+  // owner only later.
+  await ctx.controllers.pop()!.stop();
+  ctx.controllers.push(
+    await startTestController(ctx.nats.url, { redisUrl: ctx.redisUrl, buckets: LOW }),
+  );
+  const other = hostIds[1]!;
+  await eventually(
+    async () =>
+      (await resyncRequest(ctx, other, { hostId: other, buckets: '0-1023' })).buckets === '0-511' ||
+      undefined,
+    { timeoutMs: 15_000, what: 'the low half owned, the high half by nobody' },
+  );
+  const before = victim.stats.resyncs;
+  const resyncing = ctx.agents.restart(victim.record.hostId);
+  await eventually(() => low.every((v) => victim.model.vpcs.has(v)) || undefined, {
+    timeoutMs: 15_000,
+    what: 'the low half back from its owner',
+  });
+  assert.ok(
+    high.every((v) => !victim.model.vpcs.has(v)),
+    'the high half has no owner yet: nothing of it came back',
+  );
+  ctx.controllers.push(
+    await startTestController(ctx.nats.url, { redisUrl: ctx.redisUrl, buckets: HIGH }),
+  );
+  await resyncing;
+  assert.is(victim.stats.resyncs, before + 1, 'one resync, asked again inside it');
+  assert.equal(
+    [...victim.model.vpcs.keys()].sort(),
+    [...low, ...high].sort(),
+    'every VPC back once the high half has an owner',
+  );
+  const diff = diverging(
+    await foldEventLog(ctx.nats.nc),
+    [...ctx.agents.hosts.values()].map((h) => h.model),
+  );
+  assert.is(diff.length, 0, `oracle: ${JSON.stringify(diff.slice(0, 2))}`);
+});
+
+test('each answer names the asked buckets its controller owns', async (ctx) => {
+  const hostId = ctx.hosts[1]!.hostId;
+  const answers: Array<Partial<ResyncReply>> = [];
+  const it = await ctx.nats.nc.requestMany(
+    subjects.resync(hostId),
+    encoder.encode(JSON.stringify({ hostId, buckets: '500-515' })),
+    { strategy: 'count', maxMessages: 2, maxWait: 5000 },
+  );
+  for await (const m of it) answers.push(m.json<Partial<ResyncReply>>());
+  assert.equal(answers.map((a) => a.buckets).sort(), ['500-511', '512-515']);
+  assert.ok(answers.every((a) => a.bucketCount === 1024));
+});
+
+test('bad buckets in a resync request are refused with a code and the field', async (ctx) => {
+  const hostId = ctx.hosts[1]!.hostId;
+  const cases: Array<[unknown, string]> = [
+    [{ hostId, buckets: '0-99999' }, 'out_of_range'],
+    [{ hostId, buckets: '5-2' }, 'out_of_range'],
+    [{ hostId, buckets: 'all' }, 'invalid_value'],
+    [{ hostId, buckets: '1,,2' }, 'invalid_value'],
+    [{ hostId, buckets: [1, 2] }, 'invalid_type'],
+    [{ hostId, buckets: '1,'.repeat(5000) + '1' }, 'too_long'],
+  ];
+  for (const [body, code] of cases) {
+    const answer = await resyncRequest(ctx, hostId, body);
+    assert.is(answer.error?.code, code, JSON.stringify(body).slice(0, 60));
+    assert.is(answer.error?.path, 'buckets');
+  }
+  const fine = await resyncRequest(ctx, hostId, { hostId, buckets: '0' });
+  assert.is(fine.error, undefined, 'a good request after the bad ones is answered');
+});
+
+test.run();
