@@ -57,6 +57,8 @@ export interface HostStats {
   failed: number;
   invalid: number;
   resyncs: number;
+  /** Resync rounds asked again for the VPCs or buckets no owner answered. */
+  resyncsRepeated: number;
   /** Deltas that arrived after a newer message of the same VPC, never seen before (order broken on the way). */
   outOfOrder: number;
   /** Deltas delivered again (at-least-once: a produce retried after an outage). */
@@ -159,6 +161,7 @@ const emptyStats = (): HostStats => ({
   failed: 0,
   invalid: 0,
   resyncs: 0,
+  resyncsRepeated: 0,
   outOfOrder: 0,
   duplicates: 0,
   misrouted: 0,
@@ -370,6 +373,7 @@ class HostAgent implements SimulatedHost {
           );
           return answered;
         }
+        this.stats.resyncsRepeated += 1;
       }
       await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
     }

@@ -92,7 +92,7 @@ async function main(log: Logger, env: NodeJS.ProcessEnv) {
     byBinding,
     ['binding'],
   );
-  objectCounters(registry, 'alcor_nca', ['resyncs'], byBinding, ['binding']);
+  objectCounters(registry, 'alcor_nca', ['resyncs', 'resyncsRepeated'], byBinding, ['binding']);
   liveGauge(
     registry,
     'alcor_nca_hosts',

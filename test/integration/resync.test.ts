@@ -121,6 +121,7 @@ test('a full resync asks again for the buckets no owner answered, until one does
     { timeoutMs: 15_000, what: 'the low half owned, the high half by nobody' },
   );
   const before = victim.stats.resyncs;
+  const repeated = victim.stats.resyncsRepeated;
   const resyncing = ctx.agents.restart(victim.record.hostId);
   await eventually(() => low.every((v) => victim.model.vpcs.has(v)) || undefined, {
     timeoutMs: 15_000,
@@ -135,6 +136,7 @@ test('a full resync asks again for the buckets no owner answered, until one does
   );
   await resyncing;
   assert.is(victim.stats.resyncs, before + 1, 'one resync, asked again inside it');
+  assert.ok(victim.stats.resyncsRepeated > repeated, 'rounds asked again are counted');
   assert.equal(
     [...victim.model.vpcs.keys()].sort(),
     [...low, ...high].sort(),
