@@ -11,10 +11,10 @@ import type { Logger } from '../../infra/index.js';
 import {
   bucketOf,
   decodeJson,
+  formatBucketSet,
   goalStateMsgId,
   isId,
   parseAck,
-  formatBucketSet,
   parseBucketSet,
   parseResyncRequest,
   subjects,

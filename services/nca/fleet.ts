@@ -125,7 +125,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 /** Delta revisions remembered per VPC to tell a redelivery from disorder (stats only). */
 const SEEN_DELTAS = 4096;
-/** A VPC asked by name and answered by no owner is asked again this many times (~45 s). */
+/** VPCs or buckets answered by no owner are asked again this many times (~70 s in all). */
 const MISSING_RETRIES = 12;
 
 /** The buckets a resync round's answers claimed (`ResyncReply.buckets`). */
