@@ -33,6 +33,7 @@ import {
 } from '../../infra/index.js';
 import {
   bindingLabel,
+  bucketOf,
   clusterKey,
   decodeGoalState,
   formatBucketSet,
@@ -71,6 +72,8 @@ export interface SimulatedHost {
   record: HostRecord;
   model: nca.HostModel;
   stats: HostStats;
+  /** Asks the owners for full states of these VPCs (every VPC if none); the VPCs answered. */
+  resync: (vpcIds?: string[]) => Promise<number>;
 }
 
 export interface FleetOptions {
@@ -144,6 +147,11 @@ class BucketClaims {
     } catch {
       // A malformed claim covers nothing: those buckets are asked again.
     }
+  }
+
+  /** An owner answered for the VPC's bucket (it sent its full, or has none for the host). */
+  answered(vpcId: string): boolean {
+    return this.count > 0 && this.claimed.has(bucketOf(vpcId, this.count));
   }
 
   /** Of the asked buckets (every one if undefined), those no answer claimed. */
@@ -359,7 +367,8 @@ class HostAgent implements SimulatedHost {
       answered += covered.size;
       if (replies > 0) {
         let missing: number;
-        if (asked) missing = (asked = asked.filter((v) => !covered.has(v))).length;
+        if (asked)
+          missing = (asked = asked.filter((v) => !covered.has(v) && !claims.answered(v))).length;
         // Owners that do not say which buckets they answered: one round, as before.
         else missing = (buckets = claims.count === 0 ? [] : claims.unclaimed(buckets)).length;
         if (missing === 0) return answered;

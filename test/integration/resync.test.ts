@@ -149,6 +149,15 @@ test('a full resync asks again for the buckets no owner answered, until one does
   assert.is(diff.length, 0, `oracle: ${JSON.stringify(diff.slice(0, 2))}`);
 });
 
+test('a VPC named that its owner has no full of for the host is answered, not asked again', async (ctx) => {
+  const host = ctx.agents.hosts.get(ctx.hosts[1]!.hostId)!;
+  const repeated = host.stats.resyncsRepeated;
+  const nowhere = unique('nowhere');
+  assert.is(await host.resync([nowhere]), 0, 'no full state sent');
+  assert.is(host.stats.resyncsRepeated, repeated, 'the owner answered for its bucket: one round');
+  assert.not.ok(host.model.vpcs.has(nowhere));
+});
+
 test('each answer names the asked buckets its controller owns', async (ctx) => {
   const hostId = ctx.hosts[1]!.hostId;
   const answers: Array<Partial<ResyncReply>> = [];
