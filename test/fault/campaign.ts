@@ -12,6 +12,9 @@ import type { Acked, SteadyLoad } from './load.js';
 import type { FaultSystem } from './system.js';
 import { judgeRun, oracleUntilClean, type RunVerdict, type StatusLog } from './verdict.js';
 
+/** A rebalancing controller joins this long into a fault and leaves this long after its heal. */
+const REBALANCE_OFFSET_MS = 1000;
+
 export interface FaultRun extends Omit<RunVerdict, 'oracle'> {
   fault: string;
   run: number;
@@ -90,16 +93,18 @@ export async function runFault(
   const heal = await fault.inject(ctx);
   log.info({ notes }, 'fault injected');
   let extra: Promise<void> | undefined;
-  let healed = false;
+  let markHealed = (): void => undefined;
+  const healed = new Promise<void>((resolve) => (markHealed = resolve));
   let rebalanceFailed = false;
   if (o.rebalance) {
-    // A controller joins a second into the fault and leaves a second after it healed.
+    // The schedule of the rebalance, not a wait for a condition: a controller
+    // joins REBALANCE_OFFSET_MS into the fault and leaves as long after the heal.
     extra = (async () => {
-      await sleep(1000);
+      await sleep(REBALANCE_OFFSET_MS);
       const p = await system.addController();
       notes.push(`+${p.name}`);
-      while (!healed) await sleep(100);
-      await sleep(1000);
+      await healed;
+      await sleep(REBALANCE_OFFSET_MS);
       await system.remove(p);
     })().catch((err: unknown) => {
       rebalanceFailed = true;
@@ -109,7 +114,7 @@ export async function runFault(
   await sleep(fault.holdMs(system));
   await heal();
   const healedAt = Date.now();
-  healed = true;
+  markHealed();
   log.info('fault healed');
   await sleep(o.tailMs ?? 4000);
   await load.stop();
