@@ -9,10 +9,9 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { headers } from '@nats-io/transport-node';
 import { putHosts, repoRoot } from '../../infra/index.js';
-import { subjects } from '../../shared/index.js';
 import { startCliSystem, type CliSystem } from '../support/cli.js';
+import { applyProgrammed } from '../support/controller.js';
 import { eventually } from '../support/eventually.js';
 import { unique } from '../support/names.js';
 import { releaseTestServers, testServers } from '../support/servers.js';
@@ -24,19 +23,10 @@ const HOSTS = fleet(1, 3, 'insp');
 const VPC = unique('tenant');
 const OTHER = unique('other');
 const test = suite<Ctx>('alcor status, watch, vpc show, replay, trace, check');
-const encoder = new TextEncoder();
 
 /** Applies intents through the sync API and waits until their hosts applied them. */
-async function apply(ctx: Ctx, intents: unknown[]): Promise<unknown> {
-  const h = headers();
-  h.set('Alcor-Wait', 'programmed');
-  const reply = await ctx.nats.nc.request(
-    subjects.applyIntents,
-    encoder.encode(JSON.stringify(intents)),
-    { timeout: 60_000, headers: h },
-  );
-  return reply.json();
-}
+const apply = (ctx: Ctx, intents: unknown[]): Promise<unknown> =>
+  applyProgrammed(ctx.nats.nc, intents);
 
 test.before(async (ctx) => {
   // With the Redis mapping: a restarted agent's resync finds its VPCs by host.

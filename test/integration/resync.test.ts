@@ -8,7 +8,6 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { headers } from '@nats-io/transport-node';
 import { putHosts } from '../../infra/index.js';
 import { bucketOf, subjects, type HostRecord, type ResyncReply } from '../../shared/index.js';
 import { startFleet, type Fleet } from '../../services/nca/fleet.js';
@@ -16,6 +15,7 @@ import { diverging, foldEventLog } from '../../services/nca/oracle.js';
 import type { Controller } from '../../services/controller/index.js';
 import { eventually } from '../support/eventually.js';
 import {
+  applyProgrammed,
   isolatedNats,
   startTestController,
   testLog,
@@ -49,15 +49,10 @@ function vpcsIn(tag: string, from: number, to: number, n: number): string[] {
   return out;
 }
 
-async function applyProgrammed(ctx: Ctx, intents: unknown[]): Promise<void> {
-  const h = headers();
-  h.set('Alcor-Wait', 'programmed');
-  const reply = await ctx.nats.nc.request(
-    subjects.applyIntents,
-    encoder.encode(JSON.stringify(intents)),
-    { timeout: 60_000, headers: h },
-  );
-  const items = reply.json<Array<{ outcome?: string; programmed?: { outcome: string } }>>();
+async function applyAll(ctx: Ctx, intents: unknown[]): Promise<void> {
+  const items = await applyProgrammed<
+    Array<{ outcome?: string; programmed?: { outcome: string } }>
+  >(ctx.nats.nc, intents);
   const not = items.filter(
     (i) => i.outcome !== 'accepted' || i.programmed?.outcome !== 'programmed',
   );
@@ -100,7 +95,7 @@ test('a full resync asks again for the buckets no owner answered, until one does
   const low = vpcsIn(tag, 0, 512, 3);
   const high = vpcsIn(tag, 512, 1024, 3);
   const hostIds = ctx.hosts.map((h) => h.hostId);
-  await applyProgrammed(
+  await applyAll(
     ctx,
     [...low, ...high].flatMap((v) => vpcWithPorts(v, hostIds)),
   );

@@ -7,7 +7,7 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
 import {
   DEFAULT_LAYOUT,
   connectNats,
@@ -21,7 +21,7 @@ import {
   type LayoutOptions,
   type Logger,
 } from '../../infra/index.js';
-import { DEFAULT_BUCKET_COUNT } from '../../shared/index.js';
+import { DEFAULT_BUCKET_COUNT, subjects } from '../../shared/index.js';
 import {
   start,
   type Controller,
@@ -130,4 +130,23 @@ export function sample(text: string, name: string, labels: Record<string, string
   );
   if (series.length === 0) throw new Error(`no sample ${name} ${JSON.stringify(labels)}`);
   return series.reduce((sum, s) => sum + s.value, 0);
+}
+
+/**
+ * Applies intents through the sync API with `Alcor-Wait: programmed`: the reply
+ * comes once their hosts applied them (or the wait ended), one item per intent.
+ */
+export async function applyProgrammed<T = unknown>(
+  nc: NatsConnection,
+  intents: unknown[],
+  timeoutMs = 60_000,
+): Promise<T> {
+  const h = headers();
+  h.set('Alcor-Wait', 'programmed');
+  const reply = await nc.request(
+    subjects.applyIntents,
+    new TextEncoder().encode(JSON.stringify(intents)),
+    { timeout: timeoutMs, headers: h },
+  );
+  return reply.json<T>();
 }
