@@ -36,3 +36,4 @@ export * from './kafka/partitions.js';
 export * from './ops.js';
 export * from './serviceMain.js';
 export * from './nats/streamReader.js';
+export * from './nats/reply.js';

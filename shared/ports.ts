@@ -5,6 +5,7 @@
 import type { EventCommit } from './contracts/event.js';
 import type { GoalStateMessage } from './contracts/goalState.js';
 import type { Status } from './contracts/ackStatus.js';
+import type { ErrorDetail } from './errors.js';
 
 export type AppendResult =
   | { type: 'appended'; revision: number }
@@ -20,6 +21,22 @@ export interface Recorded<Commit> {
 }
 
 /**
+ * A message of a log that is not a commit (no owner wrote it): passed over and
+ * reported, never a wedge. Its sequence still counts as the stream's revision, the
+ * anchor of the next compare-and-set append.
+ */
+export interface Skipped {
+  revision: number;
+  skipped: ErrorDetail;
+}
+
+export type LogEntry<Commit> = Recorded<Commit> | Skipped;
+
+export function isSkipped<Commit>(entry: LogEntry<Commit>): entry is Skipped {
+  return 'skipped' in entry;
+}
+
+/**
  * An event log of streams (one per aggregate). The VPC log is stream EVENTS,
  * one subject per VPC (`evt.<vpcId>`), with `EventCommit`s.
  */
@@ -32,8 +49,11 @@ export interface EventLog<Commit = EventCommit> {
    * server reports `conflict` first (the caller reloads and finds it decided).
    */
   append(streamId: string, commit: Commit, expectedRevision: number): Promise<AppendResult>;
-  /** The stream's commits after `afterRevision`, in order, up to its last one now. */
-  read(streamId: string, afterRevision: number): AsyncIterable<Recorded<Commit>>;
+  /**
+   * The stream's entries after `afterRevision`, in order, up to its last one now:
+   * its commits, and any message that is not one (skipped, with why).
+   */
+  read(streamId: string, afterRevision: number): AsyncIterable<LogEntry<Commit>>;
 }
 
 /** A goal-state message with its subject and `Nats-Msg-Id` (DESIGN §4.4). */

@@ -30,3 +30,16 @@ export type HostLookup = (hostId: string) => TopologyPlace | undefined;
 export function bindingLabel(host: { binding: HostBinding }): string {
   return host.binding.type === 'kafka' ? `kafka:${host.binding.cluster}` : 'jetstream';
 }
+
+/**
+ * A goal state's target (DESIGN §4.4): a host id for a unicast, a cluster key
+ * (`region.az.dc.cluster`) for a multicast. Host ids hold no dot.
+ */
+export function isMulticast(target: string): boolean {
+  return target.includes('.');
+}
+
+/** Whether a goal state with this target is meant for this host (its own, or its cluster's). */
+export function addressedTo(target: string, host: TopologyPlace & { hostId: string }): boolean {
+  return isMulticast(target) ? target === clusterKey(host) : target === host.hostId;
+}

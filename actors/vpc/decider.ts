@@ -522,6 +522,15 @@ export function evolve(state: VpcState, recorded: RecordedCommit): VpcState {
   return state;
 }
 
+/**
+ * Passes over a message of the VPC's log that is not a commit: nothing changes but
+ * the revision (the anchor of the next append). In place, like {@link evolve}.
+ */
+export function skip(state: VpcState, revision: number): VpcState {
+  state.revision = Math.max(state.revision, revision);
+  return state;
+}
+
 function apply(state: VpcState, event: VpcEvent, rev: number): void {
   switch (event.type) {
     case 'VpcCreated': {

@@ -12,6 +12,7 @@
  * Every op carries the revision that last changed its resource.
  */
 import {
+  isMulticast,
   clusterKey,
   goalStateMsgId,
   resourceKey,
@@ -403,7 +404,7 @@ export function affectedHosts(after: VpcState, messages: readonly ProjectedMessa
     // A multicast's target is a cluster key (it has dots; a hostId cannot).
     const cluster = after.clusters.get(message.target);
     if (cluster) for (const h of cluster.hosts) hosts.add(h);
-    else if (!message.target.includes('.')) hosts.add(message.target);
+    else if (!isMulticast(message.target)) hosts.add(message.target);
   }
   return [...hosts];
 }

@@ -4,12 +4,20 @@
  * guard: on a conflict the state is caught up from the log and the command decided
  * again, a bounded number of times.
  */
-import { AlcorError, type EventLog, type Recorded } from '../../shared/index.js';
+import {
+  AlcorError,
+  isSkipped,
+  type EventLog,
+  type Recorded,
+  type Skipped,
+} from '../../shared/index.js';
 
 export interface Decider<State, Command, Commit, Answer> {
   initialState: (streamId: string) => State;
   /** Folds one recorded commit; may update `state` in place and must return it. */
   evolve: (state: State, recorded: Recorded<Commit>) => State;
+  /** Passes over a message of the log that is not a commit: its sequence is the revision now. */
+  skip: (state: State, skipped: Skipped) => State;
   /** Either a commit to append, or an answer without appending (duplicate, stale …). */
   decide: (
     command: Command,
@@ -57,8 +65,8 @@ export function createCommandHandler<State, Command, Commit, Answer>(deps: {
 
   const load = async (streamId: string, from?: State): Promise<State> => {
     let state = from ?? decider.initialState(streamId);
-    for await (const recorded of log.read(streamId, decider.revisionOf(state))) {
-      state = decider.evolve(state, recorded);
+    for await (const entry of log.read(streamId, decider.revisionOf(state))) {
+      state = isSkipped(entry) ? decider.skip(state, entry) : decider.evolve(state, entry);
     }
     return state;
   };

@@ -4,8 +4,10 @@
  * host's Kafka cluster, partition = the host's index in the topic's assignment,
  * KV `placement` key `kafka.<kafkaCluster>.<topic>` = `{hosts: [hostId, …]}`. The
  * list only grows (compare-and-set), so a host keeps its partition; the topic
- * grows with it. Southbound modules and agents share this one definition.
+ * grows with it. Southbound modules write it (and size the topics); agents only
+ * read it, each its own topic's key (docs/security.md).
  */
+import type { JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { AssignerProtocol, type Admin, type PartitionAssigner } from 'kafkajs';
@@ -167,4 +169,47 @@ export async function createPartitionAssignments(
       (await ensure(kafkaCluster, place, [hostId])).indexOf(hostId),
     read: async (kafkaCluster, topic) => (await read(kafkaCluster, topic)).hosts,
   };
+}
+
+/**
+ * A topic's host list (partition = index) as stored, read with a direct get of its
+ * one key — what an agent's own NATS user may do (its account imports that get);
+ * empty when no host of the topic has a partition yet.
+ */
+export async function readKafkaPartitions(
+  jsm: JetStreamManager,
+  kafkaCluster: string,
+  place: TopologyPlace,
+): Promise<string[]> {
+  const key = southboundKeys.kafkaPartitions(kafkaCluster, kafkaTopics.cluster(place));
+  const msg = await jsm.direct.getMessage(`KV_${kvBuckets.placement}`, {
+    last_by_subj: `$KV.${kvBuckets.placement}.${key}`,
+  });
+  if (!msg || msg.data.length === 0 || msg.header?.get('KV-Operation')) return [];
+  const parsed = AssignmentSchema.safeParse(msg.json<unknown>());
+  if (!parsed.success) throw new Error(`KV placement ${key} is not a partition assignment`);
+  return parsed.data.hosts;
+}
+
+/**
+ * Waits until every one of `hostIds` has a partition in its topic (the southbound
+ * module that relays the topic assigns them as hosts register), polling with
+ * backoff; returns the topic's host list.
+ */
+export async function awaitKafkaPartitions(
+  read: () => Promise<string[]>,
+  hostIds: readonly string[],
+  timeoutMs: number,
+): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    const hosts = await read().catch(() => [] as string[]);
+    const missing = hostIds.filter((h) => !hosts.includes(h));
+    if (missing.length === 0) return hosts;
+    if (Date.now() >= deadline)
+      throw new Error(
+        `no Kafka partition assigned to ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''} within ${timeoutMs} ms: is a southbound module running for their cluster?`,
+      );
+    await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** Math.min(attempt, 5))));
+  }
 }

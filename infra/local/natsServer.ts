@@ -13,7 +13,7 @@ import {
 } from 'node:fs';
 import { join, relative } from 'node:path';
 import { ServerUnavailableError, type HostRecord } from '../../shared/index.js';
-import { NatsCredentials } from '../nats/auth.js';
+import { NatsCredentials, type AuthorizationFiles } from '../nats/auth.js';
 import { connectNats } from '../nats/connect.js';
 import { renderNatsConfig } from '../nats/serverConfig.js';
 import { cacheDir, cached } from './cache.js';
@@ -132,8 +132,12 @@ function recordPid(credentialsDir: string, name: string, pid: number | undefined
 }
 
 /** nats-server resolves an include against the including file's directory. */
-function relativeTo<T extends Record<string, string>>(dir: string, files: T): T {
-  return Object.fromEntries(Object.entries(files).map(([k, f]) => [k, relative(dir, f)])) as T;
+function relativeTo(dir: string, files: AuthorizationFiles): AuthorizationFiles {
+  return {
+    alcorFile: relative(dir, files.alcorFile),
+    clientFile: relative(dir, files.clientFile),
+    hostsFile: relative(dir, files.hostsFile),
+  };
 }
 
 /**

@@ -4,6 +4,7 @@
  * and left out (the host is then unknown: ports on it are rejected with
  * `unknown_host`), never a crash.
  */
+import type { JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
@@ -13,6 +14,7 @@ import {
   placeOf,
   type ErrorDetail,
   type HostRecord,
+  type Result,
   type TopologyPlace,
 } from '../../shared/index.js';
 
@@ -112,4 +114,25 @@ export async function putHosts(
         .map((h) => kv.put(h.hostId, encoder.encode(JSON.stringify(hostValue(h))))),
     );
   }
+}
+
+/**
+ * One host's registry record, read with a direct get of its key — what the host's
+ * own NATS user may do (its account imports that one get, docs/security.md).
+ */
+export async function readHostRecord(
+  jsm: JetStreamManager,
+  hostId: string,
+): Promise<Result<HostRecord> | undefined> {
+  const msg = await jsm.direct.getMessage(`KV_${kvBuckets.hosts}`, {
+    last_by_subj: `$KV.${kvBuckets.hosts}.${hostId}`,
+  });
+  if (!msg || msg.data.length === 0 || msg.header?.get('KV-Operation')) return undefined;
+  let value: unknown;
+  try {
+    value = msg.json<unknown>();
+  } catch {
+    value = undefined;
+  }
+  return parseHostEntry(hostId, value);
 }

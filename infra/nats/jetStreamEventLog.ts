@@ -24,18 +24,13 @@ import {
   subjects,
   type AppendResult,
   type EventCommit,
+  decodeEventCommit,
   type EventLog,
-  type Recorded,
+  type LogEntry,
 } from '../../shared/index.js';
 
 /** JSStreamWrongLastSequenceErr: the subject's last sequence is not the expected one. */
 const WRONG_LAST_SEQUENCE = 10071;
-
-export class UndecodableEventError extends AlcorError {
-  constructor(vpcId: string, revision: number, cause: unknown) {
-    super('undecodable_event', `evt.${vpcId} at ${revision} is not a commit`, { cause });
-  }
-}
 
 const encoder = new TextEncoder();
 
@@ -89,7 +84,7 @@ export async function createJetStreamEventLog(
       }
     },
 
-    async *read(vpcId: string, afterRevision: number): AsyncIterable<Recorded<EventCommit>> {
+    async *read(vpcId: string, afterRevision: number): AsyncIterable<LogEntry<EventCommit>> {
       const last = await lastRevision(vpcId);
       if (last <= afterRevision) return;
       const consumer = await js.consumers.get(stream, {
@@ -100,13 +95,10 @@ export async function createJetStreamEventLog(
       const messages = await consumer.consume({ max_messages: 1024 });
       try {
         for await (const m of messages) {
-          let commit: EventCommit;
-          try {
-            commit = m.json<EventCommit>();
-          } catch (err) {
-            throw new UndecodableEventError(vpcId, m.seq, err);
-          }
-          yield { revision: m.seq, commit };
+          const commit = decodeEventCommit(vpcId, m.data);
+          yield commit.ok
+            ? { revision: m.seq, commit: commit.value }
+            : { revision: m.seq, skipped: commit.error };
           if (m.info.pending === 0 && m.seq >= last) break;
         }
       } finally {

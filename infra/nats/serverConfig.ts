@@ -5,6 +5,15 @@
  * turns `intent.<vpcId>` into `intent.<bucket>.<vpcId>` (DESIGN §4.1).
  */
 import { DEFAULT_BUCKET_COUNT, subjects } from '../../shared/index.js';
+import {
+  ACCOUNTS,
+  ACCOUNT_LIMITS,
+  MAX_PENDING,
+  alcorExports,
+  hostsImports,
+  renderLimits,
+  type AuthorizationFiles,
+} from './auth.js';
 
 export interface NatsServerConfig {
   host: string;
@@ -23,12 +32,12 @@ export interface NatsServerConfig {
   syncInterval?: string;
   maxPayload?: number;
   /**
-   * Accounts and users (DESIGN §9, infra/nats/auth.ts): the files with each
-   * account's `users` list, relative to the configuration file's directory,
-   * included so that they can be rewritten and reloaded (SIGHUP) when hosts join.
-   * Absent: no auth, one global account.
+   * Accounts and users (DESIGN §9, infra/nats/auth.ts): the rendered account files,
+   * relative to the configuration file's directory, included so that they can be
+   * rewritten and reloaded (SIGHUP) when hosts join. Absent: no auth, one global
+   * account.
    */
-  authorization?: { alcorUsersFile: string; clientUsersFile: string };
+  authorization?: AuthorizationFiles;
   /** A node of a NATS cluster (JetStream replicated over its nodes): its route port and its peers'. */
   cluster?: { name: string; port: number; routes: number[] };
 }
@@ -45,6 +54,7 @@ export function renderNatsConfig(config: NatsServerConfig): string {
   if (config.monitorPort > 0) lines.push(`http_port: ${config.monitorPort}`);
   lines.push(
     `max_payload: ${config.maxPayload ?? DEFAULT_MAX_PAYLOAD}`,
+    `max_pending: ${MAX_PENDING}`,
     '',
     'jetstream {',
     `  store_dir: ${JSON.stringify(config.storeDir)}`,
@@ -75,12 +85,13 @@ export function renderNatsConfig(config: NatsServerConfig): string {
   const auth = config.authorization;
   if (!auth) lines.push(...mapping, '');
   else {
-    // Two accounts (DESIGN §9). Clients live in CLIENT and reach ALCOR only through
-    // what it exports: publishing intent.<vpcId> (a service import, so a JetStream
-    // publish gets its ack) and the sync API, and reading status. The mapping runs in
-    // ALCOR, after the import: permissions are checked on the subject a client sends,
-    // so it may send intent.<vpcId> and never intent.<bucket>.<vpcId>.
-    const indent = (xs: string[], by: string): string[] => xs.map((x) => by + x);
+    // Accounts (DESIGN §9, infra/nats/auth.ts). Clients and hosts reach ALCOR only
+    // through what it exports; the server rewrites their reply subjects into their
+    // own account. The mapping runs in ALCOR, after the import: permissions are
+    // checked on the subject a client sends, so it may send intent.<vpcId> and never
+    // intent.<bucket>.<vpcId>.
+    const from = `account: ${ACCOUNTS.alcor}`;
+    const hosts = hostsImports();
     lines.push(
       // A client has this long to answer the server's nonce. The default (2 s) is
       // short for a process opening a thousand agents' connections on a busy machine.
@@ -89,23 +100,35 @@ export function renderNatsConfig(config: NatsServerConfig): string {
       '}',
       '',
       'accounts {',
-      '  ALCOR: {',
+      `  ${ACCOUNTS.alcor}: {`,
       '    jetstream: enabled',
-      ...indent(mapping, '    '),
+      ...mapping.map((x) => '    ' + x),
       '    exports: [',
-      `      { service: ${JSON.stringify(subjects.intentMappingSource)} }`,
-      `      { service: ${JSON.stringify(subjects.applyIntents)} }`,
-      `      { stream: ${JSON.stringify(subjects.statusAll)} }`,
+      ...alcorExports().map((x) => '      ' + x),
       '    ]',
-      `    include ${JSON.stringify(auth.alcorUsersFile)}`,
+      `    imports: [ { service: { account: ${ACCOUNTS.hosts}, subject: ${JSON.stringify(subjects.ncaStateAll)} } } ]`,
+      `    include ${JSON.stringify(auth.alcorFile)}`,
       '  }',
-      '  CLIENT: {',
+      `  ${ACCOUNTS.client}: {`,
+      renderLimits(ACCOUNT_LIMITS.client, '    '),
       '    imports: [',
-      `      { service: { account: ALCOR, subject: ${JSON.stringify(subjects.intentMappingSource)} } }`,
-      `      { service: { account: ALCOR, subject: ${JSON.stringify(subjects.applyIntents)} } }`,
-      `      { stream: { account: ALCOR, subject: ${JSON.stringify(subjects.statusAll)} } }`,
+      `      { service: { ${from}, subject: ${JSON.stringify(subjects.intentMappingSource)} } }`,
+      `      { service: { ${from}, subject: ${JSON.stringify(subjects.applyIntents)} } }`,
+      `      { stream: { ${from}, subject: ${JSON.stringify(subjects.statusAll)} } }`,
       '    ]',
-      `    include ${JSON.stringify(auth.clientUsersFile)}`,
+      `    include ${JSON.stringify(auth.clientFile)}`,
+      '  }',
+      `  ${ACCOUNTS.hosts}: {`,
+      renderLimits(ACCOUNT_LIMITS.hosts, '    '),
+      '    imports: [',
+      ...hosts.streams.map((x) => `      { stream: { ${from}, subject: ${JSON.stringify(x)} } }`),
+      ...hosts.services.map(
+        (x) => `      { service: { ${from}, subject: ${JSON.stringify(x.subject)} } }`,
+      ),
+      '    ]',
+      // The oracle's question (`alcor check`): services ask, the host's agent answers.
+      `    exports: [ { service: ${JSON.stringify(subjects.ncaStateAll)} } ]`,
+      `    include ${JSON.stringify(auth.hostsFile)}`,
       '  }',
       '}',
       '',

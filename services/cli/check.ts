@@ -17,6 +17,7 @@ import {
   foldEventLog,
   type Divergence,
   type HostDigestWire,
+  type SkippedEvent,
 } from '../nca/oracle.js';
 import { checkId, lastRevision } from './history.js';
 import { CliError, EXIT, table } from './output.js';
@@ -29,6 +30,8 @@ export interface CheckReport {
   diverged: Array<Divergence & { binding: string }>;
   /** Hosts whose agent did not answer. */
   silent: string[];
+  /** Messages in EVENTS that are not commits (passed over: nobody's append). */
+  poison: SkippedEvent[];
   clean: boolean;
 }
 
@@ -56,7 +59,11 @@ export async function check(
         EXIT.notFound,
       );
   }
-  const states = await foldEventLog(nc, options.vpcId ? { vpcIds: [options.vpcId] } : {});
+  const poison: SkippedEvent[] = [];
+  const states = await foldEventLog(nc, {
+    ...(options.vpcId ? { vpcIds: [options.vpcId] } : {}),
+    onSkipped: (s) => poison.push(s),
+  });
   const expected = expectedState(states);
   const only = options.vpcId ? new Set([options.vpcId]) : undefined;
   const body = encoder.encode(JSON.stringify(options.vpcId ? { vpcIds: [options.vpcId] } : {}));
@@ -102,6 +109,7 @@ export async function check(
     converged,
     diverged,
     silent,
+    poison,
     clean: diverged.length === 0 && silent.length === 0,
   };
 }
@@ -134,6 +142,10 @@ export function renderCheck(r: CheckReport): string {
     );
   if (r.silent.length > 0)
     lines.push(`no agent answered for: ${few(r.silent)} (is the NCA fleet running? npm run nca)`);
+  for (const p of r.poison)
+    lines.push(
+      `warning: evt.${p.vpcId} at sequence ${p.revision} is not a commit (${p.error.code}: ${p.error.message.slice(0, 120)}); the VPC's actor and this check pass over it`,
+    );
   lines.push(r.clean ? 'CLEAN: every host holds exactly what the log says' : 'NOT CLEAN');
   return lines.join('\n');
 }

@@ -8,6 +8,7 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
+  isMulticast,
   isId,
   streams,
   subjects,
@@ -271,7 +272,7 @@ export function targetsOf(messages: readonly ProjectedMessage[]): {
   const unicast: string[] = [];
   const multicast: string[] = [];
   for (const { message } of messages)
-    (message.target.includes('.') ? multicast : unicast).push(message.target);
+    (isMulticast(message.target) ? multicast : unicast).push(message.target);
   return { unicast, multicast };
 }
 

@@ -22,7 +22,7 @@ import {
   type PubAck,
 } from '@nats-io/jetstream';
 import type { MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
-import type { Logger } from '../../infra/index.js';
+import { answerJson, isInbox, type Logger } from '../../infra/index.js';
 import {
   APPLY_QUEUE_GROUP,
   LIMITS,
@@ -73,6 +73,8 @@ export function serveApplyApi(deps: {
   publisher: DecisionPublisher;
   logger: Logger;
   options: ApplyApiOptions;
+  /** A request whose reply subject was not an inbox (not answered, nothing applied). */
+  onReplyRefused?: () => void;
 }): Subscription {
   const { nc, logger, options } = deps;
   const js: JetStreamClient = jetstream(nc);
@@ -287,15 +289,16 @@ export function serveApplyApi(deps: {
     queue: APPLY_QUEUE_GROUP,
     callback: (err, msg) => {
       if (err) return;
+      if (!isInbox(msg.reply)) {
+        // Nobody could read the answer: nothing is applied in that requester's name.
+        deps.onReplyRefused?.();
+        return;
+      }
       handle(msg.data, msg.headers).then(
-        (reply) => msg.respond(encoder.encode(JSON.stringify(reply))),
+        (reply) => answerJson(msg, reply),
         (e: unknown) => {
           logger.error({ err: e }, 'apply request failed');
-          msg.respond(
-            encoder.encode(
-              JSON.stringify({ error: { code: 'internal', message: (e as Error).message } }),
-            ),
-          );
+          answerJson(msg, { error: { code: 'internal', message: (e as Error).message } });
         },
       );
     },

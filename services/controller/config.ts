@@ -15,6 +15,8 @@ import {
 export const ControllerConfigSchema = z.strictObject({
   instanceId: z.string().regex(ID_PATTERN),
   natsUrl: z.string().min(1),
+  /** The nkey seed file of the `controller` user (default: NATS_NKEY_SEED_FILE). */
+  nkeySeedFile: z.string().optional(),
   /**
    * A fixed bucket set (benchmarks, tests, a single instance). Absent: the
    * instance takes part in LBMRC placement and works the buckets the table gives it.

@@ -6,8 +6,8 @@
  * missing in Redis) writes it again. Malformed input is counted and logged, never
  * thrown.
  */
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import type { Logger } from '../../infra/index.js';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import { answerJson, isInbox, type Logger } from '../../infra/index.js';
 import {
   bucketOf,
   decodeJson,
@@ -34,7 +34,6 @@ import type { ProgrammedTracker } from './programmed.js';
 import type { ProgrammedRecovery } from './programmedRecovery.js';
 import type { VpcActors } from './vpcActors.js';
 
-const encoder = new TextEncoder();
 /** Largest ack or resync request read. */
 const MAX_BYTES = 64 * 1024;
 
@@ -103,19 +102,21 @@ export function bucketSubscriptions(deps: HostApiDeps, bucket: number): BucketRe
   const rebuild = nc.subscribe(subjects.mappingRebuild(bucket), {
     callback: (err, msg) => {
       if (err) return;
+      if (!isInbox(msg.reply)) {
+        metrics.repliesRefused += 1;
+        return;
+      }
       void (async () => {
         const vpcId = msg.string();
         if (!isId(vpcId) || bucketOf(vpcId, deps.bucketCount) !== bucket) {
-          msg.respond(
-            encoder.encode(JSON.stringify({ ok: false, error: 'not a VPC of the bucket' })),
-          );
+          answerJson(msg, { ok: false, error: 'not a VPC of the bucket' });
           return;
         }
         try {
           await ensureVpcMapping(deps.actors, vpcId, bucket);
-          msg.respond(encoder.encode(JSON.stringify({ ok: true })));
+          answerJson(msg, { ok: true });
         } catch (e) {
-          msg.respond(encoder.encode(JSON.stringify({ ok: false, error: (e as Error).message })));
+          answerJson(msg, { ok: false, error: (e as Error).message });
         }
       })();
     },
@@ -128,13 +129,18 @@ export function bucketSubscriptions(deps: HostApiDeps, bucket: number): BucketRe
 /** Serves `alcor.resync.*` (every controller; each answers for the VPCs it owns). */
 export function serveResync(deps: HostApiDeps): Subscription {
   const { nc, metrics, logger } = deps;
-  const refuse = (msg: { respond: (d: Uint8Array) => boolean }, error: ErrorDetail): void => {
+  const refuse = (msg: Msg, error: ErrorDetail): void => {
     metrics.resyncRefused += 1;
-    msg.respond(encoder.encode(JSON.stringify({ error })));
+    answerJson(msg, { error });
   };
   return nc.subscribe(subjects.resyncAll, {
     callback: (err, msg) => {
       if (err) return;
+      // Full states go out only for a requester that can read the answer itself.
+      if (!isInbox(msg.reply)) {
+        metrics.repliesRefused += 1;
+        return;
+      }
       void (async () => {
         const hostToken = msg.subject.split('.')[2] ?? '';
         const json =
@@ -214,7 +220,7 @@ export function serveResync(deps: HostApiDeps): Subscription {
           buckets: formatBucketSet(covers),
           bucketCount: deps.bucketCount,
         };
-        msg.respond(encoder.encode(JSON.stringify(reply)));
+        answerJson(msg, reply);
       })();
     },
   });

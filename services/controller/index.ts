@@ -81,6 +81,7 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
   const logger = parentLog.child({ instanceId: config.instanceId });
   const nc: NatsConnection = await connectNats(config.natsUrl, {
     name: `alcor-controller-${config.instanceId}`,
+    ...(config.nkeySeedFile === undefined ? {} : { nkeySeedFile: config.nkeySeedFile }),
   });
   const jsm = await jetstreamManager(nc);
   await ensureLayout(nc, jsm, {
@@ -283,6 +284,7 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
         nc,
         publisher,
         logger,
+        onReplyRefused: () => (metrics.repliesRefused += 1),
         options: {
           bucketCount: config.bucketCount,
           decisionTimeoutMs: config.decisionTimeoutMs,

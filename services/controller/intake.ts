@@ -13,7 +13,9 @@
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import {
+  answerJson,
   consumeIntake,
+  isInbox,
   createIntakeConsumer,
   intakeAckFloor,
   scanBuckets,
@@ -43,7 +45,6 @@ export interface DecisionQuery {
 }
 export type DecisionAnswer = Array<Decided | null>;
 
-const encoder = new TextEncoder();
 const RETRY_MS = 1000;
 
 interface BucketWork {
@@ -311,13 +312,17 @@ export class IntakeRuntime {
     return nc.subscribe(subjects.decisionQuery(bucket), {
       callback: (err, msg) => {
         if (err) return;
+        if (!isInbox(msg.reply)) {
+          this.deps.metrics.repliesRefused += 1;
+          return;
+        }
         void (async () => {
           let query: DecisionQuery;
           try {
             query = msg.json<DecisionQuery>();
             if (!Array.isArray(query.items)) throw new Error('items is not an array');
           } catch (e) {
-            msg.respond(encoder.encode(JSON.stringify({ error: (e as Error).message })));
+            answerJson(msg, { error: (e as Error).message });
             return;
           }
           const answers: DecisionAnswer = await Promise.all(
@@ -330,7 +335,7 @@ export class IntakeRuntime {
               }
             }),
           );
-          msg.respond(encoder.encode(JSON.stringify(answers)));
+          answerJson(msg, answers);
         })();
       },
     });

@@ -24,6 +24,10 @@ export interface ControllerMetrics {
   resyncRefused: number;
   /** NCA acks refused as malformed. */
   acksRefused: number;
+  /** Requests not answered: their reply subject was not an inbox (docs/security.md). */
+  repliesRefused: number;
+  /** Messages in EVENTS that are not commits: reported and passed over. */
+  poisonEvents: number;
 }
 
 export function createMetrics(): ControllerMetrics {
@@ -43,5 +47,7 @@ export function createMetrics(): ControllerMetrics {
     resyncFulls: 0,
     resyncRefused: 0,
     acksRefused: 0,
+    repliesRefused: 0,
+    poisonEvents: 0,
   };
 }

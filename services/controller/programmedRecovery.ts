@@ -19,7 +19,7 @@
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import { readStreamRange, type Logger } from '../../infra/index.js';
-import { bucketOf, streams, subjects, type EventCommit, type Status } from '../../shared/index.js';
+import { bucketOf, decodeEventCommit, streams, subjects, type Status } from '../../shared/index.js';
 import { vpc } from '../../actors/index.js';
 import { readAck } from './hostApi.js';
 import type { ProgrammedTracker, TrackedIntent } from './programmed.js';
@@ -211,7 +211,6 @@ export class ProgrammedRecovery {
     from: Date,
   ): Promise<Map<string, Waiting>> {
     const found = new Map<string, Waiting>();
-    const decoder = new TextDecoder();
     for await (const m of readStreamRange(this.deps.nc, streams.events, {
       filter: subjects.eventsAll,
       fromTime: from,
@@ -219,12 +218,9 @@ export class ProgrammedRecovery {
       const vpcId = m.subject.slice(m.subject.indexOf('.') + 1);
       const bucket = bucketOf(vpcId, this.deps.bucketCount);
       if (!buckets.has(bucket)) continue;
-      let commit: EventCommit;
-      try {
-        commit = JSON.parse(decoder.decode(m.data)) as EventCommit;
-      } catch {
-        continue; // not ours to judge here: the actor refuses it when it folds
-      }
+      const decoded = decodeEventCommit(vpcId, m.data);
+      if (!decoded.ok) continue; // not a commit: the actor reports it when it folds
+      const commit = decoded.value;
       if (commit.events[0]?.type === 'IntentRejected') continue;
       found.set(commit.intentId, {
         intentId: commit.intentId,

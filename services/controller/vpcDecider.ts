@@ -27,6 +27,7 @@ export type VpcAnswer = Exclude<vpc.Decision, { type: 'commit' }>;
 export const vpcDecider: Decider<vpc.VpcState, VpcCommand, EventCommit, VpcAnswer> = {
   initialState: vpc.initialState,
   evolve: vpc.evolve,
+  skip: (state, skipped) => vpc.skip(state, skipped.revision),
   decide: (command, state) => {
     if (command.type === 'invalid') {
       // A malformed intent sent again with the same id answers like the first time.

@@ -7,6 +7,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { readStreamRange } from '../../infra/index.js';
 import {
+  decodeEventCommit,
   DEFAULT_BUCKET_COUNT,
   bucketOf,
   streams,
@@ -43,13 +44,17 @@ export async function foldVpc(
 ): Promise<vpc.VpcState> {
   const state = vpc.initialState(vpcId);
   const bucket = bucketOf(vpcId, bucketCount);
-  const decoder = new TextDecoder();
   for await (const m of readStreamRange(nc, streams.events, {
     filter: subjects.event(vpcId),
     ...(until && 'revision' in until ? { toSeq: until.revision } : {}),
   })) {
     if (until && 'time' in until && m.time.getTime() > until.time.getTime()) break;
-    const commit = JSON.parse(decoder.decode(m.data)) as EventCommit;
+    const decoded = decodeEventCommit(vpcId, m.data);
+    if (!decoded.ok) {
+      vpc.skip(state, m.seq); // not a commit: passed over, as the VPC's actor does
+      continue;
+    }
+    const commit = decoded.value;
     const recorded = { revision: m.seq, commit };
     vpc.evolve(state, recorded);
     const messages = vpc.project(state, recorded, bucket);

@@ -115,6 +115,16 @@ export class VpcWorker {
           this.commitsSinceSnapshot += 1;
           return vpc.evolve(state, recorded);
         },
+        skip: (state, skipped) => {
+          // Not a commit (nobody's append: EVENTS is the controllers' alone). Passed
+          // over; `alcor check` names it too.
+          deps.metrics.poisonEvents += 1;
+          deps.logger.error(
+            { vpcId, revision: skipped.revision, ...skipped.skipped },
+            'a message in EVENTS is not a commit; passed over',
+          );
+          return vpc.skip(state, skipped.revision);
+        },
       },
     });
   }

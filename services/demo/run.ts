@@ -12,6 +12,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import {
   ManagedProcess,
   NatsCredentials,
+  type NatsRole,
   authorizeNatsHosts,
   connectNats,
   freePort,
@@ -204,6 +205,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
         nkeySeedFile: credentials.roleSeedFile('client'),
       })
     : nc;
+  // Each service process connects as its role's user (least privilege).
+  const roleSeed = (role: NatsRole): Record<string, string> =>
+    credentials ? { NATS_NKEY_SEED_FILE: credentials.roleSeedFile(role) } : {};
   const services: Service[] = [];
   const stop = async (): Promise<void> => {
     await Promise.all(services.map((s) => s.proc.stop()));
@@ -226,7 +230,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
           `controller-${i}`,
           'services/controller/main.ts',
           o.dir,
-          { ...env, ALCOR_INSTANCE_ID: `controller-${i}` },
+          { ...env, ALCOR_INSTANCE_ID: `controller-${i}`, ...roleSeed('controller') },
           o.logLevel,
         ),
       );
@@ -236,7 +240,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
           `southbound-${i}`,
           'services/southbound/main.ts',
           o.dir,
-          { ...env, ALCOR_INSTANCE_ID: `southbound-${i}` },
+          { ...env, ALCOR_INSTANCE_ID: `southbound-${i}`, ...roleSeed('southbound') },
           o.logLevel,
         ),
       );
@@ -250,11 +254,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
         {
           ...env,
           ALCOR_FLEET_ID: `demo${Date.now().toString(36)}`,
+          // Each agent as its own host's user; the process has no user of its own.
           ...(credentials
-            ? {
-                NATS_NKEY_SEED_FILE: credentials.roleSeedFile('fleet'),
-                ALCOR_NCA_CREDENTIALS: credentials.hostsDir,
-              }
+            ? { ALCOR_NCA_CREDENTIALS: credentials.hostsDir, NATS_NKEY_SEED_FILE: '' }
             : {}),
         },
         o.logLevel,

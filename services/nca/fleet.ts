@@ -22,16 +22,20 @@ import { join } from 'node:path';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Consumer, EachMessagePayload } from 'kafkajs';
 import {
+  answerJson,
+  awaitKafkaPartitions,
   connectNats,
   createKafkaClient,
-  createPartitionAssignments,
   hostPartitionsAssigner,
   natsConnectedFlag,
+  readHostRecord,
+  readKafkaPartitions,
   type KafkaClient,
   type Logger,
-  type PartitionAssignments,
 } from '../../infra/index.js';
 import {
+  ConfigError,
+  addressedTo,
   bindingLabel,
   bucketOf,
   clusterKey,
@@ -80,7 +84,11 @@ export interface FleetOptions {
   natsUrl: string;
   /** Brokers per Kafka cluster id (hosts bound to a cluster not listed are an error). */
   kafka?: Record<string, string[]>;
-  hosts: readonly HostRecord[];
+  /**
+   * The hosts: their records, or — with per-host credentials — their ids, each host
+   * reading its own record from KV `hosts` as its own user.
+   */
+  hosts: readonly (HostRecord | string)[];
   logger: Logger;
   /** Names the fleet's Kafka consumer groups (offsets survive a restart of the fleet). */
   fleetId: string;
@@ -88,10 +96,12 @@ export interface FleetOptions {
   connections?: number;
   /**
    * A directory of per-host nkey seeds (`<hostId>.nk`, infra/nats/auth.ts): each
-   * host gets its own connection as its own user. The fleet's shared connection
-   * (KV reads, the Kafka partition table) keeps the process's own credentials.
+   * host gets its own connection as its own user, and reads with it what it needs
+   * (its record, its topic's Kafka partitions). No connection is shared.
    */
   hostCredentials?: string;
+  /** How long Kafka-bound hosts wait for their partitions (assigned by a southbound module). */
+  partitionWaitMs?: number;
   /** Injected apply failures: `(hostId, op, message) → fail?`. */
   failOp?: (
     hostId: string,
@@ -193,7 +203,7 @@ class HostAgent implements SimulatedHost {
   constructor(
     readonly record: HostRecord,
     readonly nc: NatsConnection,
-    private readonly jsm: JetStreamManager,
+    readonly jsm: JetStreamManager,
     private readonly options: FleetOptions,
   ) {
     this.model = nca.emptyHostModel(record.hostId);
@@ -231,6 +241,16 @@ class HostAgent implements SimulatedHost {
       return;
     }
     const message = parsed.value;
+    if (!addressedTo(message.target, this.record)) {
+      // Another host's or cluster's goal state: not ours to apply (a reply another
+      // host of the HOSTS account aimed at our subject, docs/security.md).
+      this.stats.invalid += 1;
+      this.options.logger.warn(
+        { hostId: this.record.hostId, vpcId: message.vpcId, target: message.target.slice(0, 200) },
+        'goal state for another target refused',
+      );
+      return;
+    }
     if (message.mode === 'delta') this.noteDelta(message);
     const failOp = this.options.failOp;
     const began = performance.now();
@@ -409,14 +429,12 @@ async function startKafkaIntake(
   clusterId: string,
   brokers: string[],
   agents: HostAgent[],
-  assignments: (admin: KafkaClient) => Promise<PartitionAssignments>,
   options: FleetOptions,
 ): Promise<{ client: KafkaClient; stop: () => Promise<void> }> {
   const client = createKafkaClient(clusterId, brokers, {
     clientId: `alcor-fleet-${options.fleetId}`,
     logger: options.logger,
   });
-  const assign = await assignments(client);
   // topic → partition → agent
   const routes = new Map<string, Array<HostAgent | undefined>>();
   const byPlace = new Map<string, HostAgent[]>();
@@ -427,11 +445,13 @@ async function startKafkaIntake(
     byPlace.set(key, list);
   }
   for (const list of byPlace.values()) {
-    const place = list[0]!.record;
-    const order = await assign.ensure(
-      clusterId,
-      place,
+    const first = list[0]!;
+    const place = first.record;
+    // Read by one of the topic's own hosts: its user may read that one key.
+    const order = await awaitKafkaPartitions(
+      () => readKafkaPartitions(first.jsm, clusterId, place),
       list.map((a) => a.record.hostId),
+      options.partitionWaitMs ?? 120_000,
     );
     const byId = new Map(list.map((a) => [a.record.hostId, a]));
     // Indexed by partition; hosts of the topic this fleet does not run are holes.
@@ -527,28 +547,31 @@ function answerState(agent: HostAgent, msg: Msg): void {
   } catch {
     // An unreadable body asks for everything.
   }
-  msg.respond(
-    encoder.encode(
-      JSON.stringify({
-        hostId: agent.record.hostId,
-        binding: agent.label,
-        vpcs: encodeHostDigest(hostDigest(agent.model, vpcIds)),
-      }),
-    ),
-  );
+  answerJson(msg, {
+    hostId: agent.record.hostId,
+    binding: agent.label,
+    vpcs: encodeHostDigest(hostDigest(agent.model, vpcIds)),
+  });
+}
+
+/** A host's own record, read as that host (its account may read that one key). */
+async function ownRecord(jsm: JetStreamManager, hostId: string): Promise<HostRecord> {
+  const found = await readHostRecord(jsm, hostId);
+  if (!found)
+    throw new ConfigError(
+      'ALCOR_NCA_HOSTS',
+      `host ${hostId} is not registered (alcor topology load)`,
+    );
+  if (!found.ok)
+    throw new ConfigError(
+      'ALCOR_NCA_HOSTS',
+      `host ${hostId}'s record is invalid: ${found.error.message}`,
+    );
+  return found.value;
 }
 
 export async function startFleet(options: FleetOptions): Promise<Fleet> {
-  // With per-host users, one shared connection is left (KV and Kafka partitions).
-  const count = options.hostCredentials
-    ? 1
-    : Math.max(1, options.connections ?? Math.min(8, Math.ceil(options.hosts.length / 500)));
   const connections: NatsConnection[] = [];
-  for (let i = 0; i < count; i++) {
-    connections.push(
-      await connectNats(options.natsUrl, { name: `alcor-fleet-${options.fleetId}-${i}` }),
-    );
-  }
   const agents = new Map<string, HostAgent>();
   if (options.hostCredentials) {
     const dir = options.hostCredentials;
@@ -556,21 +579,21 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     for (let i = 0; i < options.hosts.length; i += 16) {
       const batch = options.hosts.slice(i, i + 16);
       const made = await Promise.allSettled(
-        batch.map(async (record) => {
+        batch.map(async (host) => {
+          const hostId = typeof host === 'string' ? host : host.hostId;
           const nc = await connectNats(options.natsUrl, {
-            name: `alcor-nca-${record.hostId}`,
-            nkeySeedFile: join(dir, `${record.hostId}.nk`),
-            inboxPrefix: subjects.hostInbox(record.hostId),
+            name: `alcor-nca-${hostId}`,
+            nkeySeedFile: join(dir, `${hostId}.nk`),
+            inboxPrefix: subjects.hostInbox(hostId),
           });
+          connections.push(nc);
           const jsm = await jetstreamManager(nc, { checkAPI: false });
+          const record = typeof host === 'string' ? await ownRecord(jsm, hostId) : host;
           return new HostAgent(record, nc, jsm, options);
         }),
       );
-      for (const result of made) {
-        if (result.status === 'rejected') continue;
-        agents.set(result.value.record.hostId, result.value);
-        connections.push(result.value.nc);
-      }
+      for (const result of made)
+        if (result.status === 'fulfilled') agents.set(result.value.record.hostId, result.value);
       const failed = made.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) {
         // No half-started fleet: close what was opened, then say why.
@@ -579,8 +602,22 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       }
     }
   } else {
+    const records = options.hosts.map((h) => {
+      if (typeof h === 'string')
+        throw new ConfigError(
+          'hosts',
+          `host ${h} given by id only: that needs per-host credentials`,
+        );
+      return h;
+    });
+    const count = Math.max(1, options.connections ?? Math.min(8, Math.ceil(records.length / 500)));
+    for (let i = 0; i < count; i++) {
+      connections.push(
+        await connectNats(options.natsUrl, { name: `alcor-fleet-${options.fleetId}-${i}` }),
+      );
+    }
     const jsm = await jetstreamManager(connections[0]!);
-    options.hosts.forEach((record, i) => {
+    records.forEach((record, i) => {
       agents.set(record.hostId, new HostAgent(record, connections[i % count]!, jsm, options));
     });
   }
@@ -595,27 +632,12 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     byKafka.set(binding.cluster, list);
   }
   const intakes: Array<Awaited<ReturnType<typeof startKafkaIntake>>> = [];
-  const admins: Array<{ disconnect: () => Promise<void> }> = [];
   for (const [clusterId, list] of byKafka) {
     const brokers = options.kafka?.[clusterId];
     if (!brokers)
       throw new Error(`hosts are bound to Kafka cluster ${clusterId}, which is not configured`);
-    intakes.push(
-      await startKafkaIntake(
-        clusterId,
-        brokers,
-        list,
-        async (client) => {
-          const admin = client.kafka.admin();
-          await admin.connect();
-          admins.push(admin);
-          return createPartitionAssignments(connections[0]!, { [clusterId]: admin });
-        },
-        options,
-      ),
-    );
+    intakes.push(await startKafkaIntake(clusterId, brokers, list, options));
   }
-  for (const admin of admins.splice(0)) await admin.disconnect();
 
   // After a reconnect the core subscriptions may have missed messages: resync all.
   for (const nc of connections) {

@@ -5,9 +5,13 @@
  *
  * Environment: NATS_URL; KAFKA_CLUSTERS and KAFKA_<ID>_BROKERS for Kafka-bound
  * hosts; ALCOR_NCA_HOSTS (`all`, or host ids separated by commas; default all);
+ * ALCOR_NCA_CREDENTIALS (a directory of `<hostId>.nk` seeds: each host connects
+ * as its own user and reads its own record; `all` is then every seed there);
  * ALCOR_FLEET_ID (names the Kafka consumer groups; default `nca`);
  * ALCOR_NCA_STATS_MS (how often the totals are logged; default 10,000).
  */
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   connectNats,
   createHostDirectory,
@@ -20,8 +24,57 @@ import {
   stageHistogram,
   type Logger,
 } from '../../infra/index.js';
-import { ConfigError, ID_PATTERN, numbersFromEnv, withEnvNames } from '../../shared/index.js';
+import {
+  ConfigError,
+  ID_PATTERN,
+  numbersFromEnv,
+  withEnvNames,
+  type HostRecord,
+} from '../../shared/index.js';
 import { startFleet, type HostStats } from './fleet.js';
+
+/** The hosts' records from KV `hosts`, read with the process's own user. */
+async function registeredHosts(
+  natsUrl: string,
+  fleetId: string,
+  wanted: string,
+  log: Logger,
+): Promise<HostRecord[]> {
+  const nc = await connectNats(natsUrl, { name: `alcor-nca-${fleetId}-directory` });
+  const directory = await createHostDirectory(nc, {
+    onInvalid: (hostId, error) => log.warn({ hostId, ...error }, 'host record ignored'),
+  });
+  const all = directory.all();
+  await directory.stop();
+  await nc.close();
+  if (wanted === 'all') return all;
+  return wanted.split(',').map((id) => {
+    const record = all.find((h) => h.hostId === id.trim());
+    if (!record)
+      throw new ConfigError(
+        'ALCOR_NCA_HOSTS',
+        `host ${id.trim()} is not in the topology registry (alcor topology load)`,
+      );
+    return record;
+  });
+}
+
+/** The hosts to run with per-host credentials: those named, or every seed in the directory. */
+function hostIdsOf(wanted: string, dir: string): string[] {
+  const ids =
+    wanted === 'all'
+      ? readdirSync(dir)
+          .filter((f) => f.endsWith('.nk'))
+          .map((f) => f.slice(0, -3))
+          .sort()
+      : wanted.split(',').map((id) => id.trim());
+  for (const id of ids) {
+    if (!ID_PATTERN.test(id)) throw new ConfigError('ALCOR_NCA_HOSTS', `${id} is not a host id`);
+    if (!existsSync(join(dir, `${id}.nk`)))
+      throw new ConfigError('ALCOR_NCA_CREDENTIALS', `no seed ${id}.nk in ${dir}`);
+  }
+  return ids;
+}
 
 async function main(log: Logger, env: NodeJS.ProcessEnv) {
   const natsUrl = env.NATS_URL ?? 'nats://127.0.0.1:4222';
@@ -32,34 +85,23 @@ async function main(log: Logger, env: NodeJS.ProcessEnv) {
     numbersFromEnv(env, { ALCOR_NCA_STATS_MS: 'statsMs' }),
   );
   const wanted = (env.ALCOR_NCA_HOSTS ?? 'all').trim();
-  const nc = await connectNats(natsUrl, { name: `alcor-nca-${fleetId}-directory` });
-  const directory = await createHostDirectory(nc, {
-    onInvalid: (hostId, error) => log.warn({ hostId, ...error }, 'host record ignored'),
-  });
-  const all = directory.all();
-  await directory.stop();
-  await nc.close();
-  const hosts =
-    wanted === 'all'
-      ? all
-      : wanted.split(',').map((id) => {
-          const record = all.find((h) => h.hostId === id.trim());
-          if (!record)
-            throw new ConfigError(
-              'ALCOR_NCA_HOSTS',
-              `host ${id.trim()} is not in the topology registry (alcor topology load)`,
-            );
-          return record;
-        });
+  const credentials = env.ALCOR_NCA_CREDENTIALS;
+  // Per-host users (DESIGN §9): each host reads its own record as itself; the
+  // process needs no NATS user of its own.
+  const hosts = credentials
+    ? hostIdsOf(wanted, credentials)
+    : await registeredHosts(natsUrl, fleetId, wanted, log);
   if (hosts.length === 0)
     throw new ConfigError('ALCOR_NCA_HOSTS', 'no hosts registered: alcor topology load -f <file>');
-  const clusters = new Set(
-    hosts.flatMap((h) => (h.binding.type === 'kafka' ? [h.binding.cluster] : [])),
-  );
   const kafka = kafkaBrokersFromEnv(env, { optional: true });
-  for (const id of clusters) {
-    if (!kafka[id])
-      throw new ConfigError(kafkaBrokersVar(id), `hosts are bound to Kafka cluster ${id}`);
+  if (!credentials) {
+    for (const h of hosts as HostRecord[]) {
+      if (h.binding.type === 'kafka' && !kafka[h.binding.cluster])
+        throw new ConfigError(
+          kafkaBrokersVar(h.binding.cluster),
+          `hosts are bound to Kafka cluster ${h.binding.cluster}`,
+        );
+    }
   }
   const registry = createRegistry('nca', fleetId);
   const stages = stageHistogram(registry, ['binding']);
@@ -70,7 +112,7 @@ async function main(log: Logger, env: NodeJS.ProcessEnv) {
     logger: log,
     fleetId,
     // Per-host NATS users (DESIGN §9): a directory of `<hostId>.nk` seeds.
-    ...(env.ALCOR_NCA_CREDENTIALS ? { hostCredentials: env.ALCOR_NCA_CREDENTIALS } : {}),
+    ...(credentials ? { hostCredentials: credentials } : {}),
     stage: (stage, binding, seconds) => stages.observe({ stage, binding }, seconds),
   });
   const byBinding = (): Array<[Record<string, string>, HostStats & { hosts: number }]> =>
@@ -110,7 +152,16 @@ async function main(log: Logger, env: NodeJS.ProcessEnv) {
       clearInterval(timer);
       await fleet.stop();
     },
-    describe: () => ({ hosts: hosts.length, kafkaClusters: [...clusters] }),
+    describe: () => ({
+      hosts: hosts.length,
+      kafkaClusters: [
+        ...new Set(
+          [...fleet.hosts.values()].flatMap(({ record: { binding } }) =>
+            binding.type === 'kafka' ? [binding.cluster] : [],
+          ),
+        ),
+      ],
+    }),
   };
 }
 

@@ -6,7 +6,7 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createJetStreamEventLog } from '../../infra/index.js';
-import { fnv1a32, streams, subjects } from '../../shared/index.js';
+import { fnv1a32, isSkipped, streams, subjects, type ErrorDetail } from '../../shared/index.js';
 import { nca, vpc } from '../../actors/index.js';
 
 export interface Divergence {
@@ -122,10 +122,17 @@ export function decodeHostDigest(wire: HostDigestWire): HostDigest {
   return out;
 }
 
+/** A message of EVENTS that is not a commit (passed over by the fold, as by the actors). */
+export interface SkippedEvent {
+  vpcId: string;
+  revision: number;
+  error: ErrorDetail;
+}
+
 /** Every VPC's state folded from EVENTS (optionally only some VPCs). */
 export async function foldEventLog(
   nc: NatsConnection,
-  options: { vpcIds?: readonly string[] } = {},
+  options: { vpcIds?: readonly string[]; onSkipped?: (s: SkippedEvent) => void } = {},
 ): Promise<vpc.VpcState[]> {
   const jsm = await jetstreamManager(nc);
   let vpcIds = options.vpcIds;
@@ -137,7 +144,13 @@ export async function foldEventLog(
   const states: vpc.VpcState[] = [];
   for (const vpcId of vpcIds) {
     let state = vpc.initialState(vpcId);
-    for await (const recorded of log.read(vpcId, 0)) state = vpc.evolve(state, recorded);
+    for await (const entry of log.read(vpcId, 0)) {
+      if (!isSkipped(entry)) state = vpc.evolve(state, entry);
+      else {
+        state = vpc.skip(state, entry.revision);
+        options.onSkipped?.({ vpcId, revision: entry.revision, error: entry.skipped });
+      }
+    }
     states.push(state);
   }
   return states;

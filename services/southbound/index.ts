@@ -50,6 +50,8 @@ import { Relay, type RelayMetrics } from './relay.js';
 export const SouthboundConfigSchema = z.strictObject({
   instanceId: z.string().regex(ID_PATTERN),
   natsUrl: z.string().min(1),
+  /** The nkey seed file of the `southbound` user (default: NATS_NKEY_SEED_FILE). */
+  nkeySeedFile: z.string().optional(),
   redisUrl: z.string().min(1),
   /** Brokers per Kafka cluster id. */
   kafka: z.record(z.string().regex(ID_PATTERN), z.array(z.string().min(1)).min(1)),
@@ -130,6 +132,7 @@ export async function start(
   const logger = parentLog.child({ module: config.instanceId });
   const nc: NatsConnection = await connectNats(config.natsUrl, {
     name: `alcor-southbound-${config.instanceId}`,
+    ...(config.nkeySeedFile === undefined ? {} : { nkeySeedFile: config.nkeySeedFile }),
   });
   const jsm = await jetstreamManager(nc);
   await ensureLayout(nc, jsm, {
@@ -209,11 +212,15 @@ export async function start(
     () => [[{}, relayMetrics]],
   );
 
-  /** Partitions: clusters with Kafka-bound hosts, weighted by them; and their places. */
+  /**
+   * Partitions: clusters with Kafka-bound hosts, weighted by them; their places; and
+   * per relay (`<partition>/<Kafka cluster>`) its hosts.
+   */
   const partitionsNow = () => {
     const weights = new Map<string, number>();
     const places = new Map<string, TopologyPlace>();
     const clustersOf = new Map<string, Set<string>>();
+    const hostsOf = new Map<string, string[]>();
     for (const host of hosts.all()) {
       if (host.binding.type !== 'kafka') continue;
       const key = clusterKey(host);
@@ -222,8 +229,12 @@ export async function start(
       const set = clustersOf.get(key) ?? new Set();
       set.add(host.binding.cluster);
       clustersOf.set(key, set);
+      const relayKey = `${key}/${host.binding.cluster}`;
+      const list = hostsOf.get(relayKey) ?? [];
+      list.push(host.hostId);
+      hostsOf.set(relayKey, list);
     }
-    return { weights, places, clustersOf };
+    return { weights, places, clustersOf, hostsOf };
   };
 
   const readTable = async (): Promise<{ table?: SouthboundTable; revision: number }> => {
@@ -278,10 +289,10 @@ export async function start(
     return next;
   };
 
-  /** Starts and stops relays to match the table. */
+  /** Starts and stops relays to match the table; gives the relays' hosts their partitions. */
   const follow = async (
     table: SouthboundTable | undefined,
-    { places, clustersOf }: ReturnType<typeof partitionsNow>,
+    { places, clustersOf, hostsOf }: ReturnType<typeof partitionsNow>,
   ): Promise<void> => {
     const mine = table
       ? Object.entries(table.owners)
@@ -328,6 +339,17 @@ export async function start(
       await relay.start();
       relays.set(key, relay);
       logger.info({ relay: key }, 'relay started');
+    }
+    // Agents read their partition (they may not write the table): every registered
+    // host of a relay gets one as soon as it is seen, before its first record.
+    for (const key of relays.keys()) {
+      const [partition, clusterId] = key.split('/') as [string, string];
+      const where = places.get(partition);
+      const ids = hostsOf.get(key);
+      if (!where || !ids) continue;
+      await assignments.ensure(clusterId, where, ids).catch((err: unknown) => {
+        logger.warn({ relay: key, err }, 'Kafka partitions not assigned yet; next tick');
+      });
     }
   };
 

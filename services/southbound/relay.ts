@@ -22,6 +22,7 @@ import {
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { HostDirectory, Logger, PartitionAssignments } from '../../infra/index.js';
 import {
+  isMulticast,
   KAFKA_HEADERS,
   bucketOf,
   fnv1a32,
@@ -320,8 +321,7 @@ export class Relay {
       return [];
     }
     const message = parsed.value;
-    // A unicast's target is its host; a multicast's is the cluster key (with dots).
-    const unicast = !message.target.includes('.');
+    const unicast = !isMulticast(message.target);
     const targets = unicast ? [message.target] : await this.vpcHosts(message.vpcId);
     const key = clusterKey(place);
     const out: KafkaRecord[] = [];

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { cidr, id, ipv4, mac, revision } from './fields.js';
-import { SecurityGroupRule } from './intent.js';
+import { SecurityGroupRule, decodeJson } from './intent.js';
 import { parseWith, type Result } from './validation.js';
 
 const place = z.strictObject({ region: id, az: id, dc: id, cluster: id });
@@ -74,4 +74,24 @@ export interface RecordedCommit {
 
 export function parseEventCommit(input: unknown): Result<EventCommit> {
   return parseWith(EventCommitSchema, input, 'event commit');
+}
+
+/**
+ * A message of `evt.<vpcId>` as a commit of that VPC, or why it is not one (not
+ * JSON, not a commit, another VPC's). EVENTS is written only by controllers, but
+ * whatever it holds must replay: anything else is skipped, not folded.
+ */
+export function decodeEventCommit(vpcId: string, data: Uint8Array): Result<EventCommit> {
+  const json = decodeJson(data, Number.MAX_SAFE_INTEGER);
+  const commit = json.ok ? parseEventCommit(json.value) : json;
+  if (commit.ok && commit.value.vpcId !== vpcId)
+    return {
+      ok: false,
+      error: {
+        code: 'wrong_stream',
+        message: `a commit of ${commit.value.vpcId} on evt.${vpcId}`,
+        path: 'vpcId',
+      },
+    };
+  return commit;
 }

@@ -28,7 +28,7 @@ import {
   runDir,
   startLocalNats,
 } from '../../infra/index.js';
-import { DEFAULT_BUCKET_COUNT, subjects, type Status } from '../../shared/index.js';
+import { DEFAULT_BUCKET_COUNT, isSkipped, subjects, type Status } from '../../shared/index.js';
 import { vpc } from '../../actors/index.js';
 import { start } from '../../services/controller/index.js';
 import { Limiter } from '../../services/controller/limiter.js';
@@ -242,7 +242,7 @@ const replayMs = performance.now() - t;
   let state = vpc.initialState(big);
   let n = 0;
   for await (const r of eventLog.read(big, 0)) {
-    state = vpc.evolve(state, r);
+    if (!isSkipped(r)) state = vpc.evolve(state, r);
     if (++n === EVENTS - 1000) break;
   }
   await snapshots.save(big, state.revision, JSON.stringify(vpc.toSnapshot(state)));

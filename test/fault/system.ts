@@ -168,6 +168,8 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
       const opsPort = await freePort();
       const procEnv = {
         ...base,
+        // Controllers and southbound modules connect as their role's user.
+        ...(kind === 'nca' ? {} : { NATS_NKEY_SEED_FILE: credentials.roleSeedFile(kind) }),
         ...own,
         ...(link ? { NATS_URL: `nats://${link.address}` } : {}),
       };
@@ -227,8 +229,8 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
         await make('nca', `nca-${i}`, {
           ALCOR_FLEET_ID: `fault-fleet${i}`,
           ALCOR_NCA_HOSTS: mine.join(','),
-          NATS_NKEY_SEED_FILE: credentials.roleSeedFile('fleet'),
           ALCOR_NCA_CREDENTIALS: credentials.hostsDir,
+          NATS_NKEY_SEED_FILE: '',
         }),
       );
     }

@@ -1,5 +1,11 @@
 import * as assert from 'uvu/assert';
-import type { EventCommit, EventLog, RecordedCommit } from '../../shared/index.js';
+import {
+  isSkipped,
+  type EventCommit,
+  type EventLog,
+  type LogEntry,
+  type RecordedCommit,
+} from '../../shared/index.js';
 import { createJetStreamEventLog } from '../../infra/index.js';
 import { natsSuite, unique } from '../support/index.js';
 
@@ -18,9 +24,12 @@ const commit = (vpcId: string, intentId: string, cursor: number): EventCommit =>
   events: [{ type: 'IntentRejected', code: 'route_not_found', message: 'no route' }],
 });
 
-async function all(iter: AsyncIterable<RecordedCommit>): Promise<RecordedCommit[]> {
+async function all(iter: AsyncIterable<LogEntry<EventCommit>>): Promise<RecordedCommit[]> {
   const out: RecordedCommit[] = [];
-  for await (const r of iter) out.push(r);
+  for await (const r of iter) {
+    if (isSkipped(r)) throw new Error(`skipped ${r.revision}: ${r.skipped.message}`);
+    out.push(r);
+  }
   return out;
 }
 

@@ -1,10 +1,16 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { hostPermissions, renderUsers, rolePermissions } from '../../infra/index.js';
+import {
+  hostPermissions,
+  hostSubjects,
+  hostsImports,
+  renderUsers,
+  rolePermissions,
+} from '../../infra/index.js';
 import { subjects } from '../../shared/index.js';
 
 const place = { region: 'r1', az: 'az1', dc: 'dc1', cluster: 'c7' };
-const Perms = suite('NATS permissions per role (DESIGN §9)');
+const Perms = suite('NATS accounts, permissions and limits per role (DESIGN §9)');
 
 Perms('a client may publish only the unmapped intent and the sync API', () => {
   const p = rolePermissions('client')!;
@@ -13,32 +19,54 @@ Perms('a client may publish only the unmapped intent and the sync API', () => {
     [subjects.applyIntents, subjects.intentMappingSource].sort(),
   );
   assert.not.ok(p.publish.allow.some((s) => s.startsWith('evt') || s === subjects.intentsAll));
-  assert.equal(p.subscribe.allow.sort(), ['_INBOX.>', subjects.statusAll].sort());
+  assert.equal(p.subscribe!.allow.sort(), ['_INBOX.>', subjects.statusAll].sort());
 });
 
-Perms('services are unrestricted; the fleet harness may not touch intents or events', () => {
+Perms('only controllers write events, goal states and status; nobody deletes history', () => {
   assert.is(rolePermissions('service'), undefined);
-  const fleet = rolePermissions('fleet')!;
-  for (const s of fleet.publish.allow) {
-    assert.not.ok(/^(intent|evt|gs|gsm|status)\./.test(s), s);
-    assert.not.ok(/STREAM\.(DELETE|PURGE|UPDATE|CREATE)/.test(s), s);
+  const controller = rolePermissions('controller')!;
+  const southbound = rolePermissions('southbound')!;
+  for (const s of [subjects.eventsAll, 'gs.>', 'gsm.>', subjects.statusAll])
+    assert.ok(controller.publish.allow.includes(s), s);
+  for (const s of southbound.publish.allow) {
+    assert.not.ok(/^(intent|evt|gs|gsm|status|gsack)\./.test(s), s);
   }
+  for (const p of [controller, southbound]) {
+    assert.ok(p.publish.deny!.includes('$JS.API.STREAM.DELETE.*'));
+    assert.ok(p.publish.deny!.includes('$JS.API.STREAM.PURGE.*'));
+    assert.ok(p.publish.deny!.includes('$JS.API.STREAM.MSG.DELETE.*'));
+  }
+  // The Kafka partition table and the southbound table are the southbound's to write.
+  assert.ok(controller.publish.deny!.includes('$KV.placement.kafka.>'));
+  assert.ok(southbound.publish.allow.includes('$KV.placement.kafka.>'));
+  assert.not.ok(southbound.publish.allow.includes('$KV.hosts.>'));
 });
 
-Perms('an NCA host names only its own unicast, its cluster, its inbox and its acks', () => {
-  const p = hostPermissions({ ...place, hostId: 'h9' });
-  assert.equal(p.subscribe.allow, [
+Perms('an NCA host imports only its own unicast, its cluster, its acks, resync and records', () => {
+  const host = { ...place, hostId: 'h9' };
+  assert.equal(hostSubjects(host), {
+    streams: ['gs.r1.az1.dc1.c7.h9', 'gsm.r1.az1.dc1.c7.*'],
+    services: [
+      'gsack.*.*.h9',
+      'alcor.resync.h9',
+      '$JS.API.DIRECT.GET.GOALSTATES.gsm.r1.az1.dc1.c7.*',
+      '$JS.API.DIRECT.GET.KV_hosts.$KV.hosts.h9',
+    ],
+  });
+  // A Kafka-bound host also reads its topic's partition table (one key).
+  assert.equal(
+    hostSubjects({ ...host, kafkaCluster: 'a' }).services.at(-1),
+    '$JS.API.DIRECT.GET.KV_placement.$KV.placement.kafka.a.alcor.gs.r1.az1.dc1.c7',
+  );
+  const p = hostPermissions(host);
+  assert.equal(p.subscribe!.allow, [
     'gs.r1.az1.dc1.c7.h9',
     'gsm.r1.az1.dc1.c7.*',
     '_INBOX.h9.>',
     'alcor.nca.state.h9',
   ]);
-  assert.equal(p.publish.allow, [
-    'gsack.*.*.h9',
-    'alcor.resync.h9',
-    '$JS.API.DIRECT.GET.GOALSTATES.gsm.r1.az1.dc1.c7.*',
-  ]);
-  assert.ok(p.allowResponses);
+  assert.equal(p.publish.allow, hostSubjects(host).services);
+  assert.equal(p.responses, { max: 1, expires: '15m' });
 });
 
 Perms('a host id that would widen a subject is refused', () => {
@@ -47,15 +75,44 @@ Perms('a host id that would widen a subject is refused', () => {
   assert.throws(() => hostPermissions({ ...place, cluster: 'c.>', hostId: 'h9' }), /cluster/);
 });
 
-Perms('users render with their keys and permissions, services without limits', () => {
+Perms("HOSTS imports every host's subjects; each host's user is allowed only its own", () => {
+  const imports = hostsImports();
+  const host = { ...place, hostId: 'h9', kafkaCluster: 'a' };
+  const own = hostSubjects(host);
+  // Every subject a host may use matches one of the account's imports.
+  const matches = (pattern: string, subject: string): boolean => {
+    const p = pattern.split('.');
+    const t = subject.split('.');
+    for (let i = 0; i < p.length; i++) {
+      if (p[i] === '>') return t.length > i;
+      if (p[i] !== '*' && p[i] !== t[i]) return false;
+    }
+    return p.length === t.length;
+  };
+  for (const s of own.streams)
+    assert.ok(
+      imports.streams.some((i) => matches(i, s)),
+      s,
+    );
+  for (const s of own.services)
+    assert.ok(
+      imports.services.some(
+        (i) => matches(i.subject, s) || matches(i.subject, s.replaceAll('*', 'x')),
+      ),
+      s,
+    );
+  assert.equal(hostPermissions(host).publish.allow, own.services);
+});
+
+Perms('users render with their keys and permissions, the service user without', () => {
   const text = renderUsers([
     { name: 'service', nkey: 'USERVICE' },
-    { name: 'nca h9', nkey: 'UHOST', permissions: hostPermissions({ ...place, hostId: 'h9' }) },
-  ]);
+    { name: 'client', nkey: 'UCLIENT', permissions: rolePermissions('client')! },
+  ]).join('\n');
   assert.match(text, '{ nkey: USERVICE }');
   assert.match(
     text,
-    '{ nkey: UHOST, permissions: { publish: { allow: ["gsack.*.*.h9", "alcor.resync.h9", "$JS.API.DIRECT.GET.GOALSTATES.gsm.r1.az1.dc1.c7.*"] }, subscribe: { allow: ["gs.r1.az1.dc1.c7.h9", "gsm.r1.az1.dc1.c7.*", "_INBOX.h9.>", "alcor.nca.state.h9"] }, allow_responses: true } }',
+    '{ nkey: UCLIENT, permissions: { publish: { allow: ["intent.*", "alcor.intents.apply"] }, subscribe: { allow: ["_INBOX.>", "status.>"] } } }',
   );
 });
 

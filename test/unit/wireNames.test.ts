@@ -107,25 +107,47 @@ Conf('sets the JetStream fsync interval only when asked', () => {
   assert.match(renderNatsConfig(base), 'intent.{{partition(8,1)}}.{{wildcard(1)}}');
 });
 
-Conf('with auth the mapping moves into ALCOR, and CLIENT imports only what ALCOR exports', () => {
-  const text = renderNatsConfig({
-    ...base,
-    authorization: { alcorUsersFile: 'a.conf', clientUsersFile: 'c.conf' },
-  });
-  const alcor = text.slice(text.indexOf('ALCOR: {'), text.indexOf('CLIENT: {'));
-  const client = text.slice(text.indexOf('CLIENT: {'));
-  assert.match(alcor, '"intent.*": "intent.{{partition(8,1)}}.{{wildcard(1)}}"');
-  assert.match(alcor, 'include "a.conf"');
-  assert.match(client, 'include "c.conf"');
-  assert.not.match(client, 'mappings');
-  // One mapping in all: none left in the global account.
-  assert.is(text.split('mappings {').length, 2);
-  for (const subject of [subjects.intentMappingSource, subjects.applyIntents, subjects.statusAll]) {
-    assert.match(alcor, JSON.stringify(subject));
-    assert.match(client, `account: ALCOR, subject: ${JSON.stringify(subject)}`);
-  }
-  assert.is((client.match(/account: ALCOR/g) ?? []).length, 3);
-});
+Conf(
+  'with auth the mapping moves into ALCOR; CLIENT and hosts import only what ALCOR exports',
+  () => {
+    const text = renderNatsConfig({
+      ...base,
+      authorization: { alcorFile: 'a.conf', clientFile: 'c.conf', hostsFile: 'h.conf' },
+    });
+    const alcor = text.slice(text.indexOf('ALCOR: {'), text.indexOf('CLIENT: {'));
+    const client = text.slice(text.indexOf('CLIENT: {'), text.indexOf('HOSTS: {'));
+    const hostsAccount = text.slice(text.indexOf('HOSTS: {'));
+    assert.match(alcor, '"intent.*": "intent.{{partition(8,1)}}.{{wildcard(1)}}"');
+    assert.match(alcor, 'include "a.conf"');
+    assert.match(client, 'include "c.conf"');
+    assert.match(hostsAccount, 'include "h.conf"');
+    assert.match(hostsAccount, '{ stream: { account: ALCOR, subject: "gs.>" } }');
+    assert.match(hostsAccount, '{ service: { account: ALCOR, subject: "gsack.>" } }');
+    assert.match(hostsAccount, 'exports: [ { service: "alcor.nca.state.*" } ]');
+    assert.match(
+      alcor,
+      'imports: [ { service: { account: HOSTS, subject: "alcor.nca.state.*" } } ]',
+    );
+    assert.not.match(client, 'mappings');
+    // One mapping in all: none left in the global account.
+    assert.is(text.split('mappings {').length, 2);
+    for (const subject of [
+      subjects.intentMappingSource,
+      subjects.applyIntents,
+      subjects.statusAll,
+    ]) {
+      assert.match(alcor, JSON.stringify(subject));
+      assert.match(client, `account: ALCOR, subject: ${JSON.stringify(subject)}`);
+    }
+    assert.is((client.match(/account: ALCOR/g) ?? []).length, 3);
+    assert.match(client, 'limits: { max_connections:');
+    // What hosts reach: goal states as streams, acks and resync as services.
+    for (const s of ['{ stream: "gs.>" }', '{ stream: "gsm.>" }', '{ service: "gsack.>" }'])
+      assert.match(alcor, s);
+    assert.match(alcor, '{ service: "alcor.resync.*", response_type: stream }');
+    assert.match(text, 'max_pending: ');
+  },
+);
 
 Conf('without auth there are no accounts', () => {
   const text = renderNatsConfig(base);

@@ -1,0 +1,24 @@
+/**
+ * Answers only to inboxes (DESIGN §9, docs/security.md). A requester names where
+ * the answer goes; an answer sent anywhere else would be written with the
+ * answerer's authority. Inside ALCOR a requester's reply subject is its inbox
+ * (`_INBOX.…`); from another account it is the server's response subject
+ * (`_R_.…`), which leads back into the requester's own account. Anything else is
+ * not answered.
+ */
+import type { Msg } from '@nats-io/transport-node';
+
+const INBOX = /^(_INBOX|_R_)\.[^.*>\s]+/;
+
+/** True when `reply` is an inbox a requester may be answered on. */
+export function isInbox(reply: string | undefined): reply is string {
+  return reply !== undefined && INBOX.test(reply);
+}
+
+const encoder = new TextEncoder();
+
+/** Answers `msg` with `value` as JSON if its reply subject is an inbox; false if not answered. */
+export function answerJson(msg: Msg, value: unknown): boolean {
+  if (!isInbox(msg.reply)) return false;
+  return msg.respond(encoder.encode(JSON.stringify(value)));
+}
