@@ -37,3 +37,4 @@ export * from './ops.js';
 export * from './serviceMain.js';
 export * from './nats/streamReader.js';
 export * from './nats/reply.js';
+export * from './secrets.js';

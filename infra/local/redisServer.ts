@@ -25,8 +25,32 @@ export interface RedisAclUser {
 }
 
 /**
+ * The commands the application sends (infra/redis/hostMapping.ts and the probe),
+ * and nothing more: its scripts (EVAL/EVALSHA) and what they call (Redis checks a
+ * script's commands against the same list), its reads and writes, and the
+ * connection's own (PING, INFO for the readiness check, QUIT). No keyspace-wide or
+ * administrative command (FLUSH*, SWAPDB, SCRIPT, FUNCTION, CONFIG, KEYS, DEL…).
+ */
+export const REDIS_APP_COMMANDS = [
+  'eval',
+  'evalsha',
+  'get',
+  'set',
+  'hget',
+  'hset',
+  'hmget',
+  'sadd',
+  'srem',
+  'smembers',
+  'ping',
+  'info',
+  'quit',
+] as const;
+
+/**
  * An ACL file (DESIGN §9): the default user off, and `user` allowed only the host
- * mapping's keys (`{vpc:…}` and `{host:…}`) and no administration commands.
+ * mapping's keys (`{vpc:…}` and `{host:…}`), no channels, and only the commands the
+ * application uses.
  */
 export function renderRedisAcl(user: RedisAclUser): string {
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(user.username) || /[\s>]/.test(user.password))
@@ -36,7 +60,7 @@ export function renderRedisAcl(user: RedisAclUser): string {
     );
   return [
     'user default off',
-    `user ${user.username} on >${user.password} ~{vpc:* ~{host:* +@all -@admin -flushall -flushdb`,
+    `user ${user.username} on >${user.password} resetkeys ~{vpc:* ~{host:* resetchannels -@all ${REDIS_APP_COMMANDS.map((c) => `+${c}`).join(' ')}`,
     '',
   ].join('\n');
 }

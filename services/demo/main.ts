@@ -1,14 +1,22 @@
 /**
  * `./scripts/demo.sh [options]` — the main job: servers, services, a workload,
  * live progress and a summary (services/demo/run.ts). `--help` lists the flags.
- * With --keep-running it then prints `NAME=value` endpoint lines and `READY`, and
- * keeps everything up until Ctrl-C.
+ * With --keep-running it then writes every endpoint and credential to
+ * `<run dir>/alcor.env` (mode 0600), prints them with secrets masked and `READY`,
+ * and keeps everything up until Ctrl-C.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
-import { LOG_LEVELS, createLogger, onShutdown, repoRoot } from '../../infra/index.js';
+import {
+  LOG_LEVELS,
+  createLogger,
+  onShutdown,
+  redactEnvValue,
+  repoRoot,
+  writeEnvFile,
+} from '../../infra/index.js';
 import { start, type Demo } from './index.js';
 import { renderSummary, runDemo, type DemoRun } from './run.js';
 import { ScenarioSchema, type Scenario } from './scenario.js';
@@ -29,7 +37,8 @@ and applies its intents with live progress; ends with a summary.
   --controllers <n>      controller processes (default 2)
   --southbounds <n>      southbound processes (default 2)
   --lanes <n>            VPCs applied at once (default 16)
-  --keep-running         leave everything up: print NAME=value endpoints and READY
+  --keep-running         leave everything up: endpoints to <run dir>/alcor.env (0600),
+                         shown with secrets masked, then READY
   --log-level <level>    trace|debug|info|warn|error|silent, demo and services (default warn)
   -h, --help             this text
 `;
@@ -163,11 +172,17 @@ try {
 for (const line of renderSummary(run.summary)) out(line);
 
 if (args['keep-running']) {
-  for (const [name, value] of Object.entries(demo.endpoints)) out(`${name}=${value}`);
+  // Every endpoint, credentials included, goes to a file only this user can read;
+  // the lines shown mask the secrets (`set -a; . $ALCOR_ENV_FILE` exports them all).
+  const entries: Record<string, string> = { ...demo.endpoints };
   for (const s of run.services)
-    out(`${s.name.toUpperCase().replaceAll('-', '_')}_METRICS_URL=${s.opsUrl}/metrics`);
-  out(`DEMO_TOPOLOGY_FILE=${join(demo.servers.dir, 'topology.json')}`);
-  out(`DEMO_INTENTS_FILE=${join(demo.servers.dir, 'intents.json')}`);
+    entries[`${s.name.toUpperCase().replaceAll('-', '_')}_METRICS_URL`] = `${s.opsUrl}/metrics`;
+  entries.DEMO_TOPOLOGY_FILE = join(demo.servers.dir, 'topology.json');
+  entries.DEMO_INTENTS_FILE = join(demo.servers.dir, 'intents.json');
+  const envFile = join(demo.servers.dir, 'alcor.env');
+  writeEnvFile(envFile, entries);
+  for (const [name, value] of Object.entries(entries)) out(`${name}=${redactEnvValue(name, value)}`);
+  out(`ALCOR_ENV_FILE=${envFile}`);
   out('READY');
 } else {
   await run.stop();
