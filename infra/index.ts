@@ -19,7 +19,12 @@ export {
   type LocalNatsCluster,
 } from './local/natsServer.js';
 export * from './nats/auth.js';
-export { startLocalKafka, KAFKA_VERSION, type LocalKafka } from './local/kafkaServer.js';
+export {
+  startLocalKafka,
+  makeKafkaUsers,
+  KAFKA_VERSION,
+  type LocalKafka,
+} from './local/kafkaServer.js';
 export { startLocalRedis, type LocalRedis } from './local/redisServer.js';
 export * from './nats/jetStreamEventLog.js';
 export * from './eventSourcing/commandHandler.js';
@@ -38,3 +43,4 @@ export * from './serviceMain.js';
 export * from './nats/streamReader.js';
 export * from './nats/reply.js';
 export * from './secrets.js';
+export * from './kafka/acls.js';

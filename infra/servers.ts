@@ -6,13 +6,17 @@
  * and never a silent fallback.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_BUCKET_COUNT, ConfigError } from '../shared/index.js';
 import { probeNats } from './nats/connect.js';
 import { pingRedis, redactUrl } from './redis/probe.js';
 import { probeKafka } from './kafka/probe.js';
-import { kafkaSaslFromEnv, kafkaSaslVars } from './kafka/sasl.js';
+import {
+  kafkaRoleEnv as roleEnvFromFile,
+  kafkaSaslFromEnv,
+  type KafkaCredentialsFile,
+} from './kafka/sasl.js';
 import { runDir } from './local/cache.js';
 import {
   startLocalNats,
@@ -21,7 +25,8 @@ import {
   type LocalNatsCluster,
 } from './local/natsServer.js';
 import { startLocalRedis, type LocalRedis } from './local/redisServer.js';
-import { startLocalKafka, type LocalKafka } from './local/kafkaServer.js';
+import { makeKafkaUsers, startLocalKafka, type LocalKafka } from './local/kafkaServer.js';
+import type { KafkaRole } from './kafka/acls.js';
 import {
   dockerEngineVisible,
   startDockerKafka,
@@ -62,6 +67,12 @@ export interface Servers {
   dir: string;
   /** The environment a child process needs to find these servers. */
   env(): Record<string, string>;
+  /**
+   * The Kafka credentials of a role on every locally provisioned cluster (the
+   * `KAFKA_<ID>_SASL_*` variables), to give a process its role's user; empty for
+   * clusters from the environment or Docker.
+   */
+  kafkaRoleEnv(role: KafkaRole): Record<string, string>;
   stop(options?: { keepData?: boolean }): Promise<void>;
 }
 
@@ -275,14 +286,12 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
         stop: s.stop,
       };
     }
-    // A SASL/PLAIN user with a password made for this run (the same on each of its
-    // clusters), unless ALCOR_KAFKA_SASL=off.
+    // SASL/PLAIN users per role with passwords made for this cluster, and ACLs,
+    // unless ALCOR_KAFKA_SASL=off.
     const s = await startLocalKafka({
       clusterId: id,
       dir: sub(`kafka-${id}`),
-      ...(env.ALCOR_KAFKA_SASL === 'off'
-        ? {}
-        : { sasl: { username: 'alcor', password: kafkaPassword } }),
+      ...(env.ALCOR_KAFKA_SASL === 'off' ? {} : { users: makeKafkaUsers() }),
     });
     local.kafka[id] = s;
     stoppers.push(s.stop);
@@ -296,7 +305,6 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
     };
   };
 
-  const kafkaPassword = randomBytes(18).toString('base64url');
   const stopAll = async (): Promise<void> => {
     await Promise.allSettled(stoppers.splice(0).map((stop) => stop()));
   };
@@ -327,6 +335,19 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
     if (info) kafkaById[id] = info;
   });
 
+  // Every role's Kafka user, for harnesses that start processes in a role.
+  const kafkaUsers: KafkaCredentialsFile = {};
+  for (const id of clusters) {
+    const users = local.kafka[id]?.users;
+    if (users) kafkaUsers[id] = users;
+  }
+  const kafkaCredentials = join(dir, 'kafka-credentials.json');
+  if (Object.keys(kafkaUsers).length > 0)
+    writeFileSync(kafkaCredentials, JSON.stringify(kafkaUsers), { mode: 0o600 });
+  const kafkaRoleEnv = (role: KafkaRole): Record<string, string> =>
+    Object.keys(kafkaUsers).length > 0
+      ? roleEnvFromFile(role, { ALCOR_KAFKA_CREDENTIALS: kafkaCredentials })
+      : {};
   return {
     nats: natsInfo,
     redis: redisInfo,
@@ -349,17 +370,12 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
         out.NATS_NKEY_SEED_FILE = credentials.roleSeedFile('service');
         out.ALCOR_NATS_CREDENTIALS = credentials.dir;
       }
-      for (const id of clusters) {
-        out[kafkaBrokersVar(id)] = kafkaById[id]?.endpoint ?? '';
-        const sasl = local.kafka[id]?.sasl;
-        if (sasl) {
-          const vars = kafkaSaslVars(id);
-          out[vars.username] = sasl.username;
-          out[vars.password] = sasl.password;
-        }
-      }
-      return out;
+      for (const id of clusters) out[kafkaBrokersVar(id)] = kafkaById[id]?.endpoint ?? '';
+      // Processes use Kafka as `admin` unless given their role's user (kafkaRoleEnv).
+      if (Object.keys(kafkaUsers).length > 0) out.ALCOR_KAFKA_CREDENTIALS = kafkaCredentials;
+      return { ...out, ...kafkaRoleEnv('admin') };
     },
+    kafkaRoleEnv,
     async stop(stopOptions = {}) {
       await stopAll();
       if (!stopOptions.keepData) rmSync(dir, { recursive: true, force: true });

@@ -43,3 +43,38 @@ export function kafkaSaslFromEnv(
   if (!password) throw new ConfigError(vars.password, `is not set, but ${vars.username} is`);
   return { username, password };
 }
+
+/**
+ * The file local provisioning writes (mode 0600, `ALCOR_KAFKA_CREDENTIALS`): every
+ * role's user on every cluster, `{<clusterId>: {<role>: {username, password}}}`.
+ * A harness gives a process its role's user from it (the process itself reads only
+ * the `KAFKA_<ID>_SASL_*` variables).
+ */
+export type KafkaCredentialsFile = Record<string, Record<string, KafkaSasl>>;
+
+/** The `KAFKA_<ID>_SASL_*` variables of `role` on every cluster of the credentials file. */
+export function kafkaRoleEnv(
+  role: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Record<string, string> {
+  const file = env.ALCOR_KAFKA_CREDENTIALS;
+  if (!file) return {};
+  let all: KafkaCredentialsFile;
+  try {
+    all = JSON.parse(readFileSync(file, 'utf8')) as KafkaCredentialsFile;
+  } catch (err) {
+    throw new ConfigError(
+      'ALCOR_KAFKA_CREDENTIALS',
+      `cannot read ${file}: ${(err as Error).message}`,
+    );
+  }
+  const out: Record<string, string> = {};
+  for (const [clusterId, roles] of Object.entries(all)) {
+    const user = roles[role];
+    if (!user) continue;
+    const vars = kafkaSaslVars(clusterId);
+    out[vars.username] = user.username;
+    out[vars.password] = user.password;
+  }
+  return out;
+}

@@ -7,6 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ServerUnavailableError } from '../../shared/index.js';
+import { Kafka, logLevel } from 'kafkajs';
+import { KAFKA_ROLES, applyKafkaAcls, type KafkaRole } from '../kafka/acls.js';
 import { probeKafka } from '../kafka/probe.js';
 import type { KafkaSasl } from '../kafka/sasl.js';
 import { cacheDir, cached, repoRoot } from './cache.js';
@@ -65,8 +67,8 @@ logger.server.level = INFO
 export interface LocalKafka {
   clusterId: string;
   brokers: string[];
-  /** The client user, when the broker runs SASL/PLAIN. */
-  sasl?: KafkaSasl;
+  /** The users per role, when the broker runs SASL/PLAIN with ACLs. */
+  users?: Record<KafkaRole, KafkaSasl>;
   version: string;
   /** The running process (a new one after a restart or revive). */
   readonly process: ManagedProcess;
@@ -85,17 +87,18 @@ export interface LocalKafkaOptions {
   heapMb?: number;
   readyTimeoutMs?: number;
   /**
-   * SASL/PLAIN on the client listener (DESIGN §9): only this user (and the broker's
-   * own) may connect. Absent: PLAINTEXT, anyone on the machine may.
+   * SASL/PLAIN on every listener and ACLs (DESIGN §9, infra/kafka/acls.ts): only
+   * these users (and the broker's own) may connect, each allowed what its role
+   * does. Absent: PLAINTEXT and no authorizer, anyone on the machine may.
    */
-  sasl?: KafkaSasl;
+  users?: Record<KafkaRole, KafkaSasl>;
 }
 
 const SASL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
-/** The broker's JAAS line: its own inter-broker user and the client user. */
-function plainJaas(broker: KafkaSasl, user: KafkaSasl): string {
-  for (const u of [broker, user]) {
+/** The broker's JAAS line: its own inter-broker user and every client user. */
+function plainJaas(broker: KafkaSasl, users: readonly KafkaSasl[]): string {
+  for (const u of [broker, ...users]) {
     if (!SASL_NAME.test(u.username) || !/^[A-Za-z0-9_-]{8,128}$/.test(u.password))
       throw new ServerUnavailableError(
         'kafka',
@@ -105,8 +108,19 @@ function plainJaas(broker: KafkaSasl, user: KafkaSasl): string {
   return (
     'org.apache.kafka.common.security.plain.PlainLoginModule required ' +
     `username="${broker.username}" password="${broker.password}" ` +
-    `user_${broker.username}="${broker.password}" user_${user.username}="${user.password}";`
+    [broker, ...users].map((u) => `user_${u.username}="${u.password}"`).join(' ') +
+    ';'
   );
+}
+
+/** Fresh users for each role of a cluster: the role's name, a password made for it. */
+export function makeKafkaUsers(): Record<KafkaRole, KafkaSasl> {
+  return Object.fromEntries(
+    KAFKA_ROLES.map((role) => [
+      role,
+      { username: role, password: randomBytes(18).toString('base64url') },
+    ]),
+  ) as Record<KafkaRole, KafkaSasl>;
 }
 
 export async function startLocalKafka(options: LocalKafkaOptions): Promise<LocalKafka> {
@@ -123,20 +137,25 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
   const dataDir = join(dir, 'data');
   mkdirSync(dataDir, { recursive: true });
   const [port, controllerPort] = [await freePort(), await freePort()];
-  // The client listener: PLAINTEXT, or SASL_PLAINTEXT with PLAIN users (the broker's
-  // own for inter-broker traffic, and the client user). The controller listener is
-  // local to the node.
-  const listener = options.sasl ? 'SASL_PLAINTEXT' : 'PLAINTEXT';
-  const sasl = options.sasl
+  // PLAINTEXT, or SASL_PLAINTEXT with PLAIN users and the KRaft authorizer: on the
+  // client listener the role users, on the controller listener the broker's own
+  // user only (a PLAINTEXT controller listener would let any local process in as a
+  // super user, ANONYMOUS being what the broker is there).
+  const listener = options.users ? 'SASL_PLAINTEXT' : 'PLAINTEXT';
+  const broker = { username: 'broker', password: randomBytes(18).toString('base64url') };
+  const sasl = options.users
     ? [
         'sasl.enabled.mechanisms=PLAIN',
         'sasl.mechanism.inter.broker.protocol=PLAIN',
-        `listener.name.sasl_plaintext.plain.sasl.jaas.config=${plainJaas(
-          { username: 'broker', password: randomBytes(18).toString('base64url') },
-          options.sasl,
-        )}`,
+        'sasl.mechanism.controller.protocol=PLAIN',
+        `listener.name.sasl_plaintext.plain.sasl.jaas.config=${plainJaas(broker, Object.values(options.users))}`,
+        `listener.name.controller.plain.sasl.jaas.config=${plainJaas(broker, [])}`,
+        'authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer',
+        `super.users=User:${broker.username};User:${options.users.admin.username}`,
+        'allow.everyone.if.no.acl.found=false',
       ]
     : [];
+  const controllerProtocol = options.users ? 'SASL_PLAINTEXT' : 'PLAINTEXT';
   const props = [
     'process.roles=broker,controller',
     'node.id=1',
@@ -144,7 +163,7 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
     `listeners=${listener}://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
     `advertised.listeners=${listener}://127.0.0.1:${port}`,
     'controller.listener.names=CONTROLLER',
-    `listener.security.protocol.map=${listener}:${listener},CONTROLLER:PLAINTEXT`,
+    `listener.security.protocol.map=${listener}:${listener},CONTROLLER:${controllerProtocol}`,
     `inter.broker.listener.name=${listener}`,
     ...sasl,
     `log.dirs=${dataDir}`,
@@ -202,7 +221,7 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
     });
     await proc.waitUntilReady(
       async () => {
-        await probeKafka(options.clusterId, brokers, 2000, options.sasl ?? null);
+        await probeKafka(options.clusterId, brokers, 2000, options.users?.admin ?? null);
         return true;
       },
       options.readyTimeoutMs ?? 90_000,
@@ -212,10 +231,26 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
   };
 
   let proc = await launch();
+  // The roles' ACLs live in the cluster's metadata: written once, they survive restarts.
+  if (options.users) {
+    const client = new Kafka({
+      clientId: 'alcor-provision',
+      brokers,
+      sasl: { mechanism: 'plain', ...options.users.admin },
+      logLevel: logLevel.NOTHING,
+    });
+    const admin = client.admin();
+    try {
+      await admin.connect();
+      await applyKafkaAcls(admin);
+    } finally {
+      await admin.disconnect();
+    }
+  }
   const handle: LocalKafka = {
     clusterId: options.clusterId,
     brokers,
-    ...(options.sasl ? { sasl: options.sasl } : {}),
+    ...(options.users ? { users: options.users } : {}),
     version: KAFKA_VERSION,
     get process() {
       return proc;

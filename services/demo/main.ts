@@ -181,7 +181,8 @@ if (args['keep-running']) {
   entries.DEMO_INTENTS_FILE = join(demo.servers.dir, 'intents.json');
   const envFile = join(demo.servers.dir, 'alcor.env');
   writeEnvFile(envFile, entries);
-  for (const [name, value] of Object.entries(entries)) out(`${name}=${redactEnvValue(name, value)}`);
+  for (const [name, value] of Object.entries(entries))
+    out(`${name}=${redactEnvValue(name, value)}`);
   out(`ALCOR_ENV_FILE=${envFile}`);
   out('READY');
 } else {

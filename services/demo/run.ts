@@ -240,7 +240,12 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
           `southbound-${i}`,
           'services/southbound/main.ts',
           o.dir,
-          { ...env, ALCOR_INSTANCE_ID: `southbound-${i}`, ...roleSeed('southbound') },
+          {
+            ...env,
+            ALCOR_INSTANCE_ID: `southbound-${i}`,
+            ...roleSeed('southbound'),
+            ...o.servers.kafkaRoleEnv('southbound'),
+          },
           o.logLevel,
         ),
       );
@@ -258,6 +263,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
           ...(credentials
             ? { ALCOR_NCA_CREDENTIALS: credentials.hostsDir, NATS_NKEY_SEED_FILE: '' }
             : {}),
+          ...o.servers.kafkaRoleEnv('nca'),
         },
         o.logLevel,
       ),

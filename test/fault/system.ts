@@ -168,8 +168,10 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
       const opsPort = await freePort();
       const procEnv = {
         ...base,
-        // Controllers and southbound modules connect as their role's user.
+        // Controllers and southbound modules connect as their role's user, the
+        // southbound and the agents to Kafka as theirs.
         ...(kind === 'nca' ? {} : { NATS_NKEY_SEED_FILE: credentials.roleSeedFile(kind) }),
+        ...(kind === 'controller' ? {} : servers.kafkaRoleEnv(kind)),
         ...own,
         ...(link ? { NATS_URL: `nats://${link.address}` } : {}),
       };

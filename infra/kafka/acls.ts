@@ -1,0 +1,75 @@
+/**
+ * Kafka users and ACLs per role (DESIGN §9, docs/security.md), for the KRaft
+ * `StandardAuthorizer`. On each Kafka cluster:
+ * - `admin` — a super user: provisioning, the operator, the test and demo harnesses;
+ * - `southbound` — creates, grows and produces to the goal-state topics;
+ * - `nca` — reads the goal-state topics through the agents' consumer groups.
+ * Nothing else is allowed (`allow.everyone.if.no.acl.found=false`).
+ */
+import kafkajs, { type Admin } from 'kafkajs';
+
+// kafkajs is CommonJS: its enums are not named ESM exports.
+const { AclOperationTypes, AclPermissionTypes, AclResourceTypes, ResourcePatternTypes } = kafkajs;
+type AclOperationTypes = kafkajs.AclOperationTypes;
+type AclResourceTypes = kafkajs.AclResourceTypes;
+
+export type KafkaRole = 'admin' | 'southbound' | 'nca';
+export const KAFKA_ROLES: readonly KafkaRole[] = ['admin', 'southbound', 'nca'];
+
+/** The goal-state topics' common prefix (shared/subjects.ts `kafkaTopics`). */
+export const GOAL_STATE_TOPIC_PREFIX = 'alcor.gs.';
+/** The agents' consumer groups' prefix (services/nca/fleet.ts). */
+export const AGENT_GROUP_PREFIX = 'alcor-fleet-';
+
+interface Grant {
+  resourceType: AclResourceTypes;
+  resourceName: string;
+  operations: AclOperationTypes[];
+}
+
+/** What each role (other than the super user) may do. */
+export const KAFKA_ROLE_GRANTS: Record<Exclude<KafkaRole, 'admin'>, Grant[]> = {
+  southbound: [
+    {
+      resourceType: AclResourceTypes.TOPIC,
+      resourceName: GOAL_STATE_TOPIC_PREFIX,
+      operations: [
+        AclOperationTypes.WRITE,
+        AclOperationTypes.DESCRIBE,
+        AclOperationTypes.CREATE,
+        // Topics grow a partition per host.
+        AclOperationTypes.ALTER,
+      ],
+    },
+  ],
+  nca: [
+    {
+      resourceType: AclResourceTypes.TOPIC,
+      resourceName: GOAL_STATE_TOPIC_PREFIX,
+      operations: [AclOperationTypes.READ, AclOperationTypes.DESCRIBE],
+    },
+    {
+      resourceType: AclResourceTypes.GROUP,
+      resourceName: AGENT_GROUP_PREFIX,
+      operations: [AclOperationTypes.READ, AclOperationTypes.DESCRIBE],
+    },
+  ],
+};
+
+/** Writes the roles' ACLs (idempotent: the same binding twice is one). */
+export async function applyKafkaAcls(admin: Admin): Promise<void> {
+  const acl = Object.entries(KAFKA_ROLE_GRANTS).flatMap(([role, grants]) =>
+    grants.flatMap((g) =>
+      g.operations.map((operation) => ({
+        resourceType: g.resourceType,
+        resourceName: g.resourceName,
+        resourcePatternType: ResourcePatternTypes.PREFIXED,
+        principal: `User:${role}`,
+        host: '*',
+        operation,
+        permissionType: AclPermissionTypes.ALLOW,
+      })),
+    ),
+  );
+  await admin.createAcls({ acl });
+}
