@@ -22,6 +22,9 @@ import {
   putHosts,
   runDir,
   kafkaSaslFromEnv,
+  kafkaSaslVars,
+  makeKafkaUsers,
+  type KafkaSasl,
   startLocalKafka,
   type LocalKafka,
 } from '../../infra/index.js';
@@ -174,19 +177,30 @@ test.before(async (ctx) => {
   }
 });
 
+/** The `KAFKA_<ID>_SASL_*` variables naming `user` for cluster `id`. */
+function saslEnv(id: string, user: KafkaSasl): Record<string, string> {
+  const vars = kafkaSaslVars(id);
+  return { [vars.username]: user.username, [vars.password]: user.password };
+}
+
 async function setUp(ctx: Ctx): Promise<void> {
   const servers = await testServers();
   ctx.tag = unique('sb');
   ctx.kafkaDir = runDir('alcor-sb-kafka-');
   ctx.nats = await isolatedNats();
-  // With the run's Kafka user, if the provisioned clusters have one (the clients take it).
+  // With the run's Kafka admin user, if the provisioned clusters have one (the
+  // clients take it from the environment).
   const sasl = kafkaSaslFromEnv('a');
   ctx.kafkaA = await startLocalKafka({
     clusterId: 'a',
     dir: join(ctx.kafkaDir, 'a'),
-    ...(sasl ? { sasl } : {}),
+    ...(sasl ? { users: { ...makeKafkaUsers(), admin: sasl } } : {}),
   });
-  const b = Object.values(servers.kafka)[0]!;
+  // Kafka `b` of this suite is the run's first cluster: its clients take that
+  // cluster's user (each provisioned cluster has users of its own).
+  const [firstId, b] = Object.entries(servers.kafka)[0]!;
+  const first = kafkaSaslFromEnv(firstId);
+  if (first) Object.assign(process.env, saslEnv('b', first));
   ctx.kafka = { a: ctx.kafkaA.brokers, b };
   ctx.redisUrl = servers.redisUrl;
   const bindings: HostRecord['binding'][] = [
