@@ -44,3 +44,4 @@ export * from './nats/streamReader.js';
 export * from './nats/reply.js';
 export * from './secrets.js';
 export * from './kafka/acls.js';
+export * from './nats/asyncPublisher.js';

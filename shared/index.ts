@@ -9,3 +9,4 @@ export * from './ports.js';
 export * from './lbmrc.js';
 export * from './envConfig.js';
 export * from './stats.js';
+export * from './decider.js';

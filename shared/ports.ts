@@ -44,11 +44,16 @@ export interface EventLog<Commit = EventCommit> {
   /** The stream's revision: the sequence of its last commit, 0 if none. */
   lastRevision(streamId: string): Promise<number>;
   /**
-   * Appends if the VPC is still at `expectedRevision` (compare-and-set). A re-sent
-   * intent id at the current revision is `duplicate`; at a stale revision the
-   * server reports `conflict` first (the caller reloads and finds it decided).
+   * Appends `commits` — one, or a group in one message — if the stream is still at
+   * `expectedRevision` (compare-and-set): all of them or none. The same group sent
+   * again is `duplicate`; at a stale revision the server reports `conflict` first
+   * (the caller reloads and finds it decided).
    */
-  append(streamId: string, commit: Commit, expectedRevision: number): Promise<AppendResult>;
+  append(
+    streamId: string,
+    commits: readonly Commit[],
+    expectedRevision: number,
+  ): Promise<AppendResult>;
   /**
    * The stream's entries after `afterRevision`, in order, up to its last one now:
    * its commits, and any message that is not one (skipped, with why).

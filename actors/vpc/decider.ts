@@ -24,6 +24,7 @@ import {
   type RecordedCommit,
   type VpcEvent,
   type VpcIntent,
+  PENDING_REVISION,
 } from '../../shared/index.js';
 import { REMEMBERED_INTENTS, initialState, type SubnetRecord, type VpcState } from './state.js';
 
@@ -519,6 +520,52 @@ export function evolve(state: VpcState, recorded: RecordedCommit): VpcState {
     const oldest = state.intents.keys().next().value;
     if (oldest !== undefined) state.intents.delete(oldest);
   }
+  return state;
+}
+
+/**
+ * Gives the commits of a group, folded at PENDING_REVISION before the group was
+ * appended, the revision the log assigned it: the records their events touched,
+ * their intents' records and the VPC's revision. In place, like {@link evolve};
+ * `evolve` at `revision` directly would leave the same state.
+ */
+export function restamp(
+  state: VpcState,
+  commits: readonly EventCommit[],
+  revision: number,
+): VpcState {
+  const fix = (rec: { rev: number } | undefined): void => {
+    if (rec && rec.rev === PENDING_REVISION) rec.rev = revision;
+  };
+  for (const { intentId, events } of commits) {
+    const record = state.intents.get(intentId);
+    if (record && record.revision === PENDING_REVISION) record.revision = revision;
+    for (const event of events) {
+      switch (event.type) {
+        case 'VpcCreated':
+        case 'VpcDeleted':
+          if (state.vpcRev === PENDING_REVISION) state.vpcRev = revision;
+          break;
+        case 'SubnetCreated':
+          fix(state.subnets.get(event.subnetId));
+          break;
+        case 'PortCreated':
+        case 'PortUpdated':
+          fix(state.ports.get(event.portId));
+          break;
+        case 'SecurityGroupCreated':
+        case 'SecurityGroupUpdated':
+          fix(state.groups.get(event.sgId));
+          break;
+        case 'RouteSet':
+          fix(state.routes.get(event.destination));
+          break;
+        default:
+          break; // deletions and refusals leave no record with a revision
+      }
+    }
+  }
+  if (state.revision === PENDING_REVISION) state.revision = revision;
   return state;
 }
 

@@ -3,3 +3,5 @@ export * from './decider.js';
 export * from './projection.js';
 export * from './snapshot.js';
 export * from './machine.js';
+export * from './command.js';
+export * from './programmed.js';

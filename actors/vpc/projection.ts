@@ -408,3 +408,135 @@ export function affectedHosts(after: VpcState, messages: readonly ProjectedMessa
   }
   return [...hosts];
 }
+
+// ── a group commit's messages ────────────────────────────────────────────────
+
+/** A host's op on one resource as of `state`: what a full state would say, or a delete. */
+function finalOp(
+  state: VpcState,
+  hostId: string | undefined,
+  key: string,
+  rev: number,
+): GoalStateOp {
+  const colon = key.indexOf(':');
+  const kind = (colon < 0 ? key : key.slice(0, colon)) as GoalStateOp['kind'];
+  const name = colon < 0 ? '' : key.slice(colon + 1);
+  const host = hostId === undefined ? undefined : state.hosts.get(hostId);
+  const hostPorts = (): PortRecord[] =>
+    host ? [...host.ports].flatMap((id) => state.ports.get(id) ?? []) : [];
+  const gone = ops.delete(kind, name, rev);
+  if (state.status !== 'active') return gone;
+  switch (kind) {
+    case 'vpc':
+      return ops.vpc(state);
+    case 'neighbor': {
+      const port = state.ports.get(name);
+      return port ? ops.neighbor(port) : gone;
+    }
+    case 'route': {
+      const route = state.routes.get(name);
+      return route ? ops.route(route) : gone;
+    }
+    case 'port': {
+      const port = state.ports.get(name);
+      return port && (hostId === undefined || port.hostId === hostId) ? ops.port(port) : gone;
+    }
+    case 'subnet': {
+      const subnet = state.subnets.get(name);
+      if (!subnet) return gone;
+      return hostId === undefined || hostPorts().some((p) => p.subnetId === name)
+        ? ops.subnet(subnet)
+        : gone;
+    }
+    case 'sg': {
+      const group = state.groups.get(name);
+      if (!group) return gone;
+      return hostId === undefined || hostPorts().some((p) => p.securityGroupIds.includes(name))
+        ? ops.sg(group)
+        : gone;
+    }
+    default:
+      return gone;
+  }
+}
+
+/** Resources every VPC host holds alike: a multicast of them suits all hosts of a cluster. */
+const VPC_WIDE = new Set<GoalStateOp['kind']>(['vpc', 'neighbor', 'route']);
+
+/**
+ * The goal-state messages of a group commit, from the messages each of its commits
+ * projected (in order, folded at PENDING_REVISION) and the state after the group
+ * (restamped): one message per target at the group's revision.
+ *
+ * A host that joined or left in the group gets its full state as of the group's
+ * end. Every other target gets one delta naming each resource the group touched
+ * for it, with the resource as it stands at the group's end. All messages of one
+ * revision must agree on a resource for every host they reach (an agent applies an
+ * op once per revision, whichever message comes first), so each op is the host's
+ * final view; a multicast op that is not right for every VPC host of its cluster
+ * (a security group some of them no longer need) goes to each of them by unicast.
+ */
+export function groupMessages(
+  after: VpcState,
+  perCommit: readonly (readonly ProjectedMessage[])[],
+  revision: number,
+  bucket: number,
+): ProjectedMessage[] {
+  const vpcId = after.vpcId;
+  const fulls = new Map<string, string>(); // host → subject
+  const deltas = new Map<string, { subject: string; keys: Set<string> }>();
+  const touch = (target: string, subject: string, key: string): void => {
+    let entry = deltas.get(target);
+    if (!entry) deltas.set(target, (entry = { subject, keys: new Set() }));
+    entry.keys.add(key);
+  };
+  for (const messages of perCommit) {
+    for (const { subject, message } of messages) {
+      if (message.mode === 'full') fulls.set(message.target, subject);
+      else for (const op of message.ops) touch(message.target, subject, op.key);
+    }
+  }
+  // Multicast ops that some VPC host of the cluster must not have become unicasts.
+  for (const [target, entry] of deltas) {
+    if (!isMulticast(target)) continue;
+    const cluster = after.clusters.get(target);
+    if (!cluster) {
+      deltas.delete(target); // no VPC host left there: the left ones have their fulls
+      continue;
+    }
+    for (const key of entry.keys) {
+      const wide = finalOp(after, undefined, key, revision);
+      if (VPC_WIDE.has(wide.kind)) continue;
+      const split = [...cluster.hosts].some((h) => finalOp(after, h, key, revision).op !== wide.op);
+      if (!split) continue;
+      entry.keys.delete(key);
+      for (const h of cluster.hosts) touch(h, subjects.goalStateHost(cluster.place, h), key);
+    }
+    if (entry.keys.size === 0) deltas.delete(target);
+  }
+  const out: ProjectedMessage[] = [];
+  for (const [hostId, subject] of fulls) {
+    out.push({
+      subject,
+      msgId: goalStateMsgId(vpcId, revision, hostId),
+      message: fullState(after, hostId, revision, bucket),
+    });
+  }
+  for (const [target, { subject, keys }] of deltas) {
+    if (fulls.has(target)) continue;
+    const host = isMulticast(target) ? undefined : target;
+    out.push({
+      subject,
+      msgId: goalStateMsgId(vpcId, revision, target),
+      message: {
+        vpcId,
+        bucket,
+        revision,
+        mode: 'delta',
+        target,
+        ops: [...keys].map((key) => finalOp(after, host, key, revision)),
+      },
+    });
+  }
+  return out;
+}

@@ -1,36 +1,32 @@
 /**
  * Read → fold → decide → append → retry, written once for any decider (STYLE,
- * after emmett's command handler). The log's compare-and-set is the single-writer
- * guard: on a conflict the state is caught up from the log and the command decided
- * again, a bounded number of times.
+ * after emmett's command handler), with group commit: the commands of a group are
+ * decided one after another against the state (each seeing the ones before it,
+ * folded at PENDING_REVISION), and their commits appended together by one
+ * compare-and-set — all of them right after the expected revision, or none. The
+ * log's compare-and-set is the single-writer guard: on a conflict the state is
+ * reloaded and the group decided again, a bounded number of times.
  */
 import {
   AlcorError,
+  PENDING_REVISION,
   isSkipped,
+  type Decider,
   type EventLog,
-  type Recorded,
-  type Skipped,
 } from '../../shared/index.js';
 
-export interface Decider<State, Command, Commit, Answer> {
-  initialState: (streamId: string) => State;
-  /** Folds one recorded commit; may update `state` in place and must return it. */
-  evolve: (state: State, recorded: Recorded<Commit>) => State;
-  /** Passes over a message of the log that is not a commit: its sequence is the revision now. */
-  skip: (state: State, skipped: Skipped) => State;
-  /** Either a commit to append, or an answer without appending (duplicate, stale …). */
-  decide: (
-    command: Command,
-    state: State,
-  ) => { type: 'append'; commit: Commit } | { type: 'answer'; answer: Answer };
-  revisionOf: (state: State) => number;
-}
+/** What became of one command of a group. */
+export type Outcome<Commit, Answer> =
+  { type: 'committed'; commit: Commit } | { type: 'answered'; answer: Answer };
 
-export type Handled<State, Commit, Answer> =
-  | { type: 'appended'; state: State; recorded: Recorded<Commit> }
-  /** The log already held this command's commit (deduplicated by the log). */
-  | { type: 'duplicate'; state: State; revision: number }
-  | { type: 'answered'; state: State; answer: Answer };
+export interface GroupHandled<State, Commit, Answer> {
+  state: State;
+  /** The revision the group's commits got; undefined when none was appended. */
+  revision?: number;
+  commits: Commit[];
+  /** One per command, in order. */
+  outcomes: Array<Outcome<Commit, Answer>>;
+}
 
 /** The stream kept changing under us: another writer is active. Retryable. */
 export class ConcurrencyError extends AlcorError {
@@ -38,9 +34,7 @@ export class ConcurrencyError extends AlcorError {
     super(
       'concurrency',
       `${streamId} changed under ${attempts} attempts to append; another writer is active`,
-      {
-        retryable: true,
-      },
+      { retryable: true },
     );
   }
 }
@@ -48,16 +42,35 @@ export class ConcurrencyError extends AlcorError {
 export interface CommandHandler<State, Command, Commit, Answer> {
   /** The stream's state from the log (or `from` caught up to the log's end). */
   load: (streamId: string, from?: State) => Promise<State>;
-  handle: (
+  /**
+   * Decides `commands` in order against `state` (updated in place, as `evolve`
+   * does) and appends their commits as one group. The caller cuts the group: a
+   * command that `startsGroup` may only come first. After an error the state may
+   * hold commits that were not appended: load it again.
+   */
+  handleGroup: (
     streamId: string,
-    command: Command,
-    state?: State,
-  ) => Promise<Handled<State, Commit, Answer>>;
+    commands: readonly Command[],
+    state: State,
+    observe?: GroupObserver<State, Commit>,
+  ) => Promise<GroupHandled<State, Commit, Answer>>;
+}
+
+/**
+ * Sees each commit of a group right after it was folded (at PENDING_REVISION), with
+ * the state as it is then — what a projection of that commit needs. `start` is
+ * called before each attempt (a conflict decides the group again).
+ */
+export interface GroupObserver<State, Commit> {
+  start: () => void;
+  folded: (commit: Commit, state: State) => void;
 }
 
 export function createCommandHandler<State, Command, Commit, Answer>(deps: {
   log: EventLog<Commit>;
   decider: Decider<State, Command, Commit, Answer>;
+  /** A fresh state after a conflict (default: fold the whole log; give it a snapshot-aware one). */
+  reload?: (streamId: string) => Promise<State>;
   maxAttempts?: number;
 }): CommandHandler<State, Command, Commit, Answer> {
   const { log, decider } = deps;
@@ -70,29 +83,49 @@ export function createCommandHandler<State, Command, Commit, Answer>(deps: {
     }
     return state;
   };
+  const reload = deps.reload ?? ((streamId: string) => load(streamId));
 
-  const handle = async (
+  const handleGroup = async (
     streamId: string,
-    command: Command,
-    cached?: State,
-  ): Promise<Handled<State, Commit, Answer>> => {
-    let state = cached ?? (await load(streamId));
+    commands: readonly Command[],
+    given: State,
+    observe?: GroupObserver<State, Commit>,
+  ): Promise<GroupHandled<State, Commit, Answer>> => {
+    let state = given;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-      const decision = decider.decide(command, state);
-      if (decision.type === 'answer') return { type: 'answered', state, answer: decision.answer };
+      observe?.start();
       const expected = decider.revisionOf(state);
-      const result = await log.append(streamId, decision.commit, expected);
+      const outcomes: Array<Outcome<Commit, Answer>> = [];
+      const commits: Commit[] = [];
+      commands.forEach((command, i) => {
+        if (i > 0 && decider.startsGroup(command))
+          throw new Error('a command that starts a group came after the first');
+        const decision = decider.decide(command, state);
+        if (decision.type === 'answer') {
+          outcomes.push({ type: 'answered', answer: decision.answer });
+          return;
+        }
+        commits.push(decision.commit);
+        outcomes.push({ type: 'committed', commit: decision.commit });
+        state = decider.evolve(state, { revision: PENDING_REVISION, commit: decision.commit });
+        observe?.folded(decision.commit, state);
+      });
+      if (commits.length === 0) return { state, commits, outcomes };
+      const result = await log.append(streamId, commits, expected);
       if (result.type === 'appended') {
-        const recorded = { revision: result.revision, commit: decision.commit };
-        return { type: 'appended', state: decider.evolve(state, recorded), recorded };
+        return {
+          state: decider.restamp(state, commits, result.revision),
+          revision: result.revision,
+          commits,
+          outcomes,
+        };
       }
-      // A duplicate or a conflict: someone (perhaps we, before a crash) wrote first.
-      state = await load(streamId, state);
-      if (result.type === 'duplicate')
-        return { type: 'duplicate', state, revision: result.revision };
+      // A conflict, or this very group stored before (a resend): the state holds
+      // commits the log did not take from us; read it again and decide again.
+      state = await reload(streamId);
     }
     throw new ConcurrencyError(streamId, maxAttempts);
   };
 
-  return { load, handle };
+  return { load, handleGroup };
 }

@@ -12,11 +12,13 @@
  * name carries the run's incarnation, so a successor can read a dead run's ack
  * floor; the server deletes it after `inactiveMs` without pulls.
  *
- * Deliveries are headers-only: they only say "VPC v has an intent at sequence s";
- * the VPC actor reads the intents themselves from the stream in order from its
- * cursor. A delivery is acked once the actor has handled its sequence; unacked
- * ones come back after `ack_wait`. `max_ack_pending` bounds what is in flight:
- * back-pressure stays in the server.
+ * Deliveries carry the intents: the VPC's lane decides them in the order they
+ * come (the stream's), and reads the stream back only to fill a gap — a sequence
+ * it was woken for without a body, or after deliveries may have been lost on the
+ * way (`onTrouble`: a jump in the consumer's delivery sequence, a consumer
+ * notification that something went missing). A delivery is acked once its intent
+ * is decided; unacked ones come back after `ack_wait`. `max_ack_pending` bounds
+ * what is in flight: back-pressure stays in the server.
  */
 import {
   AckPolicy,
@@ -79,7 +81,6 @@ export async function createIntakeConsumer(
     ack_wait: (options.ackWaitMs ?? DEFAULTS.ackWaitMs) * 1_000_000,
     max_ack_pending: options.maxAckPending ?? DEFAULTS.maxAckPending,
     max_deliver: -1,
-    headers_only: true,
     inactive_threshold: (options.inactiveMs ?? DEFAULTS.inactiveMs) * 1_000_000,
   });
 }
@@ -170,12 +171,16 @@ export async function directPage(
   return out;
 }
 
-/** One intake delivery: the bucket and VPC token from the subject, and the sequence. */
+/** One intake delivery: the bucket and VPC token from the subject, the intent as stored. */
 export interface IntakeDelivery {
   bucket: number;
   /** The subject's last token; not checked (a client may publish any token). */
   vpcToken: string;
+  subject: string;
   seq: number;
+  data: Uint8Array;
+  /** When the stream stored it, ISO 8601. */
+  time: string;
   deliveryCount: number;
   /** Messages left in the consumer after this one (its lag, as the server saw it). */
   pending: number;
@@ -188,25 +193,58 @@ export interface Intake {
   stop: () => Promise<void>;
 }
 
-/** Consumes the run's durable (create it first with createIntakeConsumer). */
+/**
+ * When the stream stored a delivered message, to the millisecond, exactly as a
+ * direct get of it says (`Nats-Time-Stamp`, truncated). The client's `m.time`
+ * divides the nanoseconds as a float and is now and then a millisecond later, so
+ * a replay from the stream would decide an intent with another `at`; the exact
+ * nanoseconds are a BigInt.
+ */
+export function storedAt(m: JsMsg): string {
+  return new Date(Number(m.timestampNanos / 1_000_000n)).toISOString();
+}
+
+/** Consumer notifications after which deliveries may have been lost on the way. */
+const TROUBLE = new Set([
+  'heartbeats_missed',
+  'consumer_not_found',
+  'stream_not_found',
+  'consumer_deleted',
+  'no_responders',
+  'reset',
+]);
+
+/**
+ * Consumes the run's durable (create it first with createIntakeConsumer).
+ * `onTrouble` is called when deliveries may have been lost: the consumer's
+ * delivery sequence jumped, or a notification says so.
+ */
 export async function consumeIntake(
   nc: NatsConnection,
   name: string,
   onDelivery: (delivery: IntakeDelivery) => void,
-  options: IntakeOptions = {},
+  options: IntakeOptions & { onTrouble?: (why: string) => void } = {},
 ): Promise<Intake> {
   // A server busy catching consumers up on a backlog answers API requests late.
   const js = jetstream(nc, { timeout: 30_000 });
   const consumer = await js.consumers.get(options.stream ?? DEFAULTS.stream, name);
+  let lastDelivery = 0;
   const messages: ConsumerMessages = await consumer.consume({
     max_messages: options.batch ?? DEFAULTS.batch,
     callback: (m: JsMsg) => {
+      const delivered = m.info.deliverySequence;
+      if (lastDelivery > 0 && delivered > lastDelivery + 1)
+        options.onTrouble?.(`delivery sequence jumped from ${lastDelivery} to ${delivered}`);
+      lastDelivery = Math.max(lastDelivery, delivered);
       const first = m.subject.indexOf('.');
       const second = m.subject.indexOf('.', first + 1);
       onDelivery({
         bucket: Number(m.subject.slice(first + 1, second)),
         vpcToken: m.subject.slice(second + 1),
+        subject: m.subject,
         seq: m.seq,
+        data: m.data,
+        time: storedAt(m),
         deliveryCount: m.info.deliveryCount,
         pending: m.info.pending,
         ack: () => m.ack(),
@@ -215,6 +253,9 @@ export async function consumeIntake(
       });
     },
   });
+  void (async () => {
+    for await (const n of messages.status()) if (TROUBLE.has(n.type)) options.onTrouble?.(n.type);
+  })();
   return {
     stop: async () => {
       await messages.close();

@@ -3,7 +3,7 @@
  * with a `Nats-Msg-Id`, so that publishing again after a crash stores nothing twice
  * within the duplicate window (and receivers ignore what is older than they have).
  */
-import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import { createAsyncPublisher, type AsyncPublisher } from './asyncPublisher.js';
 import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import type { DecisionPublisher, GoalStateEnvelope, Status } from '../../shared/index.js';
 
@@ -22,16 +22,17 @@ export function writerHeaders(writer: string): MsgHdrs {
 
 export function createJetStreamDecisionPublisher(
   nc: NatsConnection,
-  options: { timeoutMs?: number; writer?: () => string } = {},
+  options: { timeoutMs?: number; writer?: () => string; publisher?: AsyncPublisher } = {},
 ): DecisionPublisher {
-  const js: JetStreamClient = jetstream(nc, { timeout: options.timeoutMs ?? 10_000 });
+  const publisher =
+    options.publisher ?? createAsyncPublisher(nc, { timeoutMs: options.timeoutMs ?? 10_000 });
   return {
     async goalStates(messages: readonly GoalStateEnvelope[]) {
       const writer = options.writer?.();
       const acks = await Promise.all(
         messages.map((m) =>
-          js.publish(m.subject, encoder.encode(JSON.stringify(m.message)), {
-            msgID: m.msgId,
+          publisher.publish(m.subject, encoder.encode(JSON.stringify(m.message)), {
+            msgId: m.msgId,
             ...(writer ? { headers: writerHeaders(writer) } : {}),
           }),
         ),
@@ -42,8 +43,8 @@ export function createJetStreamDecisionPublisher(
     async status(subject: string, status: Status, msgId: string) {
       const h = options.writer ? writerHeaders(options.writer()) : headers();
       h.set(INTENT_ID_HEADER, status.intentId);
-      await js.publish(subject, encoder.encode(JSON.stringify(status)), {
-        msgID: msgId,
+      await publisher.publish(subject, encoder.encode(JSON.stringify(status)), {
+        msgId,
         headers: h,
       });
     },

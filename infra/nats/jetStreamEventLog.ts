@@ -8,14 +8,14 @@
  * was taken for this one, and this VPC's commit was never written (found by the
  * bad-input fuzzer).
  */
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import {
-  DeliverPolicy,
-  JetStreamApiError,
-  jetstream,
-  jetstreamManager,
-  type JetStreamClient,
-  type JetStreamManager,
-} from '@nats-io/jetstream';
+  PublishRejectedError,
+  WRONG_LAST_SEQUENCE,
+  createAsyncPublisher,
+  type AsyncPublisher,
+} from './asyncPublisher.js';
+import { directPage } from './bucketIntake.js';
 import { writerHeaders } from './decisionPublisher.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
@@ -24,25 +24,32 @@ import {
   subjects,
   type AppendResult,
   type EventCommit,
-  decodeEventCommit,
+  decodeEventMessage,
+  encodeEventMessage,
   type EventLog,
   type LogEntry,
 } from '../../shared/index.js';
 
-/** JSStreamWrongLastSequenceErr: the subject's last sequence is not the expected one. */
-const WRONG_LAST_SEQUENCE = 10071;
-
 const encoder = new TextEncoder();
+/** Messages per direct batch get when a VPC's log is read. */
+const READ_PAGE = 512;
 
-/** The `Nats-Msg-Id` of a commit in EVENTS: unique per VPC, as intent ids are. */
-export const eventMsgId = (vpcId: string, intentId: string): string => `${vpcId}:${intentId}`;
+/**
+ * The `Nats-Msg-Id` of an EVENTS message: of one commit, `<vpc>:<intentId>` (unique
+ * per VPC, as intent ids are); of a group, its first and last commits' INTENTS
+ * sequences (unique to that group).
+ */
+export function eventMsgId(vpcId: string, commits: readonly EventCommit[]): string {
+  if (commits.length === 1) return `${vpcId}:${commits[0]!.intentId}`;
+  return `${vpcId}:group:${commits[0]!.cursor}-${commits.at(-1)!.cursor}`;
+}
 
 export async function createJetStreamEventLog(
   nc: NatsConnection,
-  options: { stream?: string; writer?: () => string } = {},
+  options: { stream?: string; writer?: () => string; publisher?: AsyncPublisher } = {},
 ): Promise<EventLog> {
   const stream = options.stream ?? streams.events;
-  const js: JetStreamClient = jetstream(nc);
+  const publisher = options.publisher ?? createAsyncPublisher(nc);
   const jsm: JetStreamManager = await jetstreamManager(nc);
 
   const lastRevision = async (vpcId: string): Promise<number> => {
@@ -55,22 +62,25 @@ export async function createJetStreamEventLog(
 
     async append(
       vpcId: string,
-      commit: EventCommit,
+      commits: readonly EventCommit[],
       expectedRevision: number,
     ): Promise<AppendResult> {
-      if (commit.vpcId !== vpcId) {
+      const first = commits[0];
+      if (!first) throw new AlcorError('empty_group', `no commit to append to evt.${vpcId}`);
+      const other = commits.find((c) => c.vpcId !== vpcId);
+      if (other) {
         throw new AlcorError(
           'wrong_stream',
-          `a commit of ${commit.vpcId} cannot go to evt.${vpcId}`,
+          `a commit of ${other.vpcId} cannot go to evt.${vpcId}`,
         );
       }
       try {
-        const ack = await js.publish(
+        const ack = await publisher.publish(
           subjects.event(vpcId),
-          encoder.encode(JSON.stringify(commit)),
+          encoder.encode(encodeEventMessage(commits)),
           {
-            msgID: eventMsgId(vpcId, commit.intentId),
-            expect: { lastSubjectSequence: expectedRevision },
+            msgId: eventMsgId(vpcId, commits),
+            expectLastSubjectSequence: expectedRevision,
             ...(options.writer ? { headers: writerHeaders(options.writer()) } : {}),
           },
         );
@@ -78,31 +88,35 @@ export async function createJetStreamEventLog(
           ? { type: 'duplicate', revision: ack.seq }
           : { type: 'appended', revision: ack.seq };
       } catch (err) {
-        if (err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE)
+        if (err instanceof PublishRejectedError && err.errCode === WRONG_LAST_SEQUENCE)
           return { type: 'conflict' };
         throw err;
       }
     },
 
     async *read(vpcId: string, afterRevision: number): AsyncIterable<LogEntry<EventCommit>> {
+      const subject = subjects.event(vpcId);
       const last = await lastRevision(vpcId);
-      if (last <= afterRevision) return;
-      const consumer = await js.consumers.get(stream, {
-        filter_subjects: subjects.event(vpcId),
-        deliver_policy: DeliverPolicy.StartSequence,
-        opt_start_seq: afterRevision + 1,
-      });
-      const messages = await consumer.consume({ max_messages: 1024 });
-      try {
-        for await (const m of messages) {
-          const commit = decodeEventCommit(vpcId, m.data);
-          yield commit.ok
-            ? { revision: m.seq, commit: commit.value }
-            : { revision: m.seq, skipped: commit.error };
-          if (m.info.pending === 0 && m.seq >= last) break;
+      let after = afterRevision;
+      while (after < last) {
+        // Direct batch gets on the VPC's subject: no consumer to create per read.
+        let page = await directPage(jsm, stream, subject, after, READ_PAGE);
+        if (page.length === 0) {
+          // A replica behind the one that gave `last`: go on from the stream leader.
+          const m = await jsm.streams.getMessage(stream, {
+            seq: after + 1,
+            next_by_subj: subject,
+          } as unknown as { seq: number });
+          if (!m) return;
+          page = [{ seq: m.seq, subject: m.subject, data: m.data, time: m.time }];
         }
-      } finally {
-        await messages.close();
+        for (const m of page) {
+          if (m.seq > last) return;
+          const decoded = decodeEventMessage(vpcId, m.data);
+          if (decoded.ok) for (const commit of decoded.value) yield { revision: m.seq, commit };
+          else yield { revision: m.seq, skipped: decoded.error };
+          after = m.seq;
+        }
       }
     },
   };

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Composer, LineCounter, Parser, YAMLParseError } from 'yaml';
-import type { ErrorDetail } from '../../shared/index.js';
+import { AlcorError, type ErrorDetail } from '../../shared/index.js';
 import { CliError, EXIT } from './output.js';
 
 /** `<file>: <path>: <message> (<code>)`; the path once, when the message does not begin with it. */
@@ -22,7 +22,11 @@ async function readStdin(): Promise<Buffer> {
 export const MAX_DOCUMENT_DEPTH = 64;
 
 /** A YAML document too deep to compose. */
-class TooDeep extends Error {}
+class TooDeep extends AlcorError {
+  constructor() {
+    super('too_deep', `nested deeper than ${MAX_DOCUMENT_DEPTH} levels`);
+  }
+}
 
 /** How deep the syntax tree nests (walked without recursion). */
 function yamlDepth(tokens: readonly unknown[]): number {

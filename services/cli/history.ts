@@ -16,10 +16,10 @@ import {
   type GoalStateEnvelope as ProjectedMessage,
 } from '../../shared/index.js';
 import { vpc } from '../../actors/index.js';
-import { foldVpc, type Point, type Replayed } from '../controller/vpcHistory.js';
+import { foldVpc, type Point, type Replayed } from '../controller/vpcs/history.js';
 import { CliError, EXIT, table } from './output.js';
 
-export { foldVpc, type Point, type Replayed } from '../controller/vpcHistory.js';
+export { foldVpc, type Point, type Replayed } from '../controller/vpcs/history.js';
 
 const RELATIVE = /^-(\d+)(s|m|h|d)$/;
 const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;

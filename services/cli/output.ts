@@ -2,6 +2,7 @@
  * CLI output conventions: readable tables by default, `--json` for scripts, errors
  * on stderr that say what to do, and exit codes that mean something.
  */
+import { AlcorError } from '../../shared/index.js';
 export const EXIT = {
   ok: 0,
   /** The system could not be reached or failed. */
@@ -14,12 +15,12 @@ export const EXIT = {
   incomplete: 4,
 } as const;
 
-export class CliError extends Error {
+export class CliError extends AlcorError {
   constructor(
     message: string,
     readonly exitCode: number = EXIT.failure,
   ) {
-    super(message);
+    super('cli', message);
   }
 }
 

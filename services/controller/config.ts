@@ -7,6 +7,7 @@ import {
   ConfigError,
   DEFAULT_BUCKET_COUNT,
   ID_PATTERN,
+  MAX_GROUP_COMMITS,
   numbersFromEnv,
   parseBucketSet,
   withEnvNames,
@@ -35,8 +36,18 @@ export const ControllerConfigSchema = z.strictObject({
   idleMs: z.number().int().min(1).default(60_000),
   /** NATS operations in flight across all VPC actors. */
   concurrency: z.number().int().min(1).default(256),
-  /** Intents read per direct batch get. */
+  /** Intents read per direct batch get (a gap filled from INTENTS). */
   readBatch: z.number().int().min(1).max(1000).default(256),
+  /** Most intents of one VPC decided and appended as one group commit. */
+  groupMax: z.number().int().min(1).max(MAX_GROUP_COMMITS).default(128),
+  /** Most bytes of intents in one group (its EVENTS message stays well under the server's max payload). */
+  groupBytes: z
+    .number()
+    .int()
+    .min(1024)
+    .default(256 * 1024),
+  /** Groups of one VPC whose statuses and goal states are out but not all acked. */
+  outboxWindow: z.number().int().min(1).max(1024).default(64),
   decisionTimeoutMs: z.number().int().min(1).default(30_000),
   intake: z
     .strictObject({
@@ -90,6 +101,9 @@ const ENV = {
   ALCOR_PROGRAMMED_DEADLINE_MS: 'programmedDeadlineMs',
   ALCOR_READY_MAX_LAG: 'readyMaxLag',
   ALCOR_MAPPING_CHECK_MS: 'mappingCheckMs',
+  ALCOR_GROUP_MAX: 'groupMax',
+  ALCOR_GROUP_BYTES: 'groupBytes',
+  ALCOR_OUTBOX_WINDOW: 'outboxWindow',
 } as const;
 
 /** The configuration from `ALCOR_*` variables and NATS_URL. */

@@ -10,6 +10,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import {
   DEFAULT_LAYOUT,
   connectNats,
+  createAsyncPublisher,
   createHostDirectory,
   createJetStreamDecisionPublisher,
   createJetStreamEventLog,
@@ -28,25 +29,25 @@ import {
   type Membership,
 } from '../../infra/index.js';
 import { kvBuckets } from '../../shared/index.js';
-import { serveApplyApi } from './applyApi.js';
+import { serveApplyApi } from './api/applyApi.js';
 import { parseControllerConfig, type ControllerConfigInput } from './config.js';
-import { IntakeRuntime } from './intake.js';
+import { IntakeRuntime, LossEpoch } from './buckets/intake.js';
 import { Limiter } from './limiter.js';
 import { createMetrics, type ControllerMetrics } from './metrics.js';
-import { BucketLoads, startOwnership, type Ownership } from './ownership.js';
-import { startPlacementLeader } from './placementLeader.js';
-import { VpcActors } from './vpcActors.js';
-import { bucketSubscriptions, serveResync, type HostApiDeps } from './hostApi.js';
-import { ProgrammedTracker, type ProgrammedMetrics } from './programmed.js';
-import { ProgrammedRecovery } from './programmedRecovery.js';
-import { startMappingRebuild } from './mappingRebuild.js';
+import { BucketLoads, startOwnership, type Ownership } from './buckets/ownership.js';
+import { startPlacementLeader } from './buckets/placementLeader.js';
+import { VpcLanes } from './vpcs/lanes.js';
+import { bucketSubscriptions, serveResync, type HostApiDeps } from './hosts/hostApi.js';
+import { ProgrammedTracker, type ProgrammedMetrics } from './programmed/tracker.js';
+import { ProgrammedRecovery } from './programmed/recovery.js';
+import { startMappingRebuild } from './vpcs/mappingRebuild.js';
 import { createControllerTelemetry } from './telemetry.js';
 
 export { controllerConfigFromEnv, parseControllerConfig } from './config.js';
 export type { ControllerConfig, ControllerConfigInput } from './config.js';
 export type { ControllerMetrics } from './metrics.js';
-export type { ApplyReply, ApplyReplyItem } from './applyApi.js';
-export { nextTable } from './placementLeader.js';
+export type { ApplyReply, ApplyReplyItem } from './api/applyApi.js';
+export { nextTable } from './buckets/placementLeader.js';
 
 export interface Controller {
   instanceId: string;
@@ -103,13 +104,17 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
   const writer = (): string => `${config.instanceId}/${membership.incarnation()}`;
   const metrics = createMetrics();
   const telemetry = createControllerTelemetry(config.instanceId, metrics, {
-    activeVpcs: () => actors.size,
+    activeVpcs: () => lanes.size,
     bucketsOwned: () => run?.ownership.owned().length ?? 0,
     programmedPending: () => tracker.pending,
     programmed: () => tracker.metrics,
     intake: () => run?.intake.lag(),
   });
-  const publisher = telemetry.counting(createJetStreamDecisionPublisher(nc, { writer }));
+  // One ack inbox for every JetStream publish of this run (appends, goal states, statuses).
+  const asyncPublisher = createAsyncPublisher(nc);
+  const publisher = telemetry.counting(
+    createJetStreamDecisionPublisher(nc, { writer, publisher: asyncPublisher }),
+  );
   const connected = natsConnectedFlag(nc);
   const loads = new BucketLoads();
   const store = await createPlacementStore(nc, logger);
@@ -124,7 +129,7 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
     if (!current) return;
     await current.ownership.stop(false);
     await current.intake.stop();
-    actors.stopAll();
+    lanes.stopAll();
   };
   const membership: Membership = await createMembership(nc, {
     bucket: kvBuckets.controllers,
@@ -172,8 +177,9 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
       }
     }
   })();
-  const actors = new VpcActors({
-    log: await createJetStreamEventLog(nc, { writer }),
+  const lossEpoch = new LossEpoch();
+  const lanes = new VpcLanes({
+    log: await createJetStreamEventLog(nc, { writer, publisher: asyncPublisher }),
     intents: await createJetStreamIntentSource(nc),
     publisher,
     snapshots: await createKvSnapshotStore(nc),
@@ -183,11 +189,15 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
     metrics,
     snapshotEvery: config.snapshotEvery,
     readBatch: config.readBatch,
+    groupMax: config.groupMax,
+    groupBytes: config.groupBytes,
+    outboxWindow: config.outboxWindow,
     idleMs: config.idleMs,
     leaseValid: membership.leaseValid,
+    lossEpoch: () => lossEpoch.value,
     reportLoad: (vpcId, bucket, load) => loads.set(bucket, vpcId, load),
     ...(mapping ? { mapping } : {}),
-    track: (intent) => tracker.track(intent),
+    track: (intent, gate) => tracker.track(intent, gate),
     recheck: (intent) => recovery.recheck(intent),
     stage: telemetry.stage,
   });
@@ -195,7 +205,7 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
     nc,
     instanceId: config.instanceId,
     bucketCount: config.bucketCount,
-    actors,
+    lanes,
     tracker,
     recovery,
     mapping,
@@ -215,11 +225,12 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
       jsm,
       durable: intakeDurable(config.instanceId, incarnation),
       bucketCount: config.bucketCount,
-      actors,
+      lanes,
       publisher,
       metrics,
       logger,
       intake: config.intake,
+      lossEpoch,
       leaseValid: membership.leaseValid,
       bucketSubscriptions: (bucket) => bucketSubscriptions(hostApi, bucket),
     });
@@ -229,7 +240,7 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
       membership,
       store,
       intake,
-      actors,
+      lanes,
       loads,
       jsm,
       intakeOptions: config.intake,
@@ -271,7 +282,7 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
     ? startMappingRebuild({
         nc,
         mapping,
-        actors,
+        lanes,
         owned: () => run?.ownership.owned() ?? [],
         bucketCount: config.bucketCount,
         metrics,
@@ -312,7 +323,7 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
     buckets: () => run?.ownership.owned() ?? [],
     isLeader: membership.isLeader,
     metrics,
-    activeVpcs: () => actors.size,
+    activeVpcs: () => lanes.size,
     programmed: () => ({ ...tracker.metrics, pending: tracker.pending }),
     registry: telemetry.registry,
     readiness: () => {

@@ -22,7 +22,7 @@ import {
 } from '../../infra/index.js';
 import type { DecisionPublisher, Status } from '../../shared/index.js';
 import type { ControllerMetrics } from './metrics.js';
-import type { ProgrammedMetrics } from './programmed.js';
+import type { ProgrammedMetrics } from './programmed/tracker.js';
 
 export interface ControllerTelemetry {
   registry: Registry;

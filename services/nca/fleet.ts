@@ -340,10 +340,12 @@ class HostAgent implements SimulatedHost {
         await this.resync([full.vpcId]);
       }
     } catch (err) {
-      this.options.logger.debug(
-        { hostId: this.record.hostId, err },
-        'multicast catch-up check failed',
+      // Not known whether a multicast got past: take the VPC's full state again.
+      this.options.logger.info(
+        { hostId: this.record.hostId, vpcId: full.vpcId, err },
+        'multicast catch-up check failed; resyncing the VPC',
       );
+      if (!this.stopped) await this.resync([full.vpcId]);
     }
   }
 

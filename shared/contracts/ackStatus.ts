@@ -1,6 +1,8 @@
 /** Acks from NCAs (DESIGN §4.5) and status messages to clients (§4.3). */
 import { z } from 'zod';
 import { id, revision } from './fields.js';
+import { bucketOf } from '../bucket.js';
+import { decodeJson } from './intent.js';
 import { parseWith, type Result } from './validation.js';
 
 const errorDetail = z.strictObject({
@@ -80,4 +82,36 @@ export interface ResyncReply {
 
 export function parseResyncRequest(input: unknown): Result<ResyncRequest> {
   return parseWith(ResyncRequestSchema, input, 'resync request');
+}
+
+/** Largest ack a controller reads. */
+export const MAX_ACK_BYTES = 64 * 1024;
+
+/**
+ * An NCA's ack as stored on `gsack.<bucket>.<vpc>.<host>`: valid, and about the
+ * VPC, host and bucket its subject names.
+ */
+export function readAck(
+  subject: string,
+  data: Uint8Array,
+  bucketCount: number,
+): Result<GoalStateAck> {
+  const json = decodeJson(data, MAX_ACK_BYTES);
+  const ack = json.ok ? parseAck(json.value) : json;
+  if (!ack.ok) return ack;
+  const [, bucketToken, vpcToken, hostToken] = subject.split('.');
+  const { vpcId, hostId } = ack.value;
+  if (
+    vpcId !== vpcToken ||
+    hostId !== hostToken ||
+    String(bucketOf(vpcId, bucketCount)) !== bucketToken
+  )
+    return {
+      ok: false,
+      error: {
+        code: 'subject_mismatch',
+        message: `an ack of ${vpcId} on ${hostId} does not belong on ${subject.slice(0, 200)}`,
+      },
+    };
+  return ack;
 }

@@ -1,8 +1,10 @@
 /**
- * Facts in stream EVENTS (DESIGN §4.2). One message per intent — a commit — so
- * that the compare-and-set append is atomic and every intent leaves exactly one
- * trace: its accepted events, or one IntentRejected. The VPC's revision is the
- * EVENTS sequence of the commit; every fact in it carries that revision.
+ * Facts in stream EVENTS (DESIGN §4.2). One commit per intent, so that every intent
+ * leaves exactly one trace: its accepted events, or one IntentRejected. An EVENTS
+ * message holds one commit, or — a group commit — several commits of one VPC
+ * decided one after another and appended together by one compare-and-set
+ * (docs/contracts.md). The VPC's revision is the EVENTS sequence of the message;
+ * every fact in it carries that revision, so the commits of a group share it.
  */
 import { z } from 'zod';
 import { cidr, id, ipv4, mac, revision } from './fields.js';
@@ -63,8 +65,23 @@ export const EventCommitSchema = z.strictObject({
   /** When the intent was received (its INTENTS timestamp), ISO 8601. */
   at: z.string(),
   events: z.array(VpcEventSchema).min(1),
+  /**
+   * The revision through which the VPC's goal states and statuses were all out when
+   * this commit was appended: a new owner publishes again only what is after it.
+   */
+  published: revision.optional(),
 });
 export type EventCommit = z.infer<typeof EventCommitSchema>;
+
+/** Most commits one group message holds (the server also bounds its bytes). */
+export const MAX_GROUP_COMMITS = 256;
+
+/** A group commit: several commits of one VPC in one EVENTS message. */
+export const EventGroupSchema = z.strictObject({
+  vpcId: id,
+  commits: z.array(EventCommitSchema).min(2).max(MAX_GROUP_COMMITS),
+});
+export type EventGroup = z.infer<typeof EventGroupSchema>;
 
 /** A commit as read back from EVENTS: with its sequence, the revision. */
 export interface RecordedCommit {
@@ -77,21 +94,42 @@ export function parseEventCommit(input: unknown): Result<EventCommit> {
 }
 
 /**
- * A message of `evt.<vpcId>` as a commit of that VPC, or why it is not one (not
- * JSON, not a commit, another VPC's). EVENTS is written only by controllers, but
- * whatever it holds must replay: anything else is skipped, not folded.
+ * A message of `evt.<vpcId>` as the commits of that VPC it holds (one, or a group),
+ * or why it is not one (not JSON, not a commit, another VPC's). EVENTS is written
+ * only by controllers, but whatever it holds must replay: anything else is skipped,
+ * not folded.
  */
-export function decodeEventCommit(vpcId: string, data: Uint8Array): Result<EventCommit> {
+export function decodeEventMessage(vpcId: string, data: Uint8Array): Result<EventCommit[]> {
   const json = decodeJson(data, Number.MAX_SAFE_INTEGER);
-  const commit = json.ok ? parseEventCommit(json.value) : json;
-  if (commit.ok && commit.value.vpcId !== vpcId)
+  if (!json.ok) return json;
+  const value = json.value as { commits?: unknown } | null;
+  const isGroup = typeof value === 'object' && value !== null && 'commits' in value;
+  const parsed: Result<EventCommit[]> = isGroup
+    ? (() => {
+        const g = parseWith(EventGroupSchema, value, 'event group');
+        return g.ok ? { ok: true, value: g.value.commits } : g;
+      })()
+    : (() => {
+        const c = parseEventCommit(value);
+        return c.ok ? { ok: true, value: [c.value] } : c;
+      })();
+  if (!parsed.ok) return parsed;
+  const other = parsed.value.find((c) => c.vpcId !== vpcId);
+  if (other)
     return {
       ok: false,
       error: {
         code: 'wrong_stream',
-        message: `a commit of ${commit.value.vpcId} on evt.${vpcId}`,
+        message: `a commit of ${other.vpcId} on evt.${vpcId}`,
         path: 'vpcId',
       },
     };
-  return commit;
+  return parsed;
+}
+
+/** The EVENTS message of these commits of one VPC: the commit itself, or a group. */
+export function encodeEventMessage(commits: readonly EventCommit[]): string {
+  if (commits.length === 1) return JSON.stringify(commits[0]);
+  const group: EventGroup = { vpcId: commits[0]!.vpcId, commits: [...commits] };
+  return JSON.stringify(group);
 }

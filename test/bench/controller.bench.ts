@@ -33,7 +33,7 @@ import { vpc } from '../../actors/index.js';
 import { start } from '../../services/controller/index.js';
 import { Limiter } from '../../services/controller/limiter.js';
 import { createMetrics } from '../../services/controller/metrics.js';
-import { VpcWorker } from '../../services/controller/vpcWorker.js';
+import { VpcLane } from '../../services/controller/vpcs/lane.js';
 import { clientConnections } from '../support/controller.js';
 import { fleet, publishScripts, vpcScript } from '../support/workload.js';
 import { fmt, machine, pct, writeReport } from './report.js';
@@ -211,7 +211,7 @@ const commits: string[] = [];
 const eventLog = await createJetStreamEventLog(nc);
 const snapshots = await createKvSnapshotStore(nc);
 const worker = (id: string) =>
-  new VpcWorker(big, 0, {
+  new VpcLane(big, 0, {
     log: eventLog,
     intents: {
       read: async () => {
@@ -227,7 +227,11 @@ const worker = (id: string) =>
     metrics: createMetrics(),
     snapshotEvery: Number.MAX_SAFE_INTEGER,
     readBatch: 256,
+    groupMax: 128,
+    groupBytes: 256 * 1024,
+    outboxWindow: 64,
     leaseValid: () => true,
+    lossEpoch: () => 0,
     reportLoad: () => undefined,
   });
 let t = performance.now();

@@ -9,7 +9,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { readStreamRange } from '../../infra/index.js';
 import { StatusSchema, streams, type EventCommit, type HostRecord } from '../../shared/index.js';
 import { check, type CheckReport } from '../../services/cli/check.js';
-import { judge } from '../support/workload.js';
+import { judge, readCommits } from '../support/workload.js';
 import type { Acked } from './load.js';
 
 const decoder = new TextDecoder();
@@ -85,8 +85,7 @@ export interface RunVerdict {
 /** The commits of EVENTS, per intent id. */
 async function commitsByIntent(nc: NatsConnection): Promise<Map<string, EventCommit[]>> {
   const out = new Map<string, EventCommit[]>();
-  for await (const m of readStreamRange(nc, streams.events)) {
-    const commit = JSON.parse(decoder.decode(m.data)) as EventCommit;
+  for (const { commit } of await readCommits(nc)) {
     const list = out.get(commit.intentId) ?? [];
     list.push(commit);
     out.set(commit.intentId, list);

@@ -36,7 +36,9 @@ test.before(async (ctx) => {
   await apply(ctx, [
     { id: `${OTHER}-vpc`, kind: 'vpc.create', vpcId: OTHER, spec: { cidr: '10.1.0.0/16' } },
   ]);
-  await apply(ctx, [
+  // One at a time, each waited for: every intent has a revision of its own (intents
+  // that arrive together are committed together, at one revision).
+  for (const intent of [
     ...vpcWithPorts(
       VPC,
       HOSTS.map((h) => h.hostId),
@@ -47,7 +49,8 @@ test.before(async (ctx) => {
       vpcId: VPC,
       spec: { portId: 'lost', subnetId: 's1', hostId: 'h-nowhere' },
     },
-  ]);
+  ])
+    await apply(ctx, [intent]);
 });
 
 test.after(async (ctx) => {

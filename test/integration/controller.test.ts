@@ -15,6 +15,7 @@ import {
   isolatedNats,
   judge,
   publishScripts,
+  commitCount,
   readStream,
   startTestController,
   streamCount,
@@ -35,10 +36,11 @@ function scripts(prefix: string, vpcs: number, perVpc: number): Map<string, unkn
 
 /** Waits until EVENTS holds `count` commits (one per intent). */
 async function decided(server: IsolatedNats, count: number, timeoutMs = 120_000): Promise<void> {
-  await eventually(
-    async () => ((await streamCount(server.jsm, streams.events)) >= count ? true : undefined),
-    { timeoutMs, intervalMs: 200, what: `${count} commits in EVENTS` },
-  );
+  await eventually(async () => ((await commitCount(server.nc)) >= count ? true : undefined), {
+    timeoutMs,
+    intervalMs: 200,
+    what: `${count} commits in EVENTS`,
+  });
 }
 
 /** The whole check: EVENTS ≡ pure decider over INTENTS; GOALSTATES ≡ its projection, once each. */
@@ -47,7 +49,7 @@ async function assertJudged(server: IsolatedNats, vpcIds: string[], intents: num
   const verdict = await judge(server.nc, vpcIds, HOSTS);
   assert.is(verdict.intents, intents);
   assert.is(verdict.commits, intents, 'exactly one trace per intent');
-  assert.is(await streamCount(server.jsm, streams.events), intents, 'and nothing else in EVENTS');
+  assert.is(await commitCount(server.nc), intents, 'and nothing else in EVENTS');
   assert.ok(verdict.accepted > intents / 2, `accepted ${verdict.accepted}`);
   assert.ok(verdict.rejected > intents / 20, `rejected ${verdict.rejected}`);
   const goalStates = await readStream(server.nc, streams.goalStates);

@@ -17,6 +17,7 @@ import {
   eventually,
   fleet,
   isolatedNats,
+  readCommits,
   readStream,
   startTestController,
   testLog,
@@ -114,8 +115,9 @@ async function statuses(ctx: Ctx, vpcId: string): Promise<Status[]> {
   );
 }
 
+/** The VPC's commits in EVENTS: one per intent it decided. */
 async function events(ctx: Ctx, vpcId: string) {
-  return readStream(ctx.server.nc, streams.events, subjects.event(vpcId));
+  return readCommits(ctx.server.nc, vpcId);
 }
 
 Api('the sync API answers each intent of a batch, in request order', async (ctx) => {

@@ -41,12 +41,12 @@ Log('a VPC without events is at revision 0 and reads nothing', async ({ log }) =
 
 Log('append at the expected revision; a stale expectation is a conflict', async ({ log }) => {
   const vpcId = unique('vpc');
-  const first = await log.append(vpcId, commit(vpcId, unique('i'), 1), 0);
+  const first = await log.append(vpcId, [commit(vpcId, unique('i'), 1)], 0);
   assert.is(first.type, 'appended');
   const revision = first.type === 'appended' ? first.revision : -1;
   assert.is(await log.lastRevision(vpcId), revision);
-  assert.equal(await log.append(vpcId, commit(vpcId, unique('i'), 2), 0), { type: 'conflict' });
-  const second = await log.append(vpcId, commit(vpcId, unique('i'), 2), revision);
+  assert.equal(await log.append(vpcId, [commit(vpcId, unique('i'), 2)], 0), { type: 'conflict' });
+  const second = await log.append(vpcId, [commit(vpcId, unique('i'), 2)], revision);
   assert.is(second.type, 'appended');
 });
 
@@ -55,16 +55,16 @@ Log(
   async ({ log }) => {
     const vpcId = unique('vpc');
     const id = unique('i');
-    const first = await log.append(vpcId, commit(vpcId, id, 1), 0);
+    const first = await log.append(vpcId, [commit(vpcId, id, 1)], 0);
     const revision = first.type === 'appended' ? first.revision : -1;
-    assert.equal(await log.append(vpcId, commit(vpcId, id, 1), revision), {
+    assert.equal(await log.append(vpcId, [commit(vpcId, id, 1)], revision), {
       type: 'duplicate',
       revision,
     });
     // nats-server checks the expected sequence before deduplicating: a re-send with a
     // stale expectation is a conflict, after which the runner reloads and the decider
     // finds the intent id already decided. Either way nothing is appended twice.
-    assert.equal(await log.append(vpcId, commit(vpcId, id, 1), 0), { type: 'conflict' });
+    assert.equal(await log.append(vpcId, [commit(vpcId, id, 1)], 0), { type: 'conflict' });
     assert.is((await all(log.read(vpcId, 0))).length, 1);
   },
 );
@@ -73,8 +73,8 @@ Log('the same intent id in two VPCs is appended to each', async ({ log }) => {
   // Intent ids are unique per VPC; EVENTS deduplicates across all its subjects.
   const [a, b] = [unique('vpc'), unique('vpc')];
   const id = unique('i');
-  const first = await log.append(a, commit(a, id, 1), 0);
-  const second = await log.append(b, commit(b, id, 2), 0);
+  const first = await log.append(a, [commit(a, id, 1)], 0);
+  const second = await log.append(b, [commit(b, id, 2)], 0);
   assert.is(first.type, 'appended');
   assert.is(second.type, 'appended');
   assert.equal(
@@ -88,8 +88,8 @@ Log('of two writers racing from the same revision exactly one appends', async ({
   for (let round = 0; round < 20; round++) {
     const at = await log.lastRevision(vpcId);
     const results = await Promise.all([
-      log.append(vpcId, commit(vpcId, unique('a'), round * 2 + 1), at),
-      log.append(vpcId, commit(vpcId, unique('b'), round * 2 + 2), at),
+      log.append(vpcId, [commit(vpcId, unique('a'), round * 2 + 1)], at),
+      log.append(vpcId, [commit(vpcId, unique('b'), round * 2 + 2)], at),
     ]);
     assert.equal(results.map((r) => r.type).sort(), ['appended', 'conflict']);
   }
@@ -104,12 +104,12 @@ Log(
     let at = 0;
     const revisions: number[] = [];
     for (let i = 1; i <= 2500; i++) {
-      const r = await log.append(vpcId, commit(vpcId, `i-${vpcId}-${i}`, i), at);
+      const r = await log.append(vpcId, [commit(vpcId, `i-${vpcId}-${i}`, i)], at);
       if (r.type !== 'appended') throw new Error(r.type);
       at = r.revision;
       revisions.push(r.revision);
       if (i % 500 === 0)
-        await log.append(other, commit(other, unique('o'), i), await log.lastRevision(other));
+        await log.append(other, [commit(other, unique('o'), i)], await log.lastRevision(other));
     }
     const read = await all(log.read(vpcId, 0));
     assert.equal(

@@ -17,10 +17,10 @@ import {
   isolatedNats,
   judge,
   publishScripts,
+  commitCount,
   readStream,
   runCli,
   spawnController,
-  streamCount,
   vpcScript,
   watchPlacement,
 } from '../support/index.js';
@@ -73,14 +73,11 @@ Placement(
       for (let v = 0; v < VPCS; v++)
         load.set(`pl-${v}`, vpcScript(`pl-${v}`, PER_VPC, HOSTS, 9000 + v));
       publishing = publishScripts(clients, load, 128, 400);
-      await eventually(
-        async () => ((await streamCount(server.jsm, streams.events)) >= 1500 ? true : undefined),
-        {
-          timeoutMs: 60_000,
-          intervalMs: 50,
-          what: '1,500 commits before the kill',
-        },
-      );
+      await eventually(async () => ((await commitCount(server.nc)) >= 1500 ? true : undefined), {
+        timeoutMs: 60_000,
+        intervalMs: 50,
+        what: '1,500 commits before the kill',
+      });
 
       // 1. SIGKILL c2: its buckets are owned again within TTL + 2 s.
       const ofC2 = first.owners.flatMap((o, b) => (o === 'c2' ? [b] : []));
@@ -210,13 +207,14 @@ Placement(
 
       // The load finishes; judge everything.
       await publishing;
-      await eventually(
-        async () => ((await streamCount(server.jsm, streams.events)) >= TOTAL ? true : undefined),
-        { timeoutMs: 120_000, intervalMs: 200, what: `${TOTAL} commits` },
-      );
+      await eventually(async () => ((await commitCount(server.nc)) >= TOTAL ? true : undefined), {
+        timeoutMs: 120_000,
+        intervalMs: 200,
+        what: `${TOTAL} commits`,
+      });
       const verdict = await judge(server.nc, [...load.keys()], HOSTS);
       assert.is(verdict.commits, TOTAL, 'exactly one trace per intent');
-      assert.is(await streamCount(server.jsm, streams.events), TOTAL, 'nothing applied twice');
+      assert.is(await commitCount(server.nc), TOTAL, 'nothing applied twice');
       const goalStates = await readStream(server.nc, streams.goalStates);
       const ids = goalStates.map((m) => m.msgId ?? '');
       assert.is(new Set(ids).size, ids.length, 'each goal-state message stored once');

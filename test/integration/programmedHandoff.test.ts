@@ -17,10 +17,10 @@ import {
   isolatedNats,
   opsUrl,
   publishScripts,
+  commitCount,
   readStream,
   sample,
   spawnController,
-  streamCount,
   testLog,
   vpcScript,
   type IsolatedNats,
@@ -86,10 +86,11 @@ async function underLoad(
     Promise.all(clients.map((c) => c.close())),
   );
   const run = { server, fleet: nca, procs, ids, publishing };
-  await eventually(
-    async () => ((await streamCount(server.jsm, streams.events)) >= 600 ? true : undefined),
-    { timeoutMs: 60_000, intervalMs: 20, what: '600 commits before the move' },
-  );
+  await eventually(async () => ((await commitCount(server.nc)) >= 600 ? true : undefined), {
+    timeoutMs: 60_000,
+    intervalMs: 20,
+    what: '600 commits before the move',
+  });
   await move(run);
   return run;
 }

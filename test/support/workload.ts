@@ -8,6 +8,7 @@ import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createJetStreamIntentSource, readStreamRange } from '../../infra/index.js';
 import {
+  decodeEventMessage,
   bucketOf,
   prng,
   streams,
@@ -18,7 +19,8 @@ import {
   type TopologyPlace,
 } from '../../shared/index.js';
 import { vpc } from '../../actors/index.js';
-import { commandFor, vpcDecider } from '../../services/controller/vpcDecider.js';
+
+const { commandFor, vpcDecider } = vpc;
 
 export { prng } from '../../shared/index.js';
 
@@ -257,6 +259,44 @@ export async function readStream(
   return out;
 }
 
+/** A commit of EVENTS with its revision (the commits of a group message share it), and its message. */
+export interface CommitInLog {
+  revision: number;
+  commit: EventCommit;
+  message: StreamMessage;
+}
+
+/** Every commit in EVENTS (or one VPC's), groups unfolded; a message that is not a commit is skipped. */
+export async function readCommits(nc: NatsConnection, vpcId?: string): Promise<CommitInLog[]> {
+  const out: CommitInLog[] = [];
+  for (const m of await readStream(nc, streams.events, vpcId ? subjects.event(vpcId) : undefined)) {
+    const decoded = decodeEventMessage(m.subject.slice(m.subject.indexOf('.') + 1), m.data);
+    if (decoded.ok)
+      for (const commit of decoded.value) out.push({ revision: m.seq, commit, message: m });
+  }
+  return out;
+}
+
+/** The number of commits in EVENTS: one per decided intent. */
+export async function commitCount(nc: NatsConnection): Promise<number> {
+  return (await readCommits(nc)).length;
+}
+
+/** JSON with object keys in sorted order: equal values give equal text whatever the field order. */
+function sortedJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
+/** A commit as the pure decider makes it: without what the owner adds when appending (`published`). */
+export function pureCommit(commit: EventCommit): EventCommit {
+  const { published: _published, ...rest } = commit;
+  return rest;
+}
+
 export interface Verdict {
   vpcs: number;
   intents: number;
@@ -284,12 +324,10 @@ export async function judge(
     return h ? { region: h.region, az: h.az, dc: h.dc, cluster: h.cluster } : undefined;
   };
   const source = await createJetStreamIntentSource(nc);
-  const events = await readStream(nc, streams.events);
   const byVpc = new Map<string, RecordedCommit[]>();
-  for (const e of events) {
-    const commit = JSON.parse(new TextDecoder().decode(e.data)) as EventCommit;
+  for (const { revision, commit } of await readCommits(nc)) {
     const list = byVpc.get(commit.vpcId) ?? [];
-    list.push({ revision: e.seq, commit });
+    list.push({ revision, commit });
     byVpc.set(commit.vpcId, list);
   }
   const verdict: Verdict = {
@@ -320,7 +358,7 @@ export async function judge(
       if (decision.type === 'answer') continue;
       const actual = recorded[k++];
       if (!actual) throw new Error(`${vpcId}: no commit in EVENTS for INTENTS seq ${s.seq}`);
-      if (JSON.stringify(actual.commit) !== JSON.stringify(decision.commit)) {
+      if (sortedJson(pureCommit(actual.commit)) !== sortedJson(decision.commit)) {
         throw new Error(
           `${vpcId} at seq ${s.seq}: EVENTS holds ${JSON.stringify(actual.commit)}, the pure decider gives ${JSON.stringify(decision.commit)}`,
         );
@@ -329,6 +367,7 @@ export async function judge(
       verdict.commits += 1;
       if (actual.commit.events[0]?.type === 'IntentRejected') verdict.rejected += 1;
       else verdict.accepted += 1;
+      // One goal state per target and revision: a group's commits make theirs under one msgId.
       for (const m of vpc.project(state, actual, bucket)) verdict.expectedGoalStates.add(m.msgId);
     }
     if (k !== recorded.length) {

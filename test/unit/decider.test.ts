@@ -3,7 +3,8 @@ import * as assert from 'uvu/assert';
 import { makeTopology, vpcWithSubnet, VpcHarness } from '../support/domain.js';
 import type { VpcEvent } from '../../shared/index.js';
 import { vpc } from '../../actors/index.js';
-import { commandFor, vpcDecider } from '../../services/controller/vpcDecider.js';
+
+const { commandFor, vpcDecider } = vpc;
 
 const hosts = makeTopology({ regions: 1, clustersPerRegion: 2, hostsPerCluster: 2 });
 const [h1, h2] = [hosts[0]!.hostId, hosts[2]!.hostId];

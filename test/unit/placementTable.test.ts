@@ -10,7 +10,7 @@ import {
   decodePlacementTable,
   type PlacementTable,
 } from '../../shared/index.js';
-import { nextTable } from '../../services/controller/placementLeader.js';
+import { nextTable } from '../../services/controller/buckets/placementLeader.js';
 
 const opts = { bucketCount: 64, epsilon: 0.05 };
 const member = (id: string, loads: Record<string, number> = {}) => ({ id, capacity: 1, loads });

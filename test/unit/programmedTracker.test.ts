@@ -1,13 +1,19 @@
 /**
- * The programmed tracker's rules (DESIGN §4.3), with a publisher that records the
- * statuses: which acks answer an intent, the deadline, and adoption — a new owner
- * taking over intents its bucket's previous owner left waiting.
+ * The programmed tracker as a service (services/controller/programmed/tracker.ts),
+ * with a publisher that records the statuses: publishing with retries, the lease,
+ * adoption — a new owner taking over intents its bucket's previous owner left
+ * waiting — and tracking each intent once. The rules themselves are
+ * programmed.test.ts (time given, nothing waits).
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { DecisionPublisher, GoalStateAck, Status } from '../../shared/index.js';
-import { ProgrammedTracker, type TrackedIntent } from '../../services/controller/programmed.js';
+import {
+  ProgrammedTracker,
+  type TrackedIntent,
+} from '../../services/controller/programmed/tracker.js';
 import { createLogger } from '../../infra/index.js';
+import { eventually } from '../support/eventually.js';
 
 const DEADLINE = 400;
 
@@ -48,20 +54,35 @@ const ack = (
   extra: Partial<GoalStateAck> = {},
 ): GoalStateAck => ({ vpcId: 'v1', hostId, revision, mode: 'delta', status: 'applied', ...extra });
 
-const settle = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** `accepted` is out: the gate a final status waits for. */
+const out = Promise.resolve();
 
-const T = suite('programmed tracker');
+/** Holds for `ms` that nothing was published (a bounded window, not a wait for a condition). */
+async function stillNone(statuses: Status[], ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    assert.equal(statuses, []);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
 
-T('programmed once every host applied; a full state answers earlier revisions', async () => {
+const published = (statuses: Status[], n: number) =>
+  eventually(() => (statuses.length >= n ? true : undefined), {
+    what: `${n} status(es) published`,
+    timeoutMs: 5000,
+  });
+
+const T = suite('programmed tracker (publishing, lease, adoption)');
+
+T('programmed once every host applied; statuses go out in the order intents finish', async () => {
   const { t, statuses } = tracker();
-  t.track(intent('i1', 3, ['h1', 'h2']))();
-  t.track(intent('i2', 5, ['h1']))();
+  t.track(intent('i1', 3, ['h1', 'h2']), out);
+  t.track(intent('i2', 5, ['h1']), out);
   t.onAck(ack('h1', 3));
-  await settle();
-  assert.equal(statuses, [], 'i1 still waits for h2');
+  await stillNone(statuses, 50);
   t.onAck(ack('h2', 9, { mode: 'full' }));
   t.onAck(ack('h1', 5));
-  await settle();
+  await published(statuses, 2);
   assert.equal(
     statuses.map((s) => [s.intentId, s.outcome]),
     [
@@ -74,15 +95,26 @@ T('programmed once every host applied; a full state answers earlier revisions', 
   t.stop();
 });
 
+T('programmed never overtakes accepted: the final status waits for its gate', async () => {
+  const { t, statuses } = tracker();
+  let open: () => void = () => undefined;
+  t.track(intent('i1', 3, ['h1']), new Promise<void>((r) => (open = r)));
+  t.onAck(ack('h1', 3));
+  await stillNone(statuses, 100);
+  open();
+  await published(statuses, 1);
+  assert.is(statuses[0]!.outcome, 'programmed');
+  t.stop();
+});
+
 T('a final status that fails to publish is published again once the stream answers', async () => {
   let failing = true;
   const { t, statuses } = tracker({ failing: () => failing });
-  t.track(intent('i1', 3, ['h1']))();
+  t.track(intent('i1', 3, ['h1']), out);
   t.onAck(ack('h1', 3));
-  await settle(300);
-  assert.equal(statuses, [], 'not published while the stream fails');
+  await stillNone(statuses, 300);
   failing = false;
-  await settle(1200);
+  await published(statuses, 1);
   assert.equal(
     statuses.map((s) => [s.intentId, s.outcome]),
     [['i1', 'programmed']],
@@ -95,12 +127,11 @@ T(
   async () => {
     let valid = false;
     const { t, statuses } = tracker({ leaseValid: () => valid });
-    t.track(intent('i1', 3, ['h1']))();
+    t.track(intent('i1', 3, ['h1']), out);
     t.onAck(ack('h1', 3));
-    await settle(400);
-    assert.equal(statuses, []);
+    await stillNone(statuses, 300);
     valid = true;
-    await settle(400);
+    await published(statuses, 1);
     assert.equal(
       statuses.map((s) => [s.intentId, s.outcome]),
       [['i1', 'programmed']],
@@ -113,61 +144,28 @@ T(
   'a final status still waiting when its bucket is given away is left to the next owner to adopt',
   async () => {
     const { t, statuses } = tracker({ leaseValid: () => false });
-    t.track(intent('i1', 3, ['h1']))();
+    t.track(intent('i1', 3, ['h1']), out);
     t.onAck(ack('h1', 3));
-    await settle(100);
-    assert.is(t.knows('i1'), true);
+    await eventually(() => (t.knows('i1') ? true : undefined));
     t.forget(new Set([7]));
     assert.is(t.knows('i1'), false, 'adoptable again');
     t.open(7);
     assert.ok(t.adopt(intent('i1', 3, ['h1']), Date.now()), 'adopted by the next run');
-    await settle(400);
-    assert.equal(statuses, [], 'the old attempt published nothing');
+    await stillNone(statuses, 300);
     t.stop();
   },
 );
 
 T('the deadline: incomplete, naming the host missing', async () => {
   const { t, statuses } = tracker();
-  t.track(intent('i1', 3, ['h1', 'h2']))();
+  t.track(intent('i1', 3, ['h1', 'h2']), out);
   t.onAck(ack('h1', 3));
-  await settle(DEADLINE + 300);
-  assert.is(statuses.length, 1);
+  await published(statuses, 1);
   assert.is(statuses[0]!.outcome, 'incomplete');
   assert.equal(statuses[0]!.hosts?.missing, ['h2']);
   assert.is(statuses[0]!.error?.code, 'deadline_passed');
   t.stop();
 });
-
-T(
-  'an adopted intent waits for its replay, deadline or not; stored acks count only before the deadline',
-  async () => {
-    const { t, statuses } = tracker();
-    const decided = Date.now() - 10 * DEADLINE; // long past its deadline
-    const release = t.adopt(intent('i1', 3, ['h1', 'h2', 'h3']), decided);
-    assert.ok(release, 'adopted');
-    await settle(300);
-    assert.equal(statuses, [], 'held: the sweep leaves it alone');
-    t.onAck(ack('h1', 3), decided + 10);
-    t.onAck(ack('h2', 3, { status: 'failed' }), decided + 20);
-    t.onAck(ack('h3', 3), decided + DEADLINE + 1); // stored after the deadline
-    assert.is(t.metrics.replayedAcks, 3);
-    assert.is(t.metrics.unmatchedAcks, 0, 'a replayed ack is not an unmatched one');
-    release();
-    await settle(300);
-    assert.is(statuses.length, 1);
-    assert.is(statuses[0]!.outcome, 'incomplete');
-    assert.equal(statuses[0]!.hosts, {
-      total: 3,
-      applied: 1,
-      failed: 1,
-      pending: 1,
-      missing: ['h3'],
-      failedHosts: ['h2'],
-    });
-    t.stop();
-  },
-);
 
 T('adopted intents complete from replayed and live acks alike', async () => {
   const { t, statuses } = tracker();
@@ -175,12 +173,13 @@ T('adopted intents complete from replayed and live acks alike', async () => {
   t.onAck(ack('h1', 3), Date.now());
   t.onAck(ack('h2', 4, { mode: 'full' })); // live
   release!();
-  await settle();
+  await published(statuses, 1);
   assert.equal(
     statuses.map((s) => [s.intentId, s.outcome]),
     [['i1', 'programmed']],
   );
   assert.is(t.metrics.adopted, 1);
+  assert.is(t.metrics.replayedAcks, 1);
   t.stop();
 });
 
@@ -188,14 +187,14 @@ T(
   'an intent is tracked once: adopting a tracked one, or tracking an adopted one, adds nothing',
   async () => {
     const { t, statuses } = tracker();
-    t.track(intent('i1', 3, ['h1']))();
+    t.track(intent('i1', 3, ['h1']), out);
     assert.is(t.adopt(intent('i1', 3, ['h1']), Date.now()), undefined);
     const release = t.adopt(intent('i2', 4, ['h1']), Date.now());
-    t.track(intent('i2', 4, ['h1']))();
+    t.track(intent('i2', 4, ['h1']), out);
     assert.is(t.pending, 2);
     release!();
     t.onAck(ack('h1', 4, { mode: 'full' }));
-    await settle();
+    await published(statuses, 2);
     assert.equal(statuses.map((s) => s.intentId).sort(), ['i1', 'i2']);
     assert.ok(t.knows('i1'), 'a finished intent is remembered');
     assert.is(t.adopt(intent('i1', 3, ['h1']), Date.now()), undefined, 'and not adopted again');
@@ -207,13 +206,13 @@ T(
   'a bucket given away: its intents forgotten, and one decided late is left to the new owner',
   async () => {
     const { t, statuses } = tracker();
-    t.track(intent('i1', 3, ['h1']))();
+    t.track(intent('i1', 3, ['h1']), out);
     t.forget(new Set([7]));
     assert.is(t.pending, 0);
     assert.not.ok(t.knows('i1'));
-    t.track(intent('i2', 4, ['h1']))(); // its decision finished after the handoff began
+    t.track(intent('i2', 4, ['h1']), out); // its decision finished after the handoff began
     assert.is(t.pending, 0, 'not tracked: the new owner adopts it');
-    t.track({ ...intent('i3', 5, ['h1']), bucket: 8 })();
+    t.track({ ...intent('i3', 5, ['h1']), bucket: 8 }, out);
     assert.is(t.pending, 0, 'nor one of a bucket never opened');
     assert.is(t.adopt(intent('i1', 3, ['h1']), Date.now()), undefined, 'nor adopted');
     t.open(7); // the bucket came back
@@ -221,7 +220,8 @@ T(
     assert.ok(release);
     release();
     t.onAck(ack('h1', 3));
-    await settle(DEADLINE + 300);
+    await published(statuses, 1);
+    await stillNone(statuses.slice(1), 100);
     assert.equal(
       statuses.map((s) => [s.intentId, s.outcome]),
       [['i1', 'programmed']],

@@ -325,6 +325,78 @@ Props(
   },
 );
 
+/**
+ * The run's commits cut into consecutive groups of 1–`most` (cut by `cuts`), each
+ * group sharing one revision as a group commit does; per host, the messages the
+ * groups send it (group semantics: vpc.groupMessages at the group's end).
+ */
+function groupDeliveries(run: Run, cuts: readonly number[], most: number) {
+  const byHost = new Map<string, GoalStateMessage[]>(run.hosts.map((h) => [h.hostId, []]));
+  const history = run.harness.history;
+  let state = vpc.initialState(run.harness.vpcId);
+  let groups = 0;
+  for (let i = 0, g = 0; i < history.length; g++) {
+    const size = 1 + ((cuts[g % Math.max(1, cuts.length)] ?? 0) % most);
+    const group = history.slice(i, i + size);
+    i += group.length;
+    const revision = group.at(-1)!.revision;
+    const affected = new Set<string>();
+    const perCommit = group.map(({ commit }) => {
+      state = vpc.evolve(state, { revision, commit });
+      const projected = vpc.project(state, { revision, commit }, 3);
+      for (const h of vpc.affectedHosts(state, projected)) affected.add(h);
+      return projected;
+    });
+    const messages = vpc.groupMessages(state, perCommit, revision, 3);
+    // `programmed` waits for an ack from each host a commit of the group affects.
+    const reached = new Set(messages.flatMap(({ message }) => recipients(run, state, message)));
+    for (const h of affected)
+      assert.ok(reached.has(h), `r${revision}: ${h} affected, sent nothing`);
+    if (group.length > 1) groups += 1;
+    for (const { message } of messages) {
+      const targets = new Set(messages.map((m) => m.message.target));
+      assert.is(targets.size, messages.length, 'one message per target and revision');
+      for (const hostId of recipients(run, state, message)) byHost.get(hostId)!.push(message);
+    }
+  }
+  return { byHost, groups, final: state };
+}
+
+Props(
+  'group commits: whatever the grouping and delivery order, every host ends with the full state projected from the final VPC state',
+  () => {
+    let groups = 0;
+    fc.assert(
+      fc.property(
+        scenario,
+        fc.array(fc.nat(), { minLength: 1, maxLength: 30 }),
+        fc.integer(),
+        (s, cuts, shuffleSeed) => {
+          const run = play(s);
+          const delivered = groupDeliveries(run, cuts, 12);
+          groups += delivered.groups;
+          let x = shuffleSeed >>> 0 || 1;
+          const rand = (): number => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0), x / 2 ** 32);
+          // Grouped, the commits carry their group's revision: the final state's revs differ.
+          const final = delivered.final;
+          for (const [hostId, messages] of delivered.byHost) {
+            for (const order of [messages, [...messages].sort(() => rand() - 0.5)]) {
+              const model = modelOf(hostId, order);
+              assert.equal(
+                nca.liveResources(model, final.vpcId),
+                expected(final, hostId),
+                `host ${hostId}`,
+              );
+            }
+          }
+        },
+      ),
+      { seed, numRuns },
+    );
+    assert.ok(groups >= numRuns, `only ${groups} groups of several commits over ${numRuns} runs`);
+  },
+);
+
 Props(
   'needed = delivered: a message reaches only hosts of the VPC, and group rules only hosts with member ports',
   () => {

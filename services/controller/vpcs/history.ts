@@ -5,17 +5,17 @@
  * commit reached.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { readStreamRange } from '../../infra/index.js';
+import { readStreamRange } from '../../../infra/index.js';
 import {
-  decodeEventCommit,
+  decodeEventMessage,
   DEFAULT_BUCKET_COUNT,
   bucketOf,
   streams,
   subjects,
   type EventCommit,
   type GoalStateEnvelope as ProjectedMessage,
-} from '../../shared/index.js';
-import { vpc } from '../../actors/index.js';
+} from '../../../shared/index.js';
+import { vpc } from '../../../actors/index.js';
 
 /** A point in a log: a revision (EVENTS sequence) or a time. */
 export type Point = { revision: number } | { time: Date };
@@ -49,16 +49,21 @@ export async function foldVpc(
     ...(until && 'revision' in until ? { toSeq: until.revision } : {}),
   })) {
     if (until && 'time' in until && m.time.getTime() > until.time.getTime()) break;
-    const decoded = decodeEventCommit(vpcId, m.data);
+    const decoded = decodeEventMessage(vpcId, m.data);
     if (!decoded.ok) {
       vpc.skip(state, m.seq); // not a commit: passed over, as the VPC's actor does
       continue;
     }
-    const commit = decoded.value;
-    const recorded = { revision: m.seq, commit };
-    vpc.evolve(state, recorded);
-    const messages = vpc.project(state, recorded, bucket);
-    if (step({ revision: m.seq, decidedAt: m.time, commit, state, messages }) === false) break;
+    // A group's commits share its revision; each is shown with the messages it made.
+    let stop = false;
+    for (const commit of decoded.value) {
+      const recorded = { revision: m.seq, commit };
+      vpc.evolve(state, recorded);
+      const messages = vpc.project(state, recorded, bucket);
+      stop = step({ revision: m.seq, decidedAt: m.time, commit, state, messages }) === false;
+      if (stop) break;
+    }
+    if (stop) break;
   }
   return state;
 }

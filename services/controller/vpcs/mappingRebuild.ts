@@ -13,25 +13,25 @@
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { Logger } from '../../infra/index.js';
-import { bucketOf, streams, subjects, type HostMapping } from '../../shared/index.js';
-import type { ControllerMetrics } from './metrics.js';
-import type { VpcActors } from './vpcActors.js';
+import type { Logger } from '../../../infra/index.js';
+import { bucketOf, streams, subjects, type HostMapping } from '../../../shared/index.js';
+import type { ControllerMetrics } from '../metrics.js';
+import type { VpcLanes } from './lanes.js';
 
-/** Writes a VPC's host set to the mapping if its entry is missing (its actor woken first). */
+/** Writes a VPC's host set to the mapping if its entry is missing (its lane woken first). */
 export async function ensureVpcMapping(
-  actors: VpcActors,
+  lanes: VpcLanes,
   vpcId: string,
   bucket: number,
 ): Promise<void> {
-  const worker = await actors.wake(vpcId, bucket, 1);
-  await worker.ensureMapping();
+  const lane = await lanes.wake(vpcId, bucket, 1);
+  await lane.ensureMapping();
 }
 
 export interface MappingRebuildDeps {
   nc: NatsConnection;
   mapping: HostMapping;
-  actors: VpcActors;
+  lanes: VpcLanes;
   /** The buckets worked now. */
   owned: () => readonly number[];
   bucketCount: number;
@@ -66,7 +66,7 @@ export function startMappingRebuild(deps: MappingRebuildDeps): { stop: () => Pro
         const vpcId = vpcIds[next++]!;
         const bucket = bucketOf(vpcId, deps.bucketCount);
         try {
-          await ensureVpcMapping(deps.actors, vpcId, bucket);
+          await ensureVpcMapping(deps.lanes, vpcId, bucket);
         } catch (err) {
           failedBuckets.add(bucket);
           logger.warn({ vpcId, err }, 'mapping entry not rebuilt');

@@ -7,32 +7,30 @@
  * thrown.
  */
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { answerJson, isInbox, type Logger } from '../../infra/index.js';
+import { answerJson, isInbox, type Logger } from '../../../infra/index.js';
 import {
   bucketOf,
   decodeJson,
   formatBucketSet,
   goalStateMsgId,
   isId,
-  parseAck,
+  readAck,
   parseBucketSet,
   parseResyncRequest,
   subjects,
   type DecisionPublisher,
   type ErrorDetail,
-  type GoalStateAck,
   type GoalStateEnvelope,
   type HostLookup,
   type HostMapping,
   type ResyncReply,
-  type Result,
-} from '../../shared/index.js';
-import type { BucketResource } from './intake.js';
-import { ensureVpcMapping } from './mappingRebuild.js';
-import type { ControllerMetrics } from './metrics.js';
-import type { ProgrammedTracker } from './programmed.js';
-import type { ProgrammedRecovery } from './programmedRecovery.js';
-import type { VpcActors } from './vpcActors.js';
+} from '../../../shared/index.js';
+import type { BucketResource } from '../buckets/intake.js';
+import { ensureVpcMapping } from '../vpcs/mappingRebuild.js';
+import type { ControllerMetrics } from '../metrics.js';
+import type { ProgrammedTracker } from '../programmed/tracker.js';
+import type { ProgrammedRecovery } from '../programmed/recovery.js';
+import type { VpcLanes } from '../vpcs/lanes.js';
 
 /** Largest ack or resync request read. */
 const MAX_BYTES = 64 * 1024;
@@ -41,7 +39,7 @@ export interface HostApiDeps {
   nc: NatsConnection;
   instanceId: string;
   bucketCount: number;
-  actors: VpcActors;
+  lanes: VpcLanes;
   tracker: ProgrammedTracker;
   /** Adopts what a bucket's previous owner left waiting (none: nothing adopted). */
   recovery?: ProgrammedRecovery;
@@ -52,35 +50,6 @@ export interface HostApiDeps {
   owned: () => ReadonlySet<number>;
   metrics: ControllerMetrics;
   logger: Logger;
-}
-
-/**
- * An NCA's ack as stored on `gsack.<bucket>.<vpc>.<host>`: valid, and about the
- * VPC, host and bucket its subject names.
- */
-export function readAck(
-  subject: string,
-  data: Uint8Array,
-  bucketCount: number,
-): Result<GoalStateAck> {
-  const json = decodeJson(data, MAX_BYTES);
-  const ack = json.ok ? parseAck(json.value) : json;
-  if (!ack.ok) return ack;
-  const [, bucketToken, vpcToken, hostToken] = subject.split('.');
-  const { vpcId, hostId } = ack.value;
-  if (
-    vpcId !== vpcToken ||
-    hostId !== hostToken ||
-    String(bucketOf(vpcId, bucketCount)) !== bucketToken
-  )
-    return {
-      ok: false,
-      error: {
-        code: 'subject_mismatch',
-        message: `an ack of ${vpcId} on ${hostId} does not belong on ${subject.slice(0, 200)}`,
-      },
-    };
-  return ack;
 }
 
 /** The subscriptions that live while `bucket` is worked, and the tracker's share of it. */
@@ -113,7 +82,7 @@ export function bucketSubscriptions(deps: HostApiDeps, bucket: number): BucketRe
           return;
         }
         try {
-          await ensureVpcMapping(deps.actors, vpcId, bucket);
+          await ensureVpcMapping(deps.lanes, vpcId, bucket);
           answerJson(msg, { ok: true });
         } catch (e) {
           answerJson(msg, { ok: false, error: (e as Error).message });
@@ -186,10 +155,15 @@ export function serveResync(deps: HostApiDeps): Subscription {
         await Promise.all(
           mine.map(async (vpcId) => {
             try {
-              const worker = await deps.actors.wake(vpcId, bucketOf(vpcId, deps.bucketCount), 1);
-              const full = worker.fullStateFor(hostId);
+              const lane = await deps.lanes.wake(vpcId, bucketOf(vpcId, deps.bucketCount), 1);
+              const full = await lane.fullStateFor(hostId);
               const place = full?.place ?? deps.lookupHost(hostId);
-              if (!full || !place) return;
+              if (!full) {
+                // Not loaded (reloading after a conflict): the agent asks again.
+                covers.delete(bucketOf(vpcId, deps.bucketCount));
+                return;
+              }
+              if (!place) return; // a host the directory does not know holds nothing
               const { message } = full;
               envelopes.push({
                 subject: subjects.goalStateHost(place, hostId),

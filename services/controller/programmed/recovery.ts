@@ -18,12 +18,18 @@
  * acquired together are recovered in one pass.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { readStreamRange, type Logger } from '../../infra/index.js';
-import { bucketOf, decodeEventCommit, streams, subjects, type Status } from '../../shared/index.js';
-import { vpc } from '../../actors/index.js';
-import { readAck } from './hostApi.js';
-import type { ProgrammedTracker, TrackedIntent } from './programmed.js';
-import { foldVpc } from './vpcHistory.js';
+import { readStreamRange, type Logger } from '../../../infra/index.js';
+import {
+  bucketOf,
+  decodeEventMessage,
+  readAck,
+  streams,
+  subjects,
+  type Status,
+} from '../../../shared/index.js';
+import { vpc } from '../../../actors/index.js';
+import type { ProgrammedTracker, TrackedIntent } from './tracker.js';
+import { foldVpc } from '../vpcs/history.js';
 
 /** Up to this many VPCs, ACKS is read with a filter per VPC; beyond, all of it. */
 const MAX_ACK_FILTERS = 64;
@@ -218,17 +224,18 @@ export class ProgrammedRecovery {
       const vpcId = m.subject.slice(m.subject.indexOf('.') + 1);
       const bucket = bucketOf(vpcId, this.deps.bucketCount);
       if (!buckets.has(bucket)) continue;
-      const decoded = decodeEventCommit(vpcId, m.data);
+      const decoded = decodeEventMessage(vpcId, m.data);
       if (!decoded.ok) continue; // not a commit: the actor reports it when it folds
-      const commit = decoded.value;
-      if (commit.events[0]?.type === 'IntentRejected') continue;
-      found.set(commit.intentId, {
-        intentId: commit.intentId,
-        vpcId,
-        bucket,
-        revision: m.seq,
-        decidedAt: m.time.getTime(),
-      });
+      for (const commit of decoded.value) {
+        if (commit.events[0]?.type === 'IntentRejected') continue;
+        found.set(commit.intentId, {
+          intentId: commit.intentId,
+          vpcId,
+          bucket,
+          revision: m.seq,
+          decidedAt: m.time.getTime(),
+        });
+      }
     }
     return found;
   }

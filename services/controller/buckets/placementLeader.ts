@@ -6,8 +6,8 @@
  * `rebalanceMs`, so a ramping load does not move buckets on every tick), and every
  * `refreshMs` to refresh the loads `alcor placement` shows.
  */
-import type { Logger, Membership, PlacementStore } from '../../infra/index.js';
-import { place, type PlacementTable } from '../../shared/index.js';
+import type { Logger, Membership, PlacementStore } from '../../../infra/index.js';
+import { place, type PlacementTable } from '../../../shared/index.js';
 
 export interface LeaderOptions {
   bucketCount: number;

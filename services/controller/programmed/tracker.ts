@@ -1,47 +1,25 @@
 /**
- * "Programmed" (DESIGN §4.3): per accepted intent, the hosts its goal states reach
- * and their acks. When every one has applied, `programmed` goes out on
- * `status.<vpc>`; when every one has answered and some failed, or the deadline
- * passes first, `incomplete`, naming the failed and missing hosts.
+ * "Programmed" (DESIGN §4.3), wired to I/O: the rules are actors/vpc/programmed.ts
+ * (which acks complete an intent, the deadline, the `incomplete` text); this keeps
+ * the book of the buckets this run works, sweeps it against the clock, and
+ * publishes each intent's final status on `status.<vpc>` — never before its
+ * `accepted` is out.
  *
- * An ack matches an intent by VPC, host and revision; an applied (or failed) full
- * state at revision r answers every earlier revision of that VPC on that host.
  * The tracking lives in the owner's memory. When a bucket moves (handoff, or its
- * owner died), the new owner adopts the intents still waiting (see
- * programmedRecovery.ts): it rebuilds them from the logs and replays the acks
- * stored meanwhile, so each accepted intent still gets one `programmed` or
- * `incomplete`.
+ * owner died), the new owner adopts the intents still waiting (recovery.ts): it
+ * rebuilds them from the logs and replays the acks stored meanwhile, so each
+ * accepted intent still gets one `programmed` or `incomplete`.
  */
-import type { Logger } from '../../infra/index.js';
+import type { Logger } from '../../../infra/index.js';
 import {
   statusMsgId,
   subjects,
   type DecisionPublisher,
-  type ErrorDetail,
   type GoalStateAck,
-  type Status,
-} from '../../shared/index.js';
+} from '../../../shared/index.js';
+import { vpc } from '../../../actors/index.js';
 
-export interface TrackedIntent {
-  intentId: string;
-  vpcId: string;
-  bucket: number;
-  revision: number;
-  hosts: readonly string[];
-}
-
-interface Pending extends TrackedIntent {
-  /** Opens once the intent's `accepted` status is out (`programmed` must not overtake it). */
-  gate: Promise<void>;
-  waiting: Set<string>;
-  applied: number;
-  failed: Map<string, ErrorDetail | undefined>;
-  deadline: number;
-  /** When tracking started (just before the goal states went out). */
-  since: number;
-  /** Adopted and its stored acks not replayed yet: the deadline waits. */
-  held: boolean;
-}
+export type TrackedIntent = vpc.TrackedIntent;
 
 export interface ProgrammedMetrics {
   programmed: number;
@@ -59,7 +37,9 @@ export interface ProgrammedMetrics {
 const STATUS_ATTEMPTS = 20;
 
 export class ProgrammedTracker {
-  private readonly byVpc = new Map<string, Pending[]>();
+  private readonly book: vpc.ProgrammedBook;
+  /** Opens once the intent's `accepted` status is out (`programmed` must not overtake it). */
+  private readonly gates = new Map<string, Promise<void>>();
   /** Every intent pending, and those finished lately (by id, with when): tracked once. */
   private readonly known = new Map<string, number>();
   /**
@@ -68,7 +48,6 @@ export class ProgrammedTracker {
    */
   private readonly opened = new Set<number>();
   private readonly timer: NodeJS.Timeout;
-  private size = 0;
   private stopped = false;
   /** Intents whose final status is being published: intent id → bucket. */
   private readonly finishing = new Map<string, number>();
@@ -92,28 +71,27 @@ export class ProgrammedTracker {
       stage?: (stage: 'ack' | 'programmed', seconds: number) => void;
       /** How long a finished intent's id is remembered (a later adoption skips it). */
       rememberMs?: number;
+      /** The clock (tests). */
+      now?: () => number;
     },
   ) {
-    this.timer = setInterval(() => this.sweep(Date.now()), Math.min(250, deps.deadlineMs / 4));
+    this.book = new vpc.ProgrammedBook(deps.deadlineMs);
+    this.timer = setInterval(() => this.sweep(this.now()), Math.min(250, deps.deadlineMs / 4));
     this.timer.unref();
   }
 
   get pending(): number {
-    return this.size;
+    return this.book.size;
   }
 
   /**
-   * Starts waiting for the intent's hosts; call it before the goal states go out
-   * (an ack can beat the publish's own reply), and the returned `release` once
-   * the `accepted` status is out. An intent already tracked (its goal states
-   * published again, or adopted) keeps its first entry.
+   * Starts waiting for the intent's hosts (before its goal states can be acked);
+   * its final status waits for `gate`, its `accepted` being out. An intent already
+   * tracked (published again, or adopted) keeps its first entry.
    */
-  track(intent: TrackedIntent): () => void {
-    let release: () => void = () => undefined;
-    if (this.known.has(intent.intentId) || !this.opened.has(intent.bucket)) return release;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    this.add(intent, gate, Date.now(), false);
-    return release;
+  track(intent: TrackedIntent, gate: Promise<void>): void {
+    if (this.known.has(intent.intentId) || !this.opened.has(intent.bucket)) return;
+    this.add(intent, gate, this.now(), false);
   }
 
   /**
@@ -133,7 +111,7 @@ export class ProgrammedTracker {
 
   /** The VPCs with intents waiting for acks here. */
   pendingVpcIds(): string[] {
-    return [...this.byVpc.keys()];
+    return this.book.vpcIds();
   }
 
   /** Whether the intent is pending here or finished lately. */
@@ -141,26 +119,16 @@ export class ProgrammedTracker {
     return this.known.has(intentId);
   }
 
-  private add(intent: TrackedIntent, gate: Promise<void>, since: number, held: boolean): Pending {
-    const entry: Pending = {
-      ...intent,
-      gate,
-      waiting: new Set(intent.hosts),
-      applied: 0,
-      failed: new Map(),
-      deadline: since + this.deps.deadlineMs,
-      since,
-      held,
-    };
+  private add(
+    intent: TrackedIntent,
+    gate: Promise<void>,
+    since: number,
+    held: boolean,
+  ): vpc.PendingIntent {
+    const entry = this.book.add(intent, since, held);
     this.known.set(intent.intentId, Infinity);
-    if (intent.hosts.length === 0) {
-      void this.finish(entry);
-      return entry;
-    }
-    let list = this.byVpc.get(intent.vpcId);
-    if (!list) this.byVpc.set(intent.vpcId, (list = []));
-    list.push(entry);
-    this.size += 1;
+    this.gates.set(intent.intentId, gate);
+    if (intent.hosts.length === 0) void this.finish(entry);
     return entry;
   }
 
@@ -171,23 +139,11 @@ export class ProgrammedTracker {
   onAck(ack: GoalStateAck, storedAt?: number): void {
     if (storedAt === undefined) this.metrics.acks += 1;
     else this.metrics.replayedAcks += 1;
-    const at = storedAt ?? Date.now();
-    const list = this.byVpc.get(ack.vpcId);
-    let matched = false;
-    if (list) {
-      // A copy: completing an intent takes it out of the list.
-      for (const p of [...list]) {
-        const covers =
-          p.revision === ack.revision || (ack.mode === 'full' && p.revision < ack.revision);
-        if (!covers || at > p.deadline || !p.waiting.delete(ack.hostId)) continue;
-        matched = true;
-        this.deps.stage?.('ack', (at - p.since) / 1000);
-        if (ack.status === 'applied') p.applied += 1;
-        else p.failed.set(ack.hostId, ack.error);
-        if (p.waiting.size === 0) this.complete(p);
-      }
-    }
-    if (!matched && storedAt === undefined) this.metrics.unmatchedAcks += 1;
+    const at = storedAt ?? this.now();
+    const { matched, done } = this.book.ack(ack, at);
+    for (const p of matched) this.deps.stage?.('ack', (at - p.since) / 1000);
+    for (const p of done) void this.finish(p);
+    if (matched.length === 0 && storedAt === undefined) this.metrics.unmatchedAcks += 1;
   }
 
   /** Tracks intents of the bucket: this run works it now and receives its acks. */
@@ -204,12 +160,9 @@ export class ProgrammedTracker {
     for (const b of buckets) this.opened.delete(b);
     // Those still publishing their final status stop; the bucket's next owner adopts them.
     for (const [id, bucket] of this.finishing) if (buckets.has(bucket)) this.known.delete(id);
-    for (const [vpcId, list] of this.byVpc) {
-      const kept = list.filter((p) => !buckets.has(p.bucket));
-      for (const p of list) if (buckets.has(p.bucket)) this.known.delete(p.intentId);
-      this.size -= list.length - kept.length;
-      if (kept.length === 0) this.byVpc.delete(vpcId);
-      else this.byVpc.set(vpcId, kept);
+    for (const id of this.book.forget(buckets)) {
+      this.known.delete(id);
+      this.gates.delete(id);
     }
   }
 
@@ -218,73 +171,35 @@ export class ProgrammedTracker {
     clearInterval(this.timer);
   }
 
+  private now(): number {
+    return this.deps.now?.() ?? Date.now();
+  }
+
   private sweep(now: number): void {
-    for (const list of [...this.byVpc.values()]) {
-      for (const p of [...list]) if (p.deadline <= now && !p.held) this.complete(p);
-    }
+    for (const p of this.book.expire(now)) void this.finish(p);
     const remember = this.deps.rememberMs ?? 2 * this.deps.deadlineMs;
     for (const [id, finished] of this.known) if (finished < now - remember) this.known.delete(id);
   }
 
-  private complete(p: Pending): void {
-    const list = this.byVpc.get(p.vpcId);
-    if (!list) return;
-    const at = list.indexOf(p);
-    if (at < 0) return;
-    list.splice(at, 1);
-    if (list.length === 0) this.byVpc.delete(p.vpcId);
-    this.size -= 1;
-    void this.finish(p);
-  }
-
-  private async finish(p: Pending): Promise<void> {
-    this.known.set(p.intentId, Date.now());
+  private async finish(p: vpc.PendingIntent): Promise<void> {
+    this.known.set(p.intentId, this.now());
     this.finishing.set(p.intentId, p.bucket);
+    const gate = this.gates.get(p.intentId);
+    this.gates.delete(p.intentId);
     try {
+      await gate;
       await this.publishFinal(p);
     } finally {
       this.finishing.delete(p.intentId);
     }
   }
 
-  private async publishFinal(p: Pending): Promise<void> {
-    await p.gate;
-    const done = p.waiting.size === 0 && p.failed.size === 0;
-    const status: Status = {
-      intentId: p.intentId,
-      vpcId: p.vpcId,
-      revision: p.revision,
-      outcome: done ? 'programmed' : 'incomplete',
-      hosts: {
-        total: p.hosts.length,
-        applied: p.applied,
-        failed: p.failed.size,
-        pending: p.waiting.size,
-      },
-    };
-    if (!done) {
-      const missing = [...p.waiting].sort();
-      const failedHosts = [...p.failed.keys()].sort();
-      status.hosts = { ...status.hosts!, missing, failedHosts };
-      const first = failedHosts[0];
-      const firstError = first === undefined ? undefined : p.failed.get(first);
-      status.error =
-        failedHosts.length > 0
-          ? {
-              code: 'apply_failed',
-              message: `${failedHosts.length} host(s) failed to apply: ${failedHosts.slice(0, 5).join(', ')}${
-                firstError ? ` (${first}: ${firstError.code}: ${firstError.message})` : ''
-              }`,
-            }
-          : {
-              code: 'deadline_passed',
-              message: `${missing.length} of ${p.hosts.length} host(s) did not ack within ${this.deps.deadlineMs} ms: ${missing.slice(0, 5).join(', ')}`,
-            };
-      this.metrics.incomplete += 1;
-    } else {
+  private async publishFinal(p: vpc.PendingIntent): Promise<void> {
+    const status = vpc.finalStatus(p, this.deps.deadlineMs);
+    if (status.outcome === 'programmed') {
       this.metrics.programmed += 1;
-      this.deps.stage?.('programmed', (Date.now() - p.since) / 1000);
-    }
+      this.deps.stage?.('programmed', (this.now() - p.since) / 1000);
+    } else this.metrics.incomplete += 1;
     // Retried while this run works the bucket (a stream electing a leader, a server
     // restarting): the msgID makes a repeat harmless, and nothing else publishes it.
     // While the lease has lapsed it waits: either the lease comes back, or the run is

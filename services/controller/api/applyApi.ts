@@ -2,9 +2,9 @@
  * The sync API (DESIGN §4.1): request `alcor.intents.apply` with one envelope or an
  * array of up to 1,000; every controller serves it in one queue group. Each valid
  * intent is published to `intent.<vpcId>` (msgID = id) like any async client
- * would, then the bucket's owner is asked for the decision, which it gives once
- * its VPC actor has handled that INTENTS sequence. The reply holds one item per
- * intent, in request order.
+ * would, and answered by its own status on `status.<vpcId>` — the one channel its
+ * owner answers on (statusWatch.ts). The reply holds one item per intent, in
+ * request order.
  *
  * Beyond `accepted` / `rejected`, an item can be `pending`: stored, but undecided
  * when the deadline passed (its decision will still appear on `status.<vpcId>`).
@@ -12,31 +12,36 @@
  * With the request header `Alcor-Wait: programmed` (and optionally
  * `Alcor-Wait-Ms`), each accepted item also carries `programmed`: `programmed` or
  * `incomplete` as published on `status.<vpcId>`, or `pending` when the wait ended
- * first (programmedWait.ts).
+ * first.
  */
-import {
-  jetstream,
-  jetstreamManager,
-  type JetStreamClient,
-  type JetStreamManager,
-  type PubAck,
-} from '@nats-io/jetstream';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { answerJson, isInbox, type Logger } from '../../infra/index.js';
+import {
+  answerJson,
+  createAsyncPublisher,
+  isInbox,
+  type Logger,
+  type PubAckInfo,
+} from '../../../infra/index.js';
 import {
   APPLY_QUEUE_GROUP,
   LIMITS,
-  bucketOf,
   decodeJson,
   parseIntent,
   statusMsgId,
+  streams,
   subjects,
   type DecisionPublisher,
   type ErrorDetail,
+  type Status,
   type VpcIntent,
-} from '../../shared/index.js';
-import type { DecisionAnswer, DecisionQuery } from './intake.js';
-import { ProgrammedWatch, parseWaitHeaders, type ProgrammedAnswer } from './programmedWait.js';
+} from '../../../shared/index.js';
+import {
+  StatusRouter,
+  parseWaitHeaders,
+  type ProgrammedAnswer,
+  type StatusWatch,
+} from './statusWatch.js';
 
 export type ApplyReplyItem =
   | {
@@ -65,7 +70,7 @@ const encoder = new TextEncoder();
 interface Pending {
   index: number;
   intent: VpcIntent;
-  ack?: PubAck;
+  ack?: PubAckInfo;
 }
 
 export function serveApplyApi(deps: {
@@ -77,9 +82,10 @@ export function serveApplyApi(deps: {
   onReplyRefused?: () => void;
 }): Subscription {
   const { nc, logger, options } = deps;
-  const js: JetStreamClient = jetstream(nc);
+  const intents = createAsyncPublisher(nc);
   let jsm: Promise<JetStreamManager> | undefined;
   const manager = () => (jsm ??= jetstreamManager(nc));
+  const router = new StatusRouter(nc, manager);
 
   const rejectInvalid = async (error: ErrorDetail, id?: string, vpcId?: string) => {
     const intentId = id ?? 'unknown';
@@ -90,47 +96,25 @@ export function serveApplyApi(deps: {
     );
   };
 
-  /** Asks the owner of each bucket for its items' decisions, retrying until the deadline. */
-  const decide = async (
-    stored: Pending[],
-    deadline: number,
-  ): Promise<Map<number, DecisionAnswer[number]>> => {
-    const byBucket = new Map<number, Pending[]>();
-    for (const p of stored) {
-      const b = bucketOf(p.intent.vpcId, options.bucketCount);
-      const list = byBucket.get(b) ?? [];
-      list.push(p);
-      byBucket.set(b, list);
+  /**
+   * An id the stream already held (a duplicate ack): the same intent sent again
+   * (its answers are in STATUS, or still coming), or another intent that used
+   * the id — then the intent stored under it is of another VPC or says otherwise.
+   */
+  const sameAsStored = async (p: Pending): Promise<boolean> => {
+    try {
+      const stored = await (
+        await manager()
+      ).direct.getMessage(streams.intents, {
+        seq: p.ack!.seq,
+      });
+      if (!stored) return false;
+      const parsed = decodeJson(stored.data, LIMITS.intentBytes);
+      const kind = parsed.ok ? (parsed.value as { kind?: unknown } | null)?.kind : undefined;
+      return stored.subject.endsWith(`.${p.intent.vpcId}`) && kind === p.intent.kind;
+    } catch {
+      return true; // not known: wait for its answer like any other
     }
-    const out = new Map<number, DecisionAnswer[number]>();
-    await Promise.all(
-      [...byBucket].map(async ([bucket, items]) => {
-        const query: DecisionQuery = {
-          items: items.map((p) => ({
-            vpcId: p.intent.vpcId,
-            intentId: p.intent.id,
-            seq: p.ack!.seq,
-          })),
-        };
-        const payload = encoder.encode(JSON.stringify(query));
-        while (Date.now() < deadline) {
-          try {
-            const reply = await nc.request(subjects.decisionQuery(bucket), payload, {
-              timeout: Math.max(1, deadline - Date.now()),
-            });
-            const answers = reply.json<DecisionAnswer>();
-            items.forEach((p, i) => out.set(p.index, answers[i] ?? null));
-            return;
-          } catch {
-            // No owner yet (no responders) or a timeout: try again until the deadline.
-            await new Promise((r) =>
-              setTimeout(r, Math.min(250, Math.max(0, deadline - Date.now()))),
-            );
-          }
-        }
-      }),
-    );
-    return out;
   };
 
   const handle = async (data: Uint8Array, headers?: MsgHdrs): Promise<ApplyReply> => {
@@ -171,44 +155,44 @@ export function serveApplyApi(deps: {
       };
       invalid.push(rejectInvalid(parsed.error, parsed.id, parsed.vpcId));
     });
-    const watch = waitRequest.wait
-      ? await ProgrammedWatch.open(
-          nc,
-          manager,
-          valid.map((p) => p.intent.vpcId),
-        )
-      : undefined;
+    // Watching before publishing: no answer can come before the interest.
+    const watch = router.watch(
+      valid.map((p) => ({ intentId: p.intent.id, vpcId: p.intent.vpcId })),
+    );
     try {
-      const wait = watch && waitRequest.wait ? { watch, ms: waitRequest.wait.ms } : undefined;
-      return await decideAndAnswer(valid, replies, invalid, single, deadline, wait);
+      await store(valid, replies);
+      const stored = valid.filter((p) => p.ack);
+      // Decided before this request (a re-sent id): its answers may be stored already.
+      const resent = stored.filter((p) => p.ack!.duplicate);
+      if (resent.length > 0)
+        await watch.lookUp(resent.map((p) => ({ intentId: p.intent.id, vpcId: p.intent.vpcId })));
+      await watch.until(
+        stored.map((p) => p.intent.id),
+        false,
+        deadline - Date.now(),
+      );
+      for (const p of stored) replies[p.index] = await answerFor(p, watch);
+      await Promise.allSettled(invalid);
+      if (waitRequest.wait) await addProgrammed(watch, waitRequest.wait.ms, stored, replies);
+      return single ? replies[0]! : replies;
     } finally {
-      watch?.close();
+      watch.close();
     }
   };
 
-  const decideAndAnswer = async (
-    valid: Pending[],
-    replies: ApplyReplyItem[],
-    invalid: Promise<void>[],
-    single: boolean,
-    deadline: number,
-    wait: { watch: ProgrammedWatch; ms: number } | undefined,
-  ): Promise<ApplyReply> => {
-    // Published in request order on one connection: the stream keeps that order.
+  /** Publishes the valid intents, in request order on one connection (the stream keeps it). */
+  const store = async (valid: Pending[], replies: ApplyReplyItem[]): Promise<void> => {
     const acks = await Promise.allSettled(
       valid.map((p) =>
-        js.publish(subjects.intent(p.intent.vpcId), encoder.encode(JSON.stringify(p.intent)), {
-          msgID: p.intent.id,
+        intents.publish(subjects.intent(p.intent.vpcId), encoder.encode(JSON.stringify(p.intent)), {
+          msgId: p.intent.id,
         }),
       ),
     );
-    const stored: Pending[] = [];
     acks.forEach((result, i) => {
       const p = valid[i]!;
-      if (result.status === 'fulfilled') {
-        p.ack = result.value;
-        stored.push(p);
-      } else {
+      if (result.status === 'fulfilled') p.ack = result.value;
+      else
         replies[p.index] = {
           id: p.intent.id,
           vpcId: p.intent.vpcId,
@@ -218,70 +202,72 @@ export function serveApplyApi(deps: {
             message: `not stored (${(result.reason as Error).message}); safe to send again with the same id`,
           },
         };
-      }
     });
-    const decisions = await decide(stored, deadline);
-    for (const p of stored) {
-      const { id, vpcId } = p.intent;
-      const decided = decisions.get(p.index);
-      if (decided) {
-        replies[p.index] =
-          decided.outcome === 'accepted'
-            ? { id, vpcId, outcome: 'accepted', revision: decided.revision }
-            : {
-                id,
-                vpcId,
-                outcome: 'rejected',
-                error: decided.error ?? { code: 'rejected', message: 'rejected' },
-              };
-      } else if (decided === null && p.ack!.duplicate) {
-        replies[p.index] = {
-          id,
-          vpcId,
-          outcome: 'rejected',
-          error: {
-            code: 'duplicate_id',
-            message: `id ${id} was used by another intent (INTENTS sequence ${p.ack!.seq}) within the duplicate window`,
-            path: 'id',
-          },
-        };
-      } else {
-        replies[p.index] = {
-          id,
-          vpcId,
-          outcome: 'pending',
-          error: {
-            code: 'decision_timeout',
-            message: `stored at INTENTS sequence ${p.ack!.seq}, not decided within ${options.decisionTimeoutMs} ms; the decision will appear on status.${vpcId}`,
-          },
-        };
-      }
-    }
-    await Promise.allSettled(invalid);
-    if (wait) await addProgrammed(wait.watch, wait.ms, stored, replies);
-    return single ? replies[0]! : replies;
+  };
+
+  const answerFor = async (p: Pending, watch: StatusWatch): Promise<ApplyReplyItem> => {
+    const { id, vpcId } = p.intent;
+    const decided: Status | undefined = watch.decided.get(id);
+    if (decided)
+      return decided.outcome === 'accepted'
+        ? { id, vpcId, outcome: 'accepted', revision: decided.revision }
+        : {
+            id,
+            vpcId,
+            outcome: 'rejected',
+            error: decided.error ?? { code: 'rejected', message: 'rejected' },
+          };
+    if (p.ack!.duplicate && !(await sameAsStored(p)))
+      return {
+        id,
+        vpcId,
+        outcome: 'rejected',
+        error: {
+          code: 'duplicate_id',
+          message: `id ${id} was used by another intent (INTENTS sequence ${p.ack!.seq}) within the duplicate window`,
+          path: 'id',
+        },
+      };
+    return {
+      id,
+      vpcId,
+      outcome: 'pending',
+      error: {
+        code: 'decision_timeout',
+        message: `stored at INTENTS sequence ${p.ack!.seq}, not decided within ${options.decisionTimeoutMs} ms; the decision will appear on status.${vpcId}`,
+      },
+    };
   };
 
   const addProgrammed = async (
-    watch: ProgrammedWatch,
+    watch: StatusWatch,
     ms: number,
     stored: Pending[],
     replies: ApplyReplyItem[],
   ): Promise<void> => {
     const accepted = stored.filter((p) => replies[p.index]?.outcome === 'accepted');
-    // Decided before this request (a re-sent id): the answer may already be stored.
-    await watch.lookUp(
-      accepted
-        .filter((p) => p.ack!.duplicate)
-        .map((p) => ({ intentId: p.intent.id, vpcId: p.intent.vpcId })),
-    );
-    const answers = await watch.answersFor(
+    await watch.until(
       accepted.map((p) => p.intent.id),
+      true,
       ms,
     );
     for (const p of accepted) {
       const item = replies[p.index];
-      if (item?.outcome === 'accepted') item.programmed = answers.get(p.intent.id);
+      if (item?.outcome !== 'accepted') continue;
+      const s = watch.finals.get(p.intent.id);
+      item.programmed = s
+        ? {
+            outcome: s.outcome as 'programmed' | 'incomplete',
+            ...(s.hosts ? { hosts: s.hosts } : {}),
+            ...(s.error ? { error: s.error } : {}),
+          }
+        : ({
+            outcome: 'pending',
+            error: {
+              code: 'programmed_timeout',
+              message: `not programmed within ${ms} ms; the answer will appear on its status subject`,
+            },
+          } satisfies ProgrammedAnswer);
     }
   };
 

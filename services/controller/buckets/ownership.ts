@@ -29,10 +29,10 @@ import {
   type Membership,
   type PlacementStore,
   type Versioned,
-} from '../../infra/index.js';
-import type { HandoffRecord, PlacementTable } from '../../shared/index.js';
+} from '../../../infra/index.js';
+import type { HandoffRecord, PlacementTable } from '../../../shared/index.js';
 import type { IntakeRuntime } from './intake.js';
-import type { VpcActors } from './vpcActors.js';
+import type { VpcLanes } from '../vpcs/lanes.js';
 
 const POLL_MS = 250;
 
@@ -72,7 +72,7 @@ export interface OwnershipDeps {
   membership: Membership;
   store: PlacementStore;
   intake: IntakeRuntime;
-  actors: VpcActors;
+  lanes: VpcLanes;
   loads: BucketLoads;
   jsm: JetStreamManager;
   intakeOptions: IntakeOptions;
@@ -183,7 +183,7 @@ export async function startOwnership(deps: OwnershipDeps): Promise<Ownership> {
     if (lost.length > 0) {
       logger.warn({ buckets: lost }, 'another run took these buckets first; giving them up');
       await intake.remove(lost);
-      deps.actors.drop(new Set(lost));
+      deps.lanes.drop(new Set(lost));
       intake.released(lost);
     }
     logger.info(
@@ -200,7 +200,7 @@ export async function startOwnership(deps: OwnershipDeps): Promise<Ownership> {
     const started = performance.now();
     await intake.remove(buckets);
     const set = new Set(buckets);
-    const actors = await deps.actors.handOff(set);
+    const actors = await deps.lanes.handOff(set);
     const floor = await intake.ackFloor();
     await Promise.all(
       buckets.map(async (b) => {

@@ -1,54 +1,65 @@
 /**
- * The live VPC actors of one controller: created on the first wake, passivated
- * when idle (their entry and state dropped), rehydrated on the next wake. Callers
- * wait for "handled up to sequence s"; intake acks its deliveries on that, the
- * sync API answers on it.
+ * The live VPC lanes of one controller (DESIGN §6): a lane per active VPC, with an
+ * xstate machine for its lifecycle (actors/vpc/machine.ts: hydrating → active →
+ * passivated or handed off). Deliveries go straight to the lane's queue and only
+ * wake its machine; callers that need "handled up to sequence s" (a scan, a
+ * resync) wait for it.
  */
 import { createActor, fromPromise, type Actor } from 'xstate';
-import type { Logger } from '../../infra/index.js';
-import { vpc } from '../../actors/index.js';
-import { VpcWorker, type Decided, type WorkerDeps } from './vpcWorker.js';
+import type { Logger } from '../../../infra/index.js';
+import { vpc } from '../../../actors/index.js';
+import { AlcorError } from '../../../shared/index.js';
+import { VpcLane, type Decided, type LaneDelivery, type LaneDeps } from './lane.js';
 
 type VpcActor = Actor<vpc.VpcActorMachine>;
 
 interface Waiter {
   seq: number;
-  resolve: (worker: VpcWorker) => void;
+  resolve: (lane: VpcLane) => void;
   reject: (err: Error) => void;
 }
 
 interface Entry {
   actor: VpcActor;
-  worker: VpcWorker;
+  lane: VpcLane;
   waiters: Waiter[];
 }
 
-export class ActorStoppedError extends Error {
+export class ActorStoppedError extends AlcorError {
   constructor(
     readonly vpcId: string,
     readonly reason: string,
   ) {
-    super(`the actor of ${vpcId} stopped (${reason}) before handling the intent`);
+    super('actor_stopped', `the actor of ${vpcId} stopped (${reason}) before handling the intent`, {
+      retryable: true,
+    });
   }
 }
 
-export class VpcActors {
+export class VpcLanes {
   private readonly entries = new Map<string, Entry>();
 
-  constructor(private readonly deps: WorkerDeps & { idleMs: number; logger: Logger }) {}
+  constructor(private readonly deps: LaneDeps & { idleMs: number; logger: Logger }) {}
 
   get size(): number {
     return this.entries.size;
   }
 
-  /**
-   * Resolves once the VPC's actor has handled every intent up to `seq`, with the
-   * worker that did (its state answers for those intents even if it passivates).
-   */
-  wake(vpcId: string, bucket: number, seq: number): Promise<VpcWorker> {
+  /** An intent delivered for this VPC: queued in its lane, the lane woken. */
+  deliver(vpcId: string, bucket: number, d: LaneDelivery): void {
     const entry = this.entries.get(vpcId) ?? this.spawn(vpcId, bucket);
-    if (entry.actor.getSnapshot().context.handled >= seq) return Promise.resolve(entry.worker);
-    const done = new Promise<VpcWorker>((resolve, reject) =>
+    entry.lane.deliver(d);
+    entry.actor.send({ type: 'WAKE', seq: d.stored.seq });
+  }
+
+  /**
+   * Resolves once the VPC's lane has handled every intent up to `seq`, with the
+   * lane that did (its state answers for those intents even if it passivates).
+   */
+  wake(vpcId: string, bucket: number, seq: number): Promise<VpcLane> {
+    const entry = this.entries.get(vpcId) ?? this.spawn(vpcId, bucket);
+    if (entry.actor.getSnapshot().context.handled >= seq) return Promise.resolve(entry.lane);
+    const done = new Promise<VpcLane>((resolve, reject) =>
       entry.waiters.push({ seq, resolve, reject }),
     );
     entry.actor.send({ type: 'WAKE', seq });
@@ -65,19 +76,19 @@ export class VpcActors {
     return (await this.wake(vpcId, bucket, seq)).decision(intentId);
   }
 
-  /** Stops every actor now (no snapshot); their waiters are rejected. */
+  /** Stops every lane now (no snapshot); their waiters are rejected. */
   stopAll(): void {
     for (const entry of [...this.entries.values()]) entry.actor.send({ type: 'STOP' });
   }
 
   /**
-   * Hands off the actors of `buckets`: each finishes what it is doing, snapshots
-   * and stops. Resolves once all have stopped; one still stuck after `timeoutMs`
-   * (failing to hydrate, say) is stopped without a snapshot — the next owner
-   * replays its log.
+   * Hands off the lanes of `buckets`: each finishes what it is doing, sends what
+   * it decided, snapshots and stops. Resolves once all have stopped; one still
+   * stuck after `timeoutMs` is stopped without a snapshot — the next owner replays
+   * its log and sends again what may not be out.
    */
   async handOff(buckets: ReadonlySet<number>, timeoutMs = 10_000): Promise<number> {
-    const leaving = [...this.entries.values()].filter((e) => buckets.has(e.worker.bucket));
+    const leaving = [...this.entries.values()].filter((e) => buckets.has(e.lane.bucket));
     await Promise.all(
       leaving.map(
         ({ actor }) =>
@@ -96,47 +107,44 @@ export class VpcActors {
     return leaving.length;
   }
 
-  /** Stops the actors of `buckets` at once, without a snapshot (the buckets were lost). */
+  /** Stops the lanes of `buckets` at once, without a snapshot (the buckets were lost). */
   drop(buckets: ReadonlySet<number>): void {
     for (const entry of [...this.entries.values()]) {
-      if (buckets.has(entry.worker.bucket)) entry.actor.send({ type: 'STOP' });
+      if (buckets.has(entry.lane.bucket)) entry.actor.send({ type: 'STOP' });
     }
   }
 
   private spawn(vpcId: string, bucket: number): Entry {
-    const worker = new VpcWorker(vpcId, bucket, this.deps);
+    const lane = new VpcLane(vpcId, bucket, this.deps);
     const machine = vpc.vpcActorMachine.provide({
       actors: {
-        hydrate: fromPromise(() => worker.hydrate()),
+        hydrate: fromPromise(() => lane.hydrate()),
         catchUp: fromPromise(({ input }: { input: { vpcId: string; upTo: number } }) =>
-          worker.catchUp(input.upTo),
+          lane.catchUp(input.upTo),
         ),
-        snapshot: fromPromise(() => worker.snapshot()),
+        snapshot: fromPromise(() => lane.snapshot()),
       },
       delays: { idle: this.deps.idleMs },
     });
     const actor = createActor(machine, { input: { vpcId } });
-    const entry: Entry = { actor, worker, waiters: [] };
+    const entry: Entry = { actor, lane, waiters: [] };
     this.entries.set(vpcId, entry);
     this.deps.metrics.hydrations += 1;
-    let previous = '';
+    let recovering = false;
     actor.subscribe({
       next: (snapshot) => {
-        const state = JSON.stringify(snapshot.value);
-        if (state !== previous) {
-          if (state === '"recovering"') {
-            this.deps.logger.warn(
-              { vpcId, failures: snapshot.context.failures },
-              'VPC actor failed; rehydrating after a pause',
-            );
-          }
-          previous = state;
-        }
-        const handled = snapshot.context.handled;
+        const now = snapshot.matches('recovering');
+        if (now && !recovering)
+          this.deps.logger.warn(
+            { vpcId, failures: snapshot.context.failures },
+            'VPC actor failed; rehydrating after a pause',
+          );
+        recovering = now;
         if (entry.waiters.length > 0) {
+          const handled = snapshot.context.handled;
           entry.waiters = entry.waiters.filter((w) => {
             if (w.seq > handled) return true;
-            w.resolve(worker);
+            w.resolve(lane);
             return false;
           });
         }
@@ -153,16 +161,19 @@ export class VpcActors {
 
   private retire(vpcId: string, entry: Entry, reason = 'stopped'): void {
     if (this.entries.get(vpcId) === entry) this.entries.delete(vpcId);
+    entry.lane.stop();
     if (reason === 'passivated') this.deps.metrics.passivations += 1;
     else if (reason === 'stopped') this.deps.logger.debug({ vpcId }, 'VPC actor stopped');
     else this.deps.logger.warn({ vpcId, reason }, 'VPC actor stopped');
     const waiting = entry.waiters;
     entry.waiters = [];
+    // Delivered while it stopped: a fresh lane takes them.
+    const queued = reason === 'passivated' ? entry.lane.takeDeliveries() : [];
+    for (const d of queued) this.deliver(vpcId, entry.lane.bucket, d);
     if (waiting.length === 0) return;
     if (reason === 'passivated') {
-      // Woken as it stopped: a fresh actor takes over the waiters.
-      for (const w of waiting)
-        this.wake(vpcId, entry.worker.bucket, w.seq).then(w.resolve, w.reject);
+      // Woken as it stopped: a fresh lane takes over the waiters.
+      for (const w of waiting) this.wake(vpcId, entry.lane.bucket, w.seq).then(w.resolve, w.reject);
       return;
     }
     for (const w of waiting) w.reject(new ActorStoppedError(vpcId, reason));

@@ -1,21 +1,19 @@
 /**
  * What a controller run does with the buckets it works: one intake consumer over
- * them (deliveries wake VPC actors and are acked once handled), the decision
- * responder per bucket that the sync API asks (`alcor.ctl.decision.<bucket>`), and
- * the bucket phases a handoff goes through (docs/controller.md, "Placement"):
+ * them (deliveries carry the intents into the VPCs' lanes and are acked once
+ * decided), and the bucket phases a handoff goes through (docs/controller.md,
+ * "Placement"):
  *
- *   working   — deliveries wake actors; the responder answers;
+ *   working   — deliveries go to the VPCs' lanes;
  *   releasing — the consumer no longer asks for the bucket; deliveries already on
  *               their way are held, unacked, so the ack floor stays below them;
  *   released  — the handoff record is written; held and late deliveries are
  *               acked without work (the next owner scans from the floor).
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import {
-  answerJson,
   consumeIntake,
-  isInbox,
   createIntakeConsumer,
   intakeAckFloor,
   scanBuckets,
@@ -24,39 +22,49 @@ import {
   type IntakeDelivery,
   type IntakeOptions,
   type Logger,
-} from '../../infra/index.js';
+} from '../../../infra/index.js';
 import {
   bucketOf,
   decodeIntent,
   ID_PATTERN,
-  isId,
   statusMsgId,
   streams,
   subjects,
   type DecisionPublisher,
   type ErrorDetail,
-} from '../../shared/index.js';
-import type { VpcActors } from './vpcActors.js';
-import type { ControllerMetrics } from './metrics.js';
-import type { Decided } from './vpcWorker.js';
-
-export interface DecisionQuery {
-  items: Array<{ vpcId: string; intentId: string; seq: number }>;
-}
-export type DecisionAnswer = Array<Decided | null>;
+} from '../../../shared/index.js';
+import type { VpcLanes } from '../vpcs/lanes.js';
+import type { ControllerMetrics } from '../metrics.js';
 
 const RETRY_MS = 1000;
+/** How long a release waits for the bucket's deliveries to be decided before handing off anyway. */
+const RELEASE_WAIT_MS = 10_000;
 
 interface BucketWork {
   phase: 'working' | 'releasing' | 'released';
+  /** Scans being handled. */
   inFlight: Set<Promise<unknown>>;
+  /** Deliveries handed to lanes and not acked yet. */
+  outstanding: number;
+  drained: Array<() => void>;
   held: IntakeDelivery[];
-  responders: BucketResource[];
+  resources: BucketResource[];
 }
 
 /** Something that lives while a bucket is worked: a subscription, a tracker's share. */
 export interface BucketResource {
   unsubscribe(): void;
+}
+
+/**
+ * A counter bumped when intake deliveries may have been lost on the way: each lane
+ * reads the stream back once after it changes.
+ */
+export class LossEpoch {
+  value = 0;
+  bump(): void {
+    this.value += 1;
+  }
 }
 
 export interface IntakeDeps {
@@ -65,11 +73,12 @@ export interface IntakeDeps {
   /** The run's durable consumer. */
   durable: string;
   bucketCount: number;
-  actors: VpcActors;
+  lanes: VpcLanes;
   publisher: DecisionPublisher;
   metrics: ControllerMetrics;
   logger: Logger;
   intake: IntakeOptions;
+  lossEpoch: LossEpoch;
   /** False once the run's membership lease expired: deliveries are left alone. */
   leaseValid: () => boolean;
   /** More per-bucket subscriptions that live while the bucket is worked (acks, mapping). */
@@ -88,12 +97,13 @@ export class IntakeRuntime {
   static async start(deps: IntakeDeps): Promise<IntakeRuntime> {
     const runtime = new IntakeRuntime(deps);
     await createIntakeConsumer(deps.jsm, deps.durable, [], deps.intake);
-    runtime.consumer = await consumeIntake(
-      deps.nc,
-      deps.durable,
-      (d) => runtime.onDelivery(d),
-      deps.intake,
-    );
+    runtime.consumer = await consumeIntake(deps.nc, deps.durable, (d) => runtime.onDelivery(d), {
+      ...deps.intake,
+      onTrouble: (why) => {
+        deps.logger.info({ why }, 'intake deliveries may have been lost: lanes read back');
+        deps.lossEpoch.bump();
+      },
+    });
     return runtime;
   }
 
@@ -115,20 +125,23 @@ export class IntakeRuntime {
       .sort((a, b) => a - b);
   }
 
-  /** Starts working `buckets`: the consumer delivers their new intents, responders answer. */
+  /** Starts working `buckets`: the consumer delivers their new intents. */
   async add(buckets: readonly number[]): Promise<void> {
     for (const b of buckets) {
       const work = this.buckets.get(b);
       for (const d of work?.held ?? []) d.nak(); // theirs again
-      this.buckets.set(b, { phase: 'working', inFlight: new Set(), held: [], responders: [] });
+      this.buckets.set(b, {
+        phase: 'working',
+        inFlight: new Set(),
+        outstanding: 0,
+        drained: [],
+        held: [],
+        resources: [],
+      });
     }
     await this.updateFilter();
-    for (const b of buckets) {
-      this.buckets.get(b)!.responders = [
-        this.respond(b),
-        ...(this.deps.bucketSubscriptions?.(b) ?? []),
-      ];
-    }
+    for (const b of buckets)
+      this.buckets.get(b)!.resources = this.deps.bucketSubscriptions?.(b) ?? [];
   }
 
   /**
@@ -166,21 +179,31 @@ export class IntakeRuntime {
   }
 
   /**
-   * Stops working `buckets`: the consumer stops asking for them, responders stop,
-   * and this resolves once the deliveries being handled are done.
+   * Stops working `buckets`: the consumer stops asking for them, their
+   * subscriptions stop, and this resolves once what was delivered is decided (or
+   * after RELEASE_WAIT_MS: the next owner scans from the floor).
    */
   async remove(buckets: readonly number[]): Promise<void> {
     for (const b of buckets) {
       const work = this.buckets.get(b);
       if (!work) continue;
       work.phase = 'releasing';
-      for (const sub of work.responders) sub.unsubscribe();
-      work.responders = [];
+      for (const sub of work.resources) sub.unsubscribe();
+      work.resources = [];
     }
     await this.updateFilter();
+    const deadline = Date.now() + RELEASE_WAIT_MS;
     for (const b of buckets) {
       const work = this.buckets.get(b);
       while (work && work.inFlight.size > 0) await Promise.allSettled([...work.inFlight]);
+      if (work && work.outstanding > 0 && Date.now() < deadline) {
+        let timer: NodeJS.Timeout | undefined;
+        await new Promise<void>((resolve) => {
+          work.drained.push(resolve);
+          timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+        });
+        clearTimeout(timer);
+      }
     }
   }
 
@@ -204,7 +227,7 @@ export class IntakeRuntime {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    for (const work of this.buckets.values()) for (const sub of work.responders) sub.unsubscribe();
+    for (const work of this.buckets.values()) for (const sub of work.resources) sub.unsubscribe();
     await this.consumer?.stop();
   }
 
@@ -244,23 +267,24 @@ export class IntakeRuntime {
       d.ack(); // a bucket released (or never ours): its owner scans from its floor
       return;
     }
-    this.track(work, this.deps.actors.wake(d.vpcToken, d.bucket, d.seq)).then(
-      () => d.ack(),
-      (err: unknown) => {
-        this.deps.logger.warn(
-          { err, vpcId: d.vpcToken, seq: d.seq },
-          'intent not handled; redelivering',
-        );
-        d.nak(RETRY_MS);
+    work.outstanding += 1;
+    let settled = false;
+    this.deps.lanes.deliver(d.vpcToken, d.bucket, {
+      stored: { seq: d.seq, subject: d.subject, data: d.data, time: d.time },
+      ack: () => {
+        d.ack();
+        if (settled) return;
+        settled = true;
+        if (--work.outstanding === 0) for (const w of work.drained.splice(0)) w();
       },
-    );
+    });
   }
 
-  /** Wakes the VPC's actor up to `seq`, or refuses an intent no actor can take. */
+  /** Wakes the VPC's lane up to `seq` (it reads what it was not delivered), or refuses an intent no lane can take. */
   private async handle(bucket: number, vpcToken: string, seq: number): Promise<void> {
     const wrong = this.misrouted(bucket, vpcToken);
     if (wrong) return this.refuse(seq, vpcToken, wrong);
-    await this.deps.actors.wake(vpcToken, bucket, seq);
+    await this.deps.lanes.wake(vpcToken, bucket, seq);
   }
 
   /** Why an intent on `intent.<bucket>.<vpcToken>` cannot go to a VPC actor, if it cannot. */
@@ -305,39 +329,5 @@ export class IntakeRuntime {
       { intentId, vpcId: vpcId ?? vpcToken.slice(0, 64), revision: 0, outcome: 'rejected', error },
       statusMsgId(intentId, `refused-${seq}`),
     );
-  }
-
-  private respond(bucket: number): Subscription {
-    const { nc, actors, bucketCount } = this.deps;
-    return nc.subscribe(subjects.decisionQuery(bucket), {
-      callback: (err, msg) => {
-        if (err) return;
-        if (!isInbox(msg.reply)) {
-          this.deps.metrics.repliesRefused += 1;
-          return;
-        }
-        void (async () => {
-          let query: DecisionQuery;
-          try {
-            query = msg.json<DecisionQuery>();
-            if (!Array.isArray(query.items)) throw new Error('items is not an array');
-          } catch (e) {
-            answerJson(msg, { error: (e as Error).message });
-            return;
-          }
-          const answers: DecisionAnswer = await Promise.all(
-            query.items.map(async ({ vpcId, intentId, seq }) => {
-              if (!isId(vpcId) || bucketOf(vpcId, bucketCount) !== bucket) return null;
-              try {
-                return (await actors.decision(vpcId, bucket, intentId, seq)) ?? null;
-              } catch {
-                return null;
-              }
-            }),
-          );
-          answerJson(msg, answers);
-        })();
-      },
-    });
   }
 }
