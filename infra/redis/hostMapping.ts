@@ -70,6 +70,9 @@ export function createRedisHostMapping(
   const client = new Redis(url, {
     maxRetriesPerRequest: null,
     lazyConnect: false,
+    // Commands issued in the same tick go out as one pipeline (one round trip):
+    // a group's per-host writes, a relay batch's lookups.
+    enableAutoPipelining: true,
     ...options.redis,
   });
   // Reconnects are ioredis's job; commands wait in its offline queue meanwhile.

@@ -68,6 +68,9 @@ export function relayDurable(kafkaCluster: string, place: TopologyPlace): string
 }
 
 const ACK_WAIT_MS = 60_000;
+/** Batches of one relay being made or sent at once. */
+const IN_FLIGHT = 4;
+
 /**
  * How often an idle relay looks for deliveries that never reached it: every 5 s for
  * two minutes after a sign of trouble, every 30 s otherwise (one consumer info each).
@@ -91,7 +94,8 @@ export class Relay {
   private loop: Promise<void> | undefined;
   private messages: ConsumerMessages | undefined;
   private pending: JsMsg[] = [];
-  private sending = false;
+  /** Goal states taken and not yet acked (their records being made or sent). */
+  private taken = 0;
   private wake: (() => void) | undefined;
   /** Set by the watchdog: go back to the ack floor before the next batch. */
   private stuck = false;
@@ -100,7 +104,6 @@ export class Relay {
   /** The last sign of trouble: a NATS disconnect or reconnect, or a consumer notification. */
   private troubleAt = 0;
   private lookedAt = 0;
-  private waiting = 0;
   private serverPending = 0;
 
   constructor(private readonly deps: RelayDeps) {}
@@ -115,7 +118,7 @@ export class Relay {
 
   /** Goal states of this relay not in Kafka yet: taken and waiting, plus the consumer's pending. */
   lag(): number {
-    return this.waiting + this.serverPending;
+    return this.pending.length + this.taken + this.serverPending;
   }
 
   async start(): Promise<void> {
@@ -191,7 +194,6 @@ export class Relay {
       for await (const m of messages) {
         if (this.messages !== messages) break;
         this.pending.push(m);
-        this.waiting = this.pending.length;
         this.serverPending = m.info.pending;
         this.wake?.();
       }
@@ -210,7 +212,7 @@ export class Relay {
    * does not move, starts again at the floor.
    */
   private async watch(): Promise<void> {
-    if (!this.running || this.sending || this.pending.length > 0) {
+    if (!this.running || this.taken > 0 || this.pending.length > 0) {
       this.lastLook = undefined;
       return;
     }
@@ -228,7 +230,7 @@ export class Relay {
         before &&
         before.ackPending > 0 &&
         before.floor === look.floor &&
-        !this.sending &&
+        this.taken === 0 &&
         this.pending.length === 0
       ) {
         this.stuck = true;
@@ -240,45 +242,88 @@ export class Relay {
     }
   }
 
+  /**
+   * Takes batches in stream order and pipelines them: the records of the next batch
+   * are made (decode, host lookups, the mapping) while the produces of earlier ones
+   * are in flight, up to IN_FLIGHT batches. The binding sends them in order (sends
+   * that meet while a produce is out go together in the next one), and each batch
+   * is acked in JetStream only after Kafka acknowledged it.
+   */
   private async run(): Promise<void> {
-    const { binding } = this.deps;
+    const flights: Array<{ done: boolean; ok: Promise<boolean> }> = [];
+    // Batches are handed to the binding in the order they were taken, whichever
+    // has its records first.
+    let lastHanded: Promise<void> = Promise.resolve();
     while (this.running) {
+      // Batches that landed in order leave the window (an ended send ends the relay).
+      while (flights[0]?.done) if (!(await flights.shift()!.ok)) return this.finish(flights);
       if (this.stuck) {
         this.stuck = false;
+        await Promise.all(flights.splice(0).map((f) => f.ok));
         await this.reopenAtFloor();
         continue;
       }
-      if (this.pending.length === 0) {
-        await new Promise<void>((r) => (this.wake = r));
+      if (this.pending.length === 0 || flights.length >= IN_FLIGHT) {
+        // Wait for the oldest batch to land, or (with room) for more goal states.
+        const more =
+          flights.length < IN_FLIGHT ? new Promise<void>((r) => (this.wake = r)) : undefined;
+        await Promise.race([...(flights[0] ? [flights[0].ok] : []), ...(more ? [more] : [])]);
         this.wake = undefined;
         continue;
       }
       const batch = this.pending.splice(0, this.deps.batch);
-      this.waiting = this.pending.length + batch.length;
-      this.sending = true;
-      // Keep what waits (and what is being sent) from being redelivered meanwhile.
-      const keepAlive = setInterval(() => {
-        for (const m of batch) m.working();
-        for (const m of this.pending) m.working();
-      }, ACK_WAIT_MS / 3);
-      try {
-        const records = (await Promise.all(batch.map((m) => this.recordsOf(m)))).flat();
-        if (!(await binding.send(records, () => this.running))) break;
-        const now = Date.now();
-        for (const m of batch) {
-          m.ack();
-          this.deps.relayed?.((now - m.info.timestampNanos / 1e6) / 1000);
-        }
-        this.waiting = this.pending.length;
-        this.deps.metrics.relayed += batch.length;
-        this.deps.metrics.records += records.length;
-      } catch (err) {
-        // Left unacked: redelivered after the ack wait.
-        this.deps.logger.warn({ relay: this.key, err }, 'relay batch failed');
-      } finally {
-        clearInterval(keepAlive);
-        this.sending = false;
+      this.taken += batch.length;
+      const flight = { done: false, ok: Promise.resolve(true) };
+      const before = lastHanded;
+      let handed!: () => void;
+      lastHanded = new Promise<void>((r) => (handed = r));
+      flight.ok = this.relay(batch, before, handed).finally(() => {
+        flight.done = true;
+        this.taken -= batch.length;
+        this.wake?.();
+      });
+      flights.push(flight);
+    }
+    await this.finish(flights);
+  }
+
+  private async finish(flights: ReadonlyArray<{ ok: Promise<boolean> }>): Promise<void> {
+    await Promise.all(flights.map((f) => f.ok));
+  }
+
+  /**
+   * One batch: its records made, handed to the binding once the batch before was
+   * (`before`; then `handed`), and the batch acked once Kafka has them.
+   */
+  private async relay(batch: JsMsg[], before: Promise<void>, handed: () => void): Promise<boolean> {
+    const { binding } = this.deps;
+    // Keep what waits (and what is being sent) from being redelivered meanwhile.
+    const keepAlive = setInterval(() => {
+      for (const m of batch) m.working();
+      for (const m of this.pending) m.working();
+    }, ACK_WAIT_MS / 3);
+    try {
+      const records = (await Promise.all(batch.map((m) => this.recordsOf(m)))).flat();
+      await before;
+      const sent = binding.send(records, () => this.running);
+      handed();
+      if (!(await sent)) return false;
+      const now = Date.now();
+      for (const m of batch) {
+        m.ack();
+        this.deps.relayed?.((now - m.info.timestampNanos / 1e6) / 1000);
       }
+      this.deps.metrics.relayed += batch.length;
+      this.deps.metrics.records += records.length;
+      return true;
+    } catch (err) {
+      // Left unacked: redelivered after the ack wait.
+      this.deps.logger.warn({ relay: this.key, err }, 'relay batch failed');
+      return true;
+    } finally {
+      // A batch that failed must not hold up the next, nor let it pass the one before.
+      void before.then(handed);
+      clearInterval(keepAlive);
     }
   }
 
@@ -287,7 +332,6 @@ export class Relay {
     this.messages = undefined;
     await old?.close().catch(() => undefined);
     this.pending = [];
-    this.waiting = 0;
     try {
       const info = await this.deps.jsm.consumers.info(streams.goalStates, this.durable);
       this.deps.logger.warn(
