@@ -10,6 +10,7 @@ export { onShutdown } from './local/shutdown.js';
 export { ManagedProcess } from './local/managedProcess.js';
 export { freePort } from './local/ports.js';
 export { runDir, repoRoot } from './local/cache.js';
+export { cpuSnapshot, cpuSince, roleOf, type CpuByRole } from './local/cpu.js';
 export {
   startLocalNats,
   startLocalNatsCluster,

@@ -176,3 +176,32 @@ export function metricSamples(
   }
   return out;
 }
+
+/**
+ * Per stage of `alcor_stage_seconds` (summed over every other label and every
+ * text given, e.g. several services' /metrics): how many, and the p50 and p99 as
+ * the upper bound of the bucket they fall in (seconds; Infinity past the last).
+ */
+export function stageQuantiles(
+  texts: readonly string[],
+): Map<string, { count: number; p50: number; p99: number }> {
+  const buckets = new Map<string, Map<number, number>>(); // stage → le → cumulative count
+  for (const text of texts) {
+    for (const { labels, value } of metricSamples(text, 'alcor_stage_seconds_bucket')) {
+      const stage = labels.stage;
+      if (!stage || labels.le === undefined) continue;
+      const le = labels.le === '+Inf' ? Infinity : Number(labels.le);
+      const byLe = buckets.get(stage) ?? new Map<number, number>();
+      byLe.set(le, (byLe.get(le) ?? 0) + value);
+      buckets.set(stage, byLe);
+    }
+  }
+  const out = new Map<string, { count: number; p50: number; p99: number }>();
+  for (const [stage, byLe] of buckets) {
+    const sorted = [...byLe].sort(([a], [b]) => a - b);
+    const count = sorted.at(-1)?.[1] ?? 0;
+    const at = (q: number): number => sorted.find(([, n]) => n >= q * count)?.[0] ?? Infinity;
+    if (count > 0) out.set(stage, { count, p50: at(0.5), p99: at(0.99) });
+  }
+  return out;
+}

@@ -21,6 +21,9 @@ import { start, type Demo } from './index.js';
 import { renderSummary, runDemo, type DemoRun } from './run.js';
 import { ScenarioSchema, type Scenario } from './scenario.js';
 
+/** Intents per second the demo offers by default: about half of what this machine's kind takes (docs/performance.md). */
+const DEFAULT_RATE = 100;
+
 const USAGE = `Usage: ./scripts/demo.sh [options]
 
 Starts nats-server (JetStream), Redis and two Kafka clusters, then 2 controllers,
@@ -36,7 +39,11 @@ and applies its intents with live progress; ends with a summary.
   --seed <n>             workload seed
   --controllers <n>      controller processes (default 2)
   --southbounds <n>      southbound processes (default 2)
-  --lanes <n>            VPCs applied at once (default 16)
+  --rate <n|max>         intents offered per second, open loop: arrivals at random
+                         across the VPCs, each VPC's in order, published to their
+                         intent subjects (default ${DEFAULT_RATE}, about half this
+                         machine's capacity); max: all at once (capacity)
+  --nca-shards <n>       NCA fleet processes, each simulating every nth host (default 1)
   --keep-running         leave everything up: endpoints to <run dir>/alcor.env (0600),
                          shown with secrets masked, then READY
   --log-level <level>    trace|debug|info|warn|error|silent, demo and services (default warn)
@@ -67,7 +74,8 @@ try {
       seed: { type: 'string' },
       controllers: { type: 'string' },
       southbounds: { type: 'string' },
-      lanes: { type: 'string' },
+      rate: { type: 'string' },
+      'nca-shards': { type: 'string' },
       'keep-running': { type: 'boolean', default: false },
       'log-level': { type: 'string', default: 'warn' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -112,7 +120,9 @@ if (scenario.topology.hosts < scenario.topology.clusters)
   );
 const controllers = count('controllers', args.controllers, 16) ?? 2;
 const southbounds = count('southbounds', args.southbounds, 16) ?? 2;
-const lanes = count('lanes', args.lanes, 1024) ?? 16;
+const rate: number | 'max' =
+  args.rate === 'max' ? 'max' : (count('rate', args.rate, 100_000) ?? DEFAULT_RATE);
+const ncaShards = count('nca-shards', args['nca-shards'], 16) ?? 1;
 const kafkaClusters = [
   ...new Set(
     scenario.topology.bindings.filter((b) => b.startsWith('kafka:')).map((b) => b.slice(6)),
@@ -157,7 +167,8 @@ try {
     dir: demo.servers.dir,
     controllers,
     southbounds,
-    lanes,
+    rate,
+    ncaShards,
     settleMs: 60_000,
     log,
     logLevel: args['log-level'] === 'silent' ? 'silent' : args['log-level'],

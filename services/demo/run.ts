@@ -10,6 +10,9 @@ import { join } from 'node:path';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
+  cpuSince,
+  cpuSnapshot,
+  stageQuantiles,
   ManagedProcess,
   NatsCredentials,
   type NatsRole,
@@ -32,7 +35,6 @@ import {
   type GoalStateAck,
   type HostRecord,
 } from '../../shared/index.js';
-import type { ApplyReply } from '../controller/index.js';
 import { check, type CheckReport } from '../cli/check.js';
 import { placementReport } from '../cli/placement.js';
 import { loadTopology } from '../cli/topology.js';
@@ -44,8 +46,14 @@ export interface DemoOptions {
   dir: string;
   controllers: number;
   southbounds: number;
-  /** VPCs applied at once (each VPC's intents go in order). */
-  lanes: number;
+  /**
+   * Intents offered per second, open loop: arrivals at random, each the next
+   * intent of a VPC at random, published to the VPC's intent subject; or `max`:
+   * every intent at once (what the system takes is then its capacity).
+   */
+  rate: number | 'max';
+  /** NCA fleet processes, each with every Nth host. */
+  ncaShards: number;
   /** How long to wait for every accepted intent to be programmed after the last decision. */
   settleMs: number;
   log: Logger;
@@ -89,6 +97,17 @@ export interface DemoSummary {
   /** Intent request → `programmed` on STATUS. */
   programmedP50Ms: number;
   programmedP99Ms: number;
+  /** Intent request → its decision (the apply API's reply). */
+  acceptedP50Ms: number;
+  acceptedP99Ms: number;
+  /** The offered rate (undefined: `max`). */
+  offeredPerSecond: number | undefined;
+  /** The client's own lateness: scheduled arrival → request sent (p99), its event loop's utilization and CPU. */
+  client: { sendLagP99Ms: number; eventLoopUtilization: number; cpuPercent: number };
+  /** Stage latencies from the services' histograms (seconds, bucket upper bounds). */
+  stages: Array<{ stage: string; count: number; p50: number; p99: number }>;
+  /** CPU seconds per role while the intents were applied, and per intent (ms). */
+  cpu: Array<{ role: string; seconds: number; msPerIntent: number }>;
   bindings: BindingSummary[];
   hostsReached: number;
   hostsUsed: number;
@@ -179,6 +198,50 @@ function samplesBy(text: string, name: string, by: string): Map<string, number> 
   return out;
 }
 
+type WorkloadIntent = ReturnType<typeof expand>['vpcs'][number]['intents'][number];
+
+/**
+ * Offers the intents, open loop: arrivals at `rate` per second with random
+ * (exponential) gaps, each the next intent of a VPC drawn at random (a seeded
+ * shuffle of all intents that keeps each VPC's order). With `max` all arrive at
+ * once. `send` is called at each arrival with its scheduled time.
+ */
+async function drive(
+  rate: number | 'max',
+  intents: readonly WorkloadIntent[],
+  send: (intent: WorkloadIntent, arrival: number) => void,
+): Promise<void> {
+  let seed = 0x9e3779b9;
+  const random = (): number => {
+    seed = (Math.imul(seed ^ (seed >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
+    return seed / 2 ** 32;
+  };
+  // A random interleaving that keeps each VPC's intents in their order.
+  const byVpc = new Map<string, WorkloadIntent[]>();
+  for (const intent of intents) {
+    const list = byVpc.get(intent.vpcId) ?? [];
+    list.push(intent);
+    byVpc.set(intent.vpcId, list);
+  }
+  const order = [...byVpc.values()].flatMap((list) => list.map(() => list));
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  const cursor = new Map<WorkloadIntent[], number>();
+  let at = performance.now();
+  for (const list of order) {
+    const k = cursor.get(list) ?? 0;
+    cursor.set(list, k + 1);
+    if (rate !== 'max') {
+      at += -Math.log(1 - random()) * (1000 / rate);
+      const wait = at - performance.now();
+      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    }
+    send(list[k]!, rate === 'max' ? performance.now() : at);
+  }
+}
+
 export async function runDemo(o: DemoOptions): Promise<DemoRun> {
   const { out, log } = o;
   const expanded = expand(o.scenario);
@@ -251,22 +314,28 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
       );
     services.push(...(await Promise.all(starts)));
     // The fleet resyncs at start: its hosts' VPC owners must be up first.
+    const fleetId = `demo${Date.now().toString(36)}`;
     services.push(
-      await spawnService(
-        'nca',
-        'services/nca/main.ts',
-        o.dir,
-        {
-          ...env,
-          ALCOR_FLEET_ID: `demo${Date.now().toString(36)}`,
-          // Each agent as its own host's user; the process has no user of its own.
-          ...(credentials
-            ? { ALCOR_NCA_CREDENTIALS: credentials.hostsDir, NATS_NKEY_SEED_FILE: '' }
-            : {}),
-          ...o.servers.kafkaRoleEnv('nca'),
-        },
-        o.logLevel,
-      ),
+      ...(await Promise.all(
+        Array.from({ length: o.ncaShards }, (_, shard) =>
+          spawnService(
+            o.ncaShards === 1 ? 'nca' : `nca-${shard + 1}`,
+            'services/nca/main.ts',
+            o.dir,
+            {
+              ...env,
+              ALCOR_FLEET_ID: fleetId,
+              ALCOR_NCA_SHARD: `${shard + 1}/${o.ncaShards}`,
+              // Each agent as its own host's user; the process has no user of its own.
+              ...(credentials
+                ? { ALCOR_NCA_CREDENTIALS: credentials.hostsDir, NATS_NKEY_SEED_FILE: '' }
+                : {}),
+              ...o.servers.kafkaRoleEnv('nca'),
+            },
+            o.logLevel,
+          ),
+        ),
+      )),
     );
     await waitReady(services, 120_000);
     out(
@@ -306,6 +375,10 @@ async function applyAndMeasure(
   let decided = 0;
   let programmed = 0;
   let incomplete = 0;
+  const decidedIds = new Set<string>();
+  let lastDecided = Date.now();
+  const acceptedMs: number[] = [];
+  let accepted = 0;
 
   const statusSub = nc.subscribe(subjects.statusAll, {
     callback: (err, msg) => {
@@ -313,6 +386,23 @@ async function applyAndMeasure(
       const s = StatusSchema.safeParse(msg.json());
       if (!s.success || !sentAt.has(s.data.intentId)) return;
       const st = s.data;
+      if (st.outcome === 'accepted' || st.outcome === 'rejected') {
+        if (decidedIds.has(st.intentId)) return; // sent again by a new owner
+        decidedIds.add(st.intentId);
+        decided += 1;
+        lastDecided = Date.now();
+        acceptedMs.push(Date.now() - sentAt.get(st.intentId)!);
+        if (st.outcome === 'accepted') {
+          accepted += 1;
+          revisionOf.set(`${st.vpcId}:${st.revision}`, st.intentId);
+          if (!outcome.has(st.intentId)) outcome.set(st.intentId, 'accepted');
+        } else {
+          const code = st.error?.code ?? 'unknown';
+          rejectedBy[code] = (rejectedBy[code] ?? 0) + 1;
+          outcome.set(st.intentId, `rejected:${code}`);
+        }
+        return;
+      }
       if (st.outcome === 'programmed' || st.outcome === 'incomplete') {
         if (outcome.get(st.intentId) === st.outcome) return;
         outcome.set(st.intentId, st.outcome);
@@ -348,7 +438,6 @@ async function applyAndMeasure(
 
   // Progress: a bar on a terminal, a plain line every 2 s otherwise.
   const began = Date.now();
-  let accepted = 0;
   const line = (): string => {
     const width = 30;
     const done = Math.round((decided / total) * width);
@@ -360,48 +449,56 @@ async function applyAndMeasure(
     o.progress ? 250 : 2000,
   );
 
+  const sendLag: number[] = [];
+  const cpuBefore = cpuSnapshot('demo (client)');
+  const elu = performance.eventLoopUtilization();
+  const clientCpu = process.cpuUsage();
   try {
-    // Lanes: each takes the next VPC and sends its intents one by one, in order.
-    let next = 0;
-    const lane = async (): Promise<void> => {
-      while (next < expanded.vpcs.length) {
-        const { intents } = expanded.vpcs[next++]!;
-        for (const intent of intents) {
-          sentAt.set(intent.id, Date.now());
-          const reply = await client.request(
-            subjects.applyIntents,
-            encoder.encode(JSON.stringify(intent)),
-            {
-              timeout: 60_000,
-            },
-          );
-          const item = reply.json<ApplyReply>();
-          decided += 1;
-          if ('outcome' in item && item.outcome === 'accepted') {
-            accepted += 1;
-            revisionOf.set(`${intent.vpcId}:${item.revision}`, intent.id);
-            if (!outcome.has(intent.id)) outcome.set(intent.id, 'accepted');
-          } else {
-            const code = 'error' in item ? item.error.code : 'no_answer';
-            rejectedBy[code] = (rejectedBy[code] ?? 0) + 1;
-            outcome.set(intent.id, `rejected:${code}`);
-          }
-        }
+    // Published to the VPC's intent subject (DESIGN §4), in order per VPC on one
+    // connection; decisions and `programmed` come back on STATUS.
+    const intents = expanded.vpcs.flatMap((v) => v.intents);
+    await drive(o.rate, intents, (intent, arrival) => {
+      const sent = performance.now();
+      sendLag.push(sent - arrival);
+      // Latencies count from the arrival (a late send is the client's, and shown).
+      sentAt.set(intent.id, Date.now() - (sent - arrival));
+      client.publish(subjects.intent(intent.vpcId), encoder.encode(JSON.stringify(intent)));
+    });
+    const decideBy = Date.now() + o.settleMs;
+    while (decided < total && Date.now() < decideBy) await new Promise((r) => setTimeout(r, 50));
+    for (const intent of intents)
+      if (!decidedIds.has(intent.id)) {
+        rejectedBy.no_decision = (rejectedBy.no_decision ?? 0) + 1;
+        outcome.set(intent.id, 'rejected:no_decision');
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(o.lanes, expanded.vpcs.length) }, lane));
-    const applySeconds = (Date.now() - began) / 1000;
+    const applySeconds = (lastDecided - began) / 1000;
     // Every accepted intent ends programmed or incomplete (the controllers' deadline).
     const deadline = Date.now() + o.settleMs;
     while (programmed + incomplete < accepted && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 100));
+    const spent = cpuSince(cpuBefore, cpuSnapshot('demo (client)'));
+    const clientUse = process.cpuUsage(clientCpu);
+    const clientSeconds = (clientUse.user + clientUse.system) / 1e6;
+    const wall = (Date.now() - began) / 1000;
+    const loop = performance.eventLoopUtilization(elu);
     clearInterval(ticker);
     if (o.progress) o.progress(line());
     out('');
 
-    const ncaText = await (
-      await fetch(`${services.find((s) => s.name === 'nca')!.opsUrl}/metrics`)
-    ).text();
+    const texts = await Promise.all(
+      services.map(async (s) => ({
+        name: s.name,
+        text: await (await fetch(`${s.opsUrl}/metrics`)).text(),
+      })),
+    );
+    const ncaText = texts
+      .filter((t) => t.name.startsWith('nca'))
+      .map((t) => t.text)
+      .join('\n');
+    const stages = [...stageQuantiles(texts.map((t) => t.text))].map(([stage, q]) => ({
+      stage,
+      ...q,
+    }));
     const delivered = samplesBy(ncaText, 'alcor_nca_goal_states_delivered_total', 'binding');
     const needed = samplesBy(ncaText, 'alcor_nca_goal_states_needed_total', 'binding');
     const duplicates = samplesBy(ncaText, 'alcor_nca_goal_states_duplicates_total', 'binding');
@@ -461,6 +558,18 @@ async function applyAndMeasure(
       intentsPerSecond: total / applySeconds,
       programmedP50Ms: percentile(programmedMs, 50),
       programmedP99Ms: percentile(programmedMs, 99),
+      acceptedP50Ms: percentile(acceptedMs, 50),
+      acceptedP99Ms: percentile(acceptedMs, 99),
+      offeredPerSecond: o.rate === 'max' ? undefined : o.rate,
+      client: {
+        sendLagP99Ms: percentile(sendLag, 99),
+        eventLoopUtilization: loop.utilization,
+        cpuPercent: (100 * clientSeconds) / wall,
+      },
+      stages,
+      cpu: [...spent]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([role, seconds]) => ({ role, seconds, msPerIntent: (1000 * seconds) / total })),
       bindings,
       hostsReached: [...reached].filter((h) => hostBinding.has(h)).length,
       hostsUsed: expanded.hostsUsed,
@@ -495,13 +604,14 @@ const ms = (n: number): string => (Number.isNaN(n) ? '-' : `${Math.round(n)} ms`
 export function renderSummary(s: DemoSummary): string[] {
   const lines = [
     '── summary ──',
-    `intents: ${s.intents} applied in ${s.applySeconds.toFixed(1)} s (${Math.round(s.intentsPerSecond)}/s): ${s.accepted} accepted, ${s.rejected} rejected`,
+    `intents: ${s.intents} applied in ${s.applySeconds.toFixed(1)} s (${Math.round(s.intentsPerSecond)}/s${s.offeredPerSecond === undefined ? ', all offered at once' : `, ${s.offeredPerSecond}/s offered`}): ${s.accepted} accepted, ${s.rejected} rejected`,
     `  rejected by reason: ${
       Object.entries(s.rejectedBy)
         .map(([c, n]) => `${c} ${n}`)
         .join(', ') || 'none'
     }`,
     `  deliberate mistakes refused with the expected reason: ${s.mistakes.refusedAsExpected}/${s.mistakes.planned}${s.mistakes.otherwise.length ? ` — NOT: ${s.mistakes.otherwise.slice(0, 3).join('; ')}` : ''}`,
+    `  intent → decided (its status) p50 ${ms(s.acceptedP50Ms)}, p99 ${ms(s.acceptedP99Ms)}`,
     `programmed: ${s.programmed}/${s.accepted} accepted intents (${s.incomplete} incomplete, ${s.notProgrammed} not programmed); intent → programmed p50 ${ms(s.programmedP50Ms)}, p99 ${ms(s.programmedP99Ms)}`,
     `hosts reached: ${s.hostsReached} (${s.hostsUsed} given ports by the workload)`,
     'per binding (intent request → host applied; goal-state messages at the agents):',
@@ -511,6 +621,18 @@ export function renderSummary(s: DemoSummary): string[] {
       `  ${b.binding.padEnd(10)} ${String(b.hosts).padStart(5)} hosts  p50 ${ms(b.p50Ms).padStart(7)}  p99 ${ms(b.p99Ms).padStart(7)}  (${b.acks} acks)  delivered ${b.delivered} / needed ${b.needed}${b.duplicates ? `  duplicates ${b.duplicates}` : ''}${b.misrouted ? `  misrouted ${b.misrouted}` : ''}`,
     );
   }
+  const secs = (x: number): string =>
+    x === Infinity ? '>60 s' : x < 1 ? `≤${Math.round(x * 1000)} ms` : `≤${x} s`;
+  const order = ['decide', 'publish', 'relay', 'deliver', 'apply', 'ack', 'programmed'];
+  const stages = [...s.stages].sort((a, b) => order.indexOf(a.stage) - order.indexOf(b.stage));
+  lines.push(
+    `stages (p50 / p99, histogram buckets): ${stages.map((t) => `${t.stage} ${secs(t.p50)} / ${secs(t.p99)}`).join(', ')}`,
+  );
+  const cpuTotal = s.cpu.reduce((n, c) => n + c.msPerIntent, 0);
+  lines.push(
+    `CPU per intent: ${cpuTotal.toFixed(2)} ms over all processes — ${s.cpu.map((c) => `${c.role} ${c.msPerIntent.toFixed(2)}`).join(', ')}`,
+    `  the client: send lag p99 ${ms(s.client.sendLagP99Ms)}, event loop ${(100 * s.client.eventLoopUtilization).toFixed(0)} % busy, CPU ${s.client.cpuPercent.toFixed(0)} % of a core${s.client.eventLoopUtilization > 0.8 || s.client.sendLagP99Ms > 50 ? ' — SATURATED: the latencies include its own delay' : ''}`,
+  );
   const o = s.oracle;
   lines.push(
     `oracle: ${o.clean ? 'CLEAN' : 'NOT CLEAN'} — ${o.converged}/${o.hosts} hosts hold exactly what EVENTS says (${o.vpcs} VPCs folded)${o.diverged.length ? `; ${o.diverged.length} divergence(s), e.g. ${o.diverged[0]!.hostId}/${o.diverged[0]!.vpcId}` : ''}${o.silent.length ? `; ${o.silent.length} agent(s) silent` : ''}`,

@@ -522,7 +522,10 @@ async function startKafkaIntake(
     consumer = client.kafka.consumer({
       groupId: `alcor-fleet-${options.fleetId}-${clusterId}`,
       partitionAssigners: [hostPartitionsAssigner(wanted)],
-      maxWaitTimeInMs: 50,
+      // A fetch returns as soon as any record is there (minBytes 1); the wait only
+      // bounds how often an idle consumer asks again (it was 50 ms: 20 empty fetches
+      // a second of hundreds of partitions each).
+      maxWaitTimeInMs: 1000,
       sessionTimeout: 10_000,
       heartbeatInterval: 1000,
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 2000 },

@@ -8,6 +8,8 @@
  * ALCOR_NCA_CREDENTIALS (a directory of `<hostId>.nk` seeds: each host connects
  * as its own user and reads its own record; `all` is then every seed there);
  * ALCOR_FLEET_ID (names the Kafka consumer groups; default `nca`);
+ * ALCOR_NCA_SHARD (`i/n`: of those hosts, sorted by id, every nth from the ith —
+ * the fleet spread over n processes; default 1/1);
  * ALCOR_NCA_STATS_MS (how often the totals are logged; default 10,000).
  */
 import { existsSync, readdirSync } from 'node:fs';
@@ -76,6 +78,27 @@ function hostIdsOf(wanted: string, dir: string): string[] {
   return ids;
 }
 
+/** `i/n`: the ith of n shards (1-based). */
+function parseShard(text: string): { index: number; of: number } {
+  const m = /^(\d{1,4})\/(\d{1,4})$/.exec(text.trim());
+  const index = Number(m?.[1]);
+  const of = Number(m?.[2]);
+  if (!m || of < 1 || index < 1 || index > of)
+    throw new ConfigError('ALCOR_NCA_SHARD', `${text}: i/n with 1 <= i <= n, e.g. 2/4`);
+  return { index, of };
+}
+
+/** The shard's hosts: sorted by id, every nth from the ith. */
+function inShard<T extends string | HostRecord>(
+  hosts: T[],
+  shard: { index: number; of: number },
+): T[] {
+  const id = (h: T): string => (typeof h === 'string' ? h : h.hostId);
+  return [...hosts]
+    .sort((a, b) => id(a).localeCompare(id(b)))
+    .filter((_, i) => i % shard.of === shard.index - 1);
+}
+
 async function main(log: Logger, env: NodeJS.ProcessEnv) {
   const natsUrl = env.NATS_URL ?? 'nats://127.0.0.1:4222';
   const fleetId = env.ALCOR_FLEET_ID ?? 'nca';
@@ -85,12 +108,15 @@ async function main(log: Logger, env: NodeJS.ProcessEnv) {
     numbersFromEnv(env, { ALCOR_NCA_STATS_MS: 'statsMs' }),
   );
   const wanted = (env.ALCOR_NCA_HOSTS ?? 'all').trim();
+  const shard = parseShard(env.ALCOR_NCA_SHARD ?? '1/1');
+  // Each shard is a Kafka consumer group of its own (its own partitions).
+  const groupId = shard.of === 1 ? fleetId : `${fleetId}-${shard.index}`;
   const credentials = env.ALCOR_NCA_CREDENTIALS;
   // Per-host users (DESIGN §9): each host reads its own record as itself; the
   // process needs no NATS user of its own.
-  const hosts = credentials
-    ? hostIdsOf(wanted, credentials)
-    : await registeredHosts(natsUrl, fleetId, wanted, log);
+  const hosts: string[] | HostRecord[] = credentials
+    ? inShard(hostIdsOf(wanted, credentials), shard)
+    : inShard(await registeredHosts(natsUrl, fleetId, wanted, log), shard);
   if (hosts.length === 0)
     throw new ConfigError('ALCOR_NCA_HOSTS', 'no hosts registered: alcor topology load -f <file>');
   const kafka = kafkaBrokersFromEnv(env, { optional: true });
@@ -110,7 +136,7 @@ async function main(log: Logger, env: NodeJS.ProcessEnv) {
     kafka,
     hosts,
     logger: log,
-    fleetId,
+    fleetId: groupId,
     // Per-host NATS users (DESIGN §9): a directory of `<hostId>.nk` seeds.
     ...(credentials ? { hostCredentials: credentials } : {}),
     stage: (stage, binding, seconds) => stages.observe({ stage, binding }, seconds),
@@ -171,6 +197,7 @@ await runService({
 Environment: NATS_URL; KAFKA_CLUSTERS and KAFKA_<ID>_BROKERS for Kafka-bound hosts;
 ALCOR_NCA_HOSTS (all, or host ids separated by commas; default all);
 ALCOR_FLEET_ID (names the Kafka consumer groups; default nca);
+ALCOR_NCA_SHARD (i/n: every nth host from the ith, sorted by id; default 1/1);
 ALCOR_NCA_STATS_MS (how often the totals are logged; default 10000).`,
   start: main,
 });

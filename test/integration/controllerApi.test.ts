@@ -180,6 +180,111 @@ Api('a single envelope gets a single answer; a batch of 1,000 is answered whole'
   assert.is((await events(ctx, vpcId)).length, 1002);
 });
 
+Api(
+  'overload, open loop: every sync request is answered (a decision or a clear timeout), none lost',
+  async (ctx) => {
+    // 3,000 single-intent requests at once over 60 VPCs from two connections, far
+    // more than this machine decides in the decision timeout's span at the start.
+    const N = 10_000;
+    const vpcs = Array.from({ length: 60 }, () => unique('over'));
+    const requests: Array<Promise<ApplyReply>> = [];
+    for (const vpcId of vpcs) requests.push(apply(ctx.server.nc, vpcCreate(vpcId)));
+    for (let i = 0; i < N - vpcs.length; i++) {
+      const vpcId = vpcs[i % vpcs.length]!;
+      const body = {
+        ...port(vpcId, `p${i}`),
+        spec: { ...port(vpcId, `p${i}`).spec, subnetId: 'none' },
+      };
+      requests.push(apply(i % 2 ? ctx.other : ctx.server.nc, body));
+    }
+    const replies = await Promise.all(requests);
+    const outcomes = new Map<string, number>();
+    for (const r of replies) {
+      const item = r as ApplyReplyItem | { error: { code: string } };
+      const what = !('outcome' in item)
+        ? item.error.code
+        : item.outcome === 'pending'
+          ? `pending:${item.error.code}`
+          : item.outcome;
+      outcomes.set(what, (outcomes.get(what) ?? 0) + 1);
+    }
+    // Every reply is a decision, or says it was stored and not decided in time.
+    for (const what of outcomes.keys())
+      assert.ok(
+        ['accepted', 'rejected', 'pending:decision_timeout'].includes(what),
+        `reply ${what}`,
+      );
+    assert.is(replies.length, N);
+    assert.is(outcomes.get('accepted') ?? 0, vpcs.length, 'the VPCs were created');
+    // The statuses on the stream agree: one decision per intent, whatever the reply.
+    await eventually(
+      async () => {
+        const decided = new Set<string>();
+        for (const vpcId of vpcs)
+          for (const m of await readStream(ctx.server.nc, streams.status, subjects.status(vpcId)))
+            decided.add((JSON.parse(new TextDecoder().decode(m.data)) as Status).intentId);
+        return decided.size === N ? true : undefined;
+      },
+      { timeoutMs: 60_000, what: 'a status for every intent' },
+    );
+  },
+);
+
+Api(
+  'sync waiters are released per intent, not when the VPC has worked off what came after',
+  async (ctx) => {
+    const vpcId = unique('backlog');
+    const wide = {
+      ...subnet(vpcId),
+      spec: { subnetId: 's1', cidr: '10.0.0.0/17', gatewayIp: '10.0.0.1' },
+    };
+    await apply(ctx.server.nc, [vpcCreate(vpcId), wide]);
+    const js = jetstream(ctx.other);
+    const backlog = (from: number) =>
+      Promise.all(
+        Array.from({ length: 1500 }, (_, i) =>
+          js.publish(
+            subjects.intent(vpcId),
+            encoder.encode(JSON.stringify(port(vpcId, `p${from + i}`))),
+          ),
+        ),
+      );
+    // 1,500 intents, then the one waited for, then 1,500 more while it is worked on.
+    await backlog(0);
+    const waited = apply(ctx.server.nc, port(vpcId, 'waited')).then((r) => ({
+      reply: r as ApplyReplyItem,
+      at: Date.now(),
+    }));
+    // Stored before the second backlog is published (the API stores it first).
+    const subject = subjects.intentMapped(bucketOf(vpcId), vpcId);
+    await eventually(
+      async () =>
+        (await readStream(ctx.server.nc, streams.intents, subject)).length >= 1503
+          ? true
+          : undefined,
+      { timeoutMs: 30_000, intervalMs: 20, what: 'the waited intent stored' },
+    );
+    await backlog(1500);
+    const { reply, at } = await waited;
+    assert.ok('outcome' in reply && reply.outcome === 'accepted', JSON.stringify(reply));
+    let last = 0;
+    await eventually(
+      async () => {
+        const statuses = await readStream(ctx.server.nc, streams.status, subjects.status(vpcId));
+        const decided = statuses.filter((m) => {
+          const st = JSON.parse(new TextDecoder().decode(m.data)) as Status;
+          return st.outcome === 'accepted' || st.outcome === 'rejected';
+        });
+        if (decided.length < 3003) return undefined;
+        last = Math.max(...decided.map((m) => m.time.getTime()));
+        return true;
+      },
+      { timeoutMs: 90_000, what: 'the backlog decided' },
+    );
+    assert.ok(at < last, `answered ${at - last} ms after the last of the backlog was decided`);
+  },
+);
+
 Api('compare-and-set: of two clients racing at the same revision exactly one wins', async (ctx) => {
   const vpcId = unique('vpc');
   const created = (await apply(ctx.server.nc, [vpcCreate(vpcId), subnet(vpcId)])) as Array<{
