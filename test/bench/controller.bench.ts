@@ -339,8 +339,7 @@ of messages of that size from the same 4 connections, 1,024 publish acks outstan
 | **ratio (stored messages/s)** | | **${fmt(ratio, 2)}×** | | | |
 
 \`bench\` is this process: the 4 clients and, in the product's run, the controller. In
-the anchor's run the bench only publishes: the server's CPU shows whether it, not the
-client, was the limit. Latencies are measured with every intent queued at once, so they
+the anchor's run the bench only publishes: ${(raw.cpuPercent.bench ?? 0) >= 90 ? `**this anchor was limited by its client** (this process at ${raw.cpuPercent.bench} % of a core, the server at ${raw.cpuPercent['nats-server'] ?? '?'} %): a server-limited anchor stores more per second, so the ratio is an upper bound` : 'the server was the limit'}. Latencies are measured with every intent queued at once, so they
 are mostly queueing; the open-loop latencies are the demo's (\`--rate\`, docs/performance.md).
 
 Hydration of one VPC with ${fmt(hydration.events)} events (≈2,000 live ports at the end):

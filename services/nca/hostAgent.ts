@@ -1,0 +1,359 @@
+/**
+ * One simulated host's agent (NCA): its model of the dataplane, its JetStream
+ * subscriptions (its own `gs…<host>` subject and `gsm…<vpc>` of each VPC it holds,
+ * learned from its full states), apply and ack, and resync (DESIGN §7). Every
+ * message is acked on `gsack.<bucket>.<vpc>.<host>`. A host requests
+ * `alcor.resync.<host>` on start, after a NATS reconnect, when restarted, and for a
+ * VPC whose message failed to apply (backing off while it keeps failing).
+ */
+import { type JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { type Logger } from '../../infra/index.js';
+import {
+  addressedTo,
+  bindingLabel,
+  bucketOf,
+  decodeGoalState,
+  formatBucketSet,
+  parseBucketSet,
+  streams,
+  subjects,
+  type GoalStateMessage,
+  type HostRecord,
+  type ResyncReply,
+} from '../../shared/index.js';
+import { nca } from '../../actors/index.js';
+
+export interface HostStats {
+  /** Goal-state messages that reached the host. */
+  delivered: number;
+  /** …of which concerned it (a VPC it held, or a full state for it). */
+  needed: number;
+  bytes: number;
+  applied: number;
+  failed: number;
+  invalid: number;
+  resyncs: number;
+  /** Resync rounds asked again for the VPCs or buckets no owner answered. */
+  resyncsRepeated: number;
+  /** Deltas that arrived after a newer message of the same VPC, never seen before (order broken on the way). */
+  outOfOrder: number;
+  /** Deltas delivered again (at-least-once: a produce retried after an outage). */
+  duplicates: number;
+  /** Kafka records in this host's partition keyed for another host (dropped). */
+  misrouted: number;
+}
+
+export interface SimulatedHost {
+  record: HostRecord;
+  model: nca.HostModel;
+  stats: HostStats;
+  /** Asks the owners for full states of these VPCs (every VPC if none); the VPCs answered. */
+  resync: (vpcIds?: string[]) => Promise<number>;
+}
+
+/** What an agent is given by its fleet (a part of FleetOptions). */
+export interface AgentOptions {
+  logger: Logger;
+  /** Injected apply failures: `(hostId, op, message) → fail?`. */
+  failOp?: (
+    hostId: string,
+    op: GoalStateMessage['ops'][number],
+    message: GoalStateMessage,
+  ) => boolean;
+  /** A slow agent: each ack goes out this long after the message was applied. */
+  ackDelayMs?: number;
+  stage?: (stage: 'apply' | 'deliver', binding: string, seconds: number) => void;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+/** Delta revisions remembered per VPC to tell a redelivery from disorder (stats only). */
+const SEEN_DELTAS = 4096;
+/** VPCs or buckets answered by no owner are asked again this many times (~70 s in all). */
+const MISSING_RETRIES = 12;
+
+/** The buckets a resync round's answers claimed (`ResyncReply.buckets`). */
+class BucketClaims {
+  private readonly claimed = new Set<number>();
+  /** The bucket count the answers gave (0: no answer said). */
+  count = 0;
+
+  add(reply: Partial<ResyncReply>): void {
+    const { buckets, bucketCount } = reply;
+    if (typeof buckets !== 'string' || !Number.isInteger(bucketCount) || bucketCount! < 1) return;
+    this.count = bucketCount!;
+    if (buckets === '') return;
+    try {
+      for (const b of parseBucketSet(buckets, bucketCount)) this.claimed.add(b);
+    } catch {
+      // A malformed claim covers nothing: those buckets are asked again.
+    }
+  }
+
+  /** An owner answered for the VPC's bucket (it sent its full, or has none for the host). */
+  answered(vpcId: string): boolean {
+    return this.count > 0 && this.claimed.has(bucketOf(vpcId, this.count));
+  }
+
+  /** Of the asked buckets (every one if undefined), those no answer claimed. */
+  unclaimed(asked?: readonly number[]): number[] {
+    const all = asked ?? Array.from({ length: this.count }, (_, i) => i);
+    return all.filter((b) => !this.claimed.has(b));
+  }
+}
+
+export const emptyStats = (): HostStats => ({
+  delivered: 0,
+  needed: 0,
+  bytes: 0,
+  applied: 0,
+  failed: 0,
+  invalid: 0,
+  resyncs: 0,
+  resyncsRepeated: 0,
+  outOfOrder: 0,
+  duplicates: 0,
+  misrouted: 0,
+});
+
+export function addStats(sum: HostStats, stats: HostStats): void {
+  for (const k of Object.keys(stats) as Array<keyof HostStats>) sum[k] += stats[k];
+}
+
+export class HostAgent implements SimulatedHost {
+  model: nca.HostModel;
+  stats = emptyStats();
+  private unicast: Subscription | undefined;
+  private readonly multicast = new Map<string, Subscription>();
+  private stopped = false;
+  /** Delta revisions delivered, per VPC: a redelivery is a duplicate, not disorder. */
+  private deltasSeen = new Map<string, Set<number>>();
+  /** VPCs whose last message failed to apply: the delay before asking their full state again. */
+  private readonly retrying = new Map<string, { delayMs: number; timer?: NodeJS.Timeout }>();
+
+  constructor(
+    readonly record: HostRecord,
+    readonly nc: NatsConnection,
+    readonly jsm: JetStreamManager,
+    private readonly options: AgentOptions,
+  ) {
+    this.model = nca.emptyHostModel(record.hostId);
+  }
+
+  get label(): string {
+    return bindingLabel(this.record);
+  }
+
+  get jetstream(): boolean {
+    return this.record.binding.type === 'jetstream';
+  }
+
+  start(): void {
+    if (!this.jetstream) return;
+    this.unicast = this.nc.subscribe(subjects.goalStateHost(this.record, this.record.hostId), {
+      callback: (err, msg) => {
+        if (!err) this.receive(msg.data);
+      },
+    });
+  }
+
+  /** One goal-state message as it arrived (bytes): validate, apply, ack. */
+  receive(data: Uint8Array): void {
+    if (this.stopped) return;
+    this.stats.delivered += 1;
+    this.stats.bytes += data.length;
+    const parsed = decodeGoalState(data);
+    if (!parsed.ok) {
+      this.stats.invalid += 1;
+      this.options.logger.warn(
+        { hostId: this.record.hostId, ...parsed.error },
+        'goal state refused',
+      );
+      return;
+    }
+    const message = parsed.value;
+    if (!addressedTo(message.target, this.record)) {
+      // Another host's or cluster's goal state: not ours to apply (a reply another
+      // host of the HOSTS account aimed at our subject, docs/security.md).
+      this.stats.invalid += 1;
+      this.options.logger.warn(
+        { hostId: this.record.hostId, vpcId: message.vpcId, target: message.target.slice(0, 200) },
+        'goal state for another target refused',
+      );
+      return;
+    }
+    if (message.mode === 'delta') this.noteDelta(message);
+    const failOp = this.options.failOp;
+    const began = performance.now();
+    const handled = nca.handleGoalState(
+      this.model,
+      message,
+      failOp ? { failOp: (op, m) => failOp(this.record.hostId, op, m) } : {},
+    );
+    this.options.stage?.('apply', this.label, (performance.now() - began) / 1000);
+    if (handled.needed) this.stats.needed += 1;
+    if (handled.ack.status === 'applied') {
+      this.stats.applied += 1;
+      if (message.mode === 'full') {
+        clearTimeout(this.retrying.get(message.vpcId)?.timer);
+        this.retrying.delete(message.vpcId);
+        this.deltasSeen.delete(message.vpcId);
+      }
+    } else {
+      this.stats.failed += 1;
+      this.retryLater(message.vpcId);
+    }
+    const subject = subjects.ack(message.bucket, message.vpcId, this.record.hostId);
+    const ack = encoder.encode(JSON.stringify(handled.ack));
+    const delay = this.options.ackDelayMs ?? 0;
+    if (delay > 0) setTimeout(() => this.stopped || this.nc.publish(subject, ack), delay);
+    else this.nc.publish(subject, ack);
+    if (!this.jetstream) return;
+    if (handled.joined) void this.follow(message);
+    else if (handled.left) {
+      this.multicast.get(message.vpcId)?.unsubscribe();
+      this.multicast.delete(message.vpcId);
+    }
+  }
+
+  /**
+   * A message that failed left the VPC behind on this host, and no later delta
+   * brings the refused op back: ask the VPC's full state again, backing off
+   * (1 s doubling to 30 s) while it keeps failing.
+   */
+  private retryLater(vpcId: string): void {
+    const entry = this.retrying.get(vpcId) ?? { delayMs: 500 };
+    if (entry.timer) return;
+    entry.delayMs = Math.min(30_000, entry.delayMs * 2);
+    entry.timer = setTimeout(() => {
+      entry.timer = undefined;
+      if (!this.stopped) void this.resync([vpcId]);
+    }, entry.delayMs);
+    entry.timer.unref();
+    this.retrying.set(vpcId, entry);
+  }
+
+  /**
+   * Counts a delta delivered again, or out of order. Revisions are remembered from
+   * the VPC's last full state on (one below its floor is a redelivery the full
+   * covered), and the last SEEN_DELTAS of them at most.
+   */
+  private noteDelta(message: GoalStateMessage): void {
+    const vpc = this.model.vpcs.get(message.vpcId);
+    let seen = this.deltasSeen.get(message.vpcId);
+    if (!seen) this.deltasSeen.set(message.vpcId, (seen = new Set()));
+    if (seen.has(message.revision) || message.revision <= (vpc?.floor ?? 0))
+      this.stats.duplicates += 1;
+    else if (message.revision < (vpc?.revision ?? 0)) this.stats.outOfOrder += 1;
+    seen.add(message.revision);
+    if (seen.size > SEEN_DELTAS) seen.delete(seen.values().next().value!);
+  }
+
+  /** Subscribes to the VPC's multicast; asks a resync of it if one got past meanwhile. */
+  private async follow(full: GoalStateMessage): Promise<void> {
+    const subject = subjects.goalStateMulticast(this.record, full.vpcId);
+    if (this.multicast.has(full.vpcId)) return;
+    this.multicast.set(
+      full.vpcId,
+      this.nc.subscribe(subject, {
+        callback: (err, msg) => {
+          if (!err) this.receive(msg.data);
+        },
+      }),
+    );
+    try {
+      await this.nc.flush();
+      const last = await this.jsm.direct.getMessage(streams.goalStates, { last_by_subj: subject });
+      const revision = last
+        ? (JSON.parse(decoder.decode(last.data)) as { revision?: number }).revision
+        : 0;
+      if (typeof revision === 'number' && revision > full.revision) {
+        await this.resync([full.vpcId]);
+      }
+    } catch (err) {
+      // Not known whether a multicast got past: take the VPC's full state again.
+      this.options.logger.info(
+        { hostId: this.record.hostId, vpcId: full.vpcId, err },
+        'multicast catch-up check failed; resyncing the VPC',
+      );
+      if (!this.stopped) await this.resync([full.vpcId]);
+    }
+  }
+
+  /**
+   * Asks the owners for full states; retries while nobody answers. What no answer
+   * covered is asked again, up to MISSING_RETRIES times: named VPCs, or for a
+   * full resync the buckets no owner claimed (their bucket is failing over, or
+   * between owners in a handover).
+   */
+  async resync(vpcIds?: string[]): Promise<number> {
+    this.stats.resyncs += 1;
+    let asked = vpcIds;
+    // A full resync asks again for these buckets only (undefined: every bucket).
+    let buckets: number[] | undefined;
+    let answered = 0;
+    let retries = 0;
+    for (let attempt = 0; !this.stopped; attempt++) {
+      const request = {
+        hostId: this.record.hostId,
+        ...(asked ? { vpcIds: asked } : {}),
+        ...(buckets ? { buckets: formatBucketSet(buckets) } : {}),
+      };
+      let replies = 0;
+      const covered = new Set<string>();
+      const claims = new BucketClaims();
+      try {
+        const it = await this.nc.requestMany(
+          subjects.resync(this.record.hostId),
+          encoder.encode(JSON.stringify(request)),
+          { strategy: 'timer', maxWait: 1500 },
+        );
+        for await (const msg of it) {
+          replies += 1;
+          const reply = msg.json<Partial<ResyncReply>>();
+          for (const v of reply.vpcs ?? []) covered.add(v.vpcId);
+          claims.add(reply);
+        }
+      } catch {
+        // No responders yet: try again.
+      }
+      answered += covered.size;
+      if (replies > 0) {
+        let missing: number;
+        if (asked)
+          missing = (asked = asked.filter((v) => !covered.has(v) && !claims.answered(v))).length;
+        // Owners that do not say which buckets they answered: one round, as before.
+        else missing = (buckets = claims.count === 0 ? [] : claims.unclaimed(buckets)).length;
+        if (missing === 0) return answered;
+        if (++retries > MISSING_RETRIES) {
+          const what = asked
+            ? { vpcIds: asked.slice(0, 10) }
+            : { buckets: formatBucketSet(buckets ?? []).slice(0, 200) };
+          this.options.logger.warn(
+            { hostId: this.record.hostId, ...what, missing },
+            `resync: no owner answered for these ${asked ? 'VPCs' : 'buckets'}`,
+          );
+          return answered;
+        }
+        this.stats.resyncsRepeated += 1;
+      }
+      await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
+    }
+    return answered;
+  }
+
+  reset(): void {
+    for (const sub of this.multicast.values()) sub.unsubscribe();
+    this.multicast.clear();
+    this.model = nca.emptyHostModel(this.record.hostId);
+    this.deltasSeen = new Map();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const r of this.retrying.values()) clearTimeout(r.timer);
+    this.unicast?.unsubscribe();
+    for (const sub of this.multicast.values()) sub.unsubscribe();
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * The fleet's Kafka intake: one consumer per Kafka cluster for the fleet's hosts
+ * bound to it, over the topics of their places; a partition is a host
+ * (infra/kafka/partitions.ts), so each record goes to exactly the host of its
+ * partition. Offsets are committed once per interval, off the fetch path.
+ */
+import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
+import {
+  awaitKafkaPartitions,
+  createKafkaClient,
+  hostPartitionsAssigner,
+  readKafkaPartitions,
+  type KafkaClient,
+  type Logger,
+} from '../../infra/index.js';
+import { clusterKey, kafkaTopics } from '../../shared/index.js';
+
+import type { HostAgent } from './hostAgent.js';
+
+/** What the intake needs of the fleet's options. */
+export interface KafkaIntakeOptions {
+  /** Names the consumer groups (`alcor-fleet-<fleetId>-<cluster>`). */
+  fleetId: string;
+  logger: Logger;
+  partitionWaitMs?: number;
+  stage?: (stage: 'apply' | 'deliver', binding: string, seconds: number) => void;
+}
+
+/** How often the fleet commits the offsets its agents have taken (off the fetch path). */
+const COMMIT_INTERVAL_MS = 1000;
+
+/** One consumer per Kafka cluster for the fleet's hosts on it. */
+export async function startKafkaIntake(
+  clusterId: string,
+  brokers: string[],
+  agents: HostAgent[],
+  options: KafkaIntakeOptions,
+): Promise<{ client: KafkaClient; stop: () => Promise<void> }> {
+  const client = createKafkaClient(clusterId, brokers, {
+    clientId: `alcor-fleet-${options.fleetId}`,
+    logger: options.logger,
+  });
+  // topic → partition → agent
+  const routes = new Map<string, Array<HostAgent | undefined>>();
+  const byPlace = new Map<string, HostAgent[]>();
+  for (const agent of agents) {
+    const key = clusterKey(agent.record);
+    const list = byPlace.get(key) ?? [];
+    list.push(agent);
+    byPlace.set(key, list);
+  }
+  for (const list of byPlace.values()) {
+    const first = list[0]!;
+    const place = first.record;
+    // Read by one of the topic's own hosts: its user may read that one key.
+    const order = await awaitKafkaPartitions(
+      () => readKafkaPartitions(first.jsm, clusterId, place),
+      list.map((a) => a.record.hostId),
+      options.partitionWaitMs ?? 120_000,
+    );
+    const byId = new Map(list.map((a) => [a.record.hostId, a]));
+    // Indexed by partition; hosts of the topic this fleet does not run are holes.
+    routes.set(
+      kafkaTopics.cluster(place),
+      order.map((h) => byId.get(h)),
+    );
+  }
+  // Only the partitions of this fleet's hosts are fetched.
+  const wanted: Record<string, number[]> = {};
+  for (const [topic, order] of routes) {
+    wanted[topic] = order.flatMap((agent, partition) => (agent ? [partition] : []));
+  }
+  const deliver = (topic: string, partition: number, message: KafkaMessage): void => {
+    const agent = routes.get(topic)?.[partition];
+    if (!agent || !message.value) return;
+    if (message.key?.toString() !== agent.record.hostId) agent.stats.misrouted += 1;
+    else {
+      options.stage?.('deliver', agent.label, (Date.now() - Number(message.timestamp)) / 1000);
+      agent.receive(message.value);
+    }
+  };
+  // Offsets to commit (the next to read, per topic and partition), committed once
+  // per interval off the fetch path: kafkajs's own auto-commit makes every message
+  // wait for the commit check, and a commit can take longer than a fetch.
+  const toCommit = new Map<string, { topic: string; partition: number; offset: string }>();
+  let committing: Promise<void> | undefined;
+  const commit = (): Promise<void> => {
+    if (committing || toCommit.size === 0) return committing ?? Promise.resolve();
+    const offsets = [...toCommit.values()];
+    toCommit.clear();
+    const mine = consumer;
+    committing = mine
+      .commitOffsets(offsets)
+      .catch((err: unknown) => {
+        // Kept for the next round unless newer offsets came meanwhile; a consumer
+        // restarted without them reads those messages again (agents ignore them).
+        for (const o of offsets) {
+          const key = `${o.topic}/${o.partition}`;
+          if (!toCommit.has(key)) toCommit.set(key, o);
+        }
+        options.logger.debug({ kafkaCluster: clusterId, err }, 'offset commit failed');
+      })
+      .finally(() => (committing = undefined));
+    return committing;
+  };
+  const commitTimer = setInterval(() => void commit(), COMMIT_INTERVAL_MS);
+  commitTimer.unref();
+  const eachBatch = ({ batch }: EachBatchPayload): Promise<void> => {
+    for (const message of batch.messages) deliver(batch.topic, batch.partition, message);
+    if (batch.messages.length > 0)
+      toCommit.set(`${batch.topic}/${batch.partition}`, {
+        topic: batch.topic,
+        partition: batch.partition,
+        offset: (BigInt(batch.lastOffset()) + 1n).toString(),
+      });
+    return Promise.resolve();
+  };
+  let stopped = false;
+  let consumer: Consumer;
+  let restartTimer: NodeJS.Timeout | undefined;
+  let crashes = 0;
+  const begin = async (): Promise<void> => {
+    consumer = client.kafka.consumer({
+      groupId: `alcor-fleet-${options.fleetId}-${clusterId}`,
+      partitionAssigners: [hostPartitionsAssigner(wanted)],
+      // A fetch returns as soon as any record is there (minBytes 1); the wait only
+      // bounds how often an idle consumer asks again (it was 50 ms: 20 empty fetches
+      // a second of hundreds of partitions each).
+      maxWaitTimeInMs: 1000,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1000,
+      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 2000 },
+    });
+    // kafkajs restarts a consumer only after a retriable error. One it gives up on
+    // (no group coordinator while the cluster restarts) would leave these hosts
+    // deaf for good: start a new consumer, backing off, until one runs.
+    const mine = consumer;
+    mine.on(mine.events.CRASH, ({ payload }) => {
+      if (payload.restart || stopped || mine !== consumer) return;
+      const delay = Math.min(10_000, 500 * 2 ** Math.min(crashes++, 5));
+      options.logger.warn(
+        { kafkaCluster: clusterId, err: payload.error, delayMs: delay },
+        'Kafka consumer stopped by an error; starting a new one',
+      );
+      restartTimer = setTimeout(() => void again(), delay);
+    });
+    await mine.connect();
+    await mine.subscribe({ topics: [...routes.keys()], fromBeginning: true });
+    await mine.run({
+      // Many partitions (a host each) per fetch: 8 at a time left the demo's Kafka hosts
+      // 15 s behind (p50), 64 about 9 s; the rest is the consumer's CPU on 2 cores.
+      partitionsConsumedConcurrently: 64,
+      autoCommit: false,
+      eachBatchAutoResolve: true,
+      eachBatch,
+    });
+    crashes = 0;
+  };
+  const again = async (): Promise<void> => {
+    if (stopped) return;
+    await consumer.disconnect().catch(() => undefined);
+    try {
+      await begin();
+    } catch (err) {
+      const delay = Math.min(10_000, 500 * 2 ** Math.min(crashes++, 5));
+      options.logger.warn(
+        { kafkaCluster: clusterId, err, delayMs: delay },
+        'Kafka consumer not started; retrying',
+      );
+      if (!stopped) restartTimer = setTimeout(() => void again(), delay);
+    }
+  };
+  await begin();
+  return {
+    client,
+    stop: async () => {
+      stopped = true;
+      clearTimeout(restartTimer);
+      clearInterval(commitTimer);
+      await commit();
+      await consumer.disconnect().catch(() => undefined);
+    },
+  };
+}
