@@ -351,6 +351,15 @@ export async function judge(
     const recorded = byVpc.get(vpcId) ?? [];
     let state = vpc.initialState(vpcId);
     let k = 0;
+    // One goal state per target and revision (vpc.groupMessages, as the owner makes them).
+    let group: { revision: number; perCommit: vpc.ProjectedMessage[][] } | undefined;
+    const closeGroup = (
+      g: { revision: number; perCommit: vpc.ProjectedMessage[][] },
+      at: vpc.VpcState,
+    ): void => {
+      for (const m of vpc.groupMessages(at, g.perCommit, g.revision, bucket))
+        verdict.expectedGoalStates.add(m.msgId);
+    };
     for (const s of stored) {
       verdict.intents += 1;
       const { command } = commandFor(s, lookupHost);
@@ -363,13 +372,19 @@ export async function judge(
           `${vpcId} at seq ${s.seq}: EVENTS holds ${JSON.stringify(actual.commit)}, the pure decider gives ${JSON.stringify(decision.commit)}`,
         );
       }
+      // A group's goal states are made at its end, from the state as of its end.
+      if (group && group.revision !== actual.revision) {
+        closeGroup(group, state);
+        group = undefined;
+      }
       state = vpc.evolve(state, actual);
+      group ??= { revision: actual.revision, perCommit: [] };
+      group.perCommit.push(vpc.project(state, actual, bucket));
       verdict.commits += 1;
       if (actual.commit.events[0]?.type === 'IntentRejected') verdict.rejected += 1;
       else verdict.accepted += 1;
-      // One goal state per target and revision: a group's commits make theirs under one msgId.
-      for (const m of vpc.project(state, actual, bucket)) verdict.expectedGoalStates.add(m.msgId);
     }
+    if (group) closeGroup(group, state);
     if (k !== recorded.length) {
       throw new Error(`${vpcId}: EVENTS holds ${recorded.length - k} commits no intent explains`);
     }

@@ -159,8 +159,9 @@ export function serveResync(deps: HostApiDeps): Subscription {
               const full = await lane.fullStateFor(hostId);
               const place = full?.place ?? deps.lookupHost(hostId);
               if (!full) {
-                // Not loaded (reloading after a conflict): the agent asks again.
-                covers.delete(bucketOf(vpcId, deps.bucketCount));
+                // Not loaded (reloading after a conflict): the agent asks again. A VPC
+                // with no history has nothing to send: answered.
+                if (!lane.loaded) covers.delete(bucketOf(vpcId, deps.bucketCount));
                 return;
               }
               if (!place) return; // a host the directory does not know holds nothing

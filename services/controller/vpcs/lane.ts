@@ -317,6 +317,11 @@ export class VpcLane {
    * that removes what it may still have), for a resync; undefined while the lane
    * is not loaded.
    */
+  /** Loaded and current (not reloading after a conflict): what it says is what is stored. */
+  get loaded(): boolean {
+    return this.state !== undefined && !this.dirty;
+  }
+
   async fullStateFor(
     hostId: string,
   ): Promise<{ message: GoalStateMessage; place?: TopologyPlace } | undefined> {
