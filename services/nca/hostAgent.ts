@@ -198,7 +198,11 @@ export class HostAgent implements SimulatedHost {
       if (message.mode === 'full') {
         clearTimeout(this.retrying.get(message.vpcId)?.timer);
         this.retrying.delete(message.vpcId);
-        this.deltasSeen.delete(message.vpcId);
+        // Deltas at or below the full's revision are now below the floor (counted as
+        // redeliveries by it); those above it stay remembered — a resync's full can be
+        // older than deltas already applied.
+        const seen = this.deltasSeen.get(message.vpcId);
+        if (seen) for (const r of seen) if (r <= message.revision) seen.delete(r);
       }
     } else {
       this.stats.failed += 1;
