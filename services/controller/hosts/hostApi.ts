@@ -20,7 +20,6 @@ import {
   subjects,
   type DecisionPublisher,
   type ErrorDetail,
-  type GoalStateEnvelope,
   type HostLookup,
   type HostMapping,
   type ResyncReply,
@@ -151,7 +150,7 @@ export function serveResync(deps: HostApiDeps): Subscription {
         const mine = candidates.filter((v) => covers.has(bucketOf(v, deps.bucketCount)));
         const nonce = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
         const sent: ResyncReply['vpcs'] = [];
-        const envelopes: GoalStateEnvelope[] = [];
+        const publishing: Array<Promise<unknown>> = [];
         await Promise.all(
           mine.map(async (vpcId) => {
             try {
@@ -166,13 +165,19 @@ export function serveResync(deps: HostApiDeps): Subscription {
               }
               if (!place) return; // a host the directory does not know holds nothing
               const { message } = full;
-              envelopes.push({
-                subject: subjects.goalStateHost(place, hostId),
-                // Not the join's msgId: the stream must store a resync even inside
-                // the duplicate window of an identical full.
-                msgId: `${goalStateMsgId(vpcId, message.revision, hostId)}:resync:${nonce}`,
-                message,
-              });
+              // Issued at once, as read: a later group's goal states cannot pass it
+              // (the stream and the host would see an older full after newer deltas).
+              publishing.push(
+                deps.publisher.goalStates([
+                  {
+                    subject: subjects.goalStateHost(place, hostId),
+                    // Not the join's msgId: the stream must store a resync even inside
+                    // the duplicate window of an identical full.
+                    msgId: `${goalStateMsgId(vpcId, message.revision, hostId)}:resync:${nonce}`,
+                    message,
+                  },
+                ]),
+              );
               sent.push({ vpcId, revision: message.revision });
             } catch (e) {
               logger.warn({ hostId, vpcId, err: e }, 'resync of a VPC failed');
@@ -181,8 +186,8 @@ export function serveResync(deps: HostApiDeps): Subscription {
           }),
         );
         try {
-          await deps.publisher.goalStates(envelopes);
-          metrics.resyncFulls += envelopes.length;
+          await Promise.all(publishing);
+          metrics.resyncFulls += publishing.length;
         } catch (e) {
           logger.warn({ hostId, err: e }, 'resync full states not published');
           sent.length = 0;
