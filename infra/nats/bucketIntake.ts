@@ -205,7 +205,7 @@ export function storedAt(m: JsMsg): string {
 }
 
 /** Consumer notifications after which deliveries may have been lost on the way. */
-const TROUBLE = new Set([
+export const CONSUMER_TROUBLE: ReadonlySet<string> = new Set([
   'heartbeats_missed',
   'consumer_not_found',
   'stream_not_found',
@@ -254,7 +254,8 @@ export async function consumeIntake(
     },
   });
   void (async () => {
-    for await (const n of messages.status()) if (TROUBLE.has(n.type)) options.onTrouble?.(n.type);
+    for await (const n of messages.status())
+      if (CONSUMER_TROUBLE.has(n.type)) options.onTrouble?.(n.type);
   })();
   return {
     stop: async () => {

@@ -15,6 +15,16 @@ export function isInbox(reply: string | undefined): reply is string {
   return reply !== undefined && INBOX.test(reply);
 }
 
+/**
+ * True when `msg` may be answered (its reply is an inbox); otherwise `refused` is
+ * called (a metric) and the request is to be dropped unanswered.
+ */
+export function answerable(msg: Msg, refused: () => void): boolean {
+  if (isInbox(msg.reply)) return true;
+  refused();
+  return false;
+}
+
 const encoder = new TextEncoder();
 
 /** Answers `msg` with `value` as JSON if its reply subject is an inbox; false if not answered. */

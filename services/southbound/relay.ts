@@ -20,7 +20,12 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { HostDirectory, Logger, PartitionAssignments } from '../../infra/index.js';
+import {
+  CONSUMER_TROUBLE,
+  type HostDirectory,
+  type Logger,
+  type PartitionAssignments,
+} from '../../infra/index.js';
 import {
   isMulticast,
   KAFKA_HEADERS,
@@ -78,16 +83,8 @@ const IN_FLIGHT = 4;
 const WATCH_MS = 5_000;
 const CALM_WATCH_MS = 30_000;
 const TROUBLE_MS = 120_000;
-/** Consumer notifications that may mean deliveries were lost on the way. */
-const TROUBLE = new Set([
-  'heartbeats_missed',
-  'consumer_not_found',
-  'stream_not_found',
-  'consumer_deleted',
-  'no_responders',
-  'reset',
-  'debug',
-]);
+/** Consumer notifications that may mean deliveries were lost on the way (and `debug`). */
+const TROUBLE = new Set([...CONSUMER_TROUBLE, 'debug']);
 
 export class Relay {
   private running = true;

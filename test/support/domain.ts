@@ -4,6 +4,7 @@
  */
 import {
   clusterKey,
+  type GoalStateAck,
   type HostRecord,
   type RecordedCommit,
   type TopologyPlace,
@@ -138,3 +139,25 @@ export function fold(vpcId: string, history: readonly RecordedCommit[]): vpcActo
   for (const recorded of history) state = vpcActor.evolve(state, recorded);
   return state;
 }
+
+/** An accepted intent of VPC `v1` waiting for `hosts` at `revision` (the programmed tests). */
+export const trackedIntent = (
+  id: string,
+  revision: number,
+  hosts: string[],
+  bucket = 7,
+): vpcActor.TrackedIntent => ({ intentId: id, vpcId: 'v1', bucket, revision, hosts });
+
+/** A host's ack of VPC `v1` at `revision`: an applied delta unless `extra` says otherwise. */
+export const goalStateAck = (
+  hostId: string,
+  revision: number,
+  extra: Partial<GoalStateAck> = {},
+): GoalStateAck => ({
+  vpcId: 'v1',
+  hostId,
+  revision,
+  mode: 'delta',
+  status: 'applied',
+  ...extra,
+});

@@ -6,30 +6,12 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { vpc } from '../../actors/index.js';
-import type { GoalStateAck } from '../../shared/index.js';
+import { goalStateAck, trackedIntent } from '../support/domain.js';
 
 const DEADLINE = 1000;
 
-const intent = (id: string, revision: number, hosts: string[], bucket = 7): vpc.TrackedIntent => ({
-  intentId: id,
-  vpcId: 'v1',
-  bucket,
-  revision,
-  hosts,
-});
-
-const ack = (
-  hostId: string,
-  revision: number,
-  extra: Partial<GoalStateAck> = {},
-): GoalStateAck => ({
-  vpcId: 'v1',
-  hostId,
-  revision,
-  mode: 'delta',
-  status: 'applied',
-  ...extra,
-});
+const intent = trackedIntent;
+const ack = goalStateAck;
 
 const ids = (list: readonly vpc.PendingIntent[]): string[] => list.map((p) => p.intentId).sort();
 

@@ -7,13 +7,11 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { DecisionPublisher, GoalStateAck, Status } from '../../shared/index.js';
-import {
-  ProgrammedTracker,
-  type TrackedIntent,
-} from '../../services/controller/programmed/tracker.js';
+import type { DecisionPublisher, Status } from '../../shared/index.js';
+import { ProgrammedTracker } from '../../services/controller/programmed/tracker.js';
 import { createLogger } from '../../infra/index.js';
 import { eventually } from '../support/eventually.js';
+import { goalStateAck, trackedIntent } from '../support/domain.js';
 
 const DEADLINE = 400;
 
@@ -40,19 +38,8 @@ function tracker(options: { leaseValid?: () => boolean; failing?: () => boolean 
   return { t, statuses };
 }
 
-const intent = (id: string, revision: number, hosts: string[]): TrackedIntent => ({
-  intentId: id,
-  vpcId: 'v1',
-  bucket: 7,
-  revision,
-  hosts,
-});
-
-const ack = (
-  hostId: string,
-  revision: number,
-  extra: Partial<GoalStateAck> = {},
-): GoalStateAck => ({ vpcId: 'v1', hostId, revision, mode: 'delta', status: 'applied', ...extra });
+const intent = trackedIntent;
+const ack = goalStateAck;
 
 /** `accepted` is out: the gate a final status waits for. */
 const out = Promise.resolve();

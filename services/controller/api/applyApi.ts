@@ -19,7 +19,7 @@ import type { MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-n
 import {
   answerJson,
   createAsyncPublisher,
-  isInbox,
+  answerable,
   type Logger,
   type PubAckInfo,
 } from '../../../infra/index.js';
@@ -274,12 +274,8 @@ export function serveApplyApi(deps: {
   return nc.subscribe(subjects.applyIntents, {
     queue: APPLY_QUEUE_GROUP,
     callback: (err, msg) => {
-      if (err) return;
-      if (!isInbox(msg.reply)) {
-        // Nobody could read the answer: nothing is applied in that requester's name.
-        deps.onReplyRefused?.();
-        return;
-      }
+      // Nobody could read the answer: nothing is applied in that requester's name.
+      if (err || !answerable(msg, () => deps.onReplyRefused?.())) return;
       handle(msg.data, msg.headers).then(
         (reply) => answerJson(msg, reply),
         (e: unknown) => {

@@ -7,7 +7,7 @@
  * thrown.
  */
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { answerJson, isInbox, type Logger } from '../../../infra/index.js';
+import { answerJson, answerable, type Logger } from '../../../infra/index.js';
 import {
   bucketOf,
   decodeJson,
@@ -69,11 +69,7 @@ export function bucketSubscriptions(deps: HostApiDeps, bucket: number): BucketRe
   });
   const rebuild = nc.subscribe(subjects.mappingRebuild(bucket), {
     callback: (err, msg) => {
-      if (err) return;
-      if (!isInbox(msg.reply)) {
-        metrics.repliesRefused += 1;
-        return;
-      }
+      if (err || !answerable(msg, () => (metrics.repliesRefused += 1))) return;
       void (async () => {
         const vpcId = msg.string();
         if (!isId(vpcId) || bucketOf(vpcId, deps.bucketCount) !== bucket) {
@@ -103,12 +99,8 @@ export function serveResync(deps: HostApiDeps): Subscription {
   };
   return nc.subscribe(subjects.resyncAll, {
     callback: (err, msg) => {
-      if (err) return;
       // Full states go out only for a requester that can read the answer itself.
-      if (!isInbox(msg.reply)) {
-        metrics.repliesRefused += 1;
-        return;
-      }
+      if (err || !answerable(msg, () => (metrics.repliesRefused += 1))) return;
       void (async () => {
         const hostToken = msg.subject.split('.')[2] ?? '';
         const json =

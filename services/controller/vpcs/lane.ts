@@ -107,6 +107,13 @@ export interface Decided {
 
 type Handler = CommandHandler<vpc.VpcState, vpc.VpcCommand, EventCommit, vpc.VpcAnswer>;
 
+/** An intent of the next group, read into its command. */
+interface Planned {
+  stored: StoredIntent;
+  intentId: string;
+  command: vpc.VpcCommand;
+}
+
 /** A group of the log, kept while hydrating: what a new owner may have to send again. */
 interface TailGroup {
   revision: number;
@@ -312,16 +319,16 @@ export class VpcLane {
     if (this.state && !this.dirty) await this.restoreMapping(this.state);
   }
 
-  /**
-   * The host's full state of this VPC as stored (empty if it holds none of it:
-   * that removes what it may still have), for a resync; undefined while the lane
-   * is not loaded.
-   */
   /** Loaded and current (not reloading after a conflict): what it says is what is stored. */
   get loaded(): boolean {
     return this.state !== undefined && !this.dirty;
   }
 
+  /**
+   * The host's full state of this VPC as stored (empty if it holds none of it:
+   * that removes what it may still have), for a resync; undefined while the lane
+   * is not loaded.
+   */
   async fullStateFor(
     hostId: string,
   ): Promise<{ message: GoalStateMessage; place?: TopologyPlace } | undefined> {
@@ -338,7 +345,7 @@ export class VpcLane {
   // ── deciding ──────────────────────────────────────────────────────────────
 
   /** The next group: the queued intents after `handled`, completed from the stream where one may be missing. */
-  private async nextGroup(upTo: number): Promise<StoredIntent[]> {
+  private async nextGroup(upTo: number): Promise<Planned[]> {
     for (const seq of this.queue.keys()) if (seq <= this.handled) this.queue.delete(seq);
     const queued = [...this.queue.values()].sort((a, b) => a.seq - b.seq);
     const lossEpoch = this.deps.lossEpoch();
@@ -368,30 +375,28 @@ export class VpcLane {
     return this.cut(queued);
   }
 
-  /** The longest prefix that can be one group: within the limits, only the first starting a group. */
-  private cut(ordered: readonly StoredIntent[]): StoredIntent[] {
-    const group: StoredIntent[] = [];
+  /**
+   * The longest prefix that can be one group: within the limits, only the first
+   * starting a group. Each intent is read into its command once, here.
+   */
+  private cut(ordered: readonly StoredIntent[]): Planned[] {
+    const group: Planned[] = [];
     let bytes = 0;
     for (const stored of ordered) {
       if (group.length > 0) {
         if (group.length >= this.deps.groupMax || bytes + stored.data.length > this.deps.groupBytes)
           break;
-        if (this.startsGroup(stored)) break;
       }
-      group.push(stored);
+      const planned = { stored, ...vpc.commandFor(stored, this.deps.lookupHost) };
+      if (group.length > 0 && vpc.vpcDecider.startsGroup(planned.command)) break;
+      group.push(planned);
       bytes += stored.data.length;
     }
     return group;
   }
 
-  private startsGroup(stored: StoredIntent): boolean {
-    const { command } = vpc.commandFor(stored, this.deps.lookupHost);
-    return vpc.vpcDecider.startsGroup(command);
-  }
-
-  private async decideGroup(group: readonly StoredIntent[]): Promise<void> {
+  private async decideGroup(group: readonly Planned[]): Promise<void> {
     this.fence();
-    const commands = group.map((s) => vpc.commandFor(s, this.deps.lookupHost));
     // Per commit, right after it is folded (at the pending revision): its messages,
     // the hosts they reach, the hosts whose membership it may change.
     let perCommit: vpc.ProjectedMessage[][] = [];
@@ -417,7 +422,7 @@ export class VpcLane {
     try {
       result = await this.handler.handleGroup(
         this.vpcId,
-        commands.map((c) => c.command),
+        group.map((c) => c.command),
         this.state!,
         observe,
       );
@@ -427,12 +432,12 @@ export class VpcLane {
       throw err;
     }
     const state = (this.state = result.state);
-    this.handled = Math.max(this.handled, group.at(-1)!.seq);
-    const intentIds = commands.map((c) => c.intentId);
+    this.handled = Math.max(this.handled, group.at(-1)!.stored.seq);
+    const intentIds = group.map((c) => c.intentId);
     const { revision, commits } = result;
     if (revision !== undefined) {
       const decidedAt = Date.now();
-      for (const stored of group)
+      for (const { stored } of group)
         this.deps.stage?.('decide', (decidedAt - Date.parse(stored.time)) / 1000);
       this.deps.metrics.appended += commits.length;
       this.commitsSinceSnapshot += 1;
