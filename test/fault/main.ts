@@ -25,6 +25,8 @@ const USAGE = `Usage: npm run fault -- [options]
   --no-cluster        skip the three-node NATS cluster
   --no-report         print only; leave docs/ alone
   --log-level <l>     the harness's log level (default warn)
+  --service-log-level <l>  the services' log level, in their logs under the run's
+                      folder (default warn; debug shows hydrations and adoptions)
 `;
 
 const args = toolArgs('fault', USAGE, {
@@ -36,6 +38,7 @@ const args = toolArgs('fault', USAGE, {
   'no-cluster': { type: 'boolean', default: false },
   'no-report': { type: 'boolean', default: false },
   'log-level': { type: 'string', default: 'warn' },
+  'service-log-level': { type: 'string', default: 'warn' },
 });
 const runs = wholeArg('fault', USAGE, 'runs', args.runs, 100);
 const seed = wholeArg('fault', USAGE, 'seed', args.seed, 1_000_000);
@@ -61,7 +64,12 @@ for (const natsNodes of args['no-cluster'] ? [1] : [1, 3]) {
   if (faults.length === 0) continue;
   const where = natsNodes > 1 ? `${natsNodes}-node NATS cluster` : 'one nats-server';
   console.log(`\n── ${where}: ${faults.map((f) => f.name).join(', ')} × ${runs} ──`);
-  system = await startFaultSystem({ dir: runDir('alcor-fault-'), log, natsNodes });
+  system = await startFaultSystem({
+    dir: runDir('alcor-fault-'),
+    log,
+    natsNodes,
+    logLevel: args['service-log-level'],
+  });
   const load = new SteadyLoad(system.client, {
     lanes: 12,
     perSecond: rate,

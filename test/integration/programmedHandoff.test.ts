@@ -8,7 +8,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { putHosts, type ManagedProcess } from '../../infra/index.js';
-import { streams, type Status } from '../../shared/index.js';
+import { decodeEventMessage, streams, type Status } from '../../shared/index.js';
 import { startFleet, type Fleet } from '../../services/nca/fleet.js';
 import {
   clientConnections,
@@ -18,6 +18,7 @@ import {
   opsUrl,
   publishScripts,
   commitCount,
+  unique,
   readStream,
   sample,
   spawnController,
@@ -108,7 +109,7 @@ async function statusesByIntent(run: Run): Promise<Map<string, Status[]>> {
  * Each intent's statuses once every accepted one has a final status, and the
  * deadline has passed since (a second final status would be out by then).
  */
-async function finalStatuses(run: Run): Promise<Map<string, Status[]>> {
+async function finalStatuses(run: Run, deadlineMs = DEADLINE_MS): Promise<Map<string, Status[]>> {
   await run.publishing;
   await eventually(
     async () => {
@@ -123,11 +124,15 @@ async function finalStatuses(run: Run): Promise<Map<string, Status[]>> {
     },
     { timeoutMs: 90_000, intervalMs: 500, what: 'a final status for every accepted intent' },
   );
-  await new Promise((r) => setTimeout(r, DEADLINE_MS + 2000));
+  await new Promise((r) => setTimeout(r, deadlineMs + 2000));
   return statusesByIntent(run);
 }
 
-function assertAllProgrammedOnce(run: Run, byIntent: Map<string, Status[]>): void {
+function assertAllProgrammedOnce(
+  run: Run,
+  byIntent: Map<string, Status[]>,
+  least = VPCS * PER_VPC * 0.5,
+): void {
   let accepted = 0;
   for (const id of run.ids) {
     const statuses = byIntent.get(id)!;
@@ -140,7 +145,7 @@ function assertAllProgrammedOnce(run: Run, byIntent: Map<string, Status[]>): voi
       `${id}: one final status, programmed (${JSON.stringify(finals)})`,
     );
   }
-  assert.ok(accepted > VPCS * PER_VPC * 0.5, `${accepted} accepted`);
+  assert.ok(accepted > least, `${accepted} accepted`);
 }
 
 async function metric(proc: ManagedProcess, name: string): Promise<number> {
@@ -195,6 +200,102 @@ Handoff(
       );
     } finally {
       await stop(run);
+    }
+  },
+);
+
+Handoff(
+  'a backlog decided in groups, its owner killed before any ack: the next owner adopts every intent of each group',
+  async () => {
+    // A backlog published at once: its intents are decided in groups of many commits
+    // sharing one revision. The agents ack late (after the takeover); the deadline outlasts both.
+    const deadlineMs = 60_000;
+    const groupEnv = (id: string): Record<string, string> => ({
+      ...env(id),
+      ALCOR_PROGRAMMED_DEADLINE_MS: String(deadlineMs),
+    });
+    const tag = unique('gr');
+    const server = await isolatedNats({ heartbeatTtlMs: TTL_MS });
+    const procs: ManagedProcess[] = [];
+    let nca: Fleet | undefined;
+    try {
+      const hosts = fleet(3, 5, tag);
+      await putHosts(server.nc, hosts);
+      const load = new Map<string, unknown[]>();
+      for (let v = 0; v < 6; v++)
+        load.set(`${tag}-v${v}`, vpcScript(`${tag}-v${v}`, 40, hosts, 900 + v));
+      const ids = [...load.values()].flat().map((i) => (i as { id: string }).id);
+      // The backlog but each VPC's last intent; that one is decided after the
+      // backlog's group is out, so the new owner does not send that group again
+      // (its last commit says it was out): only the logs tell what waits.
+      const backlog = new Map([...load].map(([v, script]) => [v, script.slice(0, -1)]));
+      const last = new Map([...load].map(([v, script]) => [v, script.slice(-1)]));
+      procs.push(await spawnController(server.url, groupEnv(`${tag}-1`)));
+      nca = await startFleet({
+        natsUrl: server.url,
+        hosts,
+        logger: testLog,
+        fleetId: tag,
+        ackDelayMs: 20_000,
+      });
+      const [client] = await clientConnections(server.url, 1);
+      await publishScripts([client!], backlog);
+      const run: Run = {
+        server,
+        fleet: nca,
+        procs,
+        ids,
+        publishing: Promise.resolve(ids.length),
+      };
+      const decided = (of: readonly unknown[]) =>
+        eventually(
+          async () => {
+            const byIntent = await statusesByIntent(run);
+            return of.every((i) => byIntent.has((i as { id: string }).id)) ? true : undefined;
+          },
+          { timeoutMs: 30_000, intervalMs: 200, what: 'every intent decided' },
+        );
+      await decided([...backlog.values()].flat());
+      // Their goal states out too (the count stays put): the last commits say so.
+      let before = -1;
+      await eventually(
+        async () => {
+          const now = await metric(procs[0]!, 'alcor_controller_goal_states_total');
+          const still = now > 0 && now === before;
+          before = now;
+          return still ? true : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 300, what: "the backlog's goal states out" },
+      );
+      await publishScripts([client!], last);
+      await client!.close();
+      await decided([...last.values()].flat());
+      const groups = (await readStream(server.nc, streams.events)).map((m) => {
+        const decoded = decodeEventMessage(m.subject.slice(m.subject.indexOf('.') + 1), m.data);
+        return decoded.ok ? decoded.value.length : 0;
+      });
+      assert.ok(
+        groups.some((n) => n > 1),
+        `groups of several commits (sizes ${groups.join(',')})`,
+      );
+      procs[0]!.signal('SIGKILL');
+      await procs[0]!.stop();
+      procs.push(await spawnController(server.url, groupEnv(`${tag}-2`)));
+      const survivor = procs[1]!;
+      await eventually(
+        async () =>
+          (await metric(survivor, 'alcor_programmed_adopted_total')) > 0 ? true : undefined,
+        { timeoutMs: 30_000, intervalMs: 200, what: 'the next owner adopting' },
+      );
+      assertAllProgrammedOnce(run, await finalStatuses(run, 0), ids.length * 0.5);
+      assert.ok(
+        (await metric(survivor, 'alcor_controller_republished_total')) <= load.size,
+        'at most the last groups sent again: the rest is adopted from the logs',
+      );
+    } finally {
+      await nca?.stop();
+      for (const p of procs) await p.stop();
+      await server.stop();
     }
   },
 );

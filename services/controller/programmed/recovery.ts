@@ -166,31 +166,32 @@ export class ProgrammedRecovery {
     if (accepted === 0) return { accepted, waiting: 0, adopted: 0 };
     await this.dropAnswered(waiting, from);
     const intents: { intent: TrackedIntent; since: number }[] = [];
-    const toFold = new Map<string, Map<number, Waiting>>();
+    // By intent: a group's commits share one revision.
+    const toFold = new Map<string, Map<string, Waiting>>();
     for (const w of waiting.values()) {
       if (tracker.knows(w.intentId)) continue;
       if (w.hosts) {
         intents.push({ intent: { ...w, hosts: w.hosts }, since: w.decidedAt! });
         continue;
       }
-      const at = toFold.get(w.vpcId) ?? new Map<number, Waiting>();
-      at.set(w.revision, w);
-      toFold.set(w.vpcId, at);
+      const of = toFold.get(w.vpcId) ?? new Map<string, Waiting>();
+      of.set(w.intentId, w);
+      toFold.set(w.vpcId, of);
     }
-    for (const [vpcId, at] of toFold) {
+    for (const [vpcId, of] of toFold) {
       await foldVpc(
         nc,
         vpcId,
         (r) => {
-          const w = at.get(r.revision);
-          if (w)
+          const w = of.get(r.commit.intentId);
+          if (w?.revision === r.revision)
             intents.push({
               intent: { ...w, hosts: vpc.affectedHosts(r.state, r.messages) },
               since: w.decidedAt!,
             });
           return true;
         },
-        { revision: Math.max(...at.keys()) },
+        { revision: Math.max(...[...of.values()].map((w) => w.revision)) },
         bucketCount,
       );
     }
