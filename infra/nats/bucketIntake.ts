@@ -119,7 +119,8 @@ export async function intakeAckFloor(
  * Every intent stored in the given buckets after each one's floor: bucket, VPC
  * token and sequence. One sweep of direct batch gets over `intent.*.*` from the
  * lowest floor to the end of the stream (one request per page, whatever the number
- * of buckets; the tail after a handoff floor is short).
+ * of buckets; the tail after a handoff floor is short). A page that ends before the
+ * leader's last sequence (a replica behind) is continued from the leader.
  */
 export async function scanBuckets(
   jsm: JetStreamManager,
@@ -129,21 +130,34 @@ export async function scanBuckets(
 ): Promise<number> {
   if (floors.size === 0) return 0;
   const stream = options.stream ?? DEFAULTS.stream;
+  const subject = 'intent.*.*';
+  // The end as the stream leader knows it (every acknowledged intent is at or below).
+  const last = (await jsm.streams.info(stream)).state.last_seq;
   let after = Math.min(...floors.values());
   let found = 0;
+  const take = (m: { seq: number; subject: string }): void => {
+    after = m.seq;
+    const first = m.subject.indexOf('.');
+    const second = m.subject.indexOf('.', first + 1);
+    const bucket = Number(m.subject.slice(first + 1, second));
+    const floor = floors.get(bucket);
+    if (floor === undefined || m.seq <= floor) return;
+    onIntent(bucket, m.subject.slice(second + 1), m.seq);
+    found += 1;
+  };
   for (;;) {
-    const page = await directPage(jsm, stream, 'intent.*.*', after, options.pageSize ?? 1000);
-    for (const m of page) {
-      after = m.seq;
-      const first = m.subject.indexOf('.');
-      const second = m.subject.indexOf('.', first + 1);
-      const bucket = Number(m.subject.slice(first + 1, second));
-      const floor = floors.get(bucket);
-      if (floor === undefined || m.seq <= floor) continue;
-      onIntent(bucket, m.subject.slice(second + 1), m.seq);
-      found += 1;
-    }
-    if (page.length === 0) return found;
+    const page = await directPage(jsm, stream, subject, after, options.pageSize ?? 1000);
+    for (const m of page) take(m);
+    if (page.length > 0) continue;
+    if (after >= last) return found;
+    // Any replica answers a direct get, and one catching up (back after a loss)
+    // ends early: the next intent from the leader, then direct pages again.
+    const next = await jsm.streams.getMessage(stream, {
+      seq: after + 1,
+      next_by_subj: subject,
+    } as unknown as { seq: number });
+    if (!next) return found;
+    take(next);
   }
 }
 

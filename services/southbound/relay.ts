@@ -19,6 +19,7 @@ import {
   type JetStreamManager,
   type JsMsg,
 } from '@nats-io/jetstream';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   CONSUMER_TROUBLE,
@@ -75,6 +76,9 @@ export function relayDurable(kafkaCluster: string, place: TopologyPlace): string
 const ACK_WAIT_MS = 60_000;
 /** Batches of one relay being made or sent at once. */
 const IN_FLIGHT = 4;
+/** Backoff while a batch's records cannot be made. */
+const RECORDS_RETRY_MS = 100;
+const RECORDS_RETRY_MAX_MS = 2_000;
 
 /**
  * How often an idle relay looks for deliveries that never reached it: every 5 s for
@@ -300,7 +304,9 @@ export class Relay {
       for (const m of this.pending) m.working();
     }, ACK_WAIT_MS / 3);
     try {
-      const records = (await Promise.all(batch.map((m) => this.recordsOf(m)))).flat();
+      const records = await this.madeRecords(batch);
+      // Stopped while they could not be made: left unacked for the partition's next owner.
+      if (!records) return true;
       await before;
       const sent = binding.send(records, () => this.running);
       handed();
@@ -322,6 +328,28 @@ export class Relay {
       void before.then(handed);
       clearInterval(keepAlive);
     }
+  }
+
+  /**
+   * The batch's records, made again (backing off) while a lookup fails — a Kafka
+   * admin call during an outage, Redis, the KV: the batches behind wait for it, so
+   * none passes it (a host's deltas stay in order) and it is not left to the ack
+   * wait's redelivery. Undefined once the relay stops.
+   */
+  private async madeRecords(batch: readonly JsMsg[]): Promise<KafkaRecord[] | undefined> {
+    for (let attempt = 0; this.running; attempt++) {
+      try {
+        return (await Promise.all(batch.map((m) => this.recordsOf(m)))).flat();
+      } catch (err) {
+        const delayMs = Math.min(RECORDS_RETRY_MAX_MS, RECORDS_RETRY_MS * 2 ** attempt);
+        this.deps.logger.warn(
+          { relay: this.key, err, attempt, delayMs },
+          'records of a batch not made: trying again',
+        );
+        await delay(delayMs);
+      }
+    }
+    return undefined;
   }
 
   private async reopenAtFloor(): Promise<void> {

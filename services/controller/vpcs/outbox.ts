@@ -12,7 +12,8 @@
  * `window` groups are in flight; `room()` waits for one to finish.
  *
  * A publish that fails is issued again (with backoff) — the stream's msgId makes a
- * repeat harmless — until it is out or the outbox is closed. A new owner sends
+ * repeat harmless — until it is out or the outbox is closed; goal states sent again
+ * wait for the group before's to be out, so a retry does not land ahead of it. A new owner sends
  * again what may not be out (after the last commit's `published`), see lane.ts.
  */
 import type { Logger } from '../../../infra/index.js';
@@ -57,6 +58,8 @@ export class Outbox {
   private readonly inFlight: InFlight[] = [];
   /** Issue order of the mapping writes and goal states. */
   private chain: Promise<void> = Promise.resolve();
+  /** The last group's goal states acknowledged (or given up). */
+  private goalStatesOut: Promise<void> = Promise.resolve();
   private closed = false;
   private readonly roomWaiters: Array<() => void> = [];
   private readonly drainWaiters: Array<() => void> = [];
@@ -80,6 +83,7 @@ export class Outbox {
     const statuses = this.retrying(() => this.sendStatuses(entry.statuses), entry, 'statuses');
     // In revision order behind the groups before: the mapping write (awaited), then
     // the goal states issued — the next group's follow once these are issued, not acked.
+    const prior = this.goalStatesOut;
     const step = this.chain.then(async () => {
       const { hosts } = entry;
       const mapping = this.deps.mapping;
@@ -91,11 +95,20 @@ export class Outbox {
           'the host mapping',
         );
       return {
-        acked: this.retrying(() => this.sendGoalStates(entry.goalStates), entry, 'goal states'),
+        acked: this.retrying(
+          () => this.sendGoalStates(entry.goalStates),
+          entry,
+          'goal states',
+          prior,
+        ),
       };
     });
     this.chain = step.then(
       () => undefined,
+      () => undefined,
+    );
+    this.goalStatesOut = step.then(
+      (s) => s.acked.catch(() => undefined),
       () => undefined,
     );
     const flight: InFlight = { revision: entry.revision, finished: false };
@@ -155,11 +168,16 @@ export class Outbox {
     return sent.then(({ stored, duplicates }) => this.deps.counted?.(stored, duplicates));
   }
 
-  /** Runs `send` until it succeeds or the outbox is closed, backing off. */
+  /**
+   * Runs `send` until it succeeds or the outbox is closed, backing off. A retry
+   * waits for `before` (the group before's goal states out): a group sent again
+   * cannot land ahead of the one before it.
+   */
   private async retrying(
     send: () => Promise<void>,
     entry: OutboxEntry,
     what: string,
+    before?: Promise<void>,
   ): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
@@ -171,7 +189,7 @@ export class Outbox {
           { vpcId: this.deps.vpcId, revision: entry.revision, err, attempt, delayMs: delay },
           `${what} not published yet; sending them again`,
         );
-        await new Promise((r) => setTimeout(r, delay));
+        await Promise.all([new Promise((r) => setTimeout(r, delay)), before]);
         if (this.closed) throw err;
       }
     }

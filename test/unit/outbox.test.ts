@@ -1,0 +1,70 @@
+/**
+ * A VPC's outbox (services/controller/vpcs/outbox.ts) with a publisher that records
+ * what it stores and refuses while "the stream elects a leader": groups go out in
+ * revision order even when their publishes fail and are sent again, and the
+ * watermark only moves over groups that are out.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { DecisionPublisher, GoalStateEnvelope } from '../../shared/index.js';
+import { Outbox, type OutboxEntry } from '../../services/controller/vpcs/outbox.js';
+import { createLogger } from '../../infra/index.js';
+import { eventually } from '../support/eventually.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function outbox(down: () => boolean): { box: Outbox; stored: number[] } {
+  const stored: number[] = [];
+  const publisher: DecisionPublisher = {
+    goalStates: (messages) => {
+      if (down()) return Promise.reject(new Error('no responders: electing a leader'));
+      for (const m of messages) stored.push(m.message.revision);
+      return Promise.resolve({ stored: messages.length, duplicates: 0 });
+    },
+    status: () => Promise.resolve(),
+  };
+  const box = new Outbox(
+    { vpcId: 'v1', publisher, logger: createLogger({ name: 'test', level: 'silent' }), window: 8 },
+    0,
+  );
+  return { box, stored };
+}
+
+function group(revision: number): OutboxEntry {
+  const message = { vpcId: 'v1', revision } as unknown as GoalStateEnvelope['message'];
+  return {
+    revision,
+    statuses: [],
+    goalStates: [{ subject: `gs.h1`, msgId: `v1:${revision}:h1`, message }],
+  };
+}
+
+const Order = suite('outbox: order under failed publishes');
+
+Order('a group sent again does not land ahead of the one before it', async () => {
+  // Group 1 fails at 0, 250 and 750 ms (next try at 1,750); group 2, pushed at 800 ms,
+  // fails once. The stream is back at 900 ms: group 2's retry must wait for group 1.
+  let down = true;
+  const { box, stored } = outbox(() => down);
+  void box.push(group(1));
+  await sleep(800);
+  void box.push(group(2));
+  await sleep(100);
+  down = false;
+  await eventually(() => (box.publishedThrough === 2 ? true : undefined), {
+    timeoutMs: 5000,
+    intervalMs: 20,
+    what: 'both groups out',
+  });
+  assert.equal(stored, [1, 2]);
+});
+
+Order('positive control: with no failure the groups go out at once, in order', async () => {
+  const { box, stored } = outbox(() => false);
+  for (let r = 1; r <= 5; r++) void box.push(group(r));
+  await box.drain();
+  assert.equal(stored, [1, 2, 3, 4, 5]);
+  assert.is(box.publishedThrough, 5);
+});
+
+Order.run();
