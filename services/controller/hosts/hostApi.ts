@@ -149,8 +149,13 @@ export function serveResync(deps: HostApiDeps): Subscription {
               const lane = await deps.lanes.wake(vpcId, bucketOf(vpcId, deps.bucketCount), 1);
               const full = await lane.fullStateFor(hostId);
               const place = full?.place ?? deps.lookupHost(hostId);
-              // No history, or a host the directory does not know: nothing to send.
-              if (!full || !place) return;
+              if (!full) {
+                // Not loaded (reloading after a conflict): the agent asks again. A VPC
+                // with no history has nothing to send: answered.
+                if (!lane.loaded) covers.delete(bucketOf(vpcId, deps.bucketCount));
+                return;
+              }
+              if (!place) return; // a host the directory does not know holds nothing
               const { message } = full;
               // Issued at once, as read: a later group's goal states cannot pass it
               // (the stream and the host would see an older full after newer deltas).

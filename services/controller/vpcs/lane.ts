@@ -135,7 +135,6 @@ export class VpcLane {
   private dirty = true;
   /** The group being decided and appended, if any (the state holds it unstored). */
   private deciding: Promise<void> | undefined;
-  private hydrating: Promise<number> | undefined;
   private checkedEpoch = -1;
   private commitsSinceSnapshot = 0;
   private saving: Promise<void> = Promise.resolve();
@@ -202,19 +201,8 @@ export class VpcLane {
     return out;
   }
 
-  /**
-   * Loads the state (snapshot, then the EVENTS tail) and sends again what may not
-   * be out. One load at a time: a resync's and the lane's own share it (two would
-   * each set the state, the later one from an older read).
-   */
-  hydrate(): Promise<number> {
-    this.hydrating ??= this.load().finally(() => {
-      this.hydrating = undefined;
-    });
-    return this.hydrating;
-  }
-
-  private load(): Promise<number> {
+  /** Loads the state (snapshot, then the EVENTS tail) and sends again what may not be out. */
+  async hydrate(): Promise<number> {
     return this.deps.limiter.run(async () => {
       this.fence();
       if (!this.dirty && this.state) return this.handled;
@@ -327,31 +315,26 @@ export class VpcLane {
 
   /** Writes the VPC's host set to the mapping if its entry is missing (asked by a southbound). */
   async ensureMapping(): Promise<void> {
-    await this.stored();
-    if (this.state) await this.restoreMapping(this.state);
+    while (this.deciding) await this.deciding;
+    if (this.state && !this.dirty) await this.restoreMapping(this.state);
   }
 
-  /**
-   * Waits for the group being appended, and reloads a state that may hold commits
-   * the log did not take (after a failed append): then `state` is what is stored.
-   * A lane left so after a failure is otherwise reloaded only by its next intent.
-   */
-  private async stored(): Promise<void> {
-    while (this.deciding) await this.deciding;
-    if (this.dirty) await this.hydrate();
+  /** Loaded and current (not reloading after a conflict): what it says is what is stored. */
+  get loaded(): boolean {
+    return this.state !== undefined && !this.dirty;
   }
 
   /**
    * The host's full state of this VPC as stored (empty if it holds none of it:
-   * that removes what it may still have), for a resync; undefined for a VPC with
-   * no history. Throws if the log cannot be read (the host asks again).
+   * that removes what it may still have), for a resync; undefined while the lane
+   * is not loaded.
    */
   async fullStateFor(
     hostId: string,
   ): Promise<{ message: GoalStateMessage; place?: TopologyPlace } | undefined> {
-    await this.stored();
+    while (this.deciding) await this.deciding;
     const state = this.state;
-    if (!state || state.revision === 0) return undefined;
+    if (!state || state.revision === 0 || this.dirty) return undefined;
     const place = state.hosts.get(hostId)?.place;
     return {
       message: vpc.fullState(state, hostId, state.revision, this.bucket),
