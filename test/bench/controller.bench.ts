@@ -10,6 +10,8 @@
  *  - Anchor, same run: as many messages of the same mean size, published from the
  *    same 4 connections with 1,024 acks outstanding each. Ratio = the product's
  *    stored messages/s over the anchor's. CPU per process from /proc for both.
+ *  - Second anchor: the same writes (ten times as many) from the Go client, the NATS
+ *    CLI's `nats bench js pub async` (natsCliAnchor.ts): one the server limits.
  *  - Hydration of a VPC with 100,000 events: replaying EVENTS alone, and from a
  *    snapshot taken 1,000 events before the end; against reading the same
  *    messages raw.
@@ -47,6 +49,7 @@ import { VpcLane } from '../../services/controller/vpcs/lane.js';
 import { clientConnections } from '../support/controller.js';
 import { fleet, publishScripts, vpcScript } from '../support/workload.js';
 import { fmt, machine, pct, writeReport } from './report.js';
+import { NATS_CLI_VERSION, natsCli, runCliAnchor } from './natsCliAnchor.js';
 
 const { values } = parseArgs({
   options: {
@@ -201,6 +204,25 @@ const raw = {
 };
 const ratio = (e2e.rate * e2e.writesPerIntent) / raw.writesPerSecond;
 
+// ── the same anchor from the Go client (the NATS CLI's bench) ──────────────
+// Node's client is the limit of the anchor above; this one is not. Ten times the
+// messages, so that the run lasts long enough to time (same size, connections,
+// window, msgIds and subjects).
+const cli = natsCli();
+const cliAnchor =
+  'path' in cli
+    ? await runCliAnchor(cli.path, server.url, {
+        messages: rawWrites * 10,
+        size: sample.length,
+        clients: clients.length,
+        window: 1024,
+        subjects: VPCS,
+      })
+    : undefined;
+const cliRatio = cliAnchor
+  ? (e2e.rate * e2e.writesPerIntent) / cliAnchor.messagesPerSecond
+  : undefined;
+
 // ── hydration of a 100,000-event VPC ───────────────────────────────────────
 const big = 'hydrate-me';
 const commits: string[] = [];
@@ -303,7 +325,14 @@ await nc.close();
 await server.stop();
 rmSync(dir, { recursive: true, force: true });
 
-const results = { e2e, raw, ratio, hydration };
+const results = {
+  e2e,
+  raw,
+  ratio,
+  cliAnchor: cliAnchor ?? { missing: 'missing' in cli ? cli.missing : '' },
+  cliRatio,
+  hydration,
+};
 process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
 await writeReport(
   'controller',
@@ -337,10 +366,24 @@ of messages of that size from the same 4 connections, 1,024 publish acks outstan
     .map(([r, v]) => `${r} ${v}`)
     .join(', ')} |
 | **ratio (stored messages/s)** | | **${fmt(ratio, 2)}×** | | | |
+${
+  cliAnchor
+    ? `| raw JetStream anchor, Go client (NATS CLI ${NATS_CLI_VERSION}, \`nats bench js pub async\`, ${fmt(cliAnchor.messages)} messages) | | ${fmt(cliAnchor.messagesPerSecond)} | | | ${Object.entries(
+        cliAnchor.cpuPercent,
+      )
+        .map(([r, v]) => `${r} ${v}`)
+        .join(', ')} |
+| **ratio against the Go-client anchor** | | **${fmt(cliRatio!, 2)}×** | | | |`
+    : `| raw JetStream anchor, Go client | not run: ${'missing' in cli ? cli.missing : ''} | | | | |`
+}
 
 \`bench\` is this process: the 4 clients and, in the product's run, the controller. In
 the anchor's run the bench only publishes: ${(raw.cpuPercent.bench ?? 0) >= 90 ? `**this anchor was limited by its client** (this process at ${raw.cpuPercent.bench} % of a core, the server at ${raw.cpuPercent['nats-server'] ?? '?'} %): a server-limited anchor stores more per second, so the ratio is an upper bound` : 'the server was the limit'}. Latencies are measured with every intent queued at once, so they
 are mostly queueing; the open-loop latencies are the demo's (\`--rate\`, docs/performance.md).
+The second anchor is the same stream of writes from the Go client (the NATS CLI, built by
+this bench from the Go module proxy into \`.cache/bin\`), which costs its client a few
+µs per publish: there the server sets the pace, and its ratio is the one the target
+(≥ 0.8×) is about.
 
 Hydration of one VPC with ${fmt(hydration.events)} events (≈2,000 live ports at the end):
 
