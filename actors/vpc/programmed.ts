@@ -33,6 +33,8 @@ export interface PendingIntent extends TrackedIntent {
 /** The intents waiting for acks, by VPC and revision. */
 export class ProgrammedBook {
   private readonly byVpc = new Map<string, Map<number, PendingIntent[]>>();
+  /** The same intents by bucket (a bucket given away is forgotten without a scan). */
+  private readonly byBucket = new Map<number, Set<PendingIntent>>();
   private count = 0;
 
   constructor(readonly deadlineMs: number) {}
@@ -55,6 +57,9 @@ export class ProgrammedBook {
     if (p.waiting.size === 0) return p;
     let revisions = this.byVpc.get(p.vpcId);
     if (!revisions) this.byVpc.set(p.vpcId, (revisions = new Map<number, PendingIntent[]>()));
+    let inBucket = this.byBucket.get(p.bucket);
+    if (!inBucket) this.byBucket.set(p.bucket, (inBucket = new Set()));
+    inBucket.add(p);
     const list = revisions.get(p.revision);
     if (list) list.push(p);
     else revisions.set(p.revision, [p]);
@@ -103,18 +108,11 @@ export class ProgrammedBook {
   /** Forgets the intents of these buckets (given away); returns their ids. */
   forget(buckets: ReadonlySet<number>): string[] {
     const gone: string[] = [];
-    for (const revisions of this.byVpc.values())
-      for (const list of revisions.values())
-        for (const p of list) if (buckets.has(p.bucket)) gone.push(p.intentId);
-    for (const [vpcId, revisions] of this.byVpc) {
-      for (const [revision, list] of revisions) {
-        const kept = list.filter((p) => !buckets.has(p.bucket));
-        this.count -= list.length - kept.length;
-        if (kept.length === 0) revisions.delete(revision);
-        else revisions.set(revision, kept);
+    for (const bucket of buckets)
+      for (const p of [...(this.byBucket.get(bucket) ?? [])]) {
+        gone.push(p.intentId);
+        this.remove(p);
       }
-      if (revisions.size === 0) this.byVpc.delete(vpcId);
-    }
     return gone;
   }
 
@@ -132,6 +130,9 @@ export class ProgrammedBook {
     this.count -= 1;
     if (list.length === 0) revisions.delete(p.revision);
     if (revisions.size === 0) this.byVpc.delete(p.vpcId);
+    const inBucket = this.byBucket.get(p.bucket);
+    inBucket?.delete(p);
+    if (inBucket?.size === 0) this.byBucket.delete(p.bucket);
   }
 }
 
