@@ -23,6 +23,8 @@ interface Entry {
   actor: VpcActor;
   lane: VpcLane;
   waiters: Waiter[];
+  /** The highest sequence delivered since the machine was last woken (one WAKE per burst). */
+  wakeTo?: number;
 }
 
 export class ActorStoppedError extends AlcorError {
@@ -49,7 +51,17 @@ export class VpcLanes {
   deliver(vpcId: string, bucket: number, d: LaneDelivery): void {
     const entry = this.entries.get(vpcId) ?? this.spawn(vpcId, bucket);
     entry.lane.deliver(d);
-    entry.actor.send({ type: 'WAKE', seq: d.stored.seq });
+    // The deliveries of one burst (a socket read holds many) wake the machine once.
+    if (entry.wakeTo !== undefined) {
+      entry.wakeTo = Math.max(entry.wakeTo, d.stored.seq);
+      return;
+    }
+    entry.wakeTo = d.stored.seq;
+    queueMicrotask(() => {
+      const seq = entry.wakeTo!;
+      entry.wakeTo = undefined;
+      entry.actor.send({ type: 'WAKE', seq });
+    });
   }
 
   /**
