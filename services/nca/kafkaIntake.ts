@@ -28,6 +28,8 @@ export interface KafkaIntakeOptions {
 
 /** How often the fleet commits the offsets its agents have taken (off the fetch path). */
 const COMMIT_INTERVAL_MS = 1000;
+/** Tries to start the consumer (retriable errors only: a topic not in metadata yet), ~30 s. */
+const START_ATTEMPTS = 20;
 
 /** One consumer per Kafka cluster for the fleet's hosts on it. */
 export async function startKafkaIntake(
@@ -116,7 +118,7 @@ export async function startKafkaIntake(
     return Promise.resolve();
   };
   let stopped = false;
-  let consumer: Consumer;
+  let consumer!: Consumer;
   let restartTimer: NodeJS.Timeout | undefined;
   let crashes = 0;
   const begin = async (): Promise<void> => {
@@ -170,7 +172,20 @@ export async function startKafkaIntake(
       if (!stopped) restartTimer = setTimeout(() => void again(), delay);
     }
   };
-  await begin();
+  // A topic created a moment ago may not be in every broker's metadata yet
+  // ('This server does not host this topic-partition', retriable): try again a
+  // while before failing the start.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await begin();
+      break;
+    } catch (err) {
+      if ((err as { retriable?: boolean }).retriable !== true || attempt >= START_ATTEMPTS)
+        throw err;
+      await consumer.disconnect().catch(() => undefined);
+      await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
+    }
+  }
   return {
     client,
     stop: async () => {
