@@ -11,12 +11,12 @@ import { Outbox, type OutboxEntry } from '../../services/controller/vpcs/outbox.
 import { createLogger } from '../../infra/index.js';
 import { eventually } from '../support/eventually.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function outbox(down: () => boolean): { box: Outbox; stored: number[] } {
+function outbox(down: () => boolean): { box: Outbox; stored: number[]; calls: () => number } {
   const stored: number[] = [];
+  let calls = 0;
   const publisher: DecisionPublisher = {
     goalStates: (messages) => {
+      calls += 1;
       if (down()) return Promise.reject(new Error('no responders: electing a leader'));
       for (const m of messages) stored.push(m.message.revision);
       return Promise.resolve({ stored: messages.length, duplicates: 0 });
@@ -27,7 +27,7 @@ function outbox(down: () => boolean): { box: Outbox; stored: number[] } {
     { vpcId: 'v1', publisher, logger: createLogger({ name: 'test', level: 'silent' }), window: 8 },
     0,
   );
-  return { box, stored };
+  return { box, stored, calls: () => calls };
 }
 
 function group(revision: number): OutboxEntry {
@@ -42,14 +42,16 @@ function group(revision: number): OutboxEntry {
 const Order = suite('outbox: order under failed publishes');
 
 Order('a group sent again does not land ahead of the one before it', async () => {
-  // Group 1 fails at 0, 250 and 750 ms (next try at 1,750); group 2, pushed at 800 ms,
-  // fails once. The stream is back at 900 ms: group 2's retry must wait for group 1.
+  // Group 1 fails three times (at 0, 250 and 750 ms; its next try is 1 s later);
+  // group 2 then fails once, and the stream is back: group 2's retry (250 ms) must
+  // wait for group 1's.
   let down = true;
-  const { box, stored } = outbox(() => down);
+  const { box, stored, calls } = outbox(() => down);
   void box.push(group(1));
-  await sleep(800);
+  const poll = { timeoutMs: 5000, intervalMs: 5 };
+  await eventually(() => (calls() >= 3 ? true : undefined), { ...poll, what: '3 tries' });
   void box.push(group(2));
-  await sleep(100);
+  await eventually(() => (calls() >= 4 ? true : undefined), { ...poll, what: "group 2's try" });
   down = false;
   await eventually(() => (box.publishedThrough === 2 ? true : undefined), {
     timeoutMs: 5000,
