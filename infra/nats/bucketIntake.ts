@@ -29,6 +29,7 @@ import {
   type ConsumerMessages,
   type JetStreamManager,
   type JsMsg,
+  type StoredMsg,
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { streams, subjects } from '../../shared/index.js';
@@ -152,13 +153,28 @@ export async function scanBuckets(
     if (after >= last) return found;
     // Any replica answers a direct get, and one catching up (back after a loss)
     // ends early: the next intent from the leader, then direct pages again.
-    const next = await jsm.streams.getMessage(stream, {
-      seq: after + 1,
-      next_by_subj: subject,
-    } as unknown as { seq: number });
+    const next = await leaderNext(jsm, stream, subject, after);
     if (!next) return found;
     take(next);
   }
+}
+
+/**
+ * The next message on `subject` after sequence `after`, from the stream leader
+ * (STREAM.MSG.GET): every acknowledged message, where a direct get may be answered
+ * by a replica that is behind. Null if there is none.
+ */
+export function leaderNext(
+  jsm: JetStreamManager,
+  stream: string,
+  subject: string,
+  after: number,
+): Promise<StoredMsg | null> {
+  // The server's STREAM.MSG.GET takes next_by_subj; the client's type lacks it.
+  return jsm.streams.getMessage(stream, {
+    seq: after + 1,
+    next_by_subj: subject,
+  } as unknown as { seq: number });
 }
 
 /** Up to `max` messages on `subject` (may hold wildcards) after sequence `after`. */

@@ -15,7 +15,7 @@
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { streams, subjects, type IntentSource, type StoredIntent } from '../../shared/index.js';
-import { directPage } from './bucketIntake.js';
+import { directPage, leaderNext } from './bucketIntake.js';
 
 export async function createJetStreamIntentSource(
   nc: NatsConnection,
@@ -34,11 +34,7 @@ export async function createJetStreamIntentSource(
       // What the replica had is a prefix of the stream: go on from its end at the leader.
       let after = page.at(-1)?.seq ?? afterSeq;
       while (page.length < max && after < through) {
-        // The server's STREAM.MSG.GET takes next_by_subj; the client's type lacks it.
-        const m = await jsm.streams.getMessage(stream, {
-          seq: after + 1,
-          next_by_subj: subject,
-        } as unknown as { seq: number });
+        const m = await leaderNext(jsm, stream, subject, after);
         if (!m) break;
         page.push({ seq: m.seq, subject: m.subject, data: m.data, time: m.time.toISOString() });
         after = m.seq;
