@@ -38,6 +38,7 @@ import {
 import { check, type CheckReport } from '../cli/check.js';
 import { placementReport } from '../cli/placement.js';
 import { loadTopology } from '../cli/topology.js';
+import { offerOpenLoop, sequencesBy } from './arrivals.js';
 import { expand, type Scenario } from './scenario.js';
 
 export interface DemoOptions {
@@ -196,50 +197,6 @@ function samplesBy(text: string, name: string, by: string): Map<string, number> 
     if (label !== undefined) out.set(label, (out.get(label) ?? 0) + value);
   }
   return out;
-}
-
-type WorkloadIntent = ReturnType<typeof expand>['vpcs'][number]['intents'][number];
-
-/**
- * Offers the intents, open loop: arrivals at `rate` per second with random
- * (exponential) gaps, each the next intent of a VPC drawn at random (a seeded
- * shuffle of all intents that keeps each VPC's order). With `max` all arrive at
- * once. `send` is called at each arrival with its scheduled time.
- */
-async function drive(
-  rate: number | 'max',
-  intents: readonly WorkloadIntent[],
-  send: (intent: WorkloadIntent, arrival: number) => void,
-): Promise<void> {
-  let seed = 0x9e3779b9;
-  const random = (): number => {
-    seed = (Math.imul(seed ^ (seed >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
-    return seed / 2 ** 32;
-  };
-  // A random interleaving that keeps each VPC's intents in their order.
-  const byVpc = new Map<string, WorkloadIntent[]>();
-  for (const intent of intents) {
-    const list = byVpc.get(intent.vpcId) ?? [];
-    list.push(intent);
-    byVpc.set(intent.vpcId, list);
-  }
-  const order = [...byVpc.values()].flatMap((list) => list.map(() => list));
-  for (let i = order.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [order[i], order[j]] = [order[j]!, order[i]!];
-  }
-  const cursor = new Map<WorkloadIntent[], number>();
-  let at = performance.now();
-  for (const list of order) {
-    const k = cursor.get(list) ?? 0;
-    cursor.set(list, k + 1);
-    if (rate !== 'max') {
-      at += -Math.log(1 - random()) * (1000 / rate);
-      const wait = at - performance.now();
-      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-    }
-    send(list[k]!, rate === 'max' ? performance.now() : at);
-  }
 }
 
 export async function runDemo(o: DemoOptions): Promise<DemoRun> {
@@ -457,13 +414,17 @@ async function applyAndMeasure(
     // Published to the VPC's intent subject (DESIGN §4), in order per VPC on one
     // connection; decisions and `programmed` come back on STATUS.
     const intents = expanded.vpcs.flatMap((v) => v.intents);
-    await drive(o.rate, intents, (intent, arrival) => {
-      const sent = performance.now();
-      sendLag.push(sent - arrival);
-      // Latencies count from the arrival (a late send is the client's, and shown).
-      sentAt.set(intent.id, Date.now() - (sent - arrival));
-      client.publish(subjects.intent(intent.vpcId), encoder.encode(JSON.stringify(intent)));
-    });
+    await offerOpenLoop(
+      o.rate,
+      sequencesBy(intents, (i) => i.vpcId),
+      (intent, arrival) => {
+        const sent = performance.now();
+        sendLag.push(sent - arrival);
+        // Latencies count from the arrival (a late send is the client's, and shown).
+        sentAt.set(intent.id, Date.now() - (sent - arrival));
+        client.publish(subjects.intent(intent.vpcId), encoder.encode(JSON.stringify(intent)));
+      },
+    );
     const decideBy = Date.now() + o.settleMs;
     while (decided < total && Date.now() < decideBy) await new Promise((r) => setTimeout(r, 50));
     for (const intent of intents)
