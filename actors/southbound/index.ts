@@ -1,1 +1,2 @@
 export * from './binding.js';
+export * from './fanout.js';

@@ -3,7 +3,7 @@
  * A durable consumer per (partition, Kafka cluster) on GOALSTATES, filtered to
  * `gs.<partition>.*` and `gsm.<partition>.*`, so each Kafka cluster of a partition
  * pauses and resumes on its own. Messages are taken in stream order, in batches;
- * each becomes Kafka records —
+ * each becomes Kafka records (records.ts; which hosts: actors/southbound/fanout.ts) —
  *   `gs…<host>`  → one record for that host, if it is bound to this cluster;
  *   `gsm…<vpc>`  → one per host of the partition on this cluster that has the VPC
  *                  (the Redis mapping; asked of the VPC's owner when missing) —
@@ -28,19 +28,15 @@ import {
   type PartitionAssignments,
 } from '../../infra/index.js';
 import {
-  isMulticast,
-  KAFKA_HEADERS,
-  bucketOf,
   fnv1a32,
   clusterKey,
-  decodeGoalState,
-  kafkaTopics,
   streams,
   subjects,
   type HostMapping,
   type TopologyPlace,
 } from '../../shared/index.js';
 import type { KafkaBinding, KafkaRecord } from './kafkaBinding.js';
+import { recordsOf, type RecordsDeps } from './records.js';
 
 export interface RelayMetrics {
   relayed: number;
@@ -107,7 +103,15 @@ export class Relay {
   private lookedAt = 0;
   private serverPending = 0;
 
-  constructor(private readonly deps: RelayDeps) {}
+  private readonly records: RecordsDeps;
+
+  constructor(private readonly deps: RelayDeps) {
+    this.records = {
+      ...deps,
+      kafkaCluster: deps.binding.clusterId,
+      running: () => this.running,
+    };
+  }
 
   get key(): string {
     return `${clusterKey(this.deps.place)}/${this.deps.binding.clusterId}`;
@@ -339,7 +343,7 @@ export class Relay {
   private async madeRecords(batch: readonly JsMsg[]): Promise<KafkaRecord[] | undefined> {
     for (let attempt = 0; this.running; attempt++) {
       try {
-        return (await Promise.all(batch.map((m) => this.recordsOf(m)))).flat();
+        return (await Promise.all(batch.map((m) => recordsOf(this.records, m)))).flat();
       } catch (err) {
         const delayMs = Math.min(RECORDS_RETRY_MAX_MS, RECORDS_RETRY_MS * 2 ** attempt);
         this.deps.logger.warn(
@@ -379,60 +383,5 @@ export class Relay {
     await messages?.close().catch(() => undefined);
     this.wake?.();
     await this.loop;
-  }
-
-  private async recordsOf(m: JsMsg): Promise<KafkaRecord[]> {
-    const { hosts, binding, place, metrics, logger } = this.deps;
-    const parsed = decodeGoalState(m.data);
-    if (!parsed.ok) {
-      metrics.invalid += 1;
-      logger.warn({ subject: m.subject, seq: m.seq, ...parsed.error }, 'goal state not relayed');
-      return [];
-    }
-    const message = parsed.value;
-    const unicast = !isMulticast(message.target);
-    const targets = unicast ? [message.target] : await this.vpcHosts(message.vpcId);
-    const key = clusterKey(place);
-    const out: KafkaRecord[] = [];
-    for (const hostId of targets) {
-      const host = hosts.record(hostId);
-      if (!host || clusterKey(host) !== key) continue;
-      if (host.binding.type !== 'kafka' || host.binding.cluster !== binding.clusterId) continue;
-      out.push({
-        topic: kafkaTopics.cluster(host),
-        partition: await this.deps.assignments.partitionOf(binding.clusterId, host, hostId),
-        message: {
-          key: hostId,
-          value: Buffer.from(m.data),
-          headers: {
-            [KAFKA_HEADERS.vpcId]: message.vpcId,
-            [KAFKA_HEADERS.revision]: String(message.revision),
-            [KAFKA_HEADERS.hostId]: hostId,
-          },
-        },
-      });
-    }
-    return out;
-  }
-
-  /** The VPC's hosts from the mapping; asks the owner to write it when Redis lost it. */
-  private async vpcHosts(vpcId: string): Promise<string[]> {
-    for (let attempt = 0; this.running && attempt < 20; attempt++) {
-      const found = await this.deps.mapping.hostsOf(vpcId);
-      if (found) return found.hosts;
-      this.deps.metrics.mappingRebuilds += 1;
-      try {
-        await this.deps.nc.request(
-          subjects.mappingRebuild(bucketOf(vpcId, this.deps.bucketCount)),
-          new TextEncoder().encode(vpcId),
-          { timeout: 5000 },
-        );
-      } catch {
-        // No owner right now: wait and ask again.
-        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
-      }
-    }
-    this.deps.logger.error({ vpcId }, 'no host mapping for the VPC; its multicast is not relayed');
-    return [];
   }
 }

@@ -236,7 +236,67 @@ C('acks, resync requests and the southbound table refuse what is not theirs', ()
   assert.not.ok(table.ok);
 });
 
+// ── which hosts a goal state becomes records for, on one relay ──────────────
+
+const F = suite('relay fanout: the hosts a goal state is recorded for');
+
+const fanHosts = makeTopology({ regions: 1, clustersPerRegion: 2, hostsPerCluster: 3 }).map(
+  (h, i) => ({
+    ...h,
+    binding:
+      i % 3 === 2
+        ? { type: 'jetstream' as const }
+        : { type: 'kafka' as const, cluster: i % 3 === 0 ? 'a' : 'b' },
+  }),
+);
+const byId = new Map(fanHosts.map((h) => [h.hostId, h]));
+const scope = { place: fanHosts[0]!, kafkaCluster: 'a' };
+
+F("only the partition's hosts bound to this Kafka cluster, in the order given", () => {
+  const all = [...fanHosts].reverse().map((h) => h.hostId);
+  const picked = southbound.recordHosts(all, scope, (id) => byId.get(id));
+  assert.equal(
+    picked.map((h) => h.hostId),
+    [fanHosts[0]!.hostId],
+    'cluster c0 has one host on Kafka a: h0 (h1 is on b, h2 on JetStream, c1 is another partition)',
+  );
+  // Positive control: on Kafka b, the other host of c0.
+  const onB = southbound.recordHosts(all, { ...scope, kafkaCluster: 'b' }, (id) => byId.get(id));
+  assert.equal(
+    onB.map((h) => h.hostId),
+    [fanHosts[1]!.hostId],
+  );
+});
+
+F('a host the directory does not know gets no record', () => {
+  assert.equal(
+    southbound.recordHosts(['ghost', fanHosts[0]!.hostId], scope, (id) => byId.get(id)).length,
+    1,
+  );
+  assert.equal(
+    southbound.recordHosts(['ghost'], scope, (id) => byId.get(id)),
+    [],
+  );
+});
+
+F('headers name the VPC, the revision and the host (routing without decoding)', () => {
+  const message = {
+    vpcId: 'v1',
+    bucket: 3,
+    revision: 17,
+    mode: 'delta' as const,
+    target: 'x',
+    ops: [],
+  };
+  assert.equal(southbound.recordHeaders(message, 'h9'), {
+    vpcId: 'v1',
+    revision: '17',
+    hostId: 'h9',
+  });
+});
+
 W.run();
 A.run();
 B.run();
 C.run();
+F.run();
