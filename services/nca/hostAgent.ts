@@ -249,7 +249,22 @@ export class HostAgent implements SimulatedHost {
     if (!seen) this.deltasSeen.set(message.vpcId, (seen = new Set()));
     if (seen.has(message.revision) || message.revision <= (vpc?.floor ?? 0))
       this.stats.duplicates += 1;
-    else if (message.revision < (vpc?.revision ?? 0)) this.stats.outOfOrder += 1;
+    else if (message.revision < (vpc?.revision ?? 0)) {
+      this.stats.outOfOrder += 1;
+      this.options.logger.warn(
+        {
+          hostId: this.record.hostId,
+          binding: this.label,
+          vpcId: message.vpcId,
+          revision: message.revision,
+          target: message.target,
+          applied: vpc?.revision,
+          floor: vpc?.floor,
+          seen: seen.size,
+        },
+        'delta out of order',
+      );
+    }
     seen.add(message.revision);
     if (seen.size > SEEN_DELTAS) seen.delete(seen.values().next().value!);
   }
