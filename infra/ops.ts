@@ -177,15 +177,9 @@ export function metricSamples(
   return out;
 }
 
-/**
- * Per stage of `alcor_stage_seconds` (summed over every other label and every
- * text given, e.g. several services' /metrics): how many, and the p50 and p99 as
- * the upper bound of the bucket they fall in (seconds; Infinity past the last).
- */
-export function stageQuantiles(
-  texts: readonly string[],
-): Map<string, { count: number; p50: number; p99: number }> {
-  const buckets = new Map<string, Map<number, number>>(); // stage → le → cumulative count
+/** stage → bucket upper bound → cumulative count, summed over the texts given. */
+function stageBuckets(texts: readonly string[]): Map<string, Map<number, number>> {
+  const buckets = new Map<string, Map<number, number>>();
   for (const text of texts) {
     for (const { labels, value } of metricSamples(text, 'alcor_stage_seconds_bucket')) {
       const stage = labels.stage;
@@ -195,6 +189,25 @@ export function stageQuantiles(
       byLe.set(le, (byLe.get(le) ?? 0) + value);
       buckets.set(stage, byLe);
     }
+  }
+  return buckets;
+}
+
+/**
+ * Per stage of `alcor_stage_seconds` (summed over every other label and every
+ * text given, e.g. several services' /metrics): how many, and the p50 and p99 as
+ * the upper bound of the bucket they fall in (seconds; Infinity past the last).
+ * With `since` (the same services' texts taken earlier), only what was observed
+ * in between counts.
+ */
+export function stageQuantiles(
+  texts: readonly string[],
+  since: readonly string[] = [],
+): Map<string, { count: number; p50: number; p99: number }> {
+  const buckets = stageBuckets(texts);
+  for (const [stage, byLe] of stageBuckets(since)) {
+    const now = buckets.get(stage);
+    if (now) for (const [le, n] of byLe) now.set(le, (now.get(le) ?? 0) - n);
   }
   const out = new Map<string, { count: number; p50: number; p99: number }>();
   for (const [stage, byLe] of buckets) {

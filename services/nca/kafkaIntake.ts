@@ -27,9 +27,33 @@ export interface KafkaIntakeOptions {
 }
 
 /** How often the fleet commits the offsets its agents have taken (off the fetch path). */
-const COMMIT_INTERVAL_MS = 1000;
+export const COMMIT_INTERVAL_MS = 1000;
 /** Tries to start the consumer (retriable errors only: a topic not in metadata yet), ~30 s. */
 const START_ATTEMPTS = 20;
+
+/**
+ * The fleet consumer's settings (the raw Kafka chain of test/bench/latency.bench.ts
+ * consumes with the same). A fetch returns as soon as any record is there (minBytes
+ * 1); the wait only bounds how often an idle consumer asks again (it was 50 ms: 20
+ * empty fetches a second of hundreds of partitions each).
+ */
+export const FLEET_CONSUMER = {
+  maxWaitTimeInMs: 1000,
+  sessionTimeout: 10_000,
+  heartbeatInterval: 1000,
+  retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 2000 },
+} as const;
+
+/**
+ * Many partitions (a host each) per fetch: 8 at a time left the demo's Kafka hosts
+ * 15 s behind (p50), 64 about 9 s; the rest is the consumer's CPU on 2 cores.
+ * Offsets are committed by the caller, once per COMMIT_INTERVAL_MS.
+ */
+export const FLEET_RUN = {
+  partitionsConsumedConcurrently: 64,
+  autoCommit: false,
+  eachBatchAutoResolve: true,
+} as const;
 
 /** One consumer per Kafka cluster for the fleet's hosts on it. */
 export async function startKafkaIntake(
@@ -125,13 +149,7 @@ export async function startKafkaIntake(
     consumer = client.kafka.consumer({
       groupId: `alcor-fleet-${options.fleetId}-${clusterId}`,
       partitionAssigners: [hostPartitionsAssigner(wanted)],
-      // A fetch returns as soon as any record is there (minBytes 1); the wait only
-      // bounds how often an idle consumer asks again (it was 50 ms: 20 empty fetches
-      // a second of hundreds of partitions each).
-      maxWaitTimeInMs: 1000,
-      sessionTimeout: 10_000,
-      heartbeatInterval: 1000,
-      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 2000 },
+      ...FLEET_CONSUMER,
     });
     // kafkajs restarts a consumer only after a retriable error. One it gives up on
     // (no group coordinator while the cluster restarts) would leave these hosts
@@ -148,14 +166,7 @@ export async function startKafkaIntake(
     });
     await mine.connect();
     await mine.subscribe({ topics: [...routes.keys()], fromBeginning: true });
-    await mine.run({
-      // Many partitions (a host each) per fetch: 8 at a time left the demo's Kafka hosts
-      // 15 s behind (p50), 64 about 9 s; the rest is the consumer's CPU on 2 cores.
-      partitionsConsumedConcurrently: 64,
-      autoCommit: false,
-      eachBatchAutoResolve: true,
-      eachBatch,
-    });
+    await mine.run({ ...FLEET_RUN, eachBatch });
     crashes = 0;
   };
   const again = async (): Promise<void> => {
