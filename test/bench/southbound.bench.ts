@@ -17,15 +17,8 @@
 import { parseArgs } from 'node:util';
 import { NATS_SERVER_VERSION, KAFKA_VERSION } from '../../infra/index.js';
 import { fmt, machine, writeReport } from './report.js';
-import {
-  bindingOf,
-  burstPhase,
-  hopOf,
-  rawChain,
-  startRig,
-  type BurstPhase,
-  type RawResult,
-} from './southboundRig.js';
+import { bindingOf, burstPhase, startRig, type BurstPhase } from './southboundRig.js';
+import { hopOf, rawChain, type RawResult } from './rawChain.js';
 
 const { values } = parseArgs({
   options: {
