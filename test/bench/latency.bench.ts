@@ -31,7 +31,7 @@ import {
   cpuSnapshot,
   stageQuantiles,
 } from '../../infra/index.js';
-import { streams, subjects, type HostRecord } from '../../shared/index.js';
+import { streams, subjects, type HostRecord, type Status } from '../../shared/index.js';
 import { offerOpenLoop } from '../../services/demo/arrivals.js';
 import { readStream, vpcScript } from '../support/workload.js';
 import { fmt, machine, pct, toolArgs, wholeArg, writeReport } from './report.js';
@@ -76,8 +76,8 @@ interface OpenLoad {
   settled: boolean;
   /** When not: up to 5 accepted intents with no end seen, and their statuses in STATUS. */
   unfinished: Array<{ intentId: string; statuses: string[] }>;
-  /** The first `incomplete` statuses (they name the hosts that did not ack). */
-  incompletes: unknown[];
+  /** The first `incomplete` statuses, and for their missing hosts what the streams hold. */
+  incompletes: Array<{ status: Status; hosts: string[] }>;
   acceptedP50: number;
   acceptedP99: number;
   programmedP50: number;
@@ -93,13 +93,17 @@ interface OpenLoad {
   stages: Record<string, { p50: number; p99: number }>;
 }
 
+/** Numbers the loads: each load's VPCs are fresh, whatever loads repeat. */
+let levels = 0;
+
 async function openLoad(rig: Rig, binding: string, load: number, capacity: number, seed: number) {
+  const level = ++levels;
   const own = rig.hosts.filter((h: HostRecord) => bindingOf(h) === binding);
   const rate = (capacity * load) / 100;
   const perVpc = Math.max(8, Math.ceil((rate * SECONDS) / VPCS));
   const sequences: Array<Array<{ vpcId: string; intent: { id: string } }>> = [];
   for (let v = 0; v < VPCS; v++) {
-    const vpcId = `${binding.replace(' ', '-')}-l${load}-${v}`;
+    const vpcId = `${binding.replace(' ', '-')}-l${load}-n${level}-${v}`;
     sequences.push(
       vpcScript(vpcId, perVpc, own, seed + v).map((intent) => ({
         vpcId,
@@ -142,7 +146,7 @@ async function openLoad(rig: Rig, binding: string, load: number, capacity: numbe
     incomplete: watch.incomplete,
     settled,
     unfinished,
-    incompletes: watch.incompletes,
+    incompletes: await Promise.all(watch.incompletes.map((st) => whereLost(rig, st as Status))),
     acceptedP50: pct(watch.toAccepted, 50),
     acceptedP99: pct(watch.toAccepted, 99),
     programmedP50: pct(watch.toProgrammed, 50),
@@ -180,6 +184,43 @@ async function statusesOf(rig: Rig, ids: string[]) {
       return { intentId, statuses };
     }),
   );
+}
+
+/**
+ * For an `incomplete` intent, per missing host (the first 3): whether GOALSTATES
+ * holds a goal state for it at the intent's revision (its unicast subject, or its
+ * cluster's multicast) and whether ACKS holds its ack — which side lost it.
+ */
+async function whereLost(rig: Rig, status: Status) {
+  const decode = (m: { data: Uint8Array }) =>
+    JSON.parse(new TextDecoder().decode(m.data)) as { revision?: number; mode?: string };
+  const hosts = await Promise.all(
+    (status.hosts?.missing ?? []).slice(0, 3).map(async (hostId) => {
+      const record = rig.hosts.find((h) => h.hostId === hostId);
+      if (!record) return `${hostId}: not a host of the rig`;
+      const sent = [
+        ...(await readStream(rig.nc, streams.goalStates, subjects.goalStateHost(record, hostId))),
+        ...(await readStream(
+          rig.nc,
+          streams.goalStates,
+          subjects.goalStateMulticast(record, status.vpcId),
+        )),
+      ]
+        .filter((m) => decode(m).revision === status.revision)
+        .map((m) => `${m.subject.startsWith('gsm.') ? 'multicast' : 'unicast'} ${decode(m).mode}`);
+      const acks = (await readStream(rig.nc, streams.acks, `gsack.*.${status.vpcId}.${hostId}`))
+        .map(decode)
+        .filter(
+          (a) =>
+            a.revision === status.revision ||
+            (a.mode === 'full' && (a.revision ?? 0) > status.revision),
+        );
+      const line = `${hostId} (${record.binding.type}): goal state at r${status.revision}: ${sent.join(', ') || 'none stored'}; acks covering it in ACKS: ${acks.length}`;
+      process.stderr.write(`  incomplete ${status.intentId}: ${line}\n`);
+      return line;
+    }),
+  );
+  return { status, hosts };
 }
 
 const rig = await startRig({ processes: { dir: logs } });
