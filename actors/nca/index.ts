@@ -1,2 +1,3 @@
 export * from './model.js';
 export * from './agent.js';
+export * from './parts.js';

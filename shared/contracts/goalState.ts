@@ -60,15 +60,43 @@ export type UpsertOp = {
 export type DeleteOp = { op: 'delete'; kind: ResourceKind; key: string; rev: number };
 export type GoalStateOp = UpsertOp | DeleteOp;
 
-export const GoalStateMessageSchema = z.strictObject({
-  vpcId: id,
-  bucket: z.number().int().min(0),
-  revision,
-  mode: z.enum(['delta', 'full']),
-  /** hostId for unicast, `region.az.dc.cluster` for multicast. */
-  target: z.string(),
-  ops: z.array(z.union(opSchemas as unknown as [z.ZodType<GoalStateOp>, z.ZodType<GoalStateOp>])),
-});
+/** Most ops one (reassembled) goal-state message may hold. */
+export const GOAL_STATE_MAX_OPS = 1_048_576;
+
+/**
+ * A message too large for a hop travels as parts (issue 22): each part is the
+ * message with a run of its ops, `ops[i]` being op `first + i` of `total`. A
+ * receiver applies the message once parts covering every op are in. Any hop may
+ * split a part again (by ranges), and a part delivered twice changes nothing.
+ */
+export const GoalStatePartSchema = z
+  .strictObject({
+    first: z.number().int().min(0),
+    total: z.number().int().min(1).max(GOAL_STATE_MAX_OPS),
+  })
+  .refine((p) => p.first < p.total, {
+    message: 'first must be below total',
+    params: { code: 'out_of_range' },
+  });
+export type GoalStatePart = z.infer<typeof GoalStatePartSchema>;
+
+export const GoalStateMessageSchema = z
+  .strictObject({
+    vpcId: id,
+    bucket: z.number().int().min(0),
+    revision,
+    mode: z.enum(['delta', 'full']),
+    /** hostId for unicast, `region.az.dc.cluster` for multicast. */
+    target: z.string(),
+    /** Present when the message is one part of a larger one. */
+    part: GoalStatePartSchema.optional(),
+    ops: z.array(z.union(opSchemas as unknown as [z.ZodType<GoalStateOp>, z.ZodType<GoalStateOp>])),
+  })
+  .refine((m) => !m.part || (m.ops.length > 0 && m.part.first + m.ops.length <= m.part.total), {
+    message: 'a part holds at least one op and none past part.total',
+    path: ['part'],
+    params: { code: 'out_of_range' },
+  });
 
 export interface GoalStateMessage {
   vpcId: string;
@@ -76,6 +104,8 @@ export interface GoalStateMessage {
   revision: number;
   mode: 'delta' | 'full';
   target: string;
+  /** Present when the message is one part of a larger one. */
+  part?: GoalStatePart;
   ops: GoalStateOp[];
 }
 

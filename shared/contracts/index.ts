@@ -5,3 +5,4 @@ export * from './goalState.js';
 export * from './ackStatus.js';
 export * from './host.js';
 export * from './placement.js';
+export * from './goalStateParts.js';
