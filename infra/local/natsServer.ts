@@ -101,6 +101,8 @@ export interface LocalNatsOptions {
   dir: string;
   bucketCount: number;
   syncInterval?: string;
+  /** The server's max_payload (default infra/nats/serverConfig.ts). */
+  maxPayload?: number;
   readyTimeoutMs?: number;
   /** Extra config appended verbatim (tests use it to break the server on purpose). */
   extraConfig?: string;
@@ -206,6 +208,7 @@ export async function startLocalNats(options: LocalNatsOptions): Promise<LocalNa
     serverName,
     bucketCount: options.bucketCount,
     ...(options.syncInterval === undefined ? {} : { syncInterval: options.syncInterval }),
+    ...(options.maxPayload === undefined ? {} : { maxPayload: options.maxPayload }),
     ...(options.cluster ? { cluster: options.cluster } : {}),
   });
   writeFileSync(confPath, conf + (options.extraConfig ?? ''));

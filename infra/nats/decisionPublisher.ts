@@ -5,7 +5,13 @@
  */
 import { createAsyncPublisher, type AsyncPublisher } from './asyncPublisher.js';
 import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
-import type { DecisionPublisher, GoalStateEnvelope, Status } from '../../shared/index.js';
+import {
+  AlcorError,
+  splitGoalState,
+  type DecisionPublisher,
+  type GoalStateEnvelope,
+  type Status,
+} from '../../shared/index.js';
 
 const encoder = new TextEncoder();
 
@@ -20,6 +26,36 @@ export function writerHeaders(writer: string): MsgHdrs {
   return h;
 }
 
+/** Room left under the server's max_payload for the subject, the headers and framing. */
+const HEADROOM_BYTES = 4096;
+/** The server's max_payload before a connection has its INFO (nats-server's default). */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+
+/** The largest goal-state body this connection's server takes, headers aside. */
+export function goalStateLimit(nc: NatsConnection): number {
+  return Math.max(1024, (nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD) - HEADROOM_BYTES);
+}
+
+/**
+ * An envelope as what fits the limit (issue 22): itself, or its parts, each with
+ * a msgId of its own (the envelope's and its first op), stable across retries.
+ */
+export function partsOf(envelope: GoalStateEnvelope, limit: number): GoalStateEnvelope[] {
+  const split = splitGoalState(envelope.message, limit);
+  if (!split.ok)
+    throw new AlcorError(
+      split.error.code,
+      `goal state ${envelope.msgId} cannot be sent: ${split.error.message}`,
+      { ...(split.error.path ? { field: split.error.path } : {}), retryable: false },
+    );
+  if (split.value.length === 1) return [envelope];
+  return split.value.map((message) => ({
+    subject: envelope.subject,
+    msgId: `${envelope.msgId}~${message.part!.first}`,
+    message,
+  }));
+}
+
 export function createJetStreamDecisionPublisher(
   nc: NatsConnection,
   options: { timeoutMs?: number; writer?: () => string; publisher?: AsyncPublisher } = {},
@@ -29,12 +65,15 @@ export function createJetStreamDecisionPublisher(
   return {
     async goalStates(messages: readonly GoalStateEnvelope[]) {
       const writer = options.writer?.();
+      const limit = goalStateLimit(nc);
       const acks = await Promise.all(
-        messages.map((m) =>
-          publisher.publish(m.subject, encoder.encode(JSON.stringify(m.message)), {
-            msgId: m.msgId,
-            ...(writer ? { headers: writerHeaders(writer) } : {}),
-          }),
+        messages.flatMap((m) =>
+          partsOf(m, limit).map((part) =>
+            publisher.publish(part.subject, encoder.encode(JSON.stringify(part.message)), {
+              msgId: part.msgId,
+              ...(writer ? { headers: writerHeaders(writer) } : {}),
+            }),
+          ),
         ),
       );
       const duplicates = acks.filter((a) => a.duplicate).length;

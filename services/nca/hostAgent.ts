@@ -70,6 +70,8 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 /** Delta revisions remembered per VPC to tell a redelivery from disorder (stats only). */
 const SEEN_DELTAS = 4096;
+/** How long the parts of one goal-state message may take to all come in. */
+const PARTS_BOUND_MS = 10_000;
 /** VPCs or buckets answered by no owner are asked again this many times (~70 s in all). */
 const MISSING_RETRIES = 12;
 
@@ -129,6 +131,9 @@ export class HostAgent implements SimulatedHost {
   private stopped = false;
   /** Delta revisions delivered, per VPC: a redelivery is a duplicate, not disorder. */
   private deltasSeen = new Map<string, Set<number>>();
+  /** Parts of goal-state messages too large for one hop, until each is whole. */
+  private parts = new nca.PartsAssembler();
+  private partsTimer: NodeJS.Timeout | undefined;
   /** VPCs whose last message failed to apply: the delay before asking their full state again. */
   private readonly retrying = new Map<string, { delayMs: number; timer?: NodeJS.Timeout }>();
 
@@ -161,10 +166,10 @@ export class HostAgent implements SimulatedHost {
   /** One goal-state message as it arrived (bytes): validate, apply, ack. */
   receive(data: Uint8Array): void {
     if (this.stopped) return;
-    this.stats.delivered += 1;
     this.stats.bytes += data.length;
     const parsed = decodeGoalState(data);
     if (!parsed.ok) {
+      this.stats.delivered += 1;
       this.stats.invalid += 1;
       this.options.logger.warn(
         { hostId: this.record.hostId, ...parsed.error },
@@ -172,10 +177,11 @@ export class HostAgent implements SimulatedHost {
       );
       return;
     }
-    const message = parsed.value;
+    let message = parsed.value;
     if (!addressedTo(message.target, this.record)) {
       // Another host's or cluster's goal state: not ours to apply (a reply another
       // host of the HOSTS account aimed at our subject, docs/security.md).
+      this.stats.delivered += 1;
       this.stats.invalid += 1;
       this.options.logger.warn(
         { hostId: this.record.hostId, vpcId: message.vpcId, target: message.target.slice(0, 200) },
@@ -183,6 +189,27 @@ export class HostAgent implements SimulatedHost {
       );
       return;
     }
+    if (message.part) {
+      // One part of a message too large for a hop: applied once every op is in.
+      const outcome = this.parts.add(message, Date.now());
+      if (outcome.state === 'conflict') {
+        this.stats.delivered += 1;
+        this.stats.invalid += 1;
+        this.options.logger.warn(
+          { hostId: this.record.hostId, vpcId: message.vpcId, revision: message.revision },
+          'goal-state parts disagree on their total; taking the VPC again',
+        );
+        void this.resync([message.vpcId]);
+        return;
+      }
+      if (outcome.state === 'waiting') {
+        this.watchParts();
+        return;
+      }
+      message = outcome.message;
+    }
+    // A message in parts counts once, when it is whole.
+    this.stats.delivered += 1;
     if (message.mode === 'delta') this.noteDelta(message);
     const failOp = this.options.failOp;
     const began = performance.now();
@@ -219,6 +246,28 @@ export class HostAgent implements SimulatedHost {
       this.multicast.get(message.vpcId)?.unsubscribe();
       this.multicast.delete(message.vpcId);
     }
+  }
+
+  /**
+   * While parts wait, looks every second for those older than PARTS_BOUND_MS (some
+   * never came): they are dropped and their VPCs' full states asked again.
+   */
+  private watchParts(): void {
+    if (this.partsTimer) return;
+    this.partsTimer = setInterval(() => {
+      for (const vpcId of this.parts.expire(Date.now(), PARTS_BOUND_MS)) {
+        this.options.logger.warn(
+          { hostId: this.record.hostId, vpcId },
+          'goal-state parts missing; taking the VPC again',
+        );
+        if (!this.stopped) void this.resync([vpcId]);
+      }
+      if (this.parts.size === 0 || this.stopped) {
+        clearInterval(this.partsTimer);
+        this.partsTimer = undefined;
+      }
+    }, 1000);
+    this.partsTimer.unref();
   }
 
   /**
@@ -367,10 +416,12 @@ export class HostAgent implements SimulatedHost {
     this.multicast.clear();
     this.model = nca.emptyHostModel(this.record.hostId);
     this.deltasSeen = new Map();
+    this.parts = new nca.PartsAssembler();
   }
 
   stop(): void {
     this.stopped = true;
+    clearInterval(this.partsTimer);
     for (const r of this.retrying.values()) clearTimeout(r.timer);
     this.unicast?.unsubscribe();
     for (const sub of this.multicast.values()) sub.unsubscribe();

@@ -35,9 +35,12 @@ export interface IsolatedNats {
   stop: () => Promise<void>;
 }
 
-export async function isolatedNats(layout: Partial<LayoutOptions> = {}): Promise<IsolatedNats> {
+export async function isolatedNats(
+  layout: Partial<LayoutOptions> = {},
+  serverOptions: { maxPayload?: number } = {},
+): Promise<IsolatedNats> {
   const dir = runDir('alcor-ctl-test-');
-  const server = await startLocalNats({ dir, bucketCount: DEFAULT_BUCKET_COUNT });
+  const server = await startLocalNats({ dir, bucketCount: DEFAULT_BUCKET_COUNT, ...serverOptions });
   const nc = await connectNats(server.url, { name: 'test', reconnect: false });
   const jsm = await jetstreamManager(nc);
   await ensureLayout(nc, jsm, { ...DEFAULT_LAYOUT, ...layout });
