@@ -41,6 +41,12 @@ export const KAFKA_ROLE_GRANTS: Record<Exclude<KafkaRole, 'admin'>, Grant[]> = {
         AclOperationTypes.ALTER,
       ],
     },
+    {
+      // Reads the brokers' message.max.bytes: larger goal states go as parts.
+      resourceType: AclResourceTypes.CLUSTER,
+      resourceName: 'kafka-cluster',
+      operations: [AclOperationTypes.DESCRIBE_CONFIGS],
+    },
   ],
   nca: [
     {

@@ -92,6 +92,8 @@ export interface LocalKafkaOptions {
    * does. Absent: PLAINTEXT and no authorizer, anyone on the machine may.
    */
   users?: Record<KafkaRole, KafkaSasl>;
+  /** More broker settings (server.properties), e.g. a small message.max.bytes in tests. */
+  brokerConfig?: Record<string, string>;
 }
 
 const SASL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
@@ -176,6 +178,7 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
     'share.coordinator.state.topic.min.isr=1',
     'group.initial.rebalance.delay.ms=0',
     'auto.create.topics.enable=false',
+    ...Object.entries(options.brokerConfig ?? {}).map(([k, v]) => `${k}=${v}`),
     '',
   ].join('\n');
   const propsPath = join(dir, 'server.properties');

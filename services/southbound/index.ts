@@ -204,6 +204,8 @@ export async function start(
     invalid: 0,
     mappingRebuilds: 0,
     restarts: 0,
+    parts: 0,
+    tooLarge: 0,
   };
   objectCounters(
     registry,

@@ -6,7 +6,7 @@
  * are sent again, in the same order, once it is ready.
  */
 import { createActor, fromPromise, type Actor } from 'xstate';
-import type { Message, Producer } from 'kafkajs';
+import kafkajs, { type Message, type Producer } from 'kafkajs';
 import { createKafkaClient, type KafkaClient, type Logger } from '../../infra/index.js';
 import { southbound } from '../../actors/index.js';
 
@@ -16,8 +16,15 @@ export interface KafkaRecord {
   message: Message;
 }
 
+// kafkajs is CommonJS: its enums are not named ESM exports.
+const { ConfigResourceTypes } = kafkajs;
+
 /** Records in one produce request at most (several relays' sends together). */
 const MAX_RECORDS_PER_PRODUCE = 8192;
+/** The broker's message.max.bytes until it is read (Kafka's default). */
+const DEFAULT_MESSAGE_MAX_BYTES = 1_048_588;
+/** Room under message.max.bytes for a record batch's framing, the key and the headers. */
+const RECORD_HEADROOM_BYTES = 2048;
 
 interface QueuedSend {
   records: readonly KafkaRecord[];
@@ -42,6 +49,7 @@ export class KafkaBinding {
   private producer: Producer | undefined;
   private readonly actor: Actor<southbound.KafkaBindingMachine>;
   private readyWaiters: Array<() => void> = [];
+  private messageMaxBytes = DEFAULT_MESSAGE_MAX_BYTES;
 
   constructor(
     readonly clusterId: string,
@@ -66,6 +74,14 @@ export class KafkaBinding {
           });
           try {
             await producer.connect();
+            this.messageMaxBytes = await this.readMessageMaxBytes().catch((err: unknown) => {
+              // Not allowed to read broker configs, or not now: Kafka's default.
+              this.logger.warn(
+                { kafkaCluster: clusterId, err },
+                "message.max.bytes not read; assuming Kafka's default",
+              );
+              return DEFAULT_MESSAGE_MAX_BYTES;
+            });
           } catch (err) {
             await producer.disconnect().catch(() => undefined);
             throw err;
@@ -105,6 +121,40 @@ export class KafkaBinding {
       previous = state;
     });
     this.actor.start();
+  }
+
+  /**
+   * The most bytes of goal state one record may carry on this cluster: the
+   * brokers' message.max.bytes (read at each connect), less room for the framing.
+   * A larger goal state goes as parts (services/southbound/records.ts).
+   */
+  get maxRecordBytes(): number {
+    return Math.max(1024, this.messageMaxBytes - RECORD_HEADROOM_BYTES);
+  }
+
+  /** The smallest message.max.bytes of the cluster's brokers. */
+  private async readMessageMaxBytes(): Promise<number> {
+    const admin = this.client.kafka.admin();
+    await admin.connect();
+    try {
+      const { brokers } = await admin.describeCluster();
+      const { resources } = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: brokers.map((b) => ({
+          type: ConfigResourceTypes.BROKER,
+          name: String(b.nodeId),
+          configNames: ['message.max.bytes'],
+        })),
+      });
+      const values = resources.flatMap((r) =>
+        r.configEntries
+          .map((e) => Number(e.configValue))
+          .filter((n) => Number.isFinite(n) && n > 0),
+      );
+      return values.length > 0 ? Math.min(...values) : DEFAULT_MESSAGE_MAX_BYTES;
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
   }
 
   /** connecting | ready | degraded | draining | stopped */
@@ -159,6 +209,39 @@ export class KafkaBinding {
     records: readonly KafkaRecord[],
     stillWanted: () => boolean,
   ): Promise<boolean> {
+    // A request carries one record batch per partition, and a batch may not pass
+    // message.max.bytes: requests go one after another, each partition's records
+    // in order, none taking more than the limit for a partition.
+    for (const request of this.requestsOf(records)) {
+      if (!(await this.produceRequest(request, stillWanted))) return false;
+    }
+    return true;
+  }
+
+  private requestsOf(records: readonly KafkaRecord[]): KafkaRecord[][] {
+    const limit = this.messageMaxBytes - RECORD_HEADROOM_BYTES;
+    const requests: KafkaRecord[][] = [];
+    let current: KafkaRecord[] = [];
+    let bytes = new Map<string, number>();
+    for (const r of records) {
+      const tp = `${r.topic}/${r.partition}`;
+      const size = recordBytes(r);
+      if (current.length > 0 && (bytes.get(tp) ?? 0) + size > limit) {
+        requests.push(current);
+        current = [];
+        bytes = new Map();
+      }
+      current.push(r);
+      bytes.set(tp, (bytes.get(tp) ?? 0) + size);
+    }
+    if (current.length > 0) requests.push(current);
+    return requests;
+  }
+
+  private async produceRequest(
+    records: readonly KafkaRecord[],
+    stillWanted: () => boolean,
+  ): Promise<boolean> {
     const byTopic = new Map<string, Message[]>();
     for (const r of records) {
       const list = byTopic.get(r.topic) ?? [];
@@ -201,4 +284,14 @@ export class KafkaBinding {
     for (const w of this.readyWaiters) w();
     for (const q of this.queue.splice(0)) q.done(false);
   }
+}
+
+/** A record's bytes as a batch carries them, near enough: value, key, headers. */
+function recordBytes(r: KafkaRecord): number {
+  const m = r.message;
+  let n = 64 + (m.value ? Buffer.byteLength(m.value) : 0);
+  if (m.key) n += Buffer.byteLength(m.key);
+  for (const [k, v] of Object.entries(m.headers ?? {}))
+    n += k.length + (v ? Buffer.byteLength(v as Buffer | string) : 0) + 8;
+  return n;
 }

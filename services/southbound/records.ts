@@ -11,6 +11,8 @@ import type { HostDirectory, Logger, PartitionAssignments } from '../../infra/in
 import {
   bucketOf,
   decodeGoalState,
+  splitGoalState,
+  type GoalStateMessage,
   isMulticast,
   kafkaTopics,
   subjects,
@@ -30,6 +32,8 @@ export interface RecordsDeps {
   bucketCount: number;
   metrics: RelayMetrics;
   logger: Logger;
+  /** The most goal-state bytes one record may carry on this cluster. */
+  maxRecordBytes: () => number;
   /** False once the relay stops: a missing mapping is not waited for any more. */
   running: () => boolean;
 }
@@ -51,21 +55,47 @@ export async function recordsOf(deps: RecordsDeps, m: JsMsg): Promise<KafkaRecor
   const candidates = isMulticast(message.target)
     ? await vpcHosts(deps, message.vpcId)
     : [message.target];
+  const to = southbound.recordHosts(candidates, { place, kafkaCluster }, (id) => hosts.record(id));
+  if (to.length === 0) return [];
+  const values = valuesOf(deps, m, message, to.length);
   const out: KafkaRecord[] = [];
-  for (const host of southbound.recordHosts(candidates, { place, kafkaCluster }, (id) =>
-    hosts.record(id),
-  )) {
-    out.push({
-      topic: kafkaTopics.cluster(host),
-      partition: await deps.assignments.partitionOf(kafkaCluster, host, host.hostId),
-      message: {
-        key: host.hostId,
-        value: Buffer.from(m.data),
-        headers: southbound.recordHeaders(message, host.hostId),
-      },
-    });
+  for (const host of to) {
+    const topic = kafkaTopics.cluster(host);
+    const partition = await deps.assignments.partitionOf(kafkaCluster, host, host.hostId);
+    const headers = southbound.recordHeaders(message, host.hostId);
+    // A host's parts go in order on its partition.
+    for (const value of values)
+      out.push({ topic, partition, message: { key: host.hostId, value, headers } });
   }
+  deps.metrics.parts += values.length > 1 ? values.length * to.length : 0;
   return out;
+}
+
+/**
+ * The record values of one goal state: its bytes, or — over the cluster's record
+ * limit — its parts (issue 22). One that cannot be cut that small (an op alone is
+ * over it) is not relayed: logged with its VPC, size and hosts, and counted.
+ */
+function valuesOf(deps: RecordsDeps, m: JsMsg, message: GoalStateMessage, hosts: number): Buffer[] {
+  const limit = deps.maxRecordBytes();
+  if (m.data.length <= limit) return [Buffer.from(m.data)];
+  const split = splitGoalState(message, limit);
+  if (!split.ok) {
+    deps.metrics.tooLarge += 1;
+    deps.logger.error(
+      {
+        vpcId: message.vpcId,
+        target: message.target,
+        bytes: m.data.length,
+        limit,
+        hosts,
+        ...split.error,
+      },
+      'goal state too large for a Kafka record even in parts; not relayed',
+    );
+    return [];
+  }
+  return split.value.map((part) => Buffer.from(JSON.stringify(part)));
 }
 
 /** The VPC's hosts from the mapping; asks the owner to write it when Redis lost it. */

@@ -45,6 +45,10 @@ export interface RelayMetrics {
   mappingRebuilds: number;
   /** Consumers started again at their ack floor (deliveries lost on the way). */
   restarts: number;
+  /** Records that carry a part of a goal state too large for one record. */
+  parts: number;
+  /** Goal states that could not be cut to the record limit (an op alone is over it): not relayed. */
+  tooLarge: number;
 }
 
 export interface RelayDeps {
@@ -109,6 +113,7 @@ export class Relay {
     this.records = {
       ...deps,
       kafkaCluster: deps.binding.clusterId,
+      maxRecordBytes: () => deps.binding.maxRecordBytes,
       running: () => this.running,
     };
   }

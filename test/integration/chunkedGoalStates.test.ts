@@ -1,16 +1,21 @@
 /**
- * Goal states larger than the server's max_payload (issue 22): a host joining a
- * VPC whose full state is several times the limit gets it in parts, applies it
- * whole, and converges; no message stored is over the limit. The server runs with
- * max_payload 64 KiB; the VPC has 600 ports (its full state ~110 KiB).
+ * Goal states larger than a broker takes in one message (issue 22): a host joining
+ * a VPC whose full state is several times the limit gets it in parts, applies it
+ * whole, and converges. JetStream: nats-server with max_payload 64 KiB, nothing
+ * stored over it. Kafka: a broker with message.max.bytes 64 KiB; the relay cuts
+ * the full state into records under it, and a host of the same cluster keeps
+ * getting its own small VPC's changes. The VPC has 600 ports (~110 KiB full state).
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { putHosts } from '../../infra/index.js';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { putHosts, runDir, startLocalKafka } from '../../infra/index.js';
 import { streams } from '../../shared/index.js';
 import { startFleet } from '../../services/nca/fleet.js';
 import { diverging, foldEventLog } from '../../services/nca/oracle.js';
 import type { ApplyReplyItem } from '../../services/controller/index.js';
+import { start as startSouthbound } from '../../services/southbound/index.js';
 import { nca } from '../../actors/index.js';
 import {
   applyProgrammed,
@@ -19,10 +24,53 @@ import {
   testLog,
 } from '../support/controller.js';
 import { fleet as makeHosts, readStream } from '../support/workload.js';
+import { releaseTestServers, testServers } from '../support/servers.js';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { HostRecord } from '../../shared/index.js';
 
 const MAX_PAYLOAD = 64 * 1024;
 const PORTS = 600;
-const test = suite('goal states over max_payload travel in parts');
+
+/** A VPC of PORTS ports over `on` (cluster c0), every batch programmed. */
+async function buildVpc(nc: NatsConnection, vpcId: string, on: readonly HostRecord[]) {
+  const intents: unknown[] = [
+    { id: `${vpcId}-vpc`, kind: 'vpc.create', vpcId, spec: { cidr: '10.0.0.0/16' } },
+    {
+      id: `${vpcId}-subnet`,
+      kind: 'subnet.create',
+      vpcId,
+      spec: { subnetId: 's1', cidr: '10.0.16.0/20', gatewayIp: '10.0.16.1' },
+    },
+    ...Array.from({ length: PORTS }, (_, i) => ({
+      id: `${vpcId}-p${i}`,
+      kind: 'port.create',
+      vpcId,
+      spec: { portId: `p${i}`, subnetId: 's1', hostId: on[i % on.length]!.hostId },
+    })),
+  ];
+  for (let i = 0; i < intents.length; i += 100) {
+    const replies = await applyProgrammed<ApplyReplyItem[]>(nc, intents.slice(i, i + 100));
+    const bad = replies.find(
+      (r) => r.outcome !== 'accepted' || r.programmed?.outcome !== 'programmed',
+    );
+    assert.is(bad, undefined, JSON.stringify(bad));
+  }
+}
+
+/** A port on `hostId` in `vpcId`, through the sync API: its answer. */
+async function addPort(nc: NatsConnection, vpcId: string, portId: string, hostId: string) {
+  const [reply] = await applyProgrammed<ApplyReplyItem[]>(nc, [
+    {
+      id: `${vpcId}-${portId}`,
+      kind: 'port.create',
+      vpcId,
+      spec: { portId, subnetId: 's1', hostId },
+    },
+  ]);
+  return reply;
+}
+
+const test = suite("goal states over a broker's message limit travel in parts");
 
 test('a host joining a 600-port VPC at max_payload 64 KiB converges; nothing stored is over it', async () => {
   const server = await isolatedNats({}, { maxPayload: MAX_PAYLOAD });
@@ -44,30 +92,7 @@ test('a host joining a 600-port VPC at max_payload 64 KiB converges; nothing sto
     const vpcId = 'chunky';
     const early = hosts.slice(0, 9); // cluster c0, all but its last host
     const joiner = hosts[9]!; // c0's last host: joins once the VPC is large
-    const intents: unknown[] = [
-      { id: 'c-vpc', kind: 'vpc.create', vpcId, spec: { cidr: '10.0.0.0/16' } },
-      {
-        id: 'c-subnet',
-        kind: 'subnet.create',
-        vpcId,
-        spec: { subnetId: 's1', cidr: '10.0.16.0/20', gatewayIp: '10.0.16.1' },
-      },
-      ...Array.from({ length: PORTS }, (_, i) => ({
-        id: `c-p${i}`,
-        kind: 'port.create',
-        vpcId,
-        spec: { portId: `p${i}`, subnetId: 's1', hostId: early[i % early.length]!.hostId },
-      })),
-    ];
-    for (let i = 0; i < intents.length; i += 100) {
-      const replies = await applyProgrammed<ApplyReplyItem[]>(server.nc, intents.slice(i, i + 100));
-      assert.ok(
-        replies.every((r) => r.outcome === 'accepted' && r.programmed?.outcome === 'programmed'),
-        JSON.stringify(
-          replies.find((r) => r.outcome !== 'accepted' || r.programmed?.outcome !== 'programmed'),
-        ),
-      );
-    }
+    await buildVpc(server.nc, vpcId, early);
     // The join: a port on the new host; it needs the whole neighbor table.
     const [join] = await applyProgrammed<ApplyReplyItem[]>(server.nc, [
       {
@@ -104,5 +129,99 @@ test('a host joining a 600-port VPC at max_payload 64 KiB converges; nothing sto
     await server.stop();
   }
 });
+
+test('Kafka: a host joining a 600-port VPC at message.max.bytes 64 KiB converges; a small VPC on the same cluster keeps flowing', async () => {
+  const dir = runDir('alcor-chunk-kafka-');
+  const kafka = await startLocalKafka({
+    // An id no run-wide SASL setting names: PLAINTEXT, this test's own broker.
+    clusterId: 'chunk',
+    dir: join(dir, 'chunk'),
+    brokerConfig: { 'message.max.bytes': String(MAX_PAYLOAD) },
+  });
+  const { redisUrl } = await testServers();
+  const server = await isolatedNats();
+  const hosts = makeHosts(2, 10, 'kchunk', {
+    binding: () => ({ type: 'kafka', cluster: 'chunk' }),
+  });
+  const brokers = { chunk: kafka.brokers };
+  let southbound: Awaited<ReturnType<typeof startSouthbound>> | undefined;
+  let agents: Awaited<ReturnType<typeof startFleet>> | undefined;
+  const controller = await startTestController(server.url, {
+    programmedDeadlineMs: 60_000,
+    redisUrl,
+  });
+  try {
+    await putHosts(server.nc, hosts);
+    southbound = await startSouthbound({
+      instanceId: 'chunk-sb',
+      natsUrl: server.url,
+      redisUrl,
+      kafka: brokers,
+      log: testLog,
+    });
+    agents = await startFleet({
+      natsUrl: server.url,
+      kafka: brokers,
+      hosts,
+      logger: testLog,
+      fleetId: 'kchunk',
+    });
+    const early = hosts.slice(0, 9);
+    const joiner = hosts[9]!;
+    const control = hosts[10]!; // cluster c1, same Kafka cluster
+    await buildVpc(server.nc, 'kbig', early);
+    const small = await addPortInNewVpc(server.nc, 'ksmall', control.hostId);
+    assert.is(small?.outcome === 'accepted' && small.programmed?.outcome, 'programmed', 'control');
+
+    const [join, during] = await Promise.all([
+      addPort(server.nc, 'kbig', 'pj', joiner.hostId),
+      addPort(server.nc, 'ksmall', 'p2', control.hostId),
+    ]);
+    assert.is(join?.outcome === 'accepted' && join.programmed?.outcome, 'programmed', 'the join');
+    assert.is(
+      during?.outcome === 'accepted' && during.programmed?.outcome,
+      'programmed',
+      'the control during the join',
+    );
+    const held = nca.liveResources(agents.hosts.get(joiner.hostId)!.model, 'kbig');
+    assert.is([...held.values()].filter((r) => r.kind === 'neighbor').length, PORTS + 1);
+    assert.equal(
+      diverging(
+        await foldEventLog(server.nc),
+        [...agents.hosts.values()].map((h) => h.model),
+      ),
+      [],
+      'every host holds exactly what EVENTS says',
+    );
+    assert.ok(
+      southbound.relayMetrics.parts >= 2,
+      `records carrying parts: ${southbound.relayMetrics.parts}`,
+    );
+    assert.is(southbound.relayMetrics.tooLarge, 0);
+    assert.is(agents.hosts.get(joiner.hostId)!.stats.invalid, 0);
+  } finally {
+    await agents?.stop();
+    await southbound?.stop();
+    await controller.stop();
+    await server.stop();
+    await kafka.stop();
+    rmSync(dir, { recursive: true, force: true });
+    await releaseTestServers();
+  }
+});
+
+/** A new VPC with one port on `hostId`, through the sync API: the port's answer. */
+async function addPortInNewVpc(nc: NatsConnection, vpcId: string, hostId: string) {
+  await applyProgrammed(nc, [
+    { id: `${vpcId}-vpc`, kind: 'vpc.create', vpcId, spec: { cidr: '10.1.0.0/16' } },
+    {
+      id: `${vpcId}-subnet`,
+      kind: 'subnet.create',
+      vpcId,
+      spec: { subnetId: 's1', cidr: '10.1.1.0/24', gatewayIp: '10.1.1.1' },
+    },
+  ]);
+  return addPort(nc, vpcId, 'p1', hostId);
+}
 
 test.run();
