@@ -137,6 +137,9 @@ export class ProgrammedBook {
 }
 
 /** The final status of an intent taken out of the book: `programmed`, or `incomplete` saying why. */
+/** Hosts an `incomplete` status names at most in `missing` and in `failedHosts` each. */
+export const STATUS_MAX_HOSTS = 1000;
+
 export function finalStatus(p: PendingIntent, deadlineMs: number): Status {
   const done = p.waiting.size === 0 && p.failed.size === 0;
   const hosts = {
@@ -147,8 +150,10 @@ export function finalStatus(p: PendingIntent, deadlineMs: number): Status {
   };
   const base = { intentId: p.intentId, vpcId: p.vpcId, revision: p.revision };
   if (done) return { ...base, outcome: 'programmed', hosts };
-  const missing = [...p.waiting].sort();
-  const failedHosts = [...p.failed.keys()].sort();
+  // Named up to STATUS_MAX_HOSTS each (the counts stay whole): a status of an
+  // intent that reached thousands of hosts stays well under any message limit.
+  const missing = [...p.waiting].sort().slice(0, STATUS_MAX_HOSTS);
+  const failedHosts = [...p.failed.keys()].sort().slice(0, STATUS_MAX_HOSTS);
   const first = failedHosts[0];
   const firstError = first === undefined ? undefined : p.failed.get(first);
   return {
@@ -159,13 +164,13 @@ export function finalStatus(p: PendingIntent, deadlineMs: number): Status {
       failedHosts.length > 0
         ? {
             code: 'apply_failed',
-            message: `${failedHosts.length} host(s) failed to apply: ${failedHosts.slice(0, 5).join(', ')}${
+            message: `${p.failed.size} host(s) failed to apply: ${failedHosts.slice(0, 5).join(', ')}${
               firstError ? ` (${first}: ${firstError.code}: ${firstError.message})` : ''
             }`,
           }
         : {
             code: 'deadline_passed',
-            message: `${missing.length} of ${p.hosts.length} host(s) did not ack within ${deadlineMs} ms: ${missing.slice(0, 5).join(', ')}`,
+            message: `${p.waiting.size} of ${p.hosts.length} host(s) did not ack within ${deadlineMs} ms: ${missing.slice(0, 5).join(', ')}`,
           },
   };
 }

@@ -136,4 +136,23 @@ B('an intent without hosts is done at once (never in the book)', () => {
   assert.is(vpc.finalStatus(p, DEADLINE).outcome, 'programmed');
 });
 
+B('an incomplete status names at most STATUS_MAX_HOSTS hosts; its counts stay whole', () => {
+  const many = Array.from({ length: 5000 }, (_, i) => `h${String(i).padStart(4, '0')}`);
+  const book = new vpc.ProgrammedBook(DEADLINE);
+  const p = book.add(intent('wide', 9, many), 0);
+  book.ack(ack('h0000', 9), 1);
+  book.expire(DEADLINE);
+  const s = vpc.finalStatus(p, DEADLINE);
+  assert.is(s.hosts?.pending, 4999);
+  assert.is(s.hosts?.missing?.length, vpc.STATUS_MAX_HOSTS);
+  assert.is(s.hosts?.missing?.[0], 'h0001');
+  assert.match(s.error!.message, '4999 of 5000 host(s) did not ack');
+  assert.ok(Buffer.byteLength(JSON.stringify(s)) < 64 * 1024, 'under a 64 KiB limit');
+  // Positive control: a few missing hosts are all named.
+  const few = new vpc.ProgrammedBook(DEADLINE);
+  const q = few.add(intent('narrow', 9, ['h1', 'h2', 'h3']), 0);
+  few.expire(DEADLINE);
+  assert.equal(vpc.finalStatus(q, DEADLINE).hosts?.missing, ['h1', 'h2', 'h3']);
+});
+
 B.run();
