@@ -13,6 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import {
   decodeGoalState,
+  splitGoalState,
   decodeIntent,
   type HostRecord,
   type RecordedCommit,
@@ -199,6 +200,36 @@ function run(size: Size) {
     sink += (JSON.parse(decoder.decode(bytes)) as { revision: number }).revision;
   const agentBaselineMs = performance.now() - t0;
 
+  // A host joining the VPC over a hop that takes 1 MiB a message (Kafka's default):
+  // the full state cut into parts, and the agent decoding, reassembling and applying
+  // them (issue 22). Baseline: JSON-parsing the same bytes. Peak heap: the most
+  // heap in use after any part, above what was in use before the join.
+  const cut = splitGoalState(full, 1024 * 1024);
+  if (!cut.ok) throw new Error(cut.error.message);
+  const partBytes = cut.value.map((m) => encoder.encode(JSON.stringify(m)));
+  global.gc?.();
+  const joinHeapBefore = process.memoryUsage().heapUsed;
+  let joinPeak = joinHeapBefore;
+  const joiner = nca.emptyHostModel(hosts[0]!.hostId);
+  const parts = new nca.PartsAssembler();
+  t0 = performance.now();
+  for (const bytes of partBytes) {
+    const decoded = decodeGoalState(bytes);
+    if (!decoded.ok) throw new Error(decoded.error.message);
+    const outcome = parts.add(decoded.value, 0);
+    if (outcome.state === 'complete') nca.handleGoalState(joiner, outcome.message);
+    joinPeak = Math.max(joinPeak, process.memoryUsage().heapUsed);
+  }
+  const joinMs = performance.now() - t0;
+  if (nca.liveResources(joiner, 'vpc-bench').size < size.ports)
+    throw new Error('the joining host did not apply the full state');
+  global.gc?.();
+  const joinRetainedMb = (process.memoryUsage().heapUsed - joinHeapBefore) / 1024 / 1024;
+  t0 = performance.now();
+  for (const bytes of partBytes)
+    sink += (JSON.parse(decoder.decode(bytes)) as { revision: number }).revision;
+  const joinBaselineMs = performance.now() - t0;
+
   const perSec = (ms: number) => (size.measured / ms) * 1000;
   return {
     size: size.name,
@@ -222,10 +253,21 @@ function run(size: Size) {
     agentMessagesPerSec: (agentBytes.length / agentMs) * 1000,
     agentBaselineMessagesPerSec: (agentBytes.length / agentBaselineMs) * 1000,
     agentRatioToBaseline: agentMs / agentBaselineMs,
+    joinParts: partBytes.length,
+    joinMs,
+    joinBaselineMs,
+    joinPeakHeapMb: (joinPeak - joinHeapBefore) / 1024 / 1024,
+    joinRetainedHeapMb: joinRetainedMb,
   };
 }
 
 const results = sizes.map(run);
+const joinRows = results
+  .map(
+    (r) =>
+      `| ${r.size} | ${fmt(r.joinParts)} | ${fmt(r.joinMs, 1)} ms | ${fmt(r.joinBaselineMs, 1)} ms | ${fmt(r.joinMs / r.joinBaselineMs, 1)}× | ${fmt(r.joinPeakHeapMb, 1)} MiB | ${fmt(r.joinRetainedHeapMb, 1)} MiB |`,
+  )
+  .join('\n');
 const agentRows = results
   .map(
     (r) =>
@@ -275,5 +317,15 @@ JSON-parsing the same bytes.
 ${agentRows}
 
 A message costs its own ops: the rate is the same for a VPC of 1k ports and of 100k.
+
+A host joining the VPC over a hop that takes 1 MiB a message (Kafka's default): the
+full state in parts (docs/southbound.md, "Goal states in parts"), decoded,
+reassembled and applied by the agent. Baseline = JSON-parsing the same bytes. Peak
+heap = the most heap in use after any part, above what was in use before; retained =
+after a GC, what the host's model of the VPC keeps.
+
+| VPC | parts of ≤ 1 MiB | agent: decode, reassemble, apply | baseline | ratio | peak heap | retained |
+|---|---|---|---|---|---|---|
+${joinRows}
 `,
 );
