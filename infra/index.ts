@@ -15,6 +15,7 @@ export {
   startLocalNats,
   startLocalNatsCluster,
   authorizeNatsHosts,
+  limitFromEnv,
   NATS_SERVER_VERSION,
   type LocalNats,
   type LocalNatsCluster,

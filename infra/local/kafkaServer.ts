@@ -15,6 +15,7 @@ import { cacheDir, cached, repoRoot } from './cache.js';
 import { run, which } from './exec.js';
 import { ManagedProcess } from './managedProcess.js';
 import { freePort } from './ports.js';
+import { limitFromEnv } from './natsServer.js';
 
 export const KAFKA_VERSION = '4.2.2';
 
@@ -125,6 +126,12 @@ export function makeKafkaUsers(): Record<KafkaRole, KafkaSasl> {
   ) as Record<KafkaRole, KafkaSasl>;
 }
 
+/** The extra broker settings: the options', over ALCOR_KAFKA_MESSAGE_MAX_BYTES's. */
+function brokerConfigOf(options: LocalKafkaOptions): Record<string, string> {
+  const max = limitFromEnv('ALCOR_KAFKA_MESSAGE_MAX_BYTES');
+  return { ...(max ? { 'message.max.bytes': String(max) } : {}), ...options.brokerConfig };
+}
+
 export async function startLocalKafka(options: LocalKafkaOptions): Promise<LocalKafka> {
   const java = process.env.JAVA_HOME
     ? join(process.env.JAVA_HOME, 'bin', 'java')
@@ -178,7 +185,7 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
     'share.coordinator.state.topic.min.isr=1',
     'group.initial.rebalance.delay.ms=0',
     'auto.create.topics.enable=false',
-    ...Object.entries(options.brokerConfig ?? {}).map(([k, v]) => `${k}=${v}`),
+    ...Object.entries(brokerConfigOf(options)).map(([k, v]) => `${k}=${v}`),
     '',
   ].join('\n');
   const propsPath = join(dir, 'server.properties');

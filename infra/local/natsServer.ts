@@ -12,7 +12,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join, relative } from 'node:path';
-import { ServerUnavailableError, type HostRecord } from '../../shared/index.js';
+import { ConfigError, ServerUnavailableError, type HostRecord } from '../../shared/index.js';
 import { NatsCredentials, type AuthorizationFiles } from '../nats/auth.js';
 import { connectNats } from '../nats/connect.js';
 import { renderNatsConfig } from '../nats/serverConfig.js';
@@ -188,6 +188,19 @@ export async function authorizeNatsHosts(
   }
 }
 
+/**
+ * A size limit for the servers this repository starts itself, from the
+ * environment (the small-limits test tier: `npm run test:limits`); undefined when unset.
+ */
+export function limitFromEnv(name: string): number | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1024)
+    throw new ConfigError(name, `${raw}: a whole number of bytes, at least 1024`);
+  return n;
+}
+
 export async function startLocalNats(options: LocalNatsOptions): Promise<LocalNats> {
   const binary = await ensureNatsServerBinary();
   const port = options.port ?? (await freePort());
@@ -199,6 +212,7 @@ export async function startLocalNats(options: LocalNatsOptions): Promise<LocalNa
     ? new NatsCredentials(options.credentialsDir ?? join(options.dir, 'credentials'))
     : undefined;
   const serverName = options.serverName ?? `alcor-${port}`;
+  const maxPayload = options.maxPayload ?? limitFromEnv('ALCOR_NATS_MAX_PAYLOAD');
   const conf = renderNatsConfig({
     ...(credentials ? { authorization: relativeTo(options.dir, credentials.render()) } : {}),
     host: '127.0.0.1',
@@ -208,7 +222,7 @@ export async function startLocalNats(options: LocalNatsOptions): Promise<LocalNa
     serverName,
     bucketCount: options.bucketCount,
     ...(options.syncInterval === undefined ? {} : { syncInterval: options.syncInterval }),
-    ...(options.maxPayload === undefined ? {} : { maxPayload: options.maxPayload }),
+    ...(maxPayload === undefined ? {} : { maxPayload }),
     ...(options.cluster ? { cluster: options.cluster } : {}),
   });
   writeFileSync(confPath, conf + (options.extraConfig ?? ''));

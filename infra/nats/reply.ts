@@ -27,8 +27,27 @@ export function answerable(msg: Msg, refused: () => void): boolean {
 
 const encoder = new TextEncoder();
 
-/** Answers `msg` with `value` as JSON if its reply subject is an inbox; false if not answered. */
+/**
+ * Answers `msg` with `value` as JSON if its reply subject is an inbox; false if not
+ * answered. An answer over the server's max_payload cannot be sent: the requester
+ * gets a short `reply_too_large` error instead (ask for less at once), never silence.
+ */
 export function answerJson(msg: Msg, value: unknown): boolean {
   if (!isInbox(msg.reply)) return false;
-  return msg.respond(encoder.encode(JSON.stringify(value)));
+  const bytes = encoder.encode(JSON.stringify(value));
+  try {
+    return msg.respond(bytes);
+  } catch (err) {
+    if (!/max_payload/i.test((err as Error).message)) throw err;
+    return msg.respond(
+      encoder.encode(
+        JSON.stringify({
+          error: {
+            code: 'reply_too_large',
+            message: `the answer takes ${bytes.length} bytes, over the server's max_payload: ask for less at once (fewer intents per batch)`,
+          },
+        }),
+      ),
+    );
+  }
 }

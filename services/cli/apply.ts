@@ -57,6 +57,38 @@ export function intentsOf(file: string, doc: unknown): unknown[] {
   );
 }
 
+/** Room under max_payload for the subject, the headers and the framing. */
+const HEADROOM_BYTES = 4096;
+/** What one intent's answer may take (id, VPC, outcome, revision, an error or programmed hosts). */
+const ANSWER_BYTES = 512;
+
+/**
+ * The intents cut into batches the server takes, each with its first index: at most
+ * LIMITS.batchSize intents, a request under the server's max_payload, and few
+ * enough that their answers fit in one reply too.
+ */
+function batchesFor(nc: NatsConnection, intents: readonly unknown[]): Array<[number, unknown[]]> {
+  const room = Math.min(LIMITS.batchBytes, (nc.info?.max_payload ?? 1024 * 1024) - HEADROOM_BYTES);
+  const most = Math.max(1, Math.min(LIMITS.batchSize, Math.floor(room / ANSWER_BYTES)));
+  const out: Array<[number, unknown[]]> = [];
+  let batch: unknown[] = [];
+  let first = 0;
+  let bytes = 2;
+  intents.forEach((intent, i) => {
+    const size = Buffer.byteLength(JSON.stringify(intent)) + 1;
+    if (batch.length > 0 && (batch.length >= most || bytes + size > room)) {
+      out.push([first, batch]);
+      batch = [];
+      first = i;
+      bytes = 2;
+    }
+    batch.push(intent);
+    bytes += size;
+  });
+  if (batch.length > 0) out.push([first, batch]);
+  return out;
+}
+
 export async function applyFile(
   nc: NatsConnection,
   file: string,
@@ -72,8 +104,7 @@ export async function applyFile(
   const timeout =
     DECISION_MS + (options.wait === 'programmed' ? (options.waitMs ?? 35_000) + 5_000 : 0);
   const items: ApplyReplyItem[] = [];
-  for (let at = 0; at < intents.length; at += LIMITS.batchSize) {
-    const batch = intents.slice(at, at + LIMITS.batchSize);
+  for (const [at, batch] of batchesFor(nc, intents)) {
     let reply: ApplyReply;
     try {
       const msg = await nc.request(

@@ -139,7 +139,8 @@ test('Kafka: a host joining a 600-port VPC at message.max.bytes 64 KiB converges
     brokerConfig: { 'message.max.bytes': String(MAX_PAYLOAD) },
   });
   const { redisUrl } = await testServers();
-  const server = await isolatedNats();
+  // NATS takes the whole full state here: the cut is the relay's, to Kafka's limit.
+  const server = await isolatedNats({}, { maxPayload: 8 * 1024 * 1024 });
   const hosts = makeHosts(2, 10, 'kchunk', {
     binding: () => ({ type: 'kafka', cluster: 'chunk' }),
   });
