@@ -190,7 +190,12 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
     snapshotEvery: config.snapshotEvery,
     readBatch: config.readBatch,
     groupMax: config.groupMax,
-    groupBytes: config.groupBytes,
+    // A group's EVENTS message stays under the server's max_payload: its commits
+    // take about twice their intents' bytes (docs/performance.md, event bytes per
+    // intent), so a group takes at most a quarter of the limit in intents.
+    get groupBytes() {
+      return Math.min(config.groupBytes, Math.floor((nc.info?.max_payload ?? 1024 * 1024) / 4));
+    },
     outboxWindow: config.outboxWindow,
     idleMs: config.idleMs,
     leaseValid: membership.leaseValid,
