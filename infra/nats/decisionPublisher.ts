@@ -66,15 +66,20 @@ export function createJetStreamDecisionPublisher(
     async goalStates(messages: readonly GoalStateEnvelope[]) {
       const writer = options.writer?.();
       const limit = goalStateLimit(nc);
+      const publish = (subject: string, body: Uint8Array, msgId: string) =>
+        publisher.publish(subject, body, {
+          msgId,
+          ...(writer ? { headers: writerHeaders(writer) } : {}),
+        });
       const acks = await Promise.all(
-        messages.flatMap((m) =>
-          partsOf(m, limit).map((part) =>
-            publisher.publish(part.subject, encoder.encode(JSON.stringify(part.message)), {
-              msgId: part.msgId,
-              ...(writer ? { headers: writerHeaders(writer) } : {}),
-            }),
-          ),
-        ),
+        messages.flatMap((m) => {
+          // Encoded once; cut into parts only when over the limit.
+          const body = encoder.encode(JSON.stringify(m.message));
+          if (body.length <= limit) return [publish(m.subject, body, m.msgId)];
+          return partsOf(m, limit).map((part) =>
+            publish(part.subject, encoder.encode(JSON.stringify(part.message)), part.msgId),
+          );
+        }),
       );
       const duplicates = acks.filter((a) => a.duplicate).length;
       return { stored: acks.length - duplicates, duplicates };
