@@ -20,18 +20,34 @@ import {
   type TopologyPlace,
 } from '../../shared/index.js';
 import type { KafkaRecord } from './kafkaBinding.js';
-import type { RelayMetrics } from './relay.js';
 
-export interface RecordsDeps {
+export interface RelayMetrics {
+  relayed: number;
+  records: number;
+  invalid: number;
+  mappingRebuilds: number;
+  /** Consumers started again at their ack floor (deliveries lost on the way). */
+  restarts: number;
+  /** Records that carry a part of a goal state too large for one record. */
+  parts: number;
+  /** Goal states that could not be cut to the record limit (an op alone is over it): not relayed. */
+  tooLarge: number;
+}
+
+/** What a relay and its records share: its partition, the lookups, the counters. */
+export interface RelayScopeDeps {
   nc: NatsConnection;
   place: TopologyPlace;
-  kafkaCluster: string;
   hosts: HostDirectory;
   mapping: HostMapping;
   assignments: PartitionAssignments;
   bucketCount: number;
   metrics: RelayMetrics;
   logger: Logger;
+}
+
+export interface RecordsDeps extends RelayScopeDeps {
+  kafkaCluster: string;
   /** The most goal-state bytes one record may carry on this cluster. */
   maxRecordBytes: () => number;
   /** False once the relay stops: a missing mapping is not waited for any more. */

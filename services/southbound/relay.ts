@@ -20,48 +20,16 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { NatsConnection } from '@nats-io/transport-node';
-import {
-  CONSUMER_TROUBLE,
-  type HostDirectory,
-  type Logger,
-  type PartitionAssignments,
-} from '../../infra/index.js';
-import {
-  fnv1a32,
-  clusterKey,
-  streams,
-  subjects,
-  type HostMapping,
-  type TopologyPlace,
-} from '../../shared/index.js';
+import { CONSUMER_TROUBLE } from '../../infra/index.js';
+import { fnv1a32, clusterKey, streams, subjects, type TopologyPlace } from '../../shared/index.js';
 import type { KafkaBinding, KafkaRecord } from './kafkaBinding.js';
-import { recordsOf, type RecordsDeps } from './records.js';
+import { recordsOf, type RecordsDeps, type RelayScopeDeps } from './records.js';
 
-export interface RelayMetrics {
-  relayed: number;
-  records: number;
-  invalid: number;
-  mappingRebuilds: number;
-  /** Consumers started again at their ack floor (deliveries lost on the way). */
-  restarts: number;
-  /** Records that carry a part of a goal state too large for one record. */
-  parts: number;
-  /** Goal states that could not be cut to the record limit (an op alone is over it): not relayed. */
-  tooLarge: number;
-}
+export type { RelayMetrics } from './records.js';
 
-export interface RelayDeps {
-  nc: NatsConnection;
+export interface RelayDeps extends RelayScopeDeps {
   jsm: JetStreamManager;
-  place: TopologyPlace;
   binding: KafkaBinding;
-  hosts: HostDirectory;
-  mapping: HostMapping;
-  assignments: PartitionAssignments;
-  bucketCount: number;
-  metrics: RelayMetrics;
-  logger: Logger;
   batch: number;
   /** Observes one goal state's relay stage: stored in GOALSTATES → acked by Kafka (seconds). */
   relayed?: (seconds: number) => void;
