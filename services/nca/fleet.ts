@@ -81,6 +81,8 @@ export interface FleetOptions {
    * (the record's produce time → received), in seconds, by binding (`jetstream`, `kafka:<id>`).
    */
   stage?: (stage: 'apply' | 'deliver', binding: string, seconds: number) => void;
+  /** Each agent keeps its last messages, to describe a delta out of order (tests). */
+  trail?: boolean;
 }
 
 export interface Fleet {

@@ -48,6 +48,8 @@ export interface SimulatedHost {
   record: HostRecord;
   model: nca.HostModel;
   stats: HostStats;
+  /** The first deltas taken out of order, described (with `trail`, the messages before each). */
+  disorder: readonly Disorder[];
   /** Asks the owners for full states of these VPCs (every VPC if none); the VPCs answered. */
   resync: (vpcIds?: string[]) => Promise<number>;
 }
@@ -64,12 +66,18 @@ export interface AgentOptions {
   /** A slow agent: each ack goes out this long after the message was applied. */
   ackDelayMs?: number;
   stage?: (stage: 'apply' | 'deliver', binding: string, seconds: number) => void;
+  /** Keep the last messages taken in, to describe a delta out of order (tests). */
+  trail?: boolean;
 }
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 /** Delta revisions remembered per VPC to tell a redelivery from disorder (stats only). */
 const SEEN_DELTAS = 4096;
+/** Messages remembered per agent to explain a delta out of order (diagnostics only). */
+const TRAIL = 48;
+/** Out-of-order deltas described in full per agent (the rest are only counted). */
+const DISORDER_KEPT = 3;
 /** How long the parts of one goal-state message may take to all come in. */
 const PARTS_BOUND_MS = 10_000;
 /** VPCs or buckets answered by no owner are asked again this many times (~70 s in all). */
@@ -123,9 +131,34 @@ export function addStats(sum: HostStats, stats: HostStats): void {
   for (const k of Object.keys(stats) as Array<keyof HostStats>) sum[k] += stats[k];
 }
 
+/** One goal-state message as this agent took it in (the trail behind a disorder report). */
+export interface TrailEntry {
+  vpcId: string;
+  mode: GoalStateMessage['mode'];
+  revision: number;
+  part?: string;
+  /** Where it came from: a Kafka `partition@offset`, or the NATS subject. */
+  origin?: string;
+  at: number;
+}
+
+/** A delta that came after a newer one it was not covered by: what the agent held, and its trail. */
+export interface Disorder {
+  vpcId: string;
+  revision: number;
+  applied: number;
+  floor: number;
+  seen: number;
+  origin?: string;
+  trail: TrailEntry[];
+}
+
 export class HostAgent implements SimulatedHost {
   model: nca.HostModel;
   stats = emptyStats();
+  /** The first few deltas out of order, each with the messages of its VPC before it. */
+  readonly disorder: Disorder[] = [];
+  private trail: TrailEntry[] = [];
   private unicast: Subscription | undefined;
   private readonly multicast = new Map<string, Subscription>();
   private stopped = false;
@@ -158,13 +191,13 @@ export class HostAgent implements SimulatedHost {
     if (!this.jetstream) return;
     this.unicast = this.nc.subscribe(subjects.goalStateHost(this.record, this.record.hostId), {
       callback: (err, msg) => {
-        if (!err) this.receive(msg.data);
+        if (!err) this.receive(msg.data, msg.subject);
       },
     });
   }
 
-  /** One goal-state message as it arrived (bytes): validate, apply, ack. */
-  receive(data: Uint8Array): void {
+  /** One goal-state message as it arrived (bytes): validate, apply, ack. `origin` is for diagnostics. */
+  receive(data: Uint8Array, origin?: string): void {
     if (this.stopped) return;
     this.stats.bytes += data.length;
     const parsed = decodeGoalState(data);
@@ -178,6 +211,16 @@ export class HostAgent implements SimulatedHost {
       return;
     }
     let message = parsed.value;
+    if (this.options.trail)
+      this.trail.push({
+        vpcId: message.vpcId,
+        mode: message.mode,
+        revision: message.revision,
+        ...(message.part ? { part: `${message.part.first}/${message.part.total}` } : {}),
+        ...(origin ? { origin } : {}),
+        at: Date.now(),
+      });
+    if (this.trail.length > TRAIL * 2) this.trail = this.trail.slice(-TRAIL);
     if (!addressedTo(message.target, this.record)) {
       // Another host's or cluster's goal state: not ours to apply (a reply another
       // host of the HOSTS account aimed at our subject, docs/security.md).
@@ -210,7 +253,7 @@ export class HostAgent implements SimulatedHost {
     }
     // A message in parts counts once, when it is whole.
     this.stats.delivered += 1;
-    if (message.mode === 'delta') this.noteDelta(message);
+    if (message.mode === 'delta') this.noteDelta(message, origin);
     const failOp = this.options.failOp;
     const began = performance.now();
     const handled = nca.handleGoalState(
@@ -292,7 +335,7 @@ export class HostAgent implements SimulatedHost {
    * the VPC's last full state on (one below its floor is a redelivery the full
    * covered), and the last SEEN_DELTAS of them at most.
    */
-  private noteDelta(message: GoalStateMessage): void {
+  private noteDelta(message: GoalStateMessage, origin?: string): void {
     const vpc = this.model.vpcs.get(message.vpcId);
     let seen = this.deltasSeen.get(message.vpcId);
     if (!seen) this.deltasSeen.set(message.vpcId, (seen = new Set()));
@@ -300,17 +343,18 @@ export class HostAgent implements SimulatedHost {
       this.stats.duplicates += 1;
     else if (message.revision < (vpc?.revision ?? 0)) {
       this.stats.outOfOrder += 1;
+      const disorder: Disorder = {
+        vpcId: message.vpcId,
+        revision: message.revision,
+        applied: vpc?.revision ?? 0,
+        floor: vpc?.floor ?? 0,
+        seen: seen.size,
+        ...(origin ? { origin } : {}),
+        trail: this.trail.filter((t) => t.vpcId === message.vpcId).slice(-TRAIL),
+      };
+      if (this.disorder.length < DISORDER_KEPT) this.disorder.push(disorder);
       this.options.logger.warn(
-        {
-          hostId: this.record.hostId,
-          binding: this.label,
-          vpcId: message.vpcId,
-          revision: message.revision,
-          target: message.target,
-          applied: vpc?.revision,
-          floor: vpc?.floor,
-          seen: seen.size,
-        },
+        { hostId: this.record.hostId, binding: this.label, target: message.target, ...disorder },
         'delta out of order',
       );
     }
@@ -326,7 +370,7 @@ export class HostAgent implements SimulatedHost {
       full.vpcId,
       this.nc.subscribe(subject, {
         callback: (err, msg) => {
-          if (!err) this.receive(msg.data);
+          if (!err) this.receive(msg.data, msg.subject);
         },
       }),
     );

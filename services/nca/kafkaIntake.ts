@@ -102,7 +102,7 @@ export async function startKafkaIntake(
     if (message.key?.toString() !== agent.record.hostId) agent.stats.misrouted += 1;
     else {
       options.stage?.('deliver', agent.label, (Date.now() - Number(message.timestamp)) / 1000);
-      agent.receive(message.value);
+      agent.receive(message.value, `${partition}@${message.offset}`);
     }
   };
   // Offsets to commit (the next to read, per topic and partition), committed once

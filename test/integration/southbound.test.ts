@@ -236,6 +236,7 @@ async function setUp(ctx: Ctx): Promise<void> {
     logger: testLog,
     fleetId: ctx.tag,
     failOp: (hostId, op) => ctx.failing.has(`${hostId}/${op.key}`),
+    trail: true,
   });
   ctx.clients = await clientConnections(ctx.nats.url, 4);
 }
@@ -291,7 +292,11 @@ test('the load: every accepted intent programmed, zero differences, JetStream ho
         host.stats.needed,
         `${host.record.hostId} delivered = needed`,
       );
-    assert.is(host.stats.outOfOrder, 0, `${host.record.hostId} got its deltas in order`);
+    assert.is(
+      host.stats.outOfOrder,
+      0,
+      `${host.record.hostId} got its deltas in order: ${JSON.stringify(host.disorder)}`,
+    );
     assert.is(host.stats.misrouted, 0, `${host.record.hostId} got only its own records`);
   }
 });
@@ -299,7 +304,11 @@ test('the load: every accepted intent programmed, zero differences, JetStream ho
 /** Every host's stats are sane: nothing out of order, nothing misrouted. */
 function assertOrderAndRouting(ctx: Ctx): void {
   for (const host of ctx.fleet.hosts.values()) {
-    assert.is(host.stats.outOfOrder, 0, `${host.record.hostId} got its deltas in order`);
+    assert.is(
+      host.stats.outOfOrder,
+      0,
+      `${host.record.hostId} got its deltas in order: ${JSON.stringify(host.disorder)}`,
+    );
     assert.is(host.stats.misrouted, 0, `${host.record.hostId} got only its own records`);
   }
 }
