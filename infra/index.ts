@@ -47,3 +47,4 @@ export * from './nats/reply.js';
 export * from './secrets.js';
 export * from './kafka/acls.js';
 export * from './nats/asyncPublisher.js';
+export * from './nats/payloadLimit.js';

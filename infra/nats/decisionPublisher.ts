@@ -4,6 +4,7 @@
  * within the duplicate window (and receivers ignore what is older than they have).
  */
 import { createAsyncPublisher, type AsyncPublisher } from './asyncPublisher.js';
+import { payloadRoom } from './payloadLimit.js';
 import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import {
   AlcorError,
@@ -26,15 +27,8 @@ export function writerHeaders(writer: string): MsgHdrs {
   return h;
 }
 
-/** Room left under the server's max_payload for the subject, the headers and framing. */
-const HEADROOM_BYTES = 4096;
-/** The server's max_payload before a connection has its INFO (nats-server's default). */
-const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
-
 /** The largest goal-state body this connection's server takes, headers aside. */
-export function goalStateLimit(nc: NatsConnection): number {
-  return Math.max(1024, (nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD) - HEADROOM_BYTES);
-}
+export const goalStateLimit = payloadRoom;
 
 /**
  * An envelope as what fits the limit (issue 22): itself, or its parts, each with

@@ -8,8 +8,10 @@
  */
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { payloadRoom } from './payloadLimit.js';
 import { AlcorError, kvBuckets, type SnapshotStore } from '../../shared/index.js';
 
+/** The largest chunk; a server whose max_payload is lower gets chunks under its own. */
 export const DEFAULT_CHUNK_BYTES = 512 * 1024;
 
 interface Manifest {
@@ -32,7 +34,7 @@ export async function createKvSnapshotStore(
   options: { bucket?: string; chunkBytes?: number } = {},
 ): Promise<SnapshotStore & { kv: KV }> {
   const kv = await new Kvm(nc).open(options.bucket ?? kvBuckets.vpcSnapshots);
-  const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+  const chunkBytes = options.chunkBytes ?? Math.min(DEFAULT_CHUNK_BYTES, payloadRoom(nc));
   const chunkKey = (vpcId: string, revision: number, n: number) => `${vpcId}.${revision}.${n}`;
 
   const manifestOf = async (vpcId: string): Promise<Manifest | undefined> => {

@@ -7,6 +7,7 @@
  * each intent; the CLI only checks the document's shape.
  */
 import { headers, type NatsConnection } from '@nats-io/transport-node';
+import { payloadRoom } from '../../infra/index.js';
 import { LIMITS, subjects, type ErrorDetail } from '../../shared/index.js';
 import type { ApplyReply, ApplyReplyItem } from '../controller/index.js';
 import { readDocument } from './documents.js';
@@ -57,8 +58,6 @@ export function intentsOf(file: string, doc: unknown): unknown[] {
   );
 }
 
-/** Room under max_payload for the subject, the headers and the framing. */
-const HEADROOM_BYTES = 4096;
 /** What one intent's answer may take (id, VPC, outcome, revision, an error or programmed hosts). */
 const ANSWER_BYTES = 512;
 
@@ -68,7 +67,7 @@ const ANSWER_BYTES = 512;
  * enough that their answers fit in one reply too.
  */
 function batchesFor(nc: NatsConnection, intents: readonly unknown[]): Array<[number, unknown[]]> {
-  const room = Math.min(LIMITS.batchBytes, (nc.info?.max_payload ?? 1024 * 1024) - HEADROOM_BYTES);
+  const room = Math.min(LIMITS.batchBytes, payloadRoom(nc));
   const most = Math.max(1, Math.min(LIMITS.batchSize, Math.floor(room / ANSWER_BYTES)));
   const out: Array<[number, unknown[]]> = [];
   let batch: unknown[] = [];

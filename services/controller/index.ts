@@ -21,6 +21,7 @@ import {
   createRedisHostMapping,
   ensureLayout,
   intakeDurable,
+  maxPayload,
   natsConnectedFlag,
   type HostDirectory,
   type ReadinessChecks,
@@ -194,7 +195,7 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
     // take about twice their intents' bytes (docs/performance.md, event bytes per
     // intent), so a group takes at most a quarter of the limit in intents.
     get groupBytes() {
-      return Math.min(config.groupBytes, Math.floor((nc.info?.max_payload ?? 1024 * 1024) / 4));
+      return Math.min(config.groupBytes, Math.floor(maxPayload(nc) / 4));
     },
     outboxWindow: config.outboxWindow,
     idleMs: config.idleMs,

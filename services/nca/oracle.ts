@@ -32,11 +32,15 @@ const utf8 = new TextEncoder();
 export const digestOf = (value: unknown): string =>
   fnv1a32(utf8.encode(JSON.stringify(value))).toString(36);
 
-/** host → what the log says the host must hold. */
-export function expectedState(states: Iterable<vpc.VpcState>): Map<string, HostDigest> {
+/** host → what the log says the host must hold (`only`: for those hosts alone). */
+export function expectedState(
+  states: Iterable<vpc.VpcState>,
+  only?: ReadonlySet<string>,
+): Map<string, HostDigest> {
   const out = new Map<string, HostDigest>();
   for (const state of states) {
     for (const hostId of state.hosts.keys()) {
+      if (only && !only.has(hostId)) continue;
       const resources = new Map<string, ResourceDigest>();
       for (const op of vpc.hostResources(state, hostId)) {
         if (op.op === 'upsert') resources.set(op.key, { rev: op.rev, digest: digestOf(op.value) });
@@ -89,13 +93,18 @@ export function compareHost(
   return out;
 }
 
-/** Every difference between the hosts' models and the log's projection (empty: converged). */
+/**
+ * Every difference between the hosts' models and the log's projection (empty:
+ * converged). Only the models' hosts are projected: a VPC of many hosts costs the
+ * hosts given, not all of its own.
+ */
 export function diverging(
   states: Iterable<vpc.VpcState>,
   models: Iterable<nca.HostModel>,
 ): Divergence[] {
-  const expected = expectedState(states);
-  return [...models].flatMap((model) =>
+  const list = [...models];
+  const expected = expectedState(states, new Set(list.map((m) => m.hostId)));
+  return list.flatMap((model) =>
     compareHost(model.hostId, expected.get(model.hostId), hostDigest(model)),
   );
 }

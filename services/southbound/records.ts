@@ -28,7 +28,7 @@ export interface RelayMetrics {
   mappingRebuilds: number;
   /** Consumers started again at their ack floor (deliveries lost on the way). */
   restarts: number;
-  /** Records that carry a part of a goal state too large for one record. */
+  /** Records that carry a part of a goal state too large for one message (cut here or before). */
   parts: number;
   /** Goal states that could not be cut to the record limit (an op alone is over it): not relayed. */
   tooLarge: number;
@@ -83,7 +83,8 @@ export async function recordsOf(deps: RecordsDeps, m: JsMsg): Promise<KafkaRecor
     for (const value of values)
       out.push({ topic, partition, message: { key: host.hostId, value, headers } });
   }
-  deps.metrics.parts += values.length > 1 ? values.length * to.length : 0;
+  // Parts cut here, or a part as GOALSTATES holds it (cut to NATS's max_payload).
+  if (values.length > 1 || message.part) deps.metrics.parts += values.length * to.length;
   return out;
 }
 

@@ -6,3 +6,4 @@ export * from './controller.js';
 export * from './workload.js';
 export * from './placement.js';
 export * from './cli.js';
+export * from './seedVpc.js';
