@@ -204,11 +204,14 @@ export async function rawChain(
 }
 
 /** JetStream: the forwarded copies are stored (as GOALSTATES does), then delivered to the host. */
-export async function jetStreamHop(rig: Rig): Promise<Hop> {
-  const js = jetstream(rig.clients[2]!);
+export async function jetStreamHop(
+  nc: NatsConnection,
+  publisher: NatsConnection = nc,
+): Promise<Hop> {
+  const js = jetstream(publisher);
   const name = `RAWGS_${Date.now().toString(36).toUpperCase()}`;
   const prefix = name.toLowerCase();
-  await (await jetstreamManager(rig.nc)).streams.add({ name, subjects: [`${prefix}.>`] });
+  await (await jetstreamManager(nc)).streams.add({ name, subjects: [`${prefix}.>`] });
   return {
     forward: async (batch) => {
       await Promise.all(
@@ -218,12 +221,12 @@ export async function jetStreamHop(rig: Rig): Promise<Hop> {
       );
     },
     arrive: (onArrive) => {
-      const sub = rig.nc.subscribe(`${prefix}.>`, {
+      const sub = nc.subscribe(`${prefix}.>`, {
         callback: (_e, m) => onArrive(Number(m.subject.slice(m.subject.lastIndexOf('.') + 1))),
       });
       return Promise.resolve(async () => {
         sub.unsubscribe();
-        await (await jetstreamManager(rig.nc)).streams.delete(name).catch(() => undefined);
+        await (await jetstreamManager(nc)).streams.delete(name).catch(() => undefined);
       });
     },
   };
@@ -236,11 +239,11 @@ export async function jetStreamHop(rig: Rig): Promise<Hop> {
  * settings (services/nca/kafkaIntake.ts), offsets committed once a second.
  */
 export async function kafkaHop(
-  rig: Rig,
+  brokers: string[],
   clusterId: string,
   hosts: readonly HostRecord[],
 ): Promise<Hop> {
-  const client = createKafkaClient(clusterId, rig.servers.kafka[clusterId]!, {
+  const client = createKafkaClient(clusterId, brokers, {
     clientId: 'bench-raw',
     logger: log,
   });
@@ -333,5 +336,7 @@ export async function kafkaHop(
 
 /** The hop of a binding (`jetstream`, `kafka a`, …) over its hosts. */
 export async function hopOf(rig: Rig, binding: string, hosts: readonly HostRecord[]): Promise<Hop> {
-  return binding === 'jetstream' ? jetStreamHop(rig) : kafkaHop(rig, binding.split(' ')[1]!, hosts);
+  if (binding === 'jetstream') return jetStreamHop(rig.nc, rig.clients[2]);
+  const clusterId = binding.split(' ')[1]!;
+  return kafkaHop(rig.servers.kafka[clusterId]!, clusterId, hosts);
 }

@@ -5,12 +5,14 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
+  GoalStateMessageSchema,
   parseGoalState,
   splitGoalState,
   type GoalStateMessage,
   type GoalStateOp,
 } from '../../shared/index.js';
 import { nca } from '../../actors/index.js';
+import { parseWith } from '../../shared/contracts/validation.js';
 
 const bytes = (m: unknown): number => Buffer.byteLength(JSON.stringify(m), 'utf8');
 
@@ -175,3 +177,35 @@ B('a part must hold ops inside its total', () => {
 S.run();
 A.run();
 B.run();
+
+const P = suite('parseGoalState: each op checked against its own schema, as the whole schema does');
+
+P('valid and invalid messages: the same verdict and the same error as the whole schema', () => {
+  const valid = big(5);
+  const cases: unknown[] = [
+    valid,
+    { ...valid, ops: [] },
+    { ...valid, part: { first: 0, total: 9 } },
+    { ...valid, part: { first: 6, total: 9 } },
+    { ...valid, mode: 'half' },
+    { ...valid, extra: 1 },
+    { ...valid, ops: [...valid.ops, { op: 'upsert', kind: 'neighbor', key: 'k', rev: 1 }] },
+    { ...valid, ops: [{ ...valid.ops[0], kind: 'port' }] },
+    { ...valid, ops: [{ ...valid.ops[0], op: 'move' }] },
+    { ...valid, ops: [{ op: 'delete', kind: 'neighbor', key: 'k', rev: 3 }] },
+    { ...valid, ops: [{ op: 'delete', kind: 'neighbor', key: 'k', rev: 3, value: {} }] },
+    { ...valid, ops: [{ op: 'delete', kind: 'nothing', key: 'k', rev: 3 }] },
+    { ...valid, ops: [null] },
+    { ...valid, ops: ['op'] },
+    { ...valid, ops: [{ ...(valid.ops[1] as object), value: { portId: 'p', ip: '10.0.0.300' } }] },
+    { ...valid, ops: 'none' },
+    null,
+  ];
+  for (const input of cases) {
+    const fast = parseGoalState(input);
+    const whole = parseWith(GoalStateMessageSchema, input, 'goal state');
+    assert.equal(fast, whole, JSON.stringify(input).slice(0, 200));
+  }
+});
+
+P.run();
