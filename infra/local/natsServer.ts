@@ -103,6 +103,8 @@ export interface LocalNatsOptions {
   syncInterval?: string;
   /** The server's max_payload (default infra/nats/serverConfig.ts). */
   maxPayload?: number;
+  /** A stream's ingest queue, in messages (NatsServerConfig.streamMaxBufferedMsgs). */
+  streamMaxBufferedMsgs?: number;
   readyTimeoutMs?: number;
   /** Extra config appended verbatim (tests use it to break the server on purpose). */
   extraConfig?: string;
@@ -223,6 +225,9 @@ export async function startLocalNats(options: LocalNatsOptions): Promise<LocalNa
     bucketCount: options.bucketCount,
     ...(options.syncInterval === undefined ? {} : { syncInterval: options.syncInterval }),
     ...(maxPayload === undefined ? {} : { maxPayload }),
+    ...(options.streamMaxBufferedMsgs === undefined
+      ? {}
+      : { streamMaxBufferedMsgs: options.streamMaxBufferedMsgs }),
     ...(options.cluster ? { cluster: options.cluster } : {}),
   });
   writeFileSync(confPath, conf + (options.extraConfig ?? ''));

@@ -6,6 +6,13 @@
  * completion, an error object — per message, which profiled at about a quarter of
  * the controller's busy time. Order is kept: publishes leave in the order they are
  * made, on one connection.
+ *
+ * At most `maxInFlightBytes` (and `maxInFlight` messages) wait for their acks;
+ * publishes beyond that wait their turn here, in order. nats-server refuses what
+ * comes in faster than a stream takes it (429 "too many requests" once a stream's
+ * ingest queue holds 128 MiB or 100,000 messages) while it goes on storing what
+ * comes after: a publisher that outran it found its refused messages stored behind
+ * later ones when it sent them again, and a host's deltas out of order.
  */
 import {
   createInbox,
@@ -60,19 +67,77 @@ interface Waiting {
 
 const decoder = new TextDecoder();
 
+/** Bytes waiting for their acks, at most (a larger message goes alone). */
+export const MAX_IN_FLIGHT_BYTES = 16 * 1024 * 1024;
+const MAX_IN_FLIGHT = 16_384;
+
+interface Queued {
+  subject: string;
+  data: Uint8Array;
+  headers: MsgHdrs | undefined;
+  resolve: (ack: PubAckInfo) => void;
+  reject: (err: Error) => void;
+}
+
 export function createAsyncPublisher(
   nc: NatsConnection,
-  options: { timeoutMs?: number; inboxPrefix?: string } = {},
+  options: {
+    timeoutMs?: number;
+    inboxPrefix?: string;
+    maxInFlightBytes?: number;
+    maxInFlight?: number;
+  } = {},
 ): AsyncPublisher {
   const timeoutMs = options.timeoutMs ?? 10_000;
+  const maxBytes = options.maxInFlightBytes ?? MAX_IN_FLIGHT_BYTES;
+  const maxCount = options.maxInFlight ?? MAX_IN_FLIGHT;
   const prefix = createInbox(options.inboxPrefix);
-  const waiting = new Map<number, Waiting>();
+  const waiting = new Map<number, Waiting & { bytes: number }>();
+  const queued: Queued[] = [];
+  let inFlightBytes = 0;
+  let closed = false;
   let next = 0;
+
+  /** Sends one publish now; its ack settles it. */
+  const send = (q: Queued): void => {
+    const id = ++next;
+    waiting.set(id, {
+      subject: q.subject,
+      at: Date.now(),
+      resolve: q.resolve,
+      reject: q.reject,
+      bytes: q.data.length,
+    });
+    inFlightBytes += q.data.length;
+    try {
+      nc.publish(q.subject, q.data, {
+        reply: `${prefix}.${id}`,
+        ...(q.headers ? { headers: q.headers } : {}),
+      });
+    } catch (err) {
+      forget(id);
+      q.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  };
+  const roomFor = (bytes: number): boolean =>
+    waiting.size === 0 || (inFlightBytes + bytes <= maxBytes && waiting.size < maxCount);
+  /** Sends what waits here, in order, while there is room. */
+  const pump = (): void => {
+    while (queued.length > 0 && !closed && roomFor(queued[0]!.data.length)) send(queued.shift()!);
+  };
+  const forget = (id: number): (Waiting & { bytes: number }) | undefined => {
+    const w = waiting.get(id);
+    if (!w) return undefined;
+    waiting.delete(id);
+    inFlightBytes -= w.bytes;
+    return w;
+  };
+
   const settle = (m: Msg): void => {
     const id = Number(m.subject.slice(prefix.length + 1));
-    const w = waiting.get(id);
+    const w = forget(id);
     if (!w) return; // timed out already
-    waiting.delete(id);
+    pump();
     if (m.headers?.hasError && m.data.length === 0) {
       w.reject(
         new PublishRejectedError(
@@ -117,9 +182,10 @@ export function createAsyncPublisher(
       const before = Date.now() - timeoutMs;
       for (const [id, w] of waiting) {
         if (w.at > before) break; // in order of publishing
-        waiting.delete(id);
+        forget(id);
         w.reject(new PublishRejectedError(w.subject, 408, `no ack within ${timeoutMs} ms`));
       }
+      pump();
     },
     Math.min(1000, timeoutMs),
   );
@@ -128,7 +194,7 @@ export function createAsyncPublisher(
   return {
     publish(subject, data, opts = {}) {
       return new Promise<PubAckInfo>((resolve, reject) => {
-        const id = ++next;
+        if (closed) return reject(new PublishRejectedError(subject, 503, 'publisher closed'));
         let h = opts.headers;
         if (opts.msgId !== undefined || opts.expectLastSubjectSequence !== undefined) {
           h ??= natsHeaders();
@@ -136,22 +202,23 @@ export function createAsyncPublisher(
           if (opts.expectLastSubjectSequence !== undefined)
             h.set('Nats-Expected-Last-Subject-Sequence', String(opts.expectLastSubjectSequence));
         }
-        waiting.set(id, { subject, at: Date.now(), resolve, reject });
-        try {
-          nc.publish(subject, data, { reply: `${prefix}.${id}`, ...(h ? { headers: h } : {}) });
-        } catch (err) {
-          waiting.delete(id);
-          reject(err instanceof Error ? err : new Error(String(err)));
-        }
+        const q: Queued = { subject, data, headers: h, resolve, reject };
+        // Behind what waits already, or now if there is room.
+        if (queued.length === 0 && roomFor(data.length)) send(q);
+        else queued.push(q);
       });
     },
-    pending: () => waiting.size,
+    pending: () => waiting.size + queued.length,
     close() {
+      closed = true;
       clearInterval(sweep);
       sub.unsubscribe();
       for (const w of waiting.values())
         w.reject(new PublishRejectedError(w.subject, 503, 'publisher closed'));
       waiting.clear();
+      inFlightBytes = 0;
+      for (const q of queued.splice(0))
+        q.reject(new PublishRejectedError(q.subject, 503, 'publisher closed'));
     },
   };
 }

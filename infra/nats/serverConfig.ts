@@ -32,6 +32,12 @@ export interface NatsServerConfig {
   syncInterval?: string;
   maxPayload?: number;
   /**
+   * Messages a stream's ingest queue holds before the server refuses more with 429
+   * (nats-server's default: 100,000). Tests lower it to show what a publisher that
+   * outruns the server meets.
+   */
+  streamMaxBufferedMsgs?: number;
+  /**
    * Accounts and users (DESIGN §9, infra/nats/auth.ts): the rendered account files,
    * relative to the configuration file's directory, included so that they can be
    * rewritten and reloaded (SIGHUP) when hosts join. Absent: no auth, one global
@@ -61,6 +67,9 @@ export function renderNatsConfig(config: NatsServerConfig): string {
   );
   if (config.syncInterval !== undefined) {
     lines.push(`  sync_interval: ${JSON.stringify(config.syncInterval)}`);
+  }
+  if (config.streamMaxBufferedMsgs !== undefined) {
+    lines.push(`  max_buffered_msgs: ${config.streamMaxBufferedMsgs}`);
   }
   const mapping = [
     '# Clients publish intent.<vpcId>; the server stores intent.<bucket>.<vpcId>.',

@@ -48,6 +48,7 @@ import { eventually } from '../support/eventually.js';
 import {
   clientConnections,
   isolatedNats,
+  recentLogs,
   startTestController,
   testLog,
   type IsolatedNats,
@@ -295,7 +296,7 @@ test('the load: every accepted intent programmed, zero differences, JetStream ho
     assert.is(
       host.stats.outOfOrder,
       0,
-      `${host.record.hostId} got its deltas in order: ${JSON.stringify(host.disorder)}`,
+      `${host.record.hostId} got its deltas in order: ${JSON.stringify(host.disorder)}; services said: ${recentLogs(30).join('\n')}`,
     );
     assert.is(host.stats.misrouted, 0, `${host.record.hostId} got only its own records`);
   }
@@ -307,7 +308,7 @@ function assertOrderAndRouting(ctx: Ctx): void {
     assert.is(
       host.stats.outOfOrder,
       0,
-      `${host.record.hostId} got its deltas in order: ${JSON.stringify(host.disorder)}`,
+      `${host.record.hostId} got its deltas in order: ${JSON.stringify(host.disorder)}; services said: ${recentLogs(30).join('\n')}`,
     );
     assert.is(host.stats.misrouted, 0, `${host.record.hostId} got only its own records`);
   }

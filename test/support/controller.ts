@@ -8,6 +8,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
+import { pino } from 'pino';
 import {
   DEFAULT_LAYOUT,
   connectNats,
@@ -37,7 +38,7 @@ export interface IsolatedNats {
 
 export async function isolatedNats(
   layout: Partial<LayoutOptions> = {},
-  serverOptions: { maxPayload?: number } = {},
+  serverOptions: { maxPayload?: number; streamMaxBufferedMsgs?: number } = {},
 ): Promise<IsolatedNats> {
   const dir = runDir('alcor-ctl-test-');
   const server = await startLocalNats({ dir, bucketCount: DEFAULT_BUCKET_COUNT, ...serverOptions });
@@ -56,11 +57,37 @@ export async function isolatedNats(
   };
 }
 
-export const testLog: Logger = createLogger({
-  name: 'test',
-  level: (process.env.TEST_LOG_LEVEL as 'info' | undefined) ?? 'silent',
-  pretty: false,
-});
+/** Warnings and errors of the services a test runs in-process, kept while TEST_LOG_LEVEL is unset. */
+const recent: string[] = [];
+const RECENT_LINES = 500;
+
+/**
+ * The services' logger in tests: TEST_LOG_LEVEL=<level> prints at that level;
+ * unset, nothing is printed, but warnings and errors (kafkajs's aside) are kept in
+ * memory so that a failing check can show what the services said (`recentLogs`).
+ */
+export const testLog: Logger = process.env.TEST_LOG_LEVEL
+  ? createLogger({
+      name: 'test',
+      level: process.env.TEST_LOG_LEVEL as 'info',
+      pretty: false,
+    })
+  : pino(
+      { name: 'test', level: 'warn', base: { pid: process.pid } },
+      {
+        write(line: string) {
+          if (line.includes('"logger":"kafkajs"')) return;
+          recent.push(line.trimEnd());
+          if (recent.length > RECENT_LINES * 2) recent.splice(0, recent.length - RECENT_LINES);
+        },
+      },
+    );
+
+/** The last warnings and errors testLog kept (only while TEST_LOG_LEVEL is unset). */
+export function recentLogs(lines = 40, match?: RegExp): string[] {
+  const kept = match ? recent.filter((l) => match.test(l)) : recent;
+  return kept.slice(-lines);
+}
 
 export function startTestController(
   natsUrl: string,
