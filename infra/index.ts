@@ -48,3 +48,4 @@ export * from './secrets.js';
 export * from './kafka/acls.js';
 export * from './nats/asyncPublisher.js';
 export * from './nats/payloadLimit.js';
+export * from './nats/mappingCheck.js';

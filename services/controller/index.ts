@@ -9,6 +9,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import {
   DEFAULT_LAYOUT,
+  checkIntentMapping,
   connectNats,
   createAsyncPublisher,
   createHostDirectory,
@@ -90,6 +91,11 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
     ...DEFAULT_LAYOUT,
     replicas: config.replicas,
     heartbeatTtlMs: config.heartbeatTtlMs,
+  });
+  // A server without the intent mapping would refuse every intent while we look healthy.
+  await checkIntentMapping(nc, config.bucketCount).catch(async (err: unknown) => {
+    await nc.close();
+    throw err;
   });
 
   const hosts: HostDirectory = await createHostDirectory(nc, {

@@ -1,0 +1,79 @@
+/**
+ * A NATS server without the intent mapping (a stock `nats-server -js`): every
+ * intent would match no stream and be refused while the services look healthy.
+ * The controller checks the mapping at start and refuses, naming what to add.
+ * Positive control: against the rendered configuration it starts and an intent
+ * is stored and accepted.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { ManagedProcess, connectNats, freePort, runDir } from '../../infra/index.js';
+import { streams } from '../../shared/index.js';
+import { ensureNatsServerBinary } from '../../infra/local/natsServer.js';
+import { applyProgrammed, isolatedNats, startTestController } from '../support/controller.js';
+import { streamCount } from '../support/workload.js';
+import type { ApplyReplyItem } from '../../services/controller/index.js';
+
+const test = suite('the server layout is checked at start');
+
+test('a controller against a NATS without the intent mapping refuses to start, naming the mapping', async () => {
+  const dir = runDir('alcor-stock-nats-');
+  mkdirSync(join(dir, 'js'), { recursive: true });
+  const port = await freePort();
+  const server = new ManagedProcess({
+    name: 'stock-nats-server',
+    command: (await ensureNatsServerBinary()).path,
+    args: ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', join(dir, 'js')],
+    logFile: join(dir, 'nats.log'),
+  });
+  const url = `nats://127.0.0.1:${port}`;
+  try {
+    await server.waitUntilReady(async () => {
+      try {
+        await (await connectNats(url, { name: 'probe', reconnect: false })).close();
+        return true;
+      } catch {
+        return false;
+      }
+    }, 20_000);
+    const refused = await startTestController(url).then(
+      async (c) => {
+        await c.stop();
+        return undefined;
+      },
+      (err: unknown) => err as Error & { code?: string; field?: string },
+    );
+    assert.ok(refused, 'the controller did not start');
+    assert.is(refused.code, 'invalid_config');
+    assert.match(refused.message, /no subject mapping for intents/);
+    assert.match(refused.message, /"intent\.\*": "intent\.\{\{partition\(/);
+    // Nothing was stored by the check.
+    const nc = await connectNats(url, { name: 'count', reconnect: false });
+    const jsm = await jetstreamManager(nc);
+    assert.is(await streamCount(jsm, streams.intents), 0);
+    await nc.close();
+  } finally {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('positive control: with the mapping the controller starts and an intent is accepted', async () => {
+  const server = await isolatedNats();
+  const controller = await startTestController(server.url);
+  try {
+    const [reply] = await applyProgrammed<ApplyReplyItem[]>(server.nc, [
+      { id: 'layout-vpc', kind: 'vpc.create', vpcId: 'layout', spec: { cidr: '10.0.0.0/16' } },
+    ]);
+    assert.is(reply?.outcome, 'accepted', JSON.stringify(reply));
+    assert.is(await streamCount(server.jsm, streams.intents), 1, 'one intent stored, no probe');
+  } finally {
+    await controller.stop();
+    await server.stop();
+  }
+});
+
+test.run();
