@@ -7,9 +7,12 @@
  * - `GET /readyz` — 200 when the service's readiness checks all pass, else 503;
  *   the body names each check either way.
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Logger } from './logger.js';
+import { repoRoot } from './local/cache.js';
 
 export { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -22,12 +25,38 @@ export interface OpsServer {
   stop: () => Promise<void>;
 }
 
-/** A registry with the process's default metrics, labelled with the service. */
-export function createRegistry(service: string, instance: string): Registry {
+/**
+ * A registry with the process's default metrics, labelled with the service, and
+ * `alcor_build_info{service, instance_id, version, node}` = 1. No `instance` label:
+ * that one is the scraper's (Prometheus would rename ours `exported_instance`).
+ */
+export function createRegistry(service: string, instanceId: string): Registry {
   const registry = new Registry();
-  registry.setDefaultLabels({ service, instance });
+  registry.setDefaultLabels({ service });
   collectDefaultMetrics({ register: registry });
+  new Gauge({
+    name: 'alcor_build_info',
+    help: 'Always 1: the version of this service and the instance it runs as',
+    labelNames: ['instance_id', 'version', 'node'],
+    registers: [registry],
+  }).set({ instance_id: instanceId, version: buildVersion(), node: process.version }, 1);
   return registry;
+}
+
+let version: string | undefined;
+/** The package version (package.json at the repository root). */
+function buildVersion(): string {
+  if (version === undefined) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
+        version?: string;
+      };
+      version = pkg.version ?? 'unknown';
+    } catch {
+      version = 'unknown';
+    }
+  }
+  return version;
 }
 
 /** Seconds buckets of the stage histograms: 0.5 ms to 60 s. */
@@ -73,22 +102,25 @@ export function liveGauge(
 
 const snake = (name: string): string => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
+/** A counter's help, or its name (when `<prefix>_<field>_total` would stutter) and help. */
+export type CounterSpec = string | { name: string; help: string };
+
 /**
  * Counters read at scrape time from plain counter objects the service keeps
- * anyway (tests and benchmarks read those): `<prefix>_<field>_total`, one series
- * per label set that `read()` returns.
+ * anyway (tests and benchmarks read those): `<prefix>_<field>_total` unless named,
+ * each with its written help, one series per label set that `read()` returns.
  */
 export function objectCounters<T extends object>(
   registry: Registry,
   prefix: string,
-  fields: ReadonlyArray<keyof T & string>,
+  fields: Readonly<Partial<Record<keyof T & string, CounterSpec>>>,
   read: () => Array<[Record<string, string>, T]>,
   labelNames: string[] = [],
 ): void {
-  for (const field of fields) {
+  for (const [field, spec] of Object.entries(fields) as Array<[keyof T & string, CounterSpec]>) {
     new Counter({
-      name: `${prefix}_${snake(field)}_total`,
-      help: `${prefix} ${field}`,
+      name: typeof spec === 'string' ? `${prefix}_${snake(field)}_total` : spec.name,
+      help: typeof spec === 'string' ? spec : spec.help,
       labelNames,
       registers: [registry],
       collect() {

@@ -4,6 +4,7 @@
  * /healthz, /readyz), a `READY` log line naming the ops URL, and a clean stop on
  * SIGINT/SIGTERM. A bad flag or setting exits 2 with usage; a failed start exits 1.
  */
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import type { LevelWithSilent } from 'pino';
 import { ConfigError } from '../shared/index.js';
@@ -33,20 +34,28 @@ ${options.about}
 
 Options:
   --log-level <level>   ${LEVELS.join('|')} (default: LOG_LEVEL or info)
-  --metrics-port <n>    port of /metrics, /healthz, /readyz on 127.0.0.1
+  --metrics-port <n>    port of /metrics, /healthz, /readyz
                         (default: ALCOR_METRICS_PORT, or 0 = any free port)
+  --metrics-host <ip>   address they listen on: 0.0.0.0 for a scraper on another
+                        machine (default: ALCOR_METRICS_HOST, or 127.0.0.1)
   -h, --help            this text
 `;
   const fail = (message: string): never => {
     process.stderr.write(`${options.name}: ${message}\n\n${usage}`);
     process.exit(2);
   };
-  let values: { 'log-level'?: string; 'metrics-port'?: string; help?: boolean } = {};
+  let values: {
+    'log-level'?: string;
+    'metrics-port'?: string;
+    'metrics-host'?: string;
+    help?: boolean;
+  } = {};
   try {
     values = parseArgs({
       options: {
         'log-level': { type: 'string' },
         'metrics-port': { type: 'string' },
+        'metrics-host': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }).values;
@@ -63,6 +72,9 @@ Options:
   const port = Number(portText);
   if (!/^\d+$/.test(portText) || port > 65535)
     fail(`--metrics-port / ALCOR_METRICS_PORT ${portText}: a port number from 0 to 65535`);
+  const host = values['metrics-host'] ?? process.env.ALCOR_METRICS_HOST ?? '127.0.0.1';
+  if (isIP(host) === 0 && host !== 'localhost')
+    fail(`--metrics-host / ALCOR_METRICS_HOST ${host}: an IP address (0.0.0.0: every interface)`);
 
   const log = createLogger({ name: options.name, level: level as LevelWithSilent });
   let service: RunningService | undefined;
@@ -77,6 +89,7 @@ Options:
     const running = service;
     ops = await startOpsServer({
       port,
+      host,
       registry: running.registry,
       readiness: () => running.readiness(),
       logger: log,

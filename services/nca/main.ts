@@ -146,21 +146,30 @@ async function main(log: Logger, env: NodeJS.ProcessEnv) {
   objectCounters(
     registry,
     'alcor_nca_goal_states',
-    [
-      'delivered',
-      'needed',
-      'bytes',
-      'applied',
-      'failed',
-      'invalid',
-      'outOfOrder',
-      'duplicates',
-      'misrouted',
-    ],
+    {
+      delivered: 'Goal-state messages taken in by the hosts (a message in parts once, when whole)',
+      needed: 'Messages that changed something on their host',
+      bytes: 'Bytes of goal-state messages taken in',
+      applied: 'Messages applied (acked as applied)',
+      failed: 'Messages whose apply failed on the host (acked as failed)',
+      invalid: 'Messages refused: not a goal state, or addressed to another target',
+      outOfOrder: 'Deltas older than one already applied and not covered by a full state',
+      duplicates: 'Deltas taken in again (a redelivery), or below the floor of a full state',
+      misrouted: "Kafka records on a host's partition keyed for another host",
+    },
     byBinding,
     ['binding'],
   );
-  objectCounters(registry, 'alcor_nca', ['resyncs', 'resyncsRepeated'], byBinding, ['binding']);
+  objectCounters(
+    registry,
+    'alcor_nca',
+    {
+      resyncs: 'Full-state requests the hosts made (at start, after a gap, after a failure)',
+      resyncsRepeated: 'Resync rounds asked again because some VPC or bucket had no answer',
+    },
+    byBinding,
+    ['binding'],
+  );
   liveGauge(
     registry,
     'alcor_nca_hosts',

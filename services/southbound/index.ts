@@ -186,7 +186,12 @@ export async function start(
   objectCounters(
     registry,
     'alcor_kafka',
-    ['produced', 'produces', 'produceErrors', 'reconnects'],
+    {
+      produced: 'Records Kafka acknowledged',
+      produces: 'Produce requests Kafka acknowledged',
+      produceErrors: 'Produce requests that failed (retried)',
+      reconnects: 'Kafka producer connections made again after a failure',
+    },
     () => [...bindings].map(([kafka, b]) => [{ kafka }, b.metrics]),
     ['kafka'],
   );
@@ -210,7 +215,17 @@ export async function start(
   objectCounters(
     registry,
     'alcor_relay',
-    Object.keys(relayMetrics) as Array<keyof RelayMetrics>,
+    {
+      relayed: 'Goal states taken from GOALSTATES and acknowledged by Kafka',
+      records: 'Kafka records made from them (one per host, or per part)',
+      invalid: 'Goal states in GOALSTATES that did not decode: not relayed',
+      mappingRebuilds:
+        "Requests to a VPC's owner to write its hosts to Redis again (the mapping had lost them)",
+      restarts: 'Relays started again at their ack floor (deliveries lost on the way)',
+      parts: 'Records carrying a part of a goal state too large for one message',
+      tooLarge:
+        'Goal states that could not be cut under the Kafka limit (an op alone over it): not relayed',
+    } satisfies Record<keyof RelayMetrics, string>,
     () => [[{}, relayMetrics]],
   );
 

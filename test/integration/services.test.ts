@@ -40,6 +40,7 @@ import {
 import { eventually } from '../support/eventually.js';
 import { unique } from '../support/names.js';
 import { vpcWithPorts } from '../support/workload.js';
+import { metricViolations } from '../support/metricConventions.js';
 import { releaseTestServers, testServers, type TestServers } from '../support/servers.js';
 
 interface Ctx {
@@ -215,7 +216,7 @@ test('southbound and NCA processes carry a port to a Kafka host and a JetStream 
   // Every service says what it did on /metrics, and is ready.
   const controllerText = await ctx.controller.registry.metrics();
   assert.is(
-    sample(controllerText, 'alcor_intents_total', { outcome: 'programmed' }),
+    sample(controllerText, 'alcor_intents_finished_total', { outcome: 'programmed' }),
     intents.length,
     'one programmed per intent counted',
   );
@@ -242,6 +243,34 @@ test('southbound and NCA processes carry a port to a Kafka host and a JetStream 
     assert.is((await fetch(`${url}/healthz`)).status, 200);
   }
   assert.is((await fetch(`${southbound}/nothing`)).status, 404);
+  // By the conventions: no instance label, written help, no stutter, build info.
+  for (const [service, text] of [
+    ['controller', controllerText],
+    ['southbound', sbText],
+    ['nca', ncaText],
+  ] as const)
+    assert.equal(metricViolations(text), [], `${service} /metrics by the conventions`);
+  assert.is(
+    sample(controllerText, 'alcor_intents_decided_total', { outcome: 'accepted', reason: '' }),
+    intents.length,
+    'accepted counted once, apart from programmed',
+  );
+  // The check can fail: what the metrics were before it.
+  assert.equal(
+    metricViolations(
+      [
+        '# HELP alcor_programmed_programmed_total alcor_programmed programmed',
+        '# TYPE alcor_programmed_programmed_total counter',
+        'alcor_programmed_programmed_total{service="controller",instance="c1"} 3',
+      ].join('\n'),
+    ),
+    [
+      'alcor_programmed_programmed_total: carries an instance label',
+      'alcor_programmed_programmed_total: help made from the name ("alcor_programmed programmed")',
+      'alcor_programmed_programmed_total: "programmed" twice in a row',
+      'alcor_build_info: missing or not 1',
+    ],
+  );
 
   // Each agent fetches only its own host's partition (a partition per host).
   const topic = kafkaTopics.cluster(hosts[0]!);

@@ -7,3 +7,4 @@ export * from './workload.js';
 export * from './placement.js';
 export * from './cli.js';
 export * from './seedVpc.js';
+export * from './metricConventions.js';
