@@ -8,10 +8,22 @@ cd "$(dirname "$0")/.."
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 
+# Node: a maintained LTS (24). A machine whose Node is older (20 reached its end of
+# life in April 2026) gets node@24 from the npm registry (the `node` package
+# carries the platform's binary) in .cache/node; scripts/node-path.sh puts it first
+# on PATH for the README's commands and what they start.
 major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-if [ "$major" -lt 20 ]; then
-  say "Node 20 or newer is needed (found: $(node -v 2>/dev/null || echo none))"; exit 1
+if [ "$major" -lt 24 ]; then
+  if ! command -v npm >/dev/null; then
+    say "Node 24 is needed (found: $(node -v 2>/dev/null || echo none)) and there is no npm to fetch it"; exit 1
+  fi
+  if [ "$(.cache/node/node_modules/node/bin/node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)" != 24 ]; then
+    say "Node $(node -v 2>/dev/null || echo none) is older than the LTS this runs on: fetching node@24 into .cache/node"
+    mkdir -p .cache/node
+    npm install --no-save --no-audit --no-fund --loglevel=error --prefix .cache/node node@24 >/dev/null
+  fi
 fi
+. ./scripts/node-path.sh
 
 # System packages, only those missing and only when the servers are not given in
 # the environment. Go builds the pinned nats-server; without Go, Debian's older
@@ -40,7 +52,8 @@ fi
 
 # npm modules: `npm ci` when node_modules is missing or the lock file changed.
 mkdir -p .cache
-lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+# (again when Node's major version changed: some optional modules are built for it)
+lock_sum="$(sha256sum package-lock.json | cut -d' ' -f1) node$(node -p 'process.versions.node.split(".")[0]')"
 if [ ! -d node_modules ] || [ "$(cat .cache/npm-lock.sha256 2>/dev/null)" != "$lock_sum" ]; then
   say "npm ci"
   npm ci --no-audit --no-fund --loglevel=error

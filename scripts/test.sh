@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+. ./scripts/node-path.sh
 exec node --import tsx test/run.ts "$@"
