@@ -135,7 +135,7 @@ export async function startOpsServer(options: {
   /** 0 picks a free port. */
   port: number;
   host?: string;
-  registry: Registry;
+  registry: Pick<Registry, 'contentType' | 'metrics'>;
   readiness: () => ReadinessChecks | Promise<ReadinessChecks>;
   logger: Logger;
 }): Promise<OpsServer> {

@@ -2,15 +2,17 @@
  * The entry point every service process shares: flags (`--log-level`,
  * `--metrics-port`, `--help`), the pino logger, the ops endpoint (/metrics,
  * /healthz, /readyz), a `READY` log line naming the ops URL, and a clean stop on
- * SIGINT/SIGTERM. A bad flag or setting exits 2 with usage; a failed start exits 1.
+ * SIGINT/SIGTERM. A bad flag or setting exits 2 with usage; a server that does not
+ * answer at start (its first connection) is waited for, backing off, while /readyz
+ * says so; any other failed start exits 1.
  */
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import type { LevelWithSilent } from 'pino';
-import { ConfigError } from '../shared/index.js';
+import { ConfigError, ServerUnavailableError } from '../shared/index.js';
 import { LOG_LEVELS, createLogger, type Logger } from './logger.js';
 import { onShutdown } from './local/shutdown.js';
-import { startOpsServer, type ReadinessChecks, type Registry } from './ops.js';
+import { Registry, startOpsServer, type ReadinessChecks } from './ops.js';
 
 export interface RunningService {
   registry: Registry;
@@ -79,28 +81,62 @@ Options:
   const log = createLogger({ name: options.name, level: level as LevelWithSilent });
   let service: RunningService | undefined;
   let ops: Awaited<ReturnType<typeof startOpsServer>> | undefined;
+  let stopping = false;
+  /** Why the service is not up yet (for /readyz while it waits for its servers). */
+  let waiting = 'starting';
   onShutdown(async () => {
+    stopping = true;
     await service?.stop();
     await ops?.stop();
     log.info('stopped');
   });
+  // The ops endpoint first: /healthz answers and /readyz says why not ready while
+  // the service waits for its servers.
+  const empty = new Registry();
   try {
-    service = await options.start(log, process.env);
-    const running = service;
     ops = await startOpsServer({
       port,
       host,
-      registry: running.registry,
-      readiness: () => running.readiness(),
+      registry: {
+        get contentType() {
+          return (service?.registry ?? empty).contentType;
+        },
+        metrics: () => (service?.registry ?? empty).metrics(),
+      },
+      readiness: () => service?.readiness() ?? { started: waiting },
       logger: log,
     });
-    log.info({ metricsUrl: `${ops.url}/metrics`, ...running.describe?.() }, 'READY');
   } catch (err) {
-    if (err instanceof ConfigError) {
-      log.fatal({ variable: err.field, err }, `${options.name}: bad setting`);
-      process.exit(2);
-    }
-    log.fatal({ err }, `${options.name} could not start`);
+    log.fatal({ err, port, host }, `${options.name}: cannot serve /metrics`);
     process.exit(1);
   }
+  // A server that does not answer yet (started after us, restarting) is waited
+  // for, backing off; a bad setting is not.
+  for (let attempt = 0; !stopping; attempt++) {
+    try {
+      service = await options.start(log, process.env);
+      break;
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        log.fatal({ variable: err.field, err }, `${options.name}: bad setting`);
+        process.exit(2);
+      }
+      if (!(err instanceof ServerUnavailableError)) {
+        log.fatal({ err }, `${options.name} could not start`);
+        process.exit(1);
+      }
+      const delayMs = Math.min(START_RETRY_MAX_MS, START_RETRY_MS * 2 ** attempt);
+      waiting = `waiting for ${err.server}: ${err.message}`;
+      log.warn(
+        { err, attempt, delayMs },
+        `${options.name}: ${err.server} not reachable yet; trying again`,
+      );
+      await new Promise((r) => setTimeout(r, delayMs));
+    }
+  }
+  if (service) log.info({ metricsUrl: `${ops.url}/metrics`, ...service.describe?.() }, 'READY');
 }
+
+/** Backoff while a server does not answer at start: 0.5 s doubling to 15 s. */
+const START_RETRY_MS = 500;
+const START_RETRY_MAX_MS = 15_000;

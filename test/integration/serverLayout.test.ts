@@ -1,20 +1,29 @@
 /**
- * A NATS server without the intent mapping (a stock `nats-server -js`): every
+ * The servers as a service finds them at start. A NATS server without the intent mapping (a stock `nats-server -js`): every
  * intent would match no stream and be refused while the services look healthy.
  * The controller checks the mapping at start and refuses, naming what to add.
  * Positive control: against the rendered configuration it starts and an intent
- * is stored and accepted.
+ * is stored and accepted. A NATS that is not up yet is waited for: the process
+ * stays, /readyz says what it waits for, and it becomes ready once NATS is up.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { ManagedProcess, connectNats, freePort, runDir } from '../../infra/index.js';
-import { streams } from '../../shared/index.js';
+import {
+  ManagedProcess,
+  connectNats,
+  freePort,
+  repoRoot,
+  runDir,
+  startLocalNats,
+} from '../../infra/index.js';
+import { DEFAULT_BUCKET_COUNT, streams } from '../../shared/index.js';
 import { ensureNatsServerBinary } from '../../infra/local/natsServer.js';
 import { applyProgrammed, isolatedNats, startTestController } from '../support/controller.js';
 import { streamCount } from '../support/workload.js';
+import { eventually } from '../support/eventually.js';
 import type { ApplyReplyItem } from '../../services/controller/index.js';
 
 const test = suite('the server layout is checked at start');
@@ -57,6 +66,55 @@ test('a controller against a NATS without the intent mapping refuses to start, n
     await nc.close();
   } finally {
     await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a controller started before its NATS waits, says so on /readyz, and is ready once NATS is up', async () => {
+  const dir = runDir('alcor-late-nats-');
+  const natsPort = await freePort();
+  const opsPort = await freePort();
+  const url = `nats://127.0.0.1:${natsPort}`;
+  const controller = new ManagedProcess({
+    name: 'controller',
+    command: process.execPath,
+    args: ['--import', 'tsx', join(repoRoot, 'services/controller/main.ts')],
+    cwd: repoRoot,
+    logFile: join(dir, 'controller.log'),
+    env: {
+      ...process.env,
+      NATS_URL: url,
+      ALCOR_INSTANCE_ID: 'late-nats',
+      ALCOR_METRICS_PORT: String(opsPort),
+      LOG_PRETTY: '0',
+      LOG_LEVEL: 'info',
+    },
+  });
+  const ops = `http://127.0.0.1:${opsPort}`;
+  let server: Awaited<ReturnType<typeof startLocalNats>> | undefined;
+  try {
+    const waiting = await eventually(
+      async () => {
+        const res = await fetch(`${ops}/readyz`).catch(() => undefined);
+        return res?.status === 503 ? await res.text() : undefined;
+      },
+      { timeoutMs: 30_000, what: 'the controller answering /readyz while NATS is down' },
+    );
+    assert.match(waiting, /waiting for nats/);
+    assert.is((await fetch(`${ops}/healthz`)).status, 200, 'alive meanwhile');
+    server = await startLocalNats({
+      dir: join(dir, 'nats'),
+      bucketCount: DEFAULT_BUCKET_COUNT,
+      port: natsPort,
+    });
+    await eventually(
+      async () => ((await fetch(`${ops}/readyz`)).status === 200 ? true : undefined),
+      { timeoutMs: 60_000, what: 'the controller ready once NATS is up' },
+    );
+    assert.ok(controller.running, 'it never exited');
+  } finally {
+    await controller.stop();
+    await server?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 });
