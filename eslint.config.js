@@ -23,7 +23,7 @@ const ban = (groups, message) => ({
 const zone = (target, from, message) => ({ target, from, message });
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.cache/**', 'docs/**'] },
+  { ignores: ['node_modules/**', '.cache/**', 'docs/**', 'dist/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -7,7 +7,17 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/**
+ * The repository (or installed package) root: the nearest directory above this
+ * file holding package.json — the same from the sources and from the compiled
+ * output under dist/.
+ */
+export const repoRoot = ((): string => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let up = 0; up < 6; up++, dir = dirname(dir))
+    if (existsSync(join(dir, 'package.json'))) return dir;
+  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+})();
 
 export function cacheDir(...parts: string[]): string {
   const base = process.env.ALCOR_CACHE_DIR ?? join(repoRoot, '.cache');

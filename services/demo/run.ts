@@ -5,7 +5,7 @@
  * progress, and a summary measured from the outside — STATUS and the acks on the
  * wire, each service's /metrics, the oracle over the running fleet, placement.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -134,6 +134,15 @@ const encoder = new TextEncoder();
  * Starts one service process (`main`, a path from the repository root) and waits
  * until its /healthz answers; its ops endpoint on `port` (default: a free one).
  */
+/**
+ * How to run a service's main: its compiled JavaScript (dist/, `npm run build`,
+ * which the README's commands run), or the TypeScript through tsx without a build.
+ */
+function entryOf(main: string): string[] {
+  const compiled = join(repoRoot, 'dist', main.replace(/\.ts$/, '.js'));
+  return existsSync(compiled) ? [compiled] : ['--import', 'tsx', join(repoRoot, main)];
+}
+
 export async function spawnService(
   name: string,
   main: string,
@@ -146,15 +155,7 @@ export async function spawnService(
   const proc = new ManagedProcess({
     name,
     command: process.execPath,
-    args: [
-      '--import',
-      'tsx',
-      join(repoRoot, main),
-      '--log-level',
-      logLevel,
-      '--metrics-port',
-      String(port),
-    ],
+    args: [...entryOf(main), '--log-level', logLevel, '--metrics-port', String(port)],
     cwd: repoRoot,
     logFile: join(dir, `${name}.log`),
     env: { ...process.env, ...env, LOG_PRETTY: '0' },
