@@ -49,3 +49,9 @@ export * from './kafka/acls.js';
 export * from './nats/asyncPublisher.js';
 export * from './nats/payloadLimit.js';
 export * from './nats/mappingCheck.js';
+export {
+  dockerEngineUsable,
+  dockerEngineVisible,
+  dockerImages,
+  type DockerUsable,
+} from './docker.js';

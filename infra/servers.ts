@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_BUCKET_COUNT, ConfigError } from '../shared/index.js';
+import { DEFAULT_BUCKET_COUNT, ConfigError, ServerUnavailableError } from '../shared/index.js';
 import { probeNats } from './nats/connect.js';
 import { pingRedis, redactUrl } from './redis/probe.js';
 import { probeKafka } from './kafka/probe.js';
@@ -28,6 +28,7 @@ import { startLocalRedis, type LocalRedis } from './local/redisServer.js';
 import { makeKafkaUsers, startLocalKafka, type LocalKafka } from './local/kafkaServer.js';
 import type { KafkaRole } from './kafka/acls.js';
 import {
+  dockerEngineUsable,
   dockerEngineVisible,
   startDockerKafka,
   startDockerNats,
@@ -50,6 +51,8 @@ export interface ServerInfo {
 
 export interface Servers {
   nats: ServerInfo & { monitorUrl?: string };
+  /** Why the servers were not provisioned the first way that looked possible (Docker). */
+  note?: string;
   redis: ServerInfo;
   kafka: Record<string, ServerInfo & { brokers: string[] }>;
   /** Handles of locally started servers, for fault tests (restart, kill). */
@@ -162,7 +165,29 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
   const clusters = options.kafkaClusters ?? kafkaClustersFromEnv(env);
   const syncInterval = options.syncInterval ?? env.NATS_SYNC_INTERVAL;
   const natsNodes = options.natsNodes ?? natsNodesFromEnv(env);
-  const useDocker = options.local !== true && natsNodes === 1 && dockerEngineVisible();
+  const wantsDocker = env.ALCOR_PROVISION === 'docker';
+  let useDocker = options.local !== true && natsNodes === 1 && dockerEngineVisible(env);
+  let dockerNote: string | undefined;
+  if (wantsDocker && !useDocker)
+    throw new ServerUnavailableError(
+      'docker',
+      `ALCOR_PROVISION=docker, but no Docker engine is visible (DOCKER_HOST, /var/run/docker.sock)${natsNodes > 1 ? ` or a NATS cluster of ${natsNodes} nodes was asked (local only)` : ''}`,
+    );
+  const needsServers =
+    !env.NATS_URL || !env.REDIS_URL || clusters.some((id) => !env[kafkaBrokersVar(id)]);
+  if (useDocker && needsServers) {
+    // A visible engine that cannot serve: one line saying why, then local processes.
+    const usable = await dockerEngineUsable(env);
+    if (!usable.ok) {
+      if (wantsDocker)
+        throw new ServerUnavailableError(
+          'docker',
+          `${usable.reason}; ALCOR_PROVISION=docker asks for Docker (unset it to run the servers as local processes)`,
+        );
+      useDocker = false;
+      dockerNote = `Docker not used: ${usable.reason}; the servers run as local processes (ALCOR_PROVISION=local skips this check, =docker requires Docker)`;
+    }
+  }
   const dir = runDir();
   const local: Servers['local'] = { kafka: {}, natsNodes: [] };
   const stoppers: Array<() => Promise<void>> = [];
@@ -352,6 +377,7 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
     nats: natsInfo,
     redis: redisInfo,
     kafka: kafkaById,
+    ...(dockerNote ? { note: dockerNote } : {}),
     local,
     replicas,
     dir,
@@ -386,8 +412,11 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
 /** One line per server, for logs and the test runner's header. */
 export function describeServers(servers: Servers): string[] {
   const all: ServerInfo[] = [servers.nats, servers.redis, ...Object.values(servers.kafka)];
-  return all.map(
-    (s) =>
-      `${s.name} ${s.version} at ${s.endpoint} (${s.source})${s.warning ? ` — WARNING: ${s.warning}` : ''}`,
-  );
+  return [
+    ...(servers.note ? [servers.note] : []),
+    ...all.map(
+      (s) =>
+        `${s.name} ${s.version} at ${s.endpoint} (${s.source})${s.warning ? ` — WARNING: ${s.warning}` : ''}`,
+    ),
+  ];
 }

@@ -2,9 +2,12 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { ServerUnavailableError } from '../../shared/index.js';
 import {
+  dockerEngineUsable,
+  dockerImages,
   freePort,
   kafkaBrokersVar,
   provisionServers,
@@ -88,6 +91,109 @@ Broken('a redis-server binary that exits at once is an error naming redis-server
     if (saved === undefined) delete process.env.ALCOR_REDIS_SERVER_BIN;
     else process.env.ALCOR_REDIS_SERVER_BIN = saved;
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/**
+ * A stand-in for a Docker engine on a unix socket: `answer` says what each request
+ * gets (undefined: the connection is dropped, as by a socket with nothing that
+ * speaks HTTP behind it).
+ */
+async function fakeEngine(
+  answer: (method: string, path: string) => { status: number; body: string } | undefined,
+) {
+  const dir = mkdtempSync(join(tmpdir(), 'alcor-docker-'));
+  const socket = join(dir, 'docker.sock');
+  const server = createServer((req, res) => {
+    const a = answer(req.method ?? 'GET', req.url ?? '/');
+    if (a) res.writeHead(a.status, { 'content-type': 'text/plain' }).end(a.body);
+    else req.socket.destroy();
+  });
+  await new Promise<void>((r) => server.listen(socket, r));
+  return {
+    host: `unix://${socket}`,
+    stop: async () => {
+      await new Promise<void>((r) => server.close(() => r()));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+Broken(
+  'a Docker socket with no engine that answers: local processes, and one line saying why',
+  async () => {
+    const engine = await fakeEngine(() => undefined);
+    try {
+      // NATS from the provisioning (a local nats-server is quick), Redis as it runs, no Kafka.
+      const env: NodeJS.ProcessEnv = {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        REDIS_URL: (await testServers()).redisUrl,
+        DOCKER_HOST: engine.host,
+      };
+      const servers = await within(
+        60_000,
+        'provisioning',
+        provisionServers({ env, kafkaClusters: [] }),
+      );
+      try {
+        assert.is(servers.nats.source, 'local');
+        assert.match(servers.note ?? '', /^Docker not used: no Docker engine answers at unix:/);
+        assert.match(servers.note ?? '', /ALCOR_PROVISION=local/);
+      } finally {
+        await servers.stop();
+      }
+      // Asked for explicitly, it is an error instead.
+      const err = await failure(
+        provisionServers({ env: { ...env, ALCOR_PROVISION: 'docker' }, kafkaClusters: [] }),
+      );
+      assert.is(err.server, 'docker');
+      assert.match(err.message, /ALCOR_PROVISION=docker/);
+    } finally {
+      await engine.stop();
+    }
+  },
+);
+
+Broken(
+  'an engine that answers but has no images and cannot pull them: says which image',
+  async () => {
+    const engine = await fakeEngine((method, path) => {
+      if (path === '/_ping') return { status: 200, body: 'OK' };
+      if (path.startsWith('/images/create'))
+        return {
+          status: 500,
+          body: '{"message":"Get https://registry-1.docker.io/v2/: dial tcp: i/o timeout"}',
+        };
+      return { status: 404, body: '{"message":"No such image"}' };
+    });
+    try {
+      const usable = await dockerEngineUsable({ DOCKER_HOST: engine.host }, 2000);
+      assert.is(usable.ok, false);
+      assert.match(
+        usable.ok ? '' : usable.reason,
+        /^image nats:[^ ]+ is not on the engine .* cannot be pulled \(500 /,
+      );
+    } finally {
+      await engine.stop();
+    }
+  },
+);
+
+Broken('positive control: an engine that answers and has the images is used', async () => {
+  const asked: string[] = [];
+  const engine = await fakeEngine((method, path) => {
+    asked.push(`${method} ${path}`);
+    return path === '/_ping' ? { status: 200, body: 'OK' } : { status: 200, body: '{}' };
+  });
+  try {
+    assert.equal(await dockerEngineUsable({ DOCKER_HOST: engine.host }, 2000), { ok: true });
+    assert.equal(asked, [
+      'GET /_ping',
+      ...dockerImages().map((i) => `GET /images/${encodeURIComponent(i)}/json`),
+    ]);
+  } finally {
+    await engine.stop();
   }
 });
 
