@@ -6,6 +6,7 @@
  * agent processes share a consumer group, each fetching only its hosts' partitions.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -250,6 +251,27 @@ test('southbound and NCA processes carry a port to a Kafka host and a JetStream 
     ['nca', ncaText],
   ] as const)
     assert.equal(metricViolations(text), [], `${service} /metrics by the conventions`);
+  // The alert rules and the dashboard (deploy/) name only metrics the services export.
+  const exported = new Set(
+    [controllerText, sbText, ncaText].flatMap((t) =>
+      t.split('\n').flatMap((l) => {
+        const name = /^(alcor_\w+)[{ ]/.exec(l)?.[1];
+        // A histogram's samples and its family name.
+        return name ? [name, name.replace(/_(bucket|sum|count)$/, '')] : [];
+      }),
+    ),
+  );
+  for (const file of ['deploy/prometheus/alerts.yml', 'deploy/grafana/alcor-southbound.json']) {
+    const named = [...readFileSync(join(repoRoot, file), 'utf8').matchAll(/alcor_\w+/g)].map(
+      (m) => m[0],
+    );
+    assert.ok(named.length > 5, `${file} names metrics`);
+    assert.equal(
+      [...new Set(named)].filter((n) => !exported.has(n)),
+      [],
+      `${file}: metrics no service exports`,
+    );
+  }
   assert.is(
     sample(controllerText, 'alcor_intents_decided_total', { outcome: 'accepted', reason: '' }),
     intents.length,
