@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { ensurePromtool } from '../infra/local/promtool.js';
 import {
   describeServers,
   onShutdown,
@@ -200,6 +201,28 @@ try {
         failed: 0,
         skipped: 1,
         note: 'no docker compose plugin',
+      });
+    }
+    // The alert rules (deploy/prometheus) as Prometheus reads them.
+    const promtool = await ensurePromtool().catch((err: unknown) => {
+      console.log(`✘ promtool could not be built: ${(err as Error).message}`);
+      tallies.push({ name: 'promtool build', passed: 0, failed: 1, skipped: 0 });
+      return null;
+    });
+    if (promtool)
+      await check('alert rules (promtool check rules)', promtool, [
+        'check',
+        'rules',
+        'deploy/prometheus/alerts.yml',
+      ]);
+    else if (promtool === undefined) {
+      console.log('- alert rules (promtool): skipped (no Go toolchain to build promtool)');
+      tallies.push({
+        name: 'alert rules (promtool)',
+        passed: 0,
+        failed: 0,
+        skipped: 1,
+        note: 'no Go toolchain',
       });
     }
   }

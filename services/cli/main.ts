@@ -22,6 +22,7 @@ import {
 } from './history.js';
 import { renderVpcStatus, vpcStatus, watchVpc } from './status.js';
 import { renderHostTimeline, renderTrace, replayHost, trace } from './trace.js';
+import { renderNatsConfigReport, writeNatsConfig } from './natsConfig.js';
 
 interface GlobalOptions {
   natsUrl: string;
@@ -145,6 +146,15 @@ const positive = (v: string): number => {
   if (!/^\d+$/.test(v) || Number(v) < 1) throw new InvalidArgumentError('a whole number ≥ 1');
   return Number(v);
 };
+const portNumber = (v: string): number => {
+  if (!/^\d+$/.test(v) || Number(v) > 65535)
+    throw new InvalidArgumentError('a port from 0 to 65535');
+  return Number(v);
+};
+const wholeNumber = (v: string): number => {
+  if (!/^\d+$/.test(v) || Number(v) > 2 ** 31) throw new InvalidArgumentError('a whole number');
+  return Number(v);
+};
 
 program
   .command('status')
@@ -241,6 +251,55 @@ program
       if (!report.clean) process.exitCode = EXIT.incomplete;
     });
   });
+
+program
+  .command('nats-config')
+  .description(
+    'write the NATS server configuration this system needs (JetStream, the intent mapping, accounts and users) for a server of your own',
+  )
+  .requiredOption('-o, --out <dir>', 'directory for nats.conf (and credentials/)')
+  .option('--no-auth', 'no accounts or users (any client may connect)')
+  .option('--hosts <file>', 'a topology file: each host gets a user of its own')
+  .option('--listen <host>', 'address to listen on', '0.0.0.0')
+  .option('--port <n>', 'client port', portNumber, 4222)
+  .option('--monitor-port <n>', 'HTTP monitoring port (0: none)', portNumber, 8222)
+  .option('--store-dir <dir>', 'JetStream storage', '/var/lib/nats/jetstream')
+  .option('--server-name <name>', 'server name', 'alcor-nats')
+  .option(
+    '--bucket-count <n>',
+    'buckets of the intent mapping (ALCOR_BUCKET_COUNT)',
+    wholeNumber,
+    1024,
+  )
+  .option('--max-payload <bytes>', 'max_payload (default 8 MiB)', wholeNumber)
+  .action(
+    async (opts: {
+      out: string;
+      auth: boolean;
+      hosts?: string;
+      listen: string;
+      port: number;
+      monitorPort: number;
+      storeDir: string;
+      serverName: string;
+      bucketCount: number;
+      maxPayload?: number;
+    }) => {
+      const report = await writeNatsConfig({
+        out: opts.out,
+        auth: opts.auth,
+        ...(opts.hosts ? { hostsFile: opts.hosts } : {}),
+        host: opts.listen,
+        port: opts.port,
+        monitorPort: opts.monitorPort,
+        storeDir: opts.storeDir,
+        serverName: opts.serverName,
+        bucketCount: opts.bucketCount,
+        ...(opts.maxPayload === undefined ? {} : { maxPayload: opts.maxPayload }),
+      });
+      print(program.opts<GlobalOptions>().json, report, renderNatsConfigReport);
+    },
+  );
 
 try {
   await program.parseAsync(process.argv);

@@ -8,7 +8,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import {
@@ -22,7 +22,8 @@ import {
 import { DEFAULT_BUCKET_COUNT, streams } from '../../shared/index.js';
 import { ensureNatsServerBinary } from '../../infra/local/natsServer.js';
 import { applyProgrammed, isolatedNats, startTestController } from '../support/controller.js';
-import { streamCount } from '../support/workload.js';
+import { fleet as makeHosts, streamCount } from '../support/workload.js';
+import { runCli } from '../support/cli.js';
 import { eventually } from '../support/eventually.js';
 import type { ApplyReplyItem } from '../../services/controller/index.js';
 
@@ -115,6 +116,84 @@ test('a controller started before its NATS waits, says so on /readyz, and is rea
   } finally {
     await controller.stop();
     await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('alcor nats-config: a stock nats-server runs what it writes; the services connect as their roles, a client without a key is refused', async () => {
+  const dir = runDir('alcor-byo-nats-');
+  const port = await freePort();
+  const url = `nats://127.0.0.1:${port}`;
+  const topology = join(dir, 'hosts.json');
+  writeFileSync(topology, JSON.stringify({ hosts: makeHosts(1, 2, 'byo') }));
+  const conf = join(dir, 'conf');
+  const written = await runCli([
+    'nats-config',
+    '--out',
+    conf,
+    '--hosts',
+    topology,
+    '--listen',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--monitor-port',
+    '0',
+    '--store-dir',
+    join(dir, 'js'),
+  ]);
+  assert.is(written.code, 0, written.stderr);
+  assert.match(written.stdout, /2 hosts, one seed each/);
+  const server = new ManagedProcess({
+    name: 'byo-nats',
+    command: (await ensureNatsServerBinary()).path,
+    args: ['-c', join(conf, 'nats.conf')],
+    logFile: join(dir, 'nats.log'),
+  });
+  const seed = (role: string) => join(conf, 'credentials', `${role}.nk`);
+  let controller: Awaited<ReturnType<typeof startTestController>> | undefined;
+  try {
+    await server.waitUntilReady(async () => {
+      try {
+        await (
+          await connectNats(url, { name: 'probe', reconnect: false, nkeySeedFile: seed('service') })
+        ).close();
+        return true;
+      } catch {
+        return false;
+      }
+    }, 20_000);
+    // The controller as its role: its layout and mapping checks pass on this server.
+    controller = await startTestController(url, { nkeySeedFile: seed('controller') });
+    const client = await connectNats(url, {
+      name: 'byo-client',
+      reconnect: false,
+      nkeySeedFile: seed('client'),
+    });
+    try {
+      const [reply] = await applyProgrammed<ApplyReplyItem[]>(client, [
+        { id: 'byo-vpc', kind: 'vpc.create', vpcId: 'byo', spec: { cidr: '10.0.0.0/16' } },
+      ]);
+      assert.is(reply?.outcome, 'accepted', JSON.stringify(reply));
+    } finally {
+      await client.close();
+    }
+    // Without a key: refused.
+    const refused = await connectNats(url, {
+      name: 'no-key',
+      reconnect: false,
+      nkeySeedFile: '',
+    }).then(
+      async (nc) => {
+        await nc.close();
+        return false;
+      },
+      () => true,
+    );
+    assert.ok(refused, 'a client without a key cannot connect');
+  } finally {
+    await controller?.stop();
+    await server.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 });
