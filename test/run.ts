@@ -9,7 +9,8 @@
  * run on servers of their own: they kill and restart them.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensurePromtool } from '../infra/local/promtool.js';
@@ -201,6 +202,43 @@ try {
         failed: 0,
         skipped: 1,
         note: 'no docker compose plugin',
+      });
+    }
+    // The systemd units (deploy/systemd), as systemd reads them: any complaint fails.
+    const analyze = await runProcess('systemd-analyze', ['--version'], {
+      timeoutMs: 20_000,
+      echo: false,
+    });
+    if (analyze.code === 0) {
+      const started = Date.now();
+      const dir = mkdtempSync(join(tmpdir(), 'alcor-units-'));
+      const complaints: string[] = [];
+      for (const unit of readdirSync(join(repoRoot, 'deploy/systemd'))) {
+        // A template is checked as one instance of it.
+        const file = join(dir, unit.replace('@.service', '@check.service'));
+        copyFileSync(join(repoRoot, 'deploy/systemd', unit), file);
+        const out = await runProcess('systemd-analyze', ['verify', file], {
+          timeoutMs: 60_000,
+          echo: false,
+        });
+        if (out.code !== 0 || out.output.trim() !== '')
+          complaints.push(`${unit}: ${out.output.trim() || `exit ${out.code}`}`);
+      }
+      rmSync(dir, { recursive: true, force: true });
+      const ok = complaints.length === 0;
+      if (!ok) console.log(complaints.join('\n'));
+      console.log(
+        `${ok ? '✔' : '✘'} systemd units (systemd-analyze verify) (${((Date.now() - started) / 1000).toFixed(1)} s)`,
+      );
+      tallies.push({ name: 'systemd units', passed: ok ? 1 : 0, failed: ok ? 0 : 1, skipped: 0 });
+    } else {
+      console.log('- systemd units: skipped (no systemd-analyze on this machine)');
+      tallies.push({
+        name: 'systemd units',
+        passed: 0,
+        failed: 0,
+        skipped: 1,
+        note: 'no systemd-analyze',
       });
     }
     // The alert rules (deploy/prometheus) as Prometheus reads them.
