@@ -22,7 +22,7 @@ import {
 } from './history.js';
 import { renderVpcStatus, vpcStatus, watchVpc } from './status.js';
 import { renderHostTimeline, renderTrace, replayHost, trace } from './trace.js';
-import { renderNatsConfigReport, writeNatsConfig } from './natsConfig.js';
+import { renderNatsConfigReport, writeNatsConfig, type NatsServerSettings } from './natsConfig.js';
 
 interface GlobalOptions {
   natsUrl: string;
@@ -151,10 +151,6 @@ const portNumber = (v: string): number => {
     throw new InvalidArgumentError('a port from 0 to 65535');
   return Number(v);
 };
-const wholeNumber = (v: string): number => {
-  if (!/^\d+$/.test(v) || Number(v) > 2 ** 31) throw new InvalidArgumentError('a whole number');
-  return Number(v);
-};
 
 program
   .command('status')
@@ -268,34 +264,28 @@ program
   .option(
     '--bucket-count <n>',
     'buckets of the intent mapping (ALCOR_BUCKET_COUNT)',
-    wholeNumber,
+    positive,
     1024,
   )
-  .option('--max-payload <bytes>', 'max_payload (default 8 MiB)', wholeNumber)
+  .option('--max-payload <bytes>', 'max_payload (default 8 MiB)', positive)
   .action(
-    async (opts: {
+    async ({
+      out,
+      auth,
+      hosts,
+      listen,
+      ...server
+    }: Omit<NatsServerSettings, 'host'> & {
       out: string;
       auth: boolean;
       hosts?: string;
       listen: string;
-      port: number;
-      monitorPort: number;
-      storeDir: string;
-      serverName: string;
-      bucketCount: number;
-      maxPayload?: number;
     }) => {
       const report = await writeNatsConfig({
-        out: opts.out,
-        auth: opts.auth,
-        ...(opts.hosts ? { hostsFile: opts.hosts } : {}),
-        host: opts.listen,
-        port: opts.port,
-        monitorPort: opts.monitorPort,
-        storeDir: opts.storeDir,
-        serverName: opts.serverName,
-        bucketCount: opts.bucketCount,
-        ...(opts.maxPayload === undefined ? {} : { maxPayload: opts.maxPayload }),
+        out,
+        auth,
+        ...(hosts ? { hostsFile: hosts } : {}),
+        server: { ...server, host: listen },
       });
       print(program.opts<GlobalOptions>().json, report, renderNatsConfigReport);
     },

@@ -12,21 +12,22 @@ import {
   NatsCredentials,
   renderNatsConfig,
   type AuthorizationFiles,
+  type NatsServerConfig,
 } from '../../infra/index.js';
 import { readTopologyFile } from './topology.js';
+
+/** The server's own settings, as the configuration renderer takes them. */
+export type NatsServerSettings = Pick<
+  NatsServerConfig,
+  'host' | 'port' | 'monitorPort' | 'storeDir' | 'serverName' | 'bucketCount' | 'maxPayload'
+>;
 
 export interface NatsConfigOptions {
   out: string;
   auth: boolean;
   /** A topology file: each host gets its own user. */
   hostsFile?: string;
-  host: string;
-  port: number;
-  monitorPort: number;
-  storeDir: string;
-  serverName: string;
-  bucketCount: number;
-  maxPayload?: number;
+  server: NatsServerSettings;
 }
 
 export interface NatsConfigReport {
@@ -65,16 +66,7 @@ export async function writeNatsConfig(o: NatsConfigOptions): Promise<NatsConfigR
   const config = join(out, 'nats.conf');
   writeFileSync(
     config,
-    renderNatsConfig({
-      host: o.host,
-      port: o.port,
-      monitorPort: o.monitorPort,
-      storeDir: o.storeDir,
-      serverName: o.serverName,
-      bucketCount: o.bucketCount,
-      ...(o.maxPayload === undefined ? {} : { maxPayload: o.maxPayload }),
-      ...(authorization ? { authorization } : {}),
-    }),
+    renderNatsConfig({ ...o.server, ...(authorization ? { authorization } : {}) }),
   );
   return {
     config,

@@ -144,6 +144,16 @@ test('alcor nats-config: a stock nats-server runs what it writes; the services c
   ]);
   assert.is(written.code, 0, written.stderr);
   assert.match(written.stdout, /2 hosts, one seed each/);
+  // Bad input: refused, naming the option or the file.
+  for (const [args, said] of [
+    [['--port', '70000'], /--port.*a port from 0 to 65535/],
+    [['--bucket-count', '0'], /--bucket-count.*a whole number ≥ 1/],
+    [['--hosts', join(dir, 'nowhere.yaml')], /nowhere\.yaml/],
+  ] as const) {
+    const bad = await runCli(['nats-config', '--out', join(dir, 'bad'), ...args]);
+    assert.ok(bad.code !== 0, `${args.join(' ')} refused`);
+    assert.match(bad.stderr, said);
+  }
   const server = new ManagedProcess({
     name: 'byo-nats',
     command: (await ensureNatsServerBinary()).path,
