@@ -10,7 +10,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_BUCKET_COUNT, ConfigError, ServerUnavailableError } from '../shared/index.js';
 import { probeNats } from './nats/connect.js';
-import { pingRedis, redactUrl } from './redis/probe.js';
+import { pingRedis, redactUrl, redisUrlFromEnv } from './redis/probe.js';
 import { probeKafka } from './kafka/probe.js';
 import {
   kafkaRoleEnv as roleEnvFromFile,
@@ -249,12 +249,13 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
 
   const redis = async (): Promise<Started<Servers['redis']>> => {
     const name = 'redis-server';
-    if (env.REDIS_URL) {
-      const version = await pingRedis(env.REDIS_URL);
+    const given = redisUrlFromEnv(env);
+    if (given) {
+      const version = await pingRedis(given);
       return {
         name,
-        endpoint: redactUrl(env.REDIS_URL),
-        url: env.REDIS_URL,
+        endpoint: redactUrl(given),
+        url: given,
         version,
         source: 'env',
         stop: async () => {},

@@ -10,6 +10,7 @@ import { ServerUnavailableError } from '../../shared/index.js';
 import { Kafka, logLevel } from 'kafkajs';
 import { KAFKA_ROLES, applyKafkaAcls, type KafkaRole } from '../kafka/acls.js';
 import { probeKafka } from '../kafka/probe.js';
+import { KAFKA_LOG4J2, renderKafkaBrokerConfig } from '../kafka/brokerConfig.js';
 import type { KafkaSasl } from '../kafka/sasl.js';
 import { cacheDir, cached, repoRoot } from './cache.js';
 import { run, which } from './exec.js';
@@ -54,17 +55,6 @@ function newClusterUuid(): string {
   return randomBytes(16).toString('base64url');
 }
 
-const LOG4J2 = `status = warn
-appender.console.type = Console
-appender.console.name = STDOUT
-appender.console.layout.type = PatternLayout
-appender.console.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = WARN
-rootLogger.appenderRef.stdout.ref = STDOUT
-logger.server.name = kafka.server.KafkaRaftServer
-logger.server.level = INFO
-`;
-
 export interface LocalKafka {
   clusterId: string;
   brokers: string[];
@@ -97,25 +87,6 @@ export interface LocalKafkaOptions {
   brokerConfig?: Record<string, string>;
 }
 
-const SASL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
-
-/** The broker's JAAS line: its own inter-broker user and every client user. */
-function plainJaas(broker: KafkaSasl, users: readonly KafkaSasl[]): string {
-  for (const u of [broker, ...users]) {
-    if (!SASL_NAME.test(u.username) || !/^[A-Za-z0-9_-]{8,128}$/.test(u.password))
-      throw new ServerUnavailableError(
-        'kafka',
-        'SASL user names and passwords must be [A-Za-z0-9_-] (passwords 8 to 128 of them)',
-      );
-  }
-  return (
-    'org.apache.kafka.common.security.plain.PlainLoginModule required ' +
-    `username="${broker.username}" password="${broker.password}" ` +
-    [broker, ...users].map((u) => `user_${u.username}="${u.password}"`).join(' ') +
-    ';'
-  );
-}
-
 /** Fresh users for each role of a cluster: the role's name, a password made for it. */
 export function makeKafkaUsers(): Record<KafkaRole, KafkaSasl> {
   return Object.fromEntries(
@@ -146,53 +117,21 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
   const dataDir = join(dir, 'data');
   mkdirSync(dataDir, { recursive: true });
   const [port, controllerPort] = [await freePort(), await freePort()];
-  // PLAINTEXT, or SASL_PLAINTEXT with PLAIN users and the KRaft authorizer: on the
-  // client listener the role users, on the controller listener the broker's own
-  // user only (a PLAINTEXT controller listener would let any local process in as a
-  // super user, ANONYMOUS being what the broker is there).
-  const listener = options.users ? 'SASL_PLAINTEXT' : 'PLAINTEXT';
   const broker = { username: 'broker', password: randomBytes(18).toString('base64url') };
-  const sasl = options.users
-    ? [
-        'sasl.enabled.mechanisms=PLAIN',
-        'sasl.mechanism.inter.broker.protocol=PLAIN',
-        'sasl.mechanism.controller.protocol=PLAIN',
-        `listener.name.sasl_plaintext.plain.sasl.jaas.config=${plainJaas(broker, Object.values(options.users))}`,
-        `listener.name.controller.plain.sasl.jaas.config=${plainJaas(broker, [])}`,
-        'authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer',
-        `super.users=User:${broker.username};User:${options.users.admin.username}`,
-        'allow.everyone.if.no.acl.found=false',
-      ]
-    : [];
-  const controllerProtocol = options.users ? 'SASL_PLAINTEXT' : 'PLAINTEXT';
-  const props = [
-    'process.roles=broker,controller',
-    'node.id=1',
-    `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-    `listeners=${listener}://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-    `advertised.listeners=${listener}://127.0.0.1:${port}`,
-    'controller.listener.names=CONTROLLER',
-    `listener.security.protocol.map=${listener}:${listener},CONTROLLER:${controllerProtocol}`,
-    `inter.broker.listener.name=${listener}`,
-    ...sasl,
-    `log.dirs=${dataDir}`,
-    'num.partitions=1',
-    'offsets.topic.replication.factor=1',
-    'offsets.topic.num.partitions=4',
-    'transaction.state.log.replication.factor=1',
-    'transaction.state.log.min.isr=1',
-    'share.coordinator.state.topic.replication.factor=1',
-    'share.coordinator.state.topic.min.isr=1',
-    'group.initial.rebalance.delay.ms=0',
-    'auto.create.topics.enable=false',
-    ...Object.entries(brokerConfigOf(options)).map(([k, v]) => `${k}=${v}`),
-    '',
-  ].join('\n');
+  const props = renderKafkaBrokerConfig({
+    listenHost: '127.0.0.1',
+    advertised: `127.0.0.1:${port}`,
+    port,
+    controllerPort,
+    dataDir,
+    ...(options.users ? { users: options.users, broker } : {}),
+    extra: brokerConfigOf(options),
+  });
   const propsPath = join(dir, 'server.properties');
   // It may hold passwords: readable by this user only.
   writeFileSync(propsPath, props, { mode: 0o600 });
   const log4j = join(dir, 'log4j2.properties');
-  writeFileSync(log4j, LOG4J2);
+  writeFileSync(log4j, KAFKA_LOG4J2);
   const heap = options.heapMb ?? 512;
   const jvm = [
     `-Xms${Math.min(256, heap)}m`,

@@ -1,5 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
-import { ServerUnavailableError } from '../../shared/index.js';
+import { ConfigError, ServerUnavailableError } from '../../shared/index.js';
 
 /** Connects, PINGs and returns the server's version; a clear error naming Redis otherwise. */
 export async function pingRedis(url: string, timeoutMs = 5000): Promise<string> {
@@ -39,4 +40,29 @@ export function redactUrl(url: string): string {
   } catch {
     return url;
   }
+}
+
+/**
+ * REDIS_URL, with the password from REDIS_PASSWORD_FILE when that is set (a file
+ * only the service's user reads: a URL in the environment shows in `ps e` and in
+ * container descriptions). Undefined when REDIS_URL is not set.
+ */
+export function redisUrlFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const url = env.REDIS_URL;
+  const file = env.REDIS_PASSWORD_FILE;
+  if (!url || !file) return url;
+  let password: string;
+  try {
+    password = readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new ConfigError('REDIS_PASSWORD_FILE', `cannot read ${file}: ${(err as Error).message}`);
+  }
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new ConfigError('REDIS_URL', `is not a URL: ${redactUrl(url)}`);
+  }
+  u.password = encodeURIComponent(password);
+  return u.toString();
 }

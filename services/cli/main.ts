@@ -23,6 +23,15 @@ import {
 import { renderVpcStatus, vpcStatus, watchVpc } from './status.js';
 import { renderHostTimeline, renderTrace, replayHost, trace } from './trace.js';
 import { renderNatsConfigReport, writeNatsConfig, type NatsServerSettings } from './natsConfig.js';
+import {
+  renderKafkaAclsReport,
+  renderKafkaConfigReport,
+  renderRedisConfigReport,
+  writeKafkaAcls,
+  writeKafkaConfig,
+  writeRedisConfig,
+  type KafkaConfigOptions,
+} from './serverConfigs.js';
 
 interface GlobalOptions {
   natsUrl: string;
@@ -290,6 +299,56 @@ program
       print(program.opts<GlobalOptions>().json, report, renderNatsConfigReport);
     },
   );
+
+program
+  .command('kafka-config')
+  .description(
+    "write the settings of a single-node KRaft Kafka cluster of your own (SASL users per role, the authorizer) and its users' password files",
+  )
+  .requiredOption('--cluster <id>', 'the cluster id of KAFKA_CLUSTERS (e.g. a)')
+  .requiredOption('-o, --out <dir>', 'directory for server.properties and the password files')
+  .requiredOption('--advertise <host:port>', 'where clients reach the broker')
+  .option('--listen <host>', 'address to listen on', '0.0.0.0')
+  .option('--port <n>', 'client port', portNumber, 9092)
+  .option('--controller-port <n>', 'KRaft controller port', portNumber, 9093)
+  .option('--data-dir <dir>', 'log.dirs', '/var/lib/kafka/data')
+  .option('--no-sasl', 'PLAINTEXT: no users, no ACLs (anyone who reaches the port may)')
+  .option('--message-max-bytes <bytes>', "message.max.bytes (default: Kafka's)", positive)
+  .action((opts: Omit<KafkaConfigOptions, 'advertise'> & { advertise: string }) => {
+    print(program.opts<GlobalOptions>().json, writeKafkaConfig(opts), renderKafkaConfigReport);
+  });
+
+program
+  .command('kafka-acls')
+  .description(
+    "write the roles' ACLs (southbound, nca) into a Kafka cluster, as its admin (KAFKA_<ID>_SASL_USERNAME, KAFKA_<ID>_SASL_PASSWORD[_FILE])",
+  )
+  .requiredOption('--cluster <id>', 'the cluster id (names the admin variables)')
+  .requiredOption('--brokers <list>', 'host:port of its brokers, separated by commas')
+  .option('--wait-ms <ms>', 'how long to wait for the broker to answer', positive, 60_000)
+  .action(async (opts: { cluster: string; brokers: string; waitMs: number }) => {
+    const report = await writeKafkaAcls(
+      opts.cluster,
+      opts.brokers.split(',').map((b) => b.trim()),
+      opts.waitMs,
+    );
+    print(program.opts<GlobalOptions>().json, report, renderKafkaAclsReport);
+  });
+
+program
+  .command('redis-config')
+  .description(
+    'write the ACL file of a Redis of your own (the default user off, one user allowed only the host mapping) and its password file',
+  )
+  .requiredOption('-o, --out <dir>', 'directory for users.acl and the password file')
+  .option('--username <name>', "the services' user", 'alcor')
+  .action((opts: { out: string; username: string }) => {
+    print(
+      program.opts<GlobalOptions>().json,
+      writeRedisConfig(opts.out, opts.username),
+      renderRedisConfigReport,
+    );
+  });
 
 try {
   await program.parseAsync(process.argv);

@@ -5,6 +5,7 @@
  * against the registry: an underlay IP already held by another host is refused.
  * `--prune` also deletes registered hosts the file does not list.
  */
+import { JetStreamApiError } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createHostDirectory, putHosts } from '../../infra/index.js';
@@ -20,6 +21,20 @@ import { CliError, EXIT, table } from './output.js';
 
 /** Largest topology file read (200,000 hosts at ~200 bytes each, with room). */
 const MAX_FILE_BYTES = 64 * 1024 * 1024;
+
+/** The registry (KV hosts); a clear error when nothing has created it yet. */
+async function openDirectory(nc: NatsConnection): ReturnType<typeof createHostDirectory> {
+  try {
+    return await createHostDirectory(nc);
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.status === 404)
+      throw new CliError(
+        `the topology registry (KV ${kvBuckets.hosts}) does not exist yet: start a controller first (it creates the streams and buckets)`,
+        EXIT.notFound,
+      );
+    throw err;
+  }
+}
 
 /** Reads and checks a topology file; every fault is a usage error naming where it is. */
 export async function readTopologyFile(file: string): Promise<HostRecord[]> {
@@ -51,7 +66,7 @@ export async function loadTopology(
   options: { prune: boolean },
 ): Promise<LoadReport> {
   const hosts = await readTopologyFile(file);
-  const directory = await createHostDirectory(nc);
+  const directory = await openDirectory(nc);
   let current: HostRecord[];
   try {
     current = directory.all();
@@ -112,7 +127,7 @@ export async function topologyReport(
   nc: NatsConnection,
   withHosts: boolean,
 ): Promise<TopologyReport> {
-  const directory = await createHostDirectory(nc);
+  const directory = await openDirectory(nc);
   let hosts: HostRecord[];
   try {
     hosts = directory.all().sort((a, b) => a.hostId.localeCompare(b.hostId));

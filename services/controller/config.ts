@@ -12,6 +12,7 @@ import {
   parseBucketSet,
   withEnvNames,
 } from '../../shared/index.js';
+import { redisUrlFromEnv } from '../../infra/redis/probe.js';
 
 export const ControllerConfigSchema = z.strictObject({
   instanceId: z.string().regex(ID_PATTERN),
@@ -111,7 +112,7 @@ export function controllerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): C
   const input: Record<string, unknown> = {
     instanceId: env.ALCOR_INSTANCE_ID ?? `controller-${process.pid}`,
     natsUrl: env.NATS_URL ?? 'nats://127.0.0.1:4222',
-    ...(env.REDIS_URL ? { redisUrl: env.REDIS_URL } : {}),
+    ...(env.REDIS_URL ? { redisUrl: redisUrlFromEnv(env) } : {}),
   };
   Object.assign(input, numbersFromEnv(env, ENV));
   const bucketCount = (input.bucketCount as number | undefined) ?? DEFAULT_BUCKET_COUNT;

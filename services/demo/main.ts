@@ -5,7 +5,7 @@
  * `<run dir>/alcor.env` (mode 0600), prints them with secrets masked and `READY`,
  * and keeps everything up until Ctrl-C.
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
@@ -18,7 +18,7 @@ import {
   writeEnvFile,
 } from '../../infra/index.js';
 import { start, type Demo } from './index.js';
-import { renderSummary, runDemo, type DemoRun } from './run.js';
+import { renderSummary, runDemo, writeScenarioFiles, type DemoRun } from './run.js';
 import { ScenarioSchema, type Scenario } from './scenario.js';
 
 /** Intents per second the demo offers by default: about half of what this machine's kind takes (docs/performance.md). */
@@ -44,6 +44,9 @@ and applies its intents with live progress; ends with a summary.
                          intent subjects (default ${DEFAULT_RATE}, about half this
                          machine's capacity); max: all at once (capacity)
   --nca-shards <n>       NCA fleet processes, each simulating every nth host (default 1)
+  --write-files <dir>    only expand the scenario into <dir>/topology.json and
+                         <dir>/intents.json (for alcor topology load, alcor apply)
+                         and exit: no servers, no services
   --keep-running         leave everything up: endpoints to <run dir>/alcor.env (0600),
                          shown with secrets masked, then READY
   --log-level <level>    trace|debug|info|warn|error|silent, demo and services (default warn)
@@ -77,6 +80,7 @@ try {
       rate: { type: 'string' },
       'nca-shards': { type: 'string' },
       'keep-running': { type: 'boolean', default: false },
+      'write-files': { type: 'string' },
       'log-level': { type: 'string', default: 'warn' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -128,6 +132,17 @@ const kafkaClusters = [
     scenario.topology.bindings.filter((b) => b.startsWith('kafka:')).map((b) => b.slice(6)),
   ),
 ];
+
+if (args['write-files'] !== undefined) {
+  const dir = args['write-files'];
+  try {
+    mkdirSync(dir, { recursive: true });
+    for (const line of writeScenarioFiles(scenario, dir).lines) process.stdout.write(`${line}\n`);
+  } catch (err) {
+    usage(`--write-files ${dir}: ${(err as Error).message}`);
+  }
+  process.exit(0);
+}
 
 const log = createLogger({ name: 'demo', level: args['log-level'] as 'warn' });
 const out = (line: string): boolean => process.stdout.write(`${line}\n`);

@@ -200,18 +200,42 @@ function samplesBy(text: string, name: string, by: string): Map<string, number> 
   return out;
 }
 
-export async function runDemo(o: DemoOptions): Promise<DemoRun> {
-  const { out, log } = o;
-  const expanded = expand(o.scenario);
+/**
+ * The scenario expanded (deterministically, from its seed) into the files an
+ * operator loads: `topology.json` (`alcor topology load`) and `intents.json`
+ * (`alcor apply`) in `dir`, with a line describing them.
+ */
+export function writeScenarioFiles(
+  scenario: Scenario,
+  dir: string,
+): {
+  expanded: ReturnType<typeof expand>;
+  topologyFile: string;
+  intentsFile: string;
+  lines: string[];
+} {
+  const expanded = expand(scenario);
   const intents = expanded.vpcs.flatMap((v) => v.intents);
-  const topologyFile = join(o.dir, 'topology.json');
-  const intentsFile = join(o.dir, 'intents.json');
+  const topologyFile = join(dir, 'topology.json');
+  const intentsFile = join(dir, 'intents.json');
   writeFileSync(topologyFile, JSON.stringify({ hosts: expanded.hosts }, null, 1));
   writeFileSync(intentsFile, JSON.stringify({ intents }, null, 1));
-  out(
-    `\nscenario: ${expanded.hosts.length} hosts in ${o.scenario.topology.clusters} clusters over ${o.scenario.topology.regions.length} region(s); ${expanded.vpcs.length} VPCs, ${intents.length} intents (${expanded.mistakes.length} deliberate mistakes)`,
-  );
-  out(`  topology: ${topologyFile}\n  intents:  ${intentsFile}`);
+  return {
+    expanded,
+    topologyFile,
+    intentsFile,
+    lines: [
+      `scenario: ${expanded.hosts.length} hosts in ${scenario.topology.clusters} clusters over ${scenario.topology.regions.length} region(s); ${expanded.vpcs.length} VPCs, ${intents.length} intents (${expanded.mistakes.length} deliberate mistakes)`,
+      `  topology: ${topologyFile}\n  intents:  ${intentsFile}`,
+    ],
+  };
+}
+
+export async function runDemo(o: DemoOptions): Promise<DemoRun> {
+  const { out, log } = o;
+  const { expanded, topologyFile, lines } = writeScenarioFiles(o.scenario, o.dir);
+  out('');
+  for (const line of lines) out(line);
 
   const env = o.servers.env();
   // With users per role (DESIGN §9): the demo watches as a service, sends intents as

@@ -29,6 +29,7 @@ import {
   type Logger,
   type ReadinessChecks,
   type Registry,
+  redisUrlFromEnv,
 } from '../../infra/index.js';
 import {
   ConfigError,
@@ -99,7 +100,7 @@ export function southboundConfigFromEnv(env: NodeJS.ProcessEnv = process.env): S
   const input = {
     instanceId: env.ALCOR_INSTANCE_ID ?? `southbound-${process.pid}`,
     natsUrl: env.NATS_URL ?? 'nats://127.0.0.1:4222',
-    redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    redisUrl: redisUrlFromEnv(env) ?? 'redis://127.0.0.1:6379',
     kafka,
     ...numbersFromEnv(env, numeric),
   };

@@ -1,0 +1,107 @@
+/**
+ * The broker settings (server.properties) of a single-node KRaft Kafka cluster as
+ * this system runs it: one client listener, one controller listener, and with
+ * users SASL/PLAIN on both and the KRaft authorizer (DESIGN §9). The local
+ * provisioning, `alcor kafka-config` and the container images all render it here.
+ */
+import { ServerUnavailableError } from '../../shared/index.js';
+import type { KafkaRole } from './acls.js';
+import type { KafkaSasl } from './sasl.js';
+
+export interface KafkaBrokerConfig {
+  /** The address both listeners bind (127.0.0.1 locally, 0.0.0.0 in a container). */
+  listenHost: string;
+  /** host:port clients are told to use (what they can reach). */
+  advertised: string;
+  port: number;
+  controllerPort: number;
+  dataDir: string;
+  /**
+   * SASL/PLAIN users per role and the broker's own: only these may connect, each
+   * allowed what its role does (infra/kafka/acls.ts). Absent: PLAINTEXT, no
+   * authorizer, anyone who reaches the port may.
+   */
+  users?: Record<KafkaRole, KafkaSasl>;
+  broker?: KafkaSasl;
+  /** More settings, e.g. message.max.bytes. */
+  extra?: Record<string, string>;
+}
+
+const SASL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const SASL_PASSWORD = /^[A-Za-z0-9_-]{8,128}$/;
+
+/** The broker's JAAS line: its own inter-broker user and every client user. */
+function plainJaas(broker: KafkaSasl, users: readonly KafkaSasl[]): string {
+  for (const u of [broker, ...users]) {
+    if (!SASL_NAME.test(u.username) || !SASL_PASSWORD.test(u.password))
+      throw new ServerUnavailableError(
+        'kafka',
+        'SASL user names and passwords must be [A-Za-z0-9_-] (passwords 8 to 128 of them)',
+      );
+  }
+  return (
+    'org.apache.kafka.common.security.plain.PlainLoginModule required ' +
+    `username="${broker.username}" password="${broker.password}" ` +
+    [broker, ...users].map((u) => `user_${u.username}="${u.password}"`).join(' ') +
+    ';'
+  );
+}
+
+export function renderKafkaBrokerConfig(o: KafkaBrokerConfig): string {
+  if (o.users && !o.broker)
+    throw new ServerUnavailableError('kafka', 'a broker user is needed with SASL users');
+  // PLAINTEXT, or SASL_PLAINTEXT with PLAIN users and the KRaft authorizer: on the
+  // client listener the role users, on the controller listener the broker's own
+  // user only (a PLAINTEXT controller listener would let anyone who reaches it in
+  // as a super user, ANONYMOUS being what the broker is there).
+  const listener = o.users ? 'SASL_PLAINTEXT' : 'PLAINTEXT';
+  const sasl =
+    o.users && o.broker
+      ? [
+          'sasl.enabled.mechanisms=PLAIN',
+          'sasl.mechanism.inter.broker.protocol=PLAIN',
+          'sasl.mechanism.controller.protocol=PLAIN',
+          `listener.name.sasl_plaintext.plain.sasl.jaas.config=${plainJaas(o.broker, Object.values(o.users))}`,
+          `listener.name.controller.plain.sasl.jaas.config=${plainJaas(o.broker, [])}`,
+          'authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer',
+          `super.users=User:${o.broker.username};User:${o.users.admin.username}`,
+          'allow.everyone.if.no.acl.found=false',
+        ]
+      : [];
+  // The controller is reached on the node's own loopback in a single-node cluster.
+  return [
+    'process.roles=broker,controller',
+    'node.id=1',
+    `controller.quorum.voters=1@127.0.0.1:${o.controllerPort}`,
+    `listeners=${listener}://${o.listenHost}:${o.port},CONTROLLER://${o.listenHost}:${o.controllerPort}`,
+    `advertised.listeners=${listener}://${o.advertised}`,
+    'controller.listener.names=CONTROLLER',
+    `listener.security.protocol.map=${listener}:${listener},CONTROLLER:${listener}`,
+    `inter.broker.listener.name=${listener}`,
+    ...sasl,
+    `log.dirs=${o.dataDir}`,
+    'num.partitions=1',
+    'offsets.topic.replication.factor=1',
+    'offsets.topic.num.partitions=4',
+    'transaction.state.log.replication.factor=1',
+    'transaction.state.log.min.isr=1',
+    'share.coordinator.state.topic.replication.factor=1',
+    'share.coordinator.state.topic.min.isr=1',
+    'group.initial.rebalance.delay.ms=0',
+    'auto.create.topics.enable=false',
+    ...Object.entries(o.extra ?? {}).map(([k, v]) => `${k}=${v}`),
+    '',
+  ].join('\n');
+}
+
+/** The broker's log4j2 settings: warnings, and the server's start and stop. */
+export const KAFKA_LOG4J2 = `status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.server.name = kafka.server.KafkaRaftServer
+logger.server.level = INFO
+`;
