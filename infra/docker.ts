@@ -4,10 +4,13 @@
  * imported lazily so machines without Docker never load it.
  */
 import { existsSync } from 'node:fs';
+import type * as Testcontainers from 'testcontainers';
 import { DEFAULT_BUCKET_COUNT } from '../shared/index.js';
 import { renderNatsConfig } from './nats/serverConfig.js';
 import { NATS_SERVER_VERSION } from './local/natsServer.js';
 import { KAFKA_VERSION } from './local/kafkaServer.js';
+import { freePort } from './local/ports.js';
+import { renderKafkaBrokerConfig } from './kafka/brokerConfig.js';
 
 export function dockerEngineVisible(env: NodeJS.ProcessEnv = process.env): boolean {
   if (env.ALCOR_PROVISION === 'local') return false;
@@ -15,13 +18,19 @@ export function dockerEngineVisible(env: NodeJS.ProcessEnv = process.env): boole
   return existsSync('/var/run/docker.sock');
 }
 
-/** The images the Docker path runs (each server's). */
-export function dockerImages(): string[] {
-  return [`nats:${NATS_SERVER_VERSION.replace(/^v/, '')}-alpine`, REDIS_IMAGE, KAFKA_IMAGE];
-}
+/**
+ * The images the Docker path runs: this repository's own, built locally by
+ * `./scripts/docker-images.sh` (deploy/docker/Dockerfile; no registry has them).
+ */
+const IMAGES = {
+  nats: `alcor-southbound/nats:${NATS_SERVER_VERSION.replace(/^v/, '')}`,
+  redis: 'alcor-southbound/redis:7.0',
+  kafka: `alcor-southbound/kafka:${KAFKA_VERSION}`,
+} as const;
 
-const REDIS_IMAGE = 'redis:7.0';
-const KAFKA_IMAGE = 'confluentinc/cp-kafka:7.9.0';
+export function dockerImages(): string[] {
+  return Object.values(IMAGES);
+}
 
 /** Whether the visible engine can run the servers, and if not, why (one line). */
 export type DockerUsable = { ok: true } | { ok: false; reason: string };
@@ -69,7 +78,7 @@ export async function dockerEngineUsable(
     if (failed)
       return {
         ok: false,
-        reason: `image ${image} is not on the engine at ${where} and cannot be pulled (${failed})`,
+        reason: `image ${image} is not on the engine at ${where} and cannot be pulled (${failed}): ./scripts/docker-images.sh builds it`,
       };
   }
   return { ok: true };
@@ -109,24 +118,33 @@ export interface StartedDockerServer {
   stop: () => Promise<void>;
 }
 
+/**
+ * testcontainers' reaper (Ryuk) is an image from a registry: where none is
+ * reachable it cannot start, so it is off unless the environment says otherwise.
+ * The containers are stopped by the provisioning's own stop (and on SIGINT/SIGTERM).
+ */
+async function testcontainers(): Promise<typeof Testcontainers> {
+  process.env.TESTCONTAINERS_RYUK_DISABLED ??= 'true';
+  return import('testcontainers');
+}
+
 export async function startDockerNats(
   bucketCount = DEFAULT_BUCKET_COUNT,
 ): Promise<StartedDockerServer> {
-  const { GenericContainer, Wait } = await import('testcontainers');
+  const { GenericContainer, Wait } = await testcontainers();
   const conf = renderNatsConfig({
     host: '0.0.0.0',
     port: 4222,
     monitorPort: 8222,
-    storeDir: '/data/jetstream',
+    storeDir: '/var/lib/nats/jetstream',
     serverName: 'alcor-nats',
     bucketCount,
   });
-  const version = NATS_SERVER_VERSION.replace(/^v/, '');
-  const container = await new GenericContainer(`nats:${version}-alpine`)
-    .withCopyContentToContainer([{ content: conf, target: '/etc/nats/alcor.conf' }])
-    .withCommand(['-c', '/etc/nats/alcor.conf'])
+  const container = await new GenericContainer(IMAGES.nats)
+    .withCopyContentToContainer([{ content: conf, target: '/etc/alcor/nats.conf', mode: 0o644 }])
+    .withCommand(['-c', '/etc/alcor/nats.conf'])
     .withExposedPorts(4222, 8222)
-    .withWaitStrategy(Wait.forHttp('/healthz', 8222))
+    .withWaitStrategy(Wait.forHealthCheck())
     .start();
   return {
     endpoint: `nats://${container.getHost()}:${container.getMappedPort(4222)}`,
@@ -138,10 +156,14 @@ export async function startDockerNats(
 }
 
 export async function startDockerRedis(): Promise<StartedDockerServer> {
-  const { RedisContainer } = await import('@testcontainers/redis');
-  const container = await new RedisContainer(REDIS_IMAGE).start();
+  const { GenericContainer, Wait } = await testcontainers();
+  const container = await new GenericContainer(IMAGES.redis)
+    .withCommand(['--save', '', '--appendonly', 'no', '--protected-mode', 'no'])
+    .withExposedPorts(6379)
+    .withWaitStrategy(Wait.forHealthCheck())
+    .start();
   return {
-    endpoint: container.getConnectionUrl(),
+    endpoint: `redis://${container.getHost()}:${container.getMappedPort(6379)}`,
     version: '7.0',
     stop: async () => {
       await container.stop();
@@ -149,12 +171,32 @@ export async function startDockerRedis(): Promise<StartedDockerServer> {
   };
 }
 
+/**
+ * A single-node KRaft cluster. The broker listens inside the container on the same
+ * port it is published on, so that the address it advertises works from here.
+ */
 export async function startDockerKafka(): Promise<StartedDockerServer> {
-  const { KafkaContainer } = await import('@testcontainers/kafka');
-  const container = await new KafkaContainer(KAFKA_IMAGE).withKraft().start();
+  const { GenericContainer, Wait } = await testcontainers();
+  const port = await freePort();
+  const props = renderKafkaBrokerConfig({
+    listenHost: '0.0.0.0',
+    advertised: `127.0.0.1:${port}`,
+    port,
+    controllerPort: 9093,
+    dataDir: '/var/lib/kafka/data',
+  });
+  const container = await new GenericContainer(IMAGES.kafka)
+    .withCopyContentToContainer([
+      { content: props, target: '/etc/alcor/server.properties', mode: 0o644 },
+    ])
+    .withCommand(['/etc/alcor/server.properties'])
+    .withExposedPorts({ container: port, host: port })
+    .withWaitStrategy(Wait.forLogMessage(/Kafka Server started/))
+    .withStartupTimeout(120_000)
+    .start();
   return {
-    endpoint: `${container.getHost()}:${container.getMappedPort(9093)}`,
-    version: `cp-kafka 7.9.0 (local provisioning runs ${KAFKA_VERSION})`,
+    endpoint: `127.0.0.1:${port}`,
+    version: KAFKA_VERSION,
     stop: async () => {
       await container.stop();
     },

@@ -77,8 +77,12 @@ say "production node_modules"
 
 for t in nats kafka redis alcor; do
   say "building ${images[$t]}"
-  DOCKER_BUILDKIT=0 docker build -q --build-arg "BASE=$base" --target "$t" \
-    -t "${images[$t]}" -f deploy/docker/Dockerfile "$ctx" >/dev/null
+  # The classic builder (Debian's engine has no BuildKit plugin); its output only
+  # when the build fails.
+  if ! DOCKER_BUILDKIT=0 docker build --build-arg "BASE=$base" --target "$t" \
+      -t "${images[$t]}" -f deploy/docker/Dockerfile "$ctx" >"$ctx/build-$t.log" 2>&1; then
+    tail -30 "$ctx/build-$t.log" >&2; say "building ${images[$t]} failed"; exit 1
+  fi
 done
 for t in nats kafka redis alcor; do
   docker image inspect -f "{{.RepoTags}} {{.Size}}" "${images[$t]}" | awk '{printf "%s %.0f MB\n", $1, $2/1e6}'

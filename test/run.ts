@@ -3,7 +3,10 @@
  * tests against real servers provisioned once for the run. Every suite process is
  * bounded in time. Ends with the line `N passed, N failed`.
  *
- *   tsx test/run.ts [--only checks|unit|integration|fault|fuzz|demo] [--keep-data]
+ *   tsx test/run.ts [--only checks|unit|integration|fault|fuzz|demo|docker] [--keep-data]
+ *
+ * `--only docker` is the Docker tier (./scripts/test-docker.sh), not part of the
+ * default run.
  *
  * The fault suite (test/fault, short version) and the bad-input fuzzer (test/fuzz)
  * run on servers of their own: they kill and restart them.
@@ -172,6 +175,11 @@ onShutdown(async () => {
 });
 
 const only = args.only;
+// The servers of this command are local processes (its tests kill and restart them,
+// and check the users and ACLs local provisioning sets up); the Docker way to them
+// is the Docker tier's (`--only docker`, ./scripts/test-docker.sh). ALCOR_PROVISION
+// set by the caller wins.
+process.env.ALCOR_PROVISION ??= 'local';
 const started = Date.now();
 try {
   if (!only || only === 'checks') {
@@ -188,20 +196,27 @@ try {
       '--log-level',
       'warn',
     ]);
-    const compose = await runProcess('docker', ['compose', 'version'], {
+    // docker-compose.yml as compose reads it (the plugin, or docker-compose).
+    const plugin = await runProcess('docker', ['compose', 'version'], {
       timeoutMs: 20_000,
       echo: false,
     });
-    if (compose.code === 0) {
+    const standalone =
+      plugin.code === 0
+        ? undefined
+        : await runProcess('docker-compose', ['version'], { timeoutMs: 20_000, echo: false });
+    if (plugin.code === 0) {
       await check('docker compose config', 'docker', ['compose', 'config', '--quiet']);
+    } else if (standalone?.code === 0) {
+      await check('docker compose config', 'docker-compose', ['config', '--quiet']);
     } else {
-      console.log('- docker compose config: skipped (no docker compose plugin on this machine)');
+      console.log('- docker compose config: skipped (no docker compose on this machine)');
       tallies.push({
         name: 'docker compose config',
         passed: 0,
         failed: 0,
         skipped: 1,
-        note: 'no docker compose plugin',
+        note: 'no docker compose',
       });
     }
     // The systemd units (deploy/systemd), as systemd reads them: any complaint fails.
@@ -304,6 +319,12 @@ function ownServersEnv(): NodeJS.ProcessEnv {
 }
 
 // Faults and bad input, each on a system of its own (servers and service processes).
+// The Docker tier (only when asked: it needs a Docker engine and the images of
+// ./scripts/docker-images.sh): the compose deployment and the testcontainers path.
+if (only === 'docker') {
+  await uvu('docker', 'docker', ownServersEnv(), 1_800_000);
+}
+
 if (!only || only === 'fault') await uvu('fault (short)', 'fault', ownServersEnv(), 1_500_000);
 if (!only || only === 'fuzz') await uvu('bad input (fuzz)', 'fuzz', ownServersEnv(), 900_000);
 

@@ -16,7 +16,7 @@ export function roleOf(cmdline: string): string | undefined {
   if (/(^|\/)nats-server[^\s/]*(\s|$)/.test(cmdline)) return 'nats-server';
   if (/kafka\.Kafka(\s|$)/.test(cmdline)) return 'kafka';
   if (/(^|\/)redis-server(\s|$)/.test(cmdline)) return 'redis';
-  const service = /services\/(controller|southbound|nca|demo)\/main\.ts/.exec(cmdline);
+  const service = /services\/(controller|southbound|nca|demo)\/main\.[jt]s/.exec(cmdline);
   if (service) return service[1];
   if (/test\/bench\//.test(cmdline)) return 'bench';
   return undefined;
