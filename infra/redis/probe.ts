@@ -11,16 +11,20 @@ export async function pingRedis(url: string, timeoutMs = 5000): Promise<string> 
     retryStrategy: () => null,
     enableOfflineQueue: false,
   });
-  client.on('error', () => undefined);
+  // The server's own answer (e.g. WRONGPASS) comes as an error event; the failed
+  // call then only says the connection closed.
+  let said: Error | undefined;
+  client.on('error', (err: Error) => (said ??= err));
   try {
     await client.connect();
     await client.ping();
     const info = await client.info('server');
     return /redis_version:([^\r\n]+)/.exec(info)?.[1] ?? 'unknown';
   } catch (err) {
+    const closed = /connection is closed/i.test((err as Error).message);
     throw new ServerUnavailableError(
       'redis',
-      `cannot reach ${redactUrl(url)}: ${(err as Error).message}`,
+      `cannot reach ${redactUrl(url)}: ${(closed && said ? said : (err as Error)).message}`,
       {
         cause: err,
       },

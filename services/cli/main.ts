@@ -7,6 +7,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats } from '../../infra/index.js';
+import { ConfigError } from '../../shared/index.js';
 import { applyFile, applySucceeded, renderApply, type WaitFor } from './apply.js';
 import { CliError, EXIT, print } from './output.js';
 import { placementReport, renderPlacement } from './placement.js';
@@ -355,6 +356,10 @@ try {
 } catch (err) {
   if (err instanceof CommanderError) {
     process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  } else if (err instanceof ConfigError) {
+    // A setting from the environment (e.g. KAFKA_<ID>_SASL_PASSWORD_FILE unreadable).
+    process.stderr.write(`alcor: ${err.message}\n`);
+    process.exitCode = EXIT.usage;
   } else if (err instanceof CliError) {
     process.stderr.write(`alcor: ${err.message}\n`);
     process.exitCode = err.exitCode;
