@@ -1,10 +1,9 @@
 /**
  * The nats-server configuration, rendered from code so that local provisioning,
- * testcontainers and docker-compose (infra/nats/nats.conf, checked by a test)
- * all run the same server: JetStream, and the `partition()` subject mapping that
+ * testcontainers, `alcor nats-config` and so docker-compose all run the same server: JetStream, and the `partition()` subject mapping that
  * turns `intent.<vpcId>` into `intent.<bucket>.<vpcId>` (DESIGN §4.1).
  */
-import { DEFAULT_BUCKET_COUNT, subjects } from '../../shared/index.js';
+import { subjects } from '../../shared/index.js';
 import {
   ACCOUNTS,
   ACCOUNT_LIMITS,
@@ -144,16 +143,4 @@ export function renderNatsConfig(config: NatsServerConfig): string {
     );
   }
   return lines.join('\n');
-}
-
-/** The configuration docker-compose mounts (infra/nats/nats.conf). */
-export function composeNatsConfig(): string {
-  return renderNatsConfig({
-    host: '0.0.0.0',
-    port: 4222,
-    monitorPort: 8222,
-    storeDir: '/data/jetstream',
-    serverName: 'alcor-nats',
-    bucketCount: DEFAULT_BUCKET_COUNT,
-  });
 }
