@@ -13,11 +13,13 @@ import { probeNats } from './nats/connect.js';
 import { pingRedis, redactUrl, redisUrlFromEnv } from './redis/probe.js';
 import { probeKafka } from './kafka/probe.js';
 import {
+  kafkaCaVar,
   kafkaRoleEnv as roleEnvFromFile,
   kafkaSaslFromEnv,
   type KafkaCredentialsFile,
 } from './kafka/sasl.js';
 import { runDir } from './local/cache.js';
+import { makeTlsFiles, type TlsFiles } from './local/tls.js';
 import {
   startLocalNats,
   startLocalNatsCluster,
@@ -190,6 +192,14 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
   }
   const dir = runDir();
   const local: Servers['local'] = { kafka: {}, natsNodes: [] };
+  // TLS for every server run here (unless ALCOR_TLS=off): a CA made for this run
+  // and one certificate for 127.0.0.1; every client verifies it (the *_CA_FILE
+  // variables of env()).
+  let tlsFiles: Promise<TlsFiles> | undefined;
+  const tls = (): Promise<TlsFiles> | undefined =>
+    env.ALCOR_TLS === 'off'
+      ? undefined
+      : (tlsFiles ??= makeTlsFiles(join(dir, 'tls'), ['localhost', '127.0.0.1']));
   const stoppers: Array<() => Promise<void>> = [];
 
   const sub = (name: string): string => {
@@ -209,9 +219,11 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
       stoppers.push(s.stop);
       return { name, endpoint: s.endpoint, version: s.version, source: 'docker', stop: s.stop };
     }
+    const natsTls = await tls();
     const natsOptions = {
       dir: sub('nats'),
       bucketCount,
+      ...(natsTls ? { tls: natsTls } : {}),
       // Users per role and per host (DESIGN §9), unless ALCOR_NATS_AUTH=off.
       auth: env.ALCOR_NATS_AUTH !== 'off',
       ...(syncInterval === undefined ? {} : { syncInterval }),
@@ -267,8 +279,10 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
       return { name, endpoint: s.endpoint, version: s.version, source: 'docker', stop: s.stop };
     }
     // An ACL user with a password made for this run; the URL in the environment carries it.
+    const redisTls = await tls();
     const s = await startLocalRedis({
       dir: sub('redis'),
+      ...(redisTls ? { tls: redisTls } : {}),
       ...(env.ALCOR_REDIS_ACL === 'off'
         ? {}
         : { acl: { username: 'alcor', password: randomBytes(18).toString('base64url') } }),
@@ -314,9 +328,11 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
     }
     // SASL/PLAIN users per role with passwords made for this cluster, and ACLs,
     // unless ALCOR_KAFKA_SASL=off.
+    const kafkaTls = await tls();
     const s = await startLocalKafka({
       clusterId: id,
       dir: sub(`kafka-${id}`),
+      ...(kafkaTls ? { tls: kafkaTls } : {}),
       ...(env.ALCOR_KAFKA_SASL === 'off' ? {} : { users: makeKafkaUsers() }),
     });
     local.kafka[id] = s;
@@ -355,6 +371,7 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
     ...Array<Started<Servers['kafka'][string]>>,
   ];
   const replicas = local.natsNodes.length > 1 ? Math.min(3, local.natsNodes.length) : 1;
+  const tlsCaFile = tlsFiles ? (await tlsFiles).caFile : undefined;
   const kafkaById: Servers['kafka'] = {};
   clusters.forEach((id, i) => {
     const info = kafkaInfos[i];
@@ -391,6 +408,13 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
       };
       if (replicas > 1) out.ALCOR_REPLICAS = String(replicas);
       if (natsInfo.monitorUrl) out.NATS_MONITOR_URL = natsInfo.monitorUrl;
+      // The CA of every server run here with TLS (those from the environment keep
+      // the caller's own variables).
+      const caFile = local.nats || local.redis ? tlsCaFile : undefined;
+      if (caFile && local.nats) out.NATS_CA_FILE = caFile;
+      if (caFile && local.redis) out.REDIS_CA_FILE = caFile;
+      for (const [id, k] of Object.entries(local.kafka))
+        if (k.caFile) out[kafkaCaVar(id)] = k.caFile;
       const credentials = local.nats?.credentials;
       if (credentials) {
         // Services connect as `service`; a harness picks other roles' seeds from the directory.

@@ -23,6 +23,12 @@ export interface KafkaBrokerConfig {
    */
   users?: Record<KafkaRole, KafkaSasl>;
   broker?: KafkaSasl;
+  /**
+   * TLS on both listeners (PEM files): the broker's key and certificate in one
+   * file, and the CA it verifies its own listeners with (the controller and the
+   * broker are each other's clients). Clients take the CA (KAFKA_<ID>_CA_FILE).
+   */
+  tls?: { keyAndCertFile: string; caFile: string };
   /** More settings, e.g. message.max.bytes. */
   extra?: Record<string, string>;
 }
@@ -50,18 +56,27 @@ function plainJaas(broker: KafkaSasl, users: readonly KafkaSasl[]): string {
 export function renderKafkaBrokerConfig(o: KafkaBrokerConfig): string {
   if (o.users && !o.broker)
     throw new ServerUnavailableError('kafka', 'a broker user is needed with SASL users');
-  // PLAINTEXT, or SASL_PLAINTEXT with PLAIN users and the KRaft authorizer: on the
-  // client listener the role users, on the controller listener the broker's own
-  // user only (a PLAINTEXT controller listener would let anyone who reaches it in
-  // as a super user, ANONYMOUS being what the broker is there).
-  const listener = o.users ? 'SASL_PLAINTEXT' : 'PLAINTEXT';
+  // PLAINTEXT or SSL, or SASL_PLAINTEXT or SASL_SSL with PLAIN users and the KRaft
+  // authorizer: on the client listener the role users, on the controller listener
+  // the broker's own user only (a controller listener without SASL would let anyone
+  // who reaches it in as a super user, ANONYMOUS being what the broker is there).
+  const listener = `${o.users ? 'SASL_' : ''}${o.tls ? 'SSL' : 'PLAINTEXT'}`;
+  const ssl = o.tls
+    ? [
+        'ssl.keystore.type=PEM',
+        `ssl.keystore.location=${o.tls.keyAndCertFile}`,
+        'ssl.truststore.type=PEM',
+        `ssl.truststore.location=${o.tls.caFile}`,
+        'ssl.client.auth=none',
+      ]
+    : [];
   const sasl =
     o.users && o.broker
       ? [
           'sasl.enabled.mechanisms=PLAIN',
           'sasl.mechanism.inter.broker.protocol=PLAIN',
           'sasl.mechanism.controller.protocol=PLAIN',
-          `listener.name.sasl_plaintext.plain.sasl.jaas.config=${plainJaas(o.broker, Object.values(o.users))}`,
+          `listener.name.${listener.toLowerCase()}.plain.sasl.jaas.config=${plainJaas(o.broker, Object.values(o.users))}`,
           `listener.name.controller.plain.sasl.jaas.config=${plainJaas(o.broker, [])}`,
           'authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer',
           `super.users=User:${o.broker.username};User:${o.users.admin.username}`,
@@ -78,6 +93,7 @@ export function renderKafkaBrokerConfig(o: KafkaBrokerConfig): string {
     'controller.listener.names=CONTROLLER',
     `listener.security.protocol.map=${listener}:${listener},CONTROLLER:${listener}`,
     `inter.broker.listener.name=${listener}`,
+    ...ssl,
     ...sasl,
     `log.dirs=${o.dataDir}`,
     'num.partitions=1',

@@ -5,9 +5,10 @@
  * with its topics (DESIGN §4.6). kafkajs logs go to pino.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import { Kafka, logLevel, type ISocketFactory, type RetryOptions } from 'kafkajs';
 import type { Logger } from '../logger.js';
-import { kafkaSaslFromEnv, type KafkaSasl } from './sasl.js';
+import { kafkaSaslFromEnv, kafkaTlsFromEnv, type KafkaSasl, type KafkaTls } from './sasl.js';
 
 export interface KafkaClient {
   clusterId: string;
@@ -41,13 +42,21 @@ export function createKafkaClient(
      * (infra/kafka/sasl.ts); `null`: none (PLAINTEXT).
      */
     sasl?: KafkaSasl | null;
+    /** TLS; default: the cluster's CA from the environment; `null`: plain text. */
+    ssl?: KafkaTls | null;
   },
 ): KafkaClient {
   const sasl = options.sasl === undefined ? kafkaSaslFromEnv(clusterId) : options.sasl;
+  const ssl = options.ssl === undefined ? kafkaTlsFromEnv(clusterId) : options.ssl;
   let open = 0;
   let opened = 0;
   const socketFactory: ISocketFactory = ({ host, port, onConnect }) => {
-    const socket = net.connect({ host, port }, onConnect);
+    const socket = ssl
+      ? tls.connect(
+          { host, port, ...(net.isIP(host) ? {} : { servername: host }), ...ssl },
+          onConnect,
+        )
+      : net.connect({ host, port }, onConnect);
     socket.setKeepAlive(true, 60_000);
     open += 1;
     opened += 1;
@@ -59,6 +68,7 @@ export function createKafkaClient(
     clientId: options.clientId,
     brokers,
     socketFactory,
+    ...(ssl ? { ssl } : {}),
     ...(sasl ? { sasl: { mechanism: 'plain' as const, ...sasl } } : {}),
     connectionTimeout: 3000,
     requestTimeout: options.requestTimeout ?? 10_000,

@@ -1,6 +1,6 @@
 import { Kafka, logLevel } from 'kafkajs';
 import { ServerUnavailableError } from '../../shared/index.js';
-import { kafkaSaslFromEnv, type KafkaSasl } from './sasl.js';
+import { kafkaSaslFromEnv, kafkaTlsFromEnv, type KafkaSasl, type KafkaTls } from './sasl.js';
 
 /** Lists topics through an admin client: the readiness check INFRA-NOTES recommends. */
 export async function probeKafka(
@@ -9,10 +9,13 @@ export async function probeKafka(
   timeoutMs = 5000,
   /** The cluster's user; default: from the environment; `null`: none (PLAINTEXT). */
   sasl: KafkaSasl | null = kafkaSaslFromEnv(clusterId) ?? null,
+  /** TLS; default: the cluster's CA from the environment; `null`: plain text. */
+  ssl: KafkaTls | null = kafkaTlsFromEnv(clusterId) ?? null,
 ): Promise<void> {
   const kafka = new Kafka({
     clientId: 'alcor-probe',
     brokers,
+    ...(ssl ? { ssl } : {}),
     ...(sasl ? { sasl: { mechanism: 'plain' as const, ...sasl } } : {}),
     connectionTimeout: Math.min(timeoutMs, 3000),
     requestTimeout: timeoutMs,

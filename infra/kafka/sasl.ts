@@ -44,6 +44,35 @@ export function kafkaSaslFromEnv(
   return { username, password };
 }
 
+/** The variable naming a cluster's CA file (TLS). */
+export function kafkaCaVar(clusterId: string): string {
+  return `KAFKA_${clusterId.toUpperCase()}_CA_FILE`;
+}
+
+/** TLS settings for a Kafka client: the CA the brokers' certificates are verified with. */
+export interface KafkaTls {
+  ca: string[];
+}
+
+/**
+ * TLS to a cluster when `KAFKA_<ID>_CA_FILE` names its CA: the client then speaks
+ * only TLS to its brokers and verifies their certificates and names. Undefined:
+ * plain text.
+ */
+export function kafkaTlsFromEnv(
+  clusterId: string,
+  env: NodeJS.ProcessEnv = process.env,
+): KafkaTls | undefined {
+  const name = kafkaCaVar(clusterId);
+  const file = env[name];
+  if (!file) return undefined;
+  try {
+    return { ca: [readFileSync(file, 'utf8')] };
+  } catch (err) {
+    throw new ConfigError(name, `cannot read ${file}: ${(err as Error).message}`);
+  }
+}
+
 /**
  * The file local provisioning writes (mode 0600, `ALCOR_KAFKA_CREDENTIALS`): every
  * role's user on every cluster, `{<clusterId>: {<role>: {username, password}}}`.

@@ -4,7 +4,7 @@
  * Each call starts one independent single-node cluster.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ServerUnavailableError } from '../../shared/index.js';
 import { Kafka, logLevel } from 'kafkajs';
@@ -15,6 +15,7 @@ import type { KafkaSasl } from '../kafka/sasl.js';
 import { cacheDir, cached, repoRoot } from './cache.js';
 import { run, which } from './exec.js';
 import { ManagedProcess } from './managedProcess.js';
+import type { TlsFiles } from './tls.js';
 import { freePort } from './ports.js';
 import { limitFromEnv } from './natsServer.js';
 
@@ -60,6 +61,8 @@ export interface LocalKafka {
   brokers: string[];
   /** The users per role, when the broker runs SASL/PLAIN with ACLs. */
   users?: Record<KafkaRole, KafkaSasl>;
+  /** The CA its certificate is signed by, when it speaks TLS. */
+  caFile?: string;
   version: string;
   /** The running process (a new one after a restart or revive). */
   readonly process: ManagedProcess;
@@ -85,6 +88,8 @@ export interface LocalKafkaOptions {
   users?: Record<KafkaRole, KafkaSasl>;
   /** More broker settings (server.properties), e.g. a small message.max.bytes in tests. */
   brokerConfig?: Record<string, string>;
+  /** TLS on the listeners with these files (clients then need the CA). */
+  tls?: TlsFiles;
 }
 
 /** Fresh users for each role of a cluster: the role's name, a password made for it. */
@@ -125,8 +130,12 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
     controllerPort,
     dataDir,
     ...(options.users ? { users: options.users, broker } : {}),
+    ...(options.tls
+      ? { tls: { keyAndCertFile: options.tls.keyAndCertFile, caFile: options.tls.caFile } }
+      : {}),
     extra: brokerConfigOf(options),
   });
+  const ssl = options.tls ? { ca: [readFileSync(options.tls.caFile, 'utf8')] } : null;
   const propsPath = join(dir, 'server.properties');
   // It may hold passwords: readable by this user only.
   writeFileSync(propsPath, props, { mode: 0o600 });
@@ -170,7 +179,7 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
     });
     await proc.waitUntilReady(
       async () => {
-        await probeKafka(options.clusterId, brokers, 2000, options.users?.admin ?? null);
+        await probeKafka(options.clusterId, brokers, 2000, options.users?.admin ?? null, ssl);
         return true;
       },
       options.readyTimeoutMs ?? 90_000,
@@ -186,6 +195,7 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
       clientId: 'alcor-provision',
       brokers,
       sasl: { mechanism: 'plain', ...options.users.admin },
+      ...(ssl ? { ssl } : {}),
       logLevel: logLevel.NOTHING,
     });
     const admin = client.admin();
@@ -200,6 +210,7 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
     clusterId: options.clusterId,
     brokers,
     ...(options.users ? { users: options.users } : {}),
+    ...(options.tls ? { caFile: options.tls.caFile } : {}),
     version: KAFKA_VERSION,
     get process() {
       return proc;

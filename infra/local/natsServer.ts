@@ -17,6 +17,7 @@ import { NatsCredentials, type AuthorizationFiles } from '../nats/auth.js';
 import { connectNats } from '../nats/connect.js';
 import { renderNatsConfig } from '../nats/serverConfig.js';
 import { cacheDir, cached } from './cache.js';
+import type { TlsFiles } from './tls.js';
 import { run, which } from './exec.js';
 import { ManagedProcess } from './managedProcess.js';
 import { freePort } from './ports.js';
@@ -119,6 +120,8 @@ export interface LocalNatsOptions {
   /** A node of a cluster: its route port and the routes to the other nodes. */
   cluster?: { name: string; port: number; routes: number[] };
   serverName?: string;
+  /** TLS on the client port with these files; the URL is then `tls://…`. */
+  tls?: TlsFiles;
 }
 
 /** Pids of the servers sharing a credentials directory (one line each: `<name> <pid>`). */
@@ -229,6 +232,9 @@ export async function startLocalNats(options: LocalNatsOptions): Promise<LocalNa
       ? {}
       : { streamMaxBufferedMsgs: options.streamMaxBufferedMsgs }),
     ...(options.cluster ? { cluster: options.cluster } : {}),
+    ...(options.tls
+      ? { tls: { certFile: options.tls.certFile, keyFile: options.tls.keyFile } }
+      : {}),
   });
   writeFileSync(confPath, conf + (options.extraConfig ?? ''));
   const monitorUrl = `http://127.0.0.1:${monitorPort}`;
@@ -250,7 +256,7 @@ export async function startLocalNats(options: LocalNatsOptions): Promise<LocalNa
   let proc = await launch();
   return {
     ...(credentials ? { credentials } : {}),
-    url: `nats://127.0.0.1:${port}`,
+    url: `${options.tls ? 'tls' : 'nats'}://127.0.0.1:${port}`,
     monitorUrl,
     version: binary.version,
     ...(binary.warning === undefined ? {} : { warning: binary.warning }),

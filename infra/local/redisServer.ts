@@ -6,6 +6,7 @@ import { run, which } from './exec.js';
 import { ManagedProcess } from './managedProcess.js';
 import { freePort } from './ports.js';
 import { pingRedis } from '../redis/probe.js';
+import type { TlsFiles } from './tls.js';
 
 export interface LocalRedis {
   url: string;
@@ -70,6 +71,8 @@ export async function startLocalRedis(options: {
   readyTimeoutMs?: number;
   /** Turns the default user off and lets only this user in (the URL then carries it). */
   acl?: RedisAclUser;
+  /** TLS only (no plain port) with these files; the URL is then `rediss://…`. */
+  tls?: TlsFiles;
 }): Promise<LocalRedis> {
   const binary = process.env.ALCOR_REDIS_SERVER_BIN ?? (await which('redis-server'));
   if (!binary) {
@@ -95,13 +98,21 @@ export async function startLocalRedis(options: {
     writeFileSync(aclFile, renderRedisAcl(options.acl), { mode: 0o600 });
     aclArgs.push('--aclfile', aclFile);
   }
+  // With TLS, no plain port at all; clients are not asked for certificates (they
+  // authenticate as the ACL user).
+  const portArgs = options.tls
+    ? [
+        '--port', '0', '--tls-port', String(port),
+        '--tls-cert-file', options.tls.certFile, '--tls-key-file', options.tls.keyFile,
+        '--tls-ca-cert-file', options.tls.caFile, '--tls-auth-clients', 'no',
+      ] // prettier-ignore
+    : ['--port', String(port)];
   const launch = (): ManagedProcess =>
     new ManagedProcess({
       name: 'redis-server',
       command: binary,
       args: [
-        '--port',
-        String(port),
+        ...portArgs,
         '--bind',
         '127.0.0.1',
         '--dir',
@@ -116,12 +127,13 @@ export async function startLocalRedis(options: {
       ],
       logFile: join(options.dir, 'redis-server.log'),
     });
+  const scheme = options.tls ? 'rediss' : 'redis';
   const url = options.acl
-    ? `redis://${encodeURIComponent(options.acl.username)}:${encodeURIComponent(options.acl.password)}@127.0.0.1:${port}`
-    : `redis://127.0.0.1:${port}`;
+    ? `${scheme}://${encodeURIComponent(options.acl.username)}:${encodeURIComponent(options.acl.password)}@127.0.0.1:${port}`
+    : `${scheme}://127.0.0.1:${port}`;
   const ready = (p: ManagedProcess): Promise<void> =>
     p.waitUntilReady(async () => {
-      await pingRedis(url, 1000);
+      await pingRedis(url, 1000, options.tls?.caFile);
       return true;
     }, options.readyTimeoutMs ?? 15_000);
   let proc = launch();

@@ -45,6 +45,11 @@ export interface NatsServerConfig {
   authorization?: AuthorizationFiles;
   /** A node of a NATS cluster (JetStream replicated over its nodes): its route port and its peers'. */
   cluster?: { name: string; port: number; routes: number[] };
+  /**
+   * TLS on the client port (PEM files): every client must speak TLS, and verifies
+   * the server with the CA (NATS_CA_FILE). Routes and monitoring are not covered.
+   */
+  tls?: { certFile: string; keyFile: string };
 }
 
 export const DEFAULT_MAX_PAYLOAD = 8 * 1024 * 1024;
@@ -57,6 +62,14 @@ export function renderNatsConfig(config: NatsServerConfig): string {
     `port: ${config.port}`,
   ];
   if (config.monitorPort > 0) lines.push(`http_port: ${config.monitorPort}`);
+  if (config.tls)
+    lines.push(
+      'tls {',
+      `  cert_file: ${JSON.stringify(config.tls.certFile)}`,
+      `  key_file: ${JSON.stringify(config.tls.keyFile)}`,
+      '  timeout: 5',
+      '}',
+    );
   lines.push(
     `max_payload: ${config.maxPayload ?? DEFAULT_MAX_PAYLOAD}`,
     `max_pending: ${MAX_PENDING}`,

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { redisKeys, type HostMapping } from '../../shared/index.js';
+import { redisTlsOptions } from './probe.js';
 
 /**
  * KEYS: hosts, rev. ARGV: revision, mode (delta|restore), count of adds, adds…, removes….
@@ -68,6 +69,7 @@ export function createRedisHostMapping(
   options: { redis?: RedisOptions } = {},
 ): RedisHostMapping {
   const client = new Redis(url, {
+    ...redisTlsOptions(url),
     maxRetriesPerRequest: null,
     lazyConnect: false,
     // Commands issued in the same tick go out as one pipeline (one round trip):

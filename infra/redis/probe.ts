@@ -2,9 +2,33 @@ import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { ConfigError, ServerUnavailableError } from '../../shared/index.js';
 
+/**
+ * TLS for a `rediss://` URL: the server's certificate verified with REDIS_CA_FILE
+ * (or, without it, the system's CAs). A `redis://` URL is plain text.
+ */
+export function redisTlsOptions(
+  url: string,
+  env: NodeJS.ProcessEnv = process.env,
+): { tls?: { ca?: Buffer } } {
+  if (!url.startsWith('rediss://')) return {};
+  const file = env.REDIS_CA_FILE;
+  if (!file) return { tls: {} };
+  try {
+    return { tls: { ca: readFileSync(file) } };
+  } catch (err) {
+    throw new ConfigError('REDIS_CA_FILE', `cannot read ${file}: ${(err as Error).message}`);
+  }
+}
+
 /** Connects, PINGs and returns the server's version; a clear error naming Redis otherwise. */
-export async function pingRedis(url: string, timeoutMs = 5000): Promise<string> {
+export async function pingRedis(
+  url: string,
+  timeoutMs = 5000,
+  /** The CA of a `rediss://` server (default REDIS_CA_FILE). */
+  caFile?: string,
+): Promise<string> {
   const client = new Redis(url, {
+    ...redisTlsOptions(url, caFile === undefined ? process.env : { REDIS_CA_FILE: caFile }),
     lazyConnect: true,
     connectTimeout: timeoutMs,
     maxRetriesPerRequest: 0,

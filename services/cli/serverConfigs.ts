@@ -13,6 +13,7 @@ import {
   applyKafkaAcls,
   kafkaSaslFromEnv,
   kafkaSaslVars,
+  kafkaTlsFromEnv,
   probeKafka,
   type KafkaRole,
   type KafkaSasl,
@@ -161,16 +162,18 @@ export async function writeKafkaAcls(
   const deadline = Date.now() + waitMs;
   for (;;) {
     try {
-      await probeKafka(cluster, brokers, 3000, admin);
+      await probeKafka(cluster, brokers, 3000, admin, kafkaTlsFromEnv(cluster, env) ?? null);
       break;
     } catch (err) {
       if (Date.now() > deadline) throw new CliError((err as Error).message);
       await new Promise((r) => setTimeout(r, 500));
     }
   }
+  const ssl = kafkaTlsFromEnv(cluster, env);
   const client = new Kafka({
     clientId: 'alcor-cli',
     brokers,
+    ...(ssl ? { ssl } : {}),
     sasl: { mechanism: 'plain', ...admin },
     logLevel: logLevel.NOTHING,
   });

@@ -7,6 +7,7 @@ import {
   KAFKA_ROLES,
   kafkaRoleEnv,
   kafkaSaslFromEnv,
+  kafkaTlsFromEnv,
   makeKafkaUsers,
   probeKafka,
   runDir,
@@ -30,6 +31,8 @@ function rawKafka(
 ): Kafka {
   const config: KafkaConfig = { clientId: unique('smoke'), brokers, logLevel: logLevel.NOTHING };
   if (sasl) config.sasl = { mechanism: 'plain', ...sasl };
+  const ssl = kafkaTlsFromEnv(clusterId);
+  if (ssl) config.ssl = ssl;
   if (once) Object.assign(config, { connectionTimeout: 3000, retry: { retries: 0 } });
   return new Kafka(config);
 }

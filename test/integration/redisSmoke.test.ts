@@ -1,7 +1,13 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Redis } from 'ioredis';
-import { createRedisHostMapping, pingRedis, runDir, startLocalRedis } from '../../infra/index.js';
+import {
+  createRedisHostMapping,
+  pingRedis,
+  redisTlsOptions,
+  runDir,
+  startLocalRedis,
+} from '../../infra/index.js';
 import { testServers, unique } from '../support/index.js';
 
 async function rejects(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
@@ -17,7 +23,7 @@ const RedisSmoke = suite<{ redis: Redis }>('redis-server');
 
 RedisSmoke.before(async (ctx) => {
   const { redisUrl } = await testServers();
-  ctx.redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  ctx.redis = new Redis(redisUrl, { ...redisTlsOptions(redisUrl), maxRetriesPerRequest: 1 });
 });
 
 RedisSmoke.after(async (ctx) => {

@@ -21,6 +21,7 @@ import {
   connectNats,
   putHosts,
   runDir,
+  kafkaCaVar,
   kafkaSaslFromEnv,
   kafkaSaslVars,
   makeKafkaUsers,
@@ -53,7 +54,7 @@ import {
   testLog,
   type IsolatedNats,
 } from '../support/controller.js';
-import { releaseTestServers, testServers } from '../support/servers.js';
+import { releaseTestServers, suiteTls, testServers } from '../support/servers.js';
 import { unique } from '../support/names.js';
 import {
   fleet as makeHosts,
@@ -192,16 +193,22 @@ async function setUp(ctx: Ctx): Promise<void> {
   // With the run's Kafka admin user, if the provisioned clusters have one (the
   // clients take it from the environment).
   const sasl = kafkaSaslFromEnv('a');
+  // And with TLS from the run's CA when the run's servers have it.
+  const tls = suiteTls();
   ctx.kafkaA = await startLocalKafka({
     clusterId: 'a',
     dir: join(ctx.kafkaDir, 'a'),
     ...(sasl ? { users: { ...makeKafkaUsers(), admin: sasl } } : {}),
+    ...(tls ? { tls } : {}),
   });
+  if (tls) process.env[kafkaCaVar('a')] = tls.caFile;
   // Kafka `b` of this suite is the run's first cluster: its clients take that
-  // cluster's user (each provisioned cluster has users of its own).
+  // cluster's user and CA (each provisioned cluster has users of its own).
   const [firstId, b] = Object.entries(servers.kafka)[0]!;
   const first = kafkaSaslFromEnv(firstId);
   if (first) Object.assign(process.env, saslEnv('b', first));
+  const firstCa = process.env[kafkaCaVar(firstId)];
+  if (firstCa) process.env[kafkaCaVar('b')] = firstCa;
   ctx.kafka = { a: ctx.kafkaA.brokers, b };
   ctx.redisUrl = servers.redisUrl;
   const bindings: HostRecord['binding'][] = [

@@ -3,7 +3,14 @@
  * per run and passes their URLs in the environment; a test file run alone
  * provisions its own (the children are killed when the process exits).
  */
-import { provisionServers, serversFromEnv, type Servers } from '../../infra/index.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  provisionServers,
+  serversFromEnv,
+  type Servers,
+  type TlsFiles,
+} from '../../infra/index.js';
 
 export interface TestServers {
   natsUrl: string;
@@ -35,4 +42,26 @@ export async function releaseTestServers(): Promise<void> {
   adopted = {};
   owned = undefined;
   pending = undefined;
+}
+
+/**
+ * The TLS files of the run's servers (a CA and a certificate for 127.0.0.1), for a
+ * suite starting a server of its own that the run's clients must trust; undefined
+ * when the run's servers speak plain text (ALCOR_TLS=off) or come from elsewhere.
+ */
+export function suiteTls(): TlsFiles | undefined {
+  const dir = process.env.ALCOR_TEST_SERVERS_DIR ?? owned?.dir;
+  if (!dir) return undefined;
+  const tls = join(dir, 'tls');
+  const files: TlsFiles = {
+    caFile: join(tls, 'ca.crt'),
+    certFile: join(tls, 'server.crt'),
+    keyFile: join(tls, 'server.key'),
+    keyAndCertFile: join(tls, 'server.pem'),
+  };
+  return [files.caFile, files.certFile, files.keyFile, files.keyAndCertFile].every((f) =>
+    existsSync(f),
+  )
+    ? files
+    : undefined;
 }
