@@ -11,22 +11,33 @@ m=/secrets            # everything (this job only)
 o=/out                # the roles' volumes: /out/<role>
 
 node dist/services/demo/main.js --scenario "$scenario" --write-files /out/work
-alcor nats-config --out $m/nats --hosts /out/work/topology.json --store-dir /var/lib/nats/jetstream >/dev/null
+# One CA, one certificate for every server's name (and 127.0.0.1 for the ports
+# published on the host); each path below is where the server's container sees it.
+names="nats,redis,localhost,127.0.0.1"
+for id in ${clusters//,/ }; do names="$names,kafka-$id"; done
+alcor tls-config --out $m/tls --names "$names" >/dev/null
+alcor nats-config --out $m/nats --hosts /out/work/topology.json --store-dir /var/lib/nats/jetstream \
+  --tls-cert /secrets/nats/server.crt --tls-key /secrets/nats/server.key >/dev/null
 alcor redis-config --out $m/redis >/dev/null
 for id in ${clusters//,/ }; do
   alcor kafka-config --cluster "$id" --out "$m/kafka-$id" --advertise "kafka-$id:9092" \
-    --data-dir /var/lib/kafka/data >/dev/null
+    --data-dir /var/lib/kafka/data \
+    --tls-key-and-cert "/secrets/kafka-$id/server.pem" --tls-ca "/secrets/kafka-$id/ca.crt" >/dev/null
 done
 
 copy() { # copy <file> <dir>: 0600, in a role's volume
   mkdir -p "$2" && cp "$1" "$2/" && chmod 600 "$2/$(basename "$1")"
 }
-# Servers: their settings only (public keys, password hashes are not used: PLAIN
-# and Redis need the passwords themselves).
+# Servers: their settings and their certificate and key only (Kafka's PLAIN and
+# Redis's ACL file hold the passwords themselves).
 rm -rf $o/nats/* && mkdir -p $o/nats/credentials
 cp $m/nats/nats.conf $o/nats/ && cp $m/nats/credentials/*-users.conf $o/nats/credentials/
 copy $m/redis/users.acl $o/redis
 for id in ${clusters//,/ }; do copy "$m/kafka-$id/server.properties" "$o/kafka-$id"; done
+for f in server.crt server.key; do copy "$m/tls/$f" $o/nats; copy "$m/tls/$f" $o/redis; done
+for id in ${clusters//,/ }; do copy $m/tls/server.pem "$o/kafka-$id"; copy $m/tls/ca.crt "$o/kafka-$id"; done
+# Everyone verifies the servers with the CA.
+for role in redis controller southbound nca operator; do copy $m/tls/ca.crt "$o/$role"; done
 # Services: their role's NATS seed, the Redis password, their role's Kafka passwords.
 for role in controller southbound; do copy "$m/nats/credentials/$role.nk" "$o/$role"; done
 for role in controller southbound; do copy $m/redis/alcor.password "$o/$role"; done

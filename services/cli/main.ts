@@ -28,7 +28,9 @@ import {
   renderKafkaAclsReport,
   renderKafkaConfigReport,
   renderRedisConfigReport,
+  renderTlsConfigReport,
   writeKafkaAcls,
+  writeTlsConfig,
   writeKafkaConfig,
   writeRedisConfig,
   type KafkaConfigOptions,
@@ -278,24 +280,36 @@ program
     1024,
   )
   .option('--max-payload <bytes>', 'max_payload (default 8 MiB)', positive)
+  .option('--tls-cert <file>', "TLS on the client port: the server's certificate (PEM)")
+  .option('--tls-key <file>', 'and its key (PEM)')
   .action(
     async ({
       out,
       auth,
       hosts,
       listen,
+      tlsCert,
+      tlsKey,
       ...server
     }: Omit<NatsServerSettings, 'host'> & {
       out: string;
       auth: boolean;
       hosts?: string;
       listen: string;
+      tlsCert?: string;
+      tlsKey?: string;
     }) => {
+      if ((tlsCert === undefined) !== (tlsKey === undefined))
+        throw new CliError('--tls-cert and --tls-key go together', EXIT.usage);
       const report = await writeNatsConfig({
         out,
         auth,
         ...(hosts ? { hostsFile: hosts } : {}),
-        server: { ...server, host: listen },
+        server: {
+          ...server,
+          host: listen,
+          ...(tlsCert && tlsKey ? { tls: { certFile: tlsCert, keyFile: tlsKey } } : {}),
+        },
       });
       print(program.opts<GlobalOptions>().json, report, renderNatsConfigReport);
     },
@@ -315,6 +329,11 @@ program
   .option('--data-dir <dir>', 'log.dirs', '/var/lib/kafka/data')
   .option('--no-sasl', 'PLAINTEXT: no users, no ACLs (anyone who reaches the port may)')
   .option('--message-max-bytes <bytes>', "message.max.bytes (default: Kafka's)", positive)
+  .option(
+    '--tls-key-and-cert <file>',
+    "TLS on the listeners: the broker's key and certificate in one PEM file",
+  )
+  .option('--tls-ca <file>', 'and the CA that signed it (PEM)')
   .action((opts: Omit<KafkaConfigOptions, 'advertise'> & { advertise: string }) => {
     print(program.opts<GlobalOptions>().json, writeKafkaConfig(opts), renderKafkaConfigReport);
   });
@@ -334,6 +353,27 @@ program
       opts.waitMs,
     );
     print(program.opts<GlobalOptions>().json, report, renderKafkaAclsReport);
+  });
+
+program
+  .command('tls-config')
+  .description(
+    'make a certificate authority and one server certificate signed by it, for the servers of a deployment (every client verifies them with ca.crt)',
+  )
+  .requiredOption('-o, --out <dir>', 'directory for ca.crt, server.crt, server.key, server.pem')
+  .requiredOption(
+    '--names <list>',
+    "the servers' DNS names and IPv4 addresses, separated by commas",
+  )
+  .action(async (opts: { out: string; names: string }) => {
+    print(
+      program.opts<GlobalOptions>().json,
+      await writeTlsConfig(
+        opts.out,
+        opts.names.split(',').map((n) => n.trim()),
+      ),
+      renderTlsConfigReport,
+    );
   });
 
 program

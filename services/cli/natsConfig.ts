@@ -19,7 +19,7 @@ import { readTopologyFile } from './topology.js';
 /** The server's own settings, as the configuration renderer takes them. */
 export type NatsServerSettings = Pick<
   NatsServerConfig,
-  'host' | 'port' | 'monitorPort' | 'storeDir' | 'serverName' | 'bucketCount' | 'maxPayload'
+  'host' | 'port' | 'monitorPort' | 'storeDir' | 'serverName' | 'bucketCount' | 'maxPayload' | 'tls'
 >;
 
 export interface NatsConfigOptions {

@@ -14,7 +14,9 @@ import {
   kafkaSaslFromEnv,
   kafkaSaslVars,
   kafkaTlsFromEnv,
+  makeTlsFiles,
   probeKafka,
+  type TlsFiles,
   type KafkaRole,
   type KafkaSasl,
 } from '../../infra/index.js';
@@ -49,6 +51,9 @@ export interface KafkaConfigOptions {
   dataDir: string;
   sasl: boolean;
   messageMaxBytes?: number;
+  /** TLS on the listeners: the broker's key and certificate in one PEM file, and its CA. */
+  tlsKeyAndCert?: string;
+  tlsCa?: string;
 }
 
 export interface KafkaConfigReport {
@@ -72,6 +77,8 @@ export function writeKafkaConfig(o: KafkaConfigOptions): KafkaConfigReport {
     );
   if (o.port === o.controllerPort)
     throw new CliError('--port and --controller-port must differ', EXIT.usage);
+  if ((o.tlsKeyAndCert === undefined) !== (o.tlsCa === undefined))
+    throw new CliError('--tls-key-and-cert and --tls-ca go together', EXIT.usage);
   const out = resolve(o.out);
   mkdirSync(out, { recursive: true });
   const roles: KafkaConfigReport['roles'] = {};
@@ -103,6 +110,9 @@ export function writeKafkaConfig(o: KafkaConfigOptions): KafkaConfigReport {
       controllerPort: o.controllerPort,
       dataDir: o.dataDir,
       ...(users && broker ? { users, broker } : {}),
+      ...(o.tlsKeyAndCert && o.tlsCa
+        ? { tls: { keyAndCertFile: o.tlsKeyAndCert, caFile: o.tlsCa } }
+        : {}),
       ...(o.messageMaxBytes ? { extra: { 'message.max.bytes': String(o.messageMaxBytes) } } : {}),
     }),
     { mode: 0o600 },
@@ -213,5 +223,22 @@ export function renderRedisConfigReport(r: RedisConfigReport): string {
   return [
     `wrote ${r.aclFile}: run redis-server --aclfile ${r.aclFile}`,
     `the services take REDIS_URL=redis://${r.username}@<host>:6379 and REDIS_PASSWORD_FILE=${r.passwordFile}`,
+  ].join('\n');
+}
+
+export async function writeTlsConfig(out: string, names: string[]): Promise<TlsFiles> {
+  if (names.length === 0 || names.some((n) => !/^[A-Za-z0-9.-]{1,253}$/.test(n)))
+    throw new CliError(
+      `--names ${names.join(',')}: DNS names or IPv4 addresses, separated by commas`,
+      EXIT.usage,
+    );
+  return makeTlsFiles(resolve(out), names);
+}
+
+export function renderTlsConfigReport(r: TlsFiles): string {
+  return [
+    `CA: ${r.caFile} (clients verify the servers with it: NATS_CA_FILE, REDIS_CA_FILE, KAFKA_<ID>_CA_FILE)`,
+    `server: ${r.certFile} and ${r.keyFile}; both in one file (Kafka): ${r.keyAndCertFile}`,
+    'an existing CA and certificate in that directory are kept',
   ].join('\n');
 }

@@ -75,6 +75,10 @@ export async function runCliAnchor(
     '--multisubjectmax',
     String(o.subjects),
     '--no-progress',
+    // A server with TLS: verified with the run's CA, as the product's clients do.
+    ...(url.startsWith('tls://') && process.env.NATS_CA_FILE
+      ? ['--tlsca', process.env.NATS_CA_FILE]
+      : []),
   ];
   const quoted = [cli, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' ');
   const before = cpuSnapshot('bench');

@@ -3,8 +3,9 @@
  * with the images `./scripts/docker-images.sh` builds: its scenario job ends with
  * every intent programmed and the oracle clean, read from what the job printed and
  * from the services' published /metrics; every process runs as a non-root user and
- * reads only its own role's credentials; NATS refuses a connection without a key
- * and takes one with the client's (the positive control). Torn down at the end.
+ * reads only its own role's credentials; NATS speaks TLS verified with the
+ * deployment's CA, refuses a connection without a key and takes one with the
+ * client's (the positive control). Torn down at the end.
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -140,22 +141,32 @@ test("each process sees only its own role's credentials", async () => {
   assert.not.ok(await has('nats', '/secrets/operator/client.nk'), 'no seed on the server');
 });
 
-test("NATS refuses a connection without a key and takes the client's", async () => {
+test("NATS speaks TLS only, verified with the deployment's CA; refuses a connection without a key and takes the client's", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'alcor-compose-seed-'));
-  await docker(['cp', `${await containerOf('scenario')}:/secrets/operator/client.nk`, dir]);
-  const nc = await connectNats('nats://127.0.0.1:4222', {
-    name: 'compose-test',
-    reconnect: false,
-    nkeySeedFile: join(dir, 'client.nk'),
-  });
-  await nc.flush();
-  await nc.close();
-  let refused: Error | undefined;
-  await connectNats('nats://127.0.0.1:4222', { name: 'compose-test-anonymous', reconnect: false })
-    .then((c) => c.close())
-    .catch((err: Error) => (refused = err));
-  assert.ok(refused, 'a connection without a key is refused');
-  assert.match(String(refused), /auth/i);
+  const scenarioJob = await containerOf('scenario');
+  for (const file of ['client.nk', 'ca.crt'])
+    await docker(['cp', `${scenarioJob}:/secrets/operator/${file}`, dir]);
+  const caFile = join(dir, 'ca.crt');
+  const url = 'tls://127.0.0.1:4222';
+  const attempt = (options: { nkeySeedFile?: string; caFile?: string }): Promise<string> =>
+    connectNats(url, { name: 'compose-test', reconnect: false, nkeySeedFile: '', ...options }).then(
+      async (nc) => {
+        await nc.flush();
+        await nc.close();
+        return 'ok';
+      },
+      (err: Error) => err.message,
+    );
+  assert.is(await attempt({ nkeySeedFile: join(dir, 'client.nk'), caFile }), 'ok');
+  assert.match(await attempt({ caFile }), /auth/i, 'no key: refused');
+  assert.match(
+    await attempt({
+      nkeySeedFile: join(dir, 'client.nk'),
+      caFile: '/etc/ssl/certs/ca-certificates.crt',
+    }),
+    /certificate/i,
+    'a client trusting other CAs refuses the server',
+  );
 });
 
 test.run();

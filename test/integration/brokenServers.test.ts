@@ -172,7 +172,7 @@ Broken(
       assert.is(usable.ok, false);
       assert.match(
         usable.ok ? '' : usable.reason,
-        /^image nats:[^ ]+ is not on the engine .* cannot be pulled \(500 /,
+        /^image alcor-southbound\/nats:[^ ]+ is not on the engine .* cannot be pulled \(500 .*\): \.\/scripts\/docker-images\.sh builds it$/,
       );
     } finally {
       await engine.stop();

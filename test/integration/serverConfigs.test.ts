@@ -7,6 +7,7 @@
  * its topics only once `kafka-acls` has run (the nca role never); a second run
  * keeps the passwords. Bad input is refused naming the option.
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { suite } from 'uvu';
@@ -179,6 +180,31 @@ test('alcor kafka-config and kafka-acls: the broker takes the role users; southb
   } finally {
     await broker.stop();
   }
+});
+
+test('alcor tls-config makes a CA and a certificate for the names given (kept on a rerun); the TLS options go in pairs', async () => {
+  const dir = runDir('alcor-byo-tls-');
+  const bad = await runCli(['tls-config', '--out', dir, '--names', 'ok.example,not a name']);
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, /--names/);
+  const made = await runCli(['tls-config', '--out', dir, '--names', 'nats.example,127.0.0.1']);
+  assert.is(made.code, 0, made.stderr);
+  const cert = readFileSync(join(dir, 'server.crt'), 'utf8');
+  const text = new X509Certificate(cert);
+  assert.match(text.subjectAltName ?? '', /DNS:nats\.example/);
+  assert.match(text.subjectAltName ?? '', /IP Address:127\.0\.0\.1/);
+  assert.ok(text.verify(new X509Certificate(readFileSync(join(dir, 'ca.crt'))).publicKey));
+  assert.is((await runCli(['tls-config', '--out', dir, '--names', 'nats.example'])).code, 0);
+  assert.is(readFileSync(join(dir, 'server.crt'), 'utf8'), cert, 'kept');
+  const natsHalf = await runCli(['nats-config', '--out', join(dir, 'n'), '--tls-cert', 'x.crt']);
+  assert.is(natsHalf.code, 2);
+  assert.match(natsHalf.stderr, /--tls-cert and --tls-key go together/);
+  const kafkaHalf = await runCli([
+    'kafka-config', '--cluster', 'x', '--out', join(dir, 'k'), '--advertise', 'h:9092',
+    '--tls-ca', join(dir, 'ca.crt'),
+  ]); // prettier-ignore
+  assert.is(kafkaHalf.code, 2);
+  assert.match(kafkaHalf.stderr, /--tls-key-and-cert and --tls-ca go together/);
 });
 
 test.run();

@@ -12,6 +12,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import {
   connectNats,
   kafkaCaVar,
+  kafkaRoleEnv,
   kafkaSaslFromEnv,
   kafkaTlsFromEnv,
   pingRedis,
@@ -78,7 +79,9 @@ test('Kafka: SASL over TLS with the run CA; plain text and other CAs are refused
   for (const [id, brokers] of Object.entries(kafka)) {
     const ssl = kafkaTlsFromEnv(id);
     assert.ok(ssl, `${kafkaCaVar(id)} is set for the run's cluster ${id}`);
-    const sasl = kafkaSaslFromEnv(id) ?? null;
+    // The cluster's admin from the run's credentials file (another suite in this
+    // process may have pointed the KAFKA_<ID>_SASL_* variables elsewhere).
+    const sasl = kafkaSaslFromEnv(id, { ...process.env, ...kafkaRoleEnv('admin') }) ?? null;
     assert.is(await outcome(probeKafka(id, brokers, 5000, sasl, ssl)), 'ok');
     assert.not.equal(await outcome(probeKafka(id, brokers, 3000, sasl, null)), 'ok');
     const other = new Kafka({
