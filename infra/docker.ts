@@ -3,6 +3,7 @@
  * testcontainers. Only tried when an engine is visible; the client library is
  * imported lazily so machines without Docker never load it.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type * as Testcontainers from 'testcontainers';
 import { DEFAULT_BUCKET_COUNT } from '../shared/index.js';
@@ -121,11 +122,46 @@ export interface StartedDockerServer {
 /**
  * testcontainers' reaper (Ryuk) is an image from a registry: where none is
  * reachable it cannot start, so it is off unless the environment says otherwise.
- * The containers are stopped by the provisioning's own stop (and on SIGINT/SIGTERM).
+ * The containers are then stopped by the provisioning's own stop, and those still
+ * running when this process exits (a test file that never stops its servers, a
+ * crash) are removed by {@link reapOnExit}.
  */
 async function testcontainers(): Promise<typeof Testcontainers> {
   process.env.TESTCONTAINERS_RYUK_DISABLED ??= 'true';
   return import('testcontainers');
+}
+
+const running = new Set<string>();
+let reaperInstalled = false;
+
+/** Remembers a container to remove at this process's exit unless stopped before. */
+function reapOnExit(id: string): () => void {
+  if (process.env.TESTCONTAINERS_RYUK_DISABLED === 'true' && !reaperInstalled) {
+    reaperInstalled = true;
+    // 'exit' allows only synchronous work: one `docker rm -f` for all of them.
+    process.on('exit', () => {
+      if (running.size > 0)
+        spawnSync('docker', ['rm', '-f', ...running], { stdio: 'ignore', timeout: 20_000 });
+    });
+  }
+  running.add(id);
+  return () => running.delete(id);
+}
+
+/** Starts a container and wraps it as a server: stop() stops it, exit removes it. */
+async function started(
+  container: Testcontainers.GenericContainer,
+  describe: (c: Testcontainers.StartedTestContainer) => { endpoint: string; version: string },
+): Promise<StartedDockerServer> {
+  const c = await container.start();
+  const forget = reapOnExit(c.getId());
+  return {
+    ...describe(c),
+    stop: async () => {
+      await c.stop();
+      forget();
+    },
+  };
 }
 
 export async function startDockerNats(
@@ -140,35 +176,28 @@ export async function startDockerNats(
     serverName: 'alcor-nats',
     bucketCount,
   });
-  const container = await new GenericContainer(IMAGES.nats)
-    .withCopyContentToContainer([{ content: conf, target: '/etc/alcor/nats.conf', mode: 0o644 }])
-    .withCommand(['-c', '/etc/alcor/nats.conf'])
-    .withExposedPorts(4222, 8222)
-    .withWaitStrategy(Wait.forHealthCheck())
-    .start();
-  return {
-    endpoint: `nats://${container.getHost()}:${container.getMappedPort(4222)}`,
-    version: NATS_SERVER_VERSION,
-    stop: async () => {
-      await container.stop();
-    },
-  };
+  return started(
+    new GenericContainer(IMAGES.nats)
+      .withCopyContentToContainer([{ content: conf, target: '/etc/alcor/nats.conf', mode: 0o644 }])
+      .withCommand(['-c', '/etc/alcor/nats.conf'])
+      .withExposedPorts(4222, 8222)
+      .withWaitStrategy(Wait.forHealthCheck()),
+    (c) => ({
+      endpoint: `nats://${c.getHost()}:${c.getMappedPort(4222)}`,
+      version: NATS_SERVER_VERSION,
+    }),
+  );
 }
 
 export async function startDockerRedis(): Promise<StartedDockerServer> {
   const { GenericContainer, Wait } = await testcontainers();
-  const container = await new GenericContainer(IMAGES.redis)
-    .withCommand(['--save', '', '--appendonly', 'no', '--protected-mode', 'no'])
-    .withExposedPorts(6379)
-    .withWaitStrategy(Wait.forHealthCheck())
-    .start();
-  return {
-    endpoint: `redis://${container.getHost()}:${container.getMappedPort(6379)}`,
-    version: '7.0',
-    stop: async () => {
-      await container.stop();
-    },
-  };
+  return started(
+    new GenericContainer(IMAGES.redis)
+      .withCommand(['--save', '', '--appendonly', 'no', '--protected-mode', 'no'])
+      .withExposedPorts(6379)
+      .withWaitStrategy(Wait.forHealthCheck()),
+    (c) => ({ endpoint: `redis://${c.getHost()}:${c.getMappedPort(6379)}`, version: '7.0' }),
+  );
 }
 
 /**
@@ -185,20 +214,15 @@ export async function startDockerKafka(): Promise<StartedDockerServer> {
     controllerPort: 9093,
     dataDir: '/var/lib/kafka/data',
   });
-  const container = await new GenericContainer(IMAGES.kafka)
-    .withCopyContentToContainer([
-      { content: props, target: '/etc/alcor/server.properties', mode: 0o644 },
-    ])
-    .withCommand(['/etc/alcor/server.properties'])
-    .withExposedPorts({ container: port, host: port })
-    .withWaitStrategy(Wait.forLogMessage(/Kafka Server started/))
-    .withStartupTimeout(120_000)
-    .start();
-  return {
-    endpoint: `127.0.0.1:${port}`,
-    version: KAFKA_VERSION,
-    stop: async () => {
-      await container.stop();
-    },
-  };
+  return started(
+    new GenericContainer(IMAGES.kafka)
+      .withCopyContentToContainer([
+        { content: props, target: '/etc/alcor/server.properties', mode: 0o644 },
+      ])
+      .withCommand(['/etc/alcor/server.properties'])
+      .withExposedPorts({ container: port, host: port })
+      .withWaitStrategy(Wait.forLogMessage(/Kafka Server started/))
+      .withStartupTimeout(120_000),
+    () => ({ endpoint: `127.0.0.1:${port}`, version: KAFKA_VERSION }),
+  );
 }

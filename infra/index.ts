@@ -47,6 +47,7 @@ export * from './nats/streamReader.js';
 export * from './nats/reply.js';
 export * from './secrets.js';
 export * from './kafka/acls.js';
+export * from './kafka/accessCheck.js';
 export * from './nats/asyncPublisher.js';
 export * from './nats/payloadLimit.js';
 export * from './nats/mappingCheck.js';

@@ -30,6 +30,8 @@ import {
   type ReadinessChecks,
   type Registry,
   redisUrlFromEnv,
+  checkKafkaAccess,
+  type AccessVerdict,
 } from '../../infra/index.js';
 import {
   ConfigError,
@@ -153,7 +155,33 @@ export async function start(
     // The admin shares the binding's client: its connections count with the producer's.
     admins[clusterId] = binding.client.kafka.admin();
   }
-  await Promise.all(Object.values(admins).map((a) => a.connect().catch(() => undefined)));
+  // Each cluster asked what this module needs of it (infra/kafka/accessCheck.ts): a
+  // definite refusal stops the start with the fix named; a cluster that does not
+  // answer yet is waited for by its binding.
+  const verdicts = await Promise.all(
+    Object.entries(admins).map(async ([clusterId, admin]) => ({
+      clusterId,
+      verdict: await checkKafkaAccess(clusterId, admin),
+    })),
+  );
+  for (const { clusterId, verdict } of verdicts)
+    if (!verdict.ok && verdict.unreachable)
+      logger.warn(
+        { kafkaCluster: clusterId, err: verdict.message },
+        'kafka cluster not reachable at start: its access is not checked; the binding waits for it',
+      );
+  const refused = verdicts.find(
+    (v): v is { clusterId: string; verdict: Extract<AccessVerdict, { unreachable: false }> } =>
+      !v.verdict.ok && !v.verdict.unreachable,
+  );
+  if (refused) {
+    await Promise.allSettled(Object.values(admins).map((a) => a.disconnect()));
+    await Promise.allSettled([...bindings.values()].map((b) => b.stop()));
+    await mapping.close().catch(() => undefined);
+    await hosts.stop();
+    await nc.close();
+    throw refused.verdict.error;
+  }
   const assignments = await createPartitionAssignments(nc, admins);
   const kv = await new Kvm(nc).open(kvBuckets.placement);
   const membership = await createMembership(nc, {

@@ -38,4 +38,20 @@ test('the demo runs its servers in Docker and ends RESULT: OK', async () => {
   assert.equal(await running(), before, 'its containers are gone after the demo');
 });
 
+test('containers of a process that exits without stopping them are removed', async () => {
+  const before = await running();
+  const env: NodeJS.ProcessEnv = { ...process.env, ALCOR_PROVISION: 'docker' };
+  for (const name of Object.keys(env))
+    if (/^(NATS_|ALCOR_NATS_|REDIS_URL|KAFKA_)/.test(name)) delete env[name];
+  const out = spawnSync(process.execPath, ['--import', 'tsx', 'test/docker/exitWithServersUp.ts'], {
+    cwd: repoRoot,
+    env,
+    encoding: 'utf8',
+    timeout: 180_000,
+  });
+  assert.is(out.status, 0, out.stderr);
+  assert.match(out.stdout, /^up: docker nats:\/\//, 'its servers did run in Docker');
+  assert.equal(await running(), before, 'none of its containers is left');
+});
+
 test.run();

@@ -15,6 +15,7 @@ import * as assert from 'uvu/assert';
 import { Kafka, logLevel } from 'kafkajs';
 import {
   ManagedProcess,
+  checkKafkaAccess,
   freePort,
   pingRedis,
   probeKafka,
@@ -160,6 +161,18 @@ test('alcor kafka-config and kafka-acls: the broker takes the role users; southb
     assert.ok(stranger, 'a wrong password is refused');
     // No ACLs yet: nothing is allowed to the roles.
     assert.type(await createTopic('southbound', 'alcor.gs.byo.before'), 'string');
+    // What a southbound module asks at start says so, naming the variable and the fix.
+    const access = async (admin: ReturnType<typeof as>) => {
+      const verdict = await checkKafkaAccess('x', admin);
+      await admin.disconnect().catch(() => undefined);
+      return verdict;
+    };
+    const before = await access(as('southbound'));
+    assert.ok(!before.ok && !before.unreachable, JSON.stringify(before));
+    if (!before.ok && !before.unreachable) {
+      assert.is(before.error.field, 'KAFKA_X_SASL_USERNAME');
+      assert.match(before.error.message, /alcor kafka-acls --cluster x/);
+    }
 
     const noAdmin = await runCli(['kafka-acls', '--cluster', 'x', '--brokers', brokers[0]!]);
     assert.is(noAdmin.code, 2);
@@ -175,6 +188,31 @@ test('alcor kafka-config and kafka-acls: the broker takes the role users; southb
     assert.is(acls.code, 0, acls.stderr);
     assert.match(acls.stdout, /ACLs written for southbound, nca/);
     assert.is(await createTopic('southbound', 'alcor.gs.byo.after'), true);
+    assert.equal(await access(as('southbound')), { ok: true }, 'with its ACLs: nothing to say');
+    const nca = await access(as('nca'));
+    assert.ok(!nca.ok && !nca.unreachable, 'the nca user may not create goal-state topics');
+    const wrong = await access(
+      new Kafka({
+        clientId: 'byo-wrong',
+        brokers,
+        sasl: { mechanism: 'plain', username: 'southbound', password: 'not-the-password' },
+        retry: { retries: 0 },
+        logLevel: logLevel.NOTHING,
+      }).admin(),
+    );
+    assert.ok(!wrong.ok && !wrong.unreachable, JSON.stringify(wrong));
+    if (!wrong.ok && !wrong.unreachable) assert.is(wrong.error.field, 'KAFKA_X_SASL_PASSWORD');
+    // Nobody there: not judged (the binding waits for it).
+    const nobody = await access(
+      new Kafka({
+        clientId: 'byo-nobody',
+        brokers: [`127.0.0.1:${await freePort()}`],
+        connectionTimeout: 500,
+        retry: { retries: 0 },
+        logLevel: logLevel.NOTHING,
+      }).admin(),
+    );
+    assert.ok(!nobody.ok && nobody.unreachable);
     assert.type(await createTopic('southbound', 'other.topic'), 'string');
     assert.type(await createTopic('nca', 'alcor.gs.byo.nca'), 'string');
   } finally {
