@@ -28,7 +28,7 @@ export {
   type LocalKafka,
 } from './local/kafkaServer.js';
 export { startLocalRedis, type LocalRedis } from './local/redisServer.js';
-export { makeTlsFiles, type TlsFiles } from './local/tls.js';
+export { localTlsFiles, makeTlsFiles, type TlsFiles } from './local/tls.js';
 export * from './nats/jetStreamEventLog.js';
 export * from './eventSourcing/commandHandler.js';
 export * from './nats/intentSource.js';

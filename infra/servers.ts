@@ -19,7 +19,7 @@ import {
   type KafkaCredentialsFile,
 } from './kafka/sasl.js';
 import { runDir } from './local/cache.js';
-import { makeTlsFiles, type TlsFiles } from './local/tls.js';
+import { localTlsFiles, type TlsFiles } from './local/tls.js';
 import {
   startLocalNats,
   startLocalNatsCluster,
@@ -192,14 +192,12 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
   }
   const dir = runDir();
   const local: Servers['local'] = { kafka: {}, natsNodes: [] };
-  // TLS for every server run here (unless ALCOR_TLS=off): a CA made for this run
-  // and one certificate for 127.0.0.1; every client verifies it (the *_CA_FILE
+  // TLS for every server run here (unless ALCOR_TLS=off): the checkout's local CA
+  // and its certificate for 127.0.0.1; every client verifies it (the *_CA_FILE
   // variables of env()).
   let tlsFiles: Promise<TlsFiles> | undefined;
   const tls = (): Promise<TlsFiles> | undefined =>
-    env.ALCOR_TLS === 'off'
-      ? undefined
-      : (tlsFiles ??= makeTlsFiles(join(dir, 'tls'), ['localhost', '127.0.0.1']));
+    env.ALCOR_TLS === 'off' ? undefined : (tlsFiles ??= localTlsFiles());
   const stoppers: Array<() => Promise<void>> = [];
 
   const sub = (name: string): string => {

@@ -8,6 +8,7 @@
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ServerUnavailableError } from '../../shared/index.js';
+import { cacheDir, cached } from './cache.js';
 import { run, which } from './exec.js';
 
 export interface TlsFiles {
@@ -38,12 +39,7 @@ export async function makeTlsFiles(dir: string, names: readonly string[]): Promi
   if (!openssl)
     throw new ServerUnavailableError('tls', 'no openssl on PATH: apt-get install openssl');
   mkdirSync(dir, { recursive: true });
-  const files: TlsFiles = {
-    caFile: join(dir, 'ca.crt'),
-    certFile: join(dir, 'server.crt'),
-    keyFile: join(dir, 'server.key'),
-    keyAndCertFile: join(dir, 'server.pem'),
-  };
+  const files = filesIn(dir);
   if (
     [files.caFile, files.certFile, files.keyFile, files.keyAndCertFile].every((f) => existsSync(f))
   )
@@ -91,4 +87,32 @@ export async function makeTlsFiles(dir: string, names: readonly string[]): Promi
   writeFileSync(files.keyAndCertFile, `${key.trim()}\n${cert.trim()}\n`, { mode: 0o600 });
   for (const f of [caKey, files.keyFile]) chmodSync(f, 0o600);
   return files;
+}
+
+function filesIn(dir: string): TlsFiles {
+  return {
+    caFile: join(dir, 'ca.crt'),
+    certFile: join(dir, 'server.crt'),
+    keyFile: join(dir, 'server.key'),
+    keyAndCertFile: join(dir, 'server.pem'),
+  };
+}
+
+/**
+ * The TLS files of every server local provisioning runs: a CA and a certificate
+ * for 127.0.0.1 and localhost, made once per checkout in `.cache/tls` (like a
+ * developer's local CA; its key readable by its owner only). One CA for all means
+ * a process trusts every server provisioned here, whichever run started it.
+ */
+export async function localTlsFiles(): Promise<TlsFiles> {
+  const dir = join(cacheDir(), 'tls');
+  try {
+    await cached(dir, async (tmp) => {
+      await makeTlsFiles(tmp, ['localhost', '127.0.0.1']);
+    });
+  } catch (err) {
+    // Another process made it at the same moment: theirs is as good.
+    if (!existsSync(filesIn(dir).keyAndCertFile)) throw err;
+  }
+  return filesIn(dir);
 }

@@ -129,6 +129,10 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
   };
   try {
     const env = servers.env();
+    // This process's own clients (the harness, the load, the checks) verify these
+    // servers with their CA, as the services do.
+    for (const [name, value] of Object.entries(env))
+      if (name.endsWith('_CA_FILE')) process.env[name] = value;
     const credentials = new NatsCredentials(env.ALCOR_NATS_CREDENTIALS!);
     nc = await connectNats(env.NATS_URL!, {
       name: 'alcor-fault-harness',
@@ -155,6 +159,7 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
       ALCOR_PROGRAMMED_DEADLINE_MS: String(programmedDeadlineMs),
     };
     const natsPort = natsNodes === 1 ? Number(new URL(env.NATS_URL!).port) : undefined;
+    const natsScheme = env.NATS_URL!.startsWith('tls://') ? 'tls' : 'nats';
 
     const make = async (
       kind: ServiceKind,
@@ -173,7 +178,8 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
         ...(kind === 'nca' ? {} : { NATS_NKEY_SEED_FILE: credentials.roleSeedFile(kind) }),
         ...(kind === 'controller' ? {} : servers.kafkaRoleEnv(kind)),
         ...own,
-        ...(link ? { NATS_URL: `nats://${link.address}` } : {}),
+        // Through the proxy in the server's own scheme (tls:// with the run's CA).
+        ...(link ? { NATS_URL: `${natsScheme}://${link.address}` } : {}),
       };
       let current: Service | undefined;
       const p: ServiceProcess = {

@@ -194,7 +194,7 @@ async function setUp(ctx: Ctx): Promise<void> {
   // clients take it from the environment).
   const sasl = kafkaSaslFromEnv('a');
   // And with TLS from the run's CA when the run's servers have it.
-  const tls = suiteTls();
+  const tls = await suiteTls();
   ctx.kafkaA = await startLocalKafka({
     clusterId: 'a',
     dir: join(ctx.kafkaDir, 'a'),

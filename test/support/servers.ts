@@ -3,9 +3,8 @@
  * per run and passes their URLs in the environment; a test file run alone
  * provisions its own (the children are killed when the process exits).
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import {
+  localTlsFiles,
   provisionServers,
   serversFromEnv,
   type Servers,
@@ -45,23 +44,14 @@ export async function releaseTestServers(): Promise<void> {
 }
 
 /**
- * The TLS files of the run's servers (a CA and a certificate for 127.0.0.1), for a
- * suite starting a server of its own that the run's clients must trust; undefined
- * when the run's servers speak plain text (ALCOR_TLS=off) or come from elsewhere.
+ * The TLS files of the run's servers (the checkout's local CA and its certificate
+ * for 127.0.0.1), for a suite starting a server of its own that the run's clients
+ * must trust; undefined when the run's servers speak plain text (ALCOR_TLS=off) or
+ * come from elsewhere.
  */
-export function suiteTls(): TlsFiles | undefined {
-  const dir = process.env.ALCOR_TEST_SERVERS_DIR ?? owned?.dir;
-  if (!dir) return undefined;
-  const tls = join(dir, 'tls');
-  const files: TlsFiles = {
-    caFile: join(tls, 'ca.crt'),
-    certFile: join(tls, 'server.crt'),
-    keyFile: join(tls, 'server.key'),
-    keyAndCertFile: join(tls, 'server.pem'),
-  };
-  return [files.caFile, files.certFile, files.keyFile, files.keyAndCertFile].every((f) =>
-    existsSync(f),
-  )
-    ? files
+export async function suiteTls(): Promise<TlsFiles | undefined> {
+  const { natsUrl } = await testServers();
+  return natsUrl.startsWith('tls://') && process.env.ALCOR_TLS !== 'off'
+    ? localTlsFiles()
     : undefined;
 }
