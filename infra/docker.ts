@@ -12,6 +12,7 @@ import { NATS_SERVER_VERSION } from './local/natsServer.js';
 import { KAFKA_VERSION } from './local/kafkaServer.js';
 import { freePort } from './local/ports.js';
 import { renderKafkaBrokerConfig } from './kafka/brokerConfig.js';
+import type { TlsFiles } from './local/tls.js';
 
 export function dockerEngineVisible(env: NodeJS.ProcessEnv = process.env): boolean {
   if (env.ALCOR_PROVISION === 'local') return false;
@@ -116,6 +117,8 @@ async function dockerRequest(
 export interface StartedDockerServer {
   endpoint: string;
   version: string;
+  /** Whether it speaks TLS (with the certificate it was given). */
+  tls: boolean;
   stop: () => Promise<void>;
 }
 
@@ -151,7 +154,7 @@ function reapOnExit(id: string): () => void {
 /** Starts a container and wraps it as a server: stop() stops it, exit removes it. */
 async function started(
   container: Testcontainers.GenericContainer,
-  describe: (c: Testcontainers.StartedTestContainer) => { endpoint: string; version: string },
+  describe: (c: Testcontainers.StartedTestContainer) => Omit<StartedDockerServer, 'stop'>,
 ): Promise<StartedDockerServer> {
   const c = await container.start();
   const forget = reapOnExit(c.getId());
@@ -164,8 +167,26 @@ async function started(
   };
 }
 
+/** The TLS files as the containers see them (copied in, readable by their user). */
+const IN_CONTAINER = {
+  caFile: '/etc/alcor/ca.crt',
+  certFile: '/etc/alcor/server.crt',
+  keyFile: '/etc/alcor/server.key',
+  keyAndCertFile: '/etc/alcor/server.pem',
+} as const;
+
+function tlsCopies(tls: TlsFiles): Array<{ source: string; target: string; mode: number }> {
+  return (['caFile', 'certFile', 'keyFile', 'keyAndCertFile'] as const).map((k) => ({
+    source: tls[k],
+    target: IN_CONTAINER[k],
+    mode: 0o644,
+  }));
+}
+
 export async function startDockerNats(
   bucketCount = DEFAULT_BUCKET_COUNT,
+  /** TLS on the client port (a certificate for localhost: what the mapped port is). */
+  tls?: TlsFiles,
 ): Promise<StartedDockerServer> {
   const { GenericContainer, Wait } = await testcontainers();
   const conf = renderNatsConfig({
@@ -175,28 +196,46 @@ export async function startDockerNats(
     storeDir: '/var/lib/nats/jetstream',
     serverName: 'alcor-nats',
     bucketCount,
+    ...(tls ? { tls: { certFile: IN_CONTAINER.certFile, keyFile: IN_CONTAINER.keyFile } } : {}),
   });
   return started(
     new GenericContainer(IMAGES.nats)
       .withCopyContentToContainer([{ content: conf, target: '/etc/alcor/nats.conf', mode: 0o644 }])
+      .withCopyFilesToContainer(tls ? tlsCopies(tls) : [])
       .withCommand(['-c', '/etc/alcor/nats.conf'])
       .withExposedPorts(4222, 8222)
       .withWaitStrategy(Wait.forHealthCheck()),
     (c) => ({
-      endpoint: `nats://${c.getHost()}:${c.getMappedPort(4222)}`,
+      endpoint: `${tls ? 'tls' : 'nats'}://${c.getHost()}:${c.getMappedPort(4222)}`,
       version: NATS_SERVER_VERSION,
+      tls: tls !== undefined,
     }),
   );
 }
 
-export async function startDockerRedis(): Promise<StartedDockerServer> {
+export async function startDockerRedis(tls?: TlsFiles): Promise<StartedDockerServer> {
   const { GenericContainer, Wait } = await testcontainers();
+  const ports = tls
+    ? [
+        '--port', '0', '--tls-port', '6379',
+        '--tls-cert-file', IN_CONTAINER.certFile, '--tls-key-file', IN_CONTAINER.keyFile,
+        '--tls-ca-cert-file', IN_CONTAINER.caFile, '--tls-auth-clients', 'no',
+      ] // prettier-ignore
+    : [];
   return started(
     new GenericContainer(IMAGES.redis)
-      .withCommand(['--save', '', '--appendonly', 'no', '--protected-mode', 'no'])
+      .withCopyFilesToContainer(tls ? tlsCopies(tls) : [])
+      .withCommand([...ports, '--save', '', '--appendonly', 'no', '--protected-mode', 'no'])
       .withExposedPorts(6379)
-      .withWaitStrategy(Wait.forHealthCheck()),
-    (c) => ({ endpoint: `redis://${c.getHost()}:${c.getMappedPort(6379)}`, version: '7.0' }),
+      // The image's health check speaks plain text: with TLS, the server's own word.
+      .withWaitStrategy(
+        tls ? Wait.forLogMessage(/Ready to accept connections/) : Wait.forHealthCheck(),
+      ),
+    (c) => ({
+      endpoint: `${tls ? 'rediss' : 'redis'}://${c.getHost()}:${c.getMappedPort(6379)}`,
+      version: '7.0',
+      tls: tls !== undefined,
+    }),
   );
 }
 
@@ -204,7 +243,7 @@ export async function startDockerRedis(): Promise<StartedDockerServer> {
  * A single-node KRaft cluster. The broker listens inside the container on the same
  * port it is published on, so that the address it advertises works from here.
  */
-export async function startDockerKafka(): Promise<StartedDockerServer> {
+export async function startDockerKafka(tls?: TlsFiles): Promise<StartedDockerServer> {
   const { GenericContainer, Wait } = await testcontainers();
   const port = await freePort();
   const props = renderKafkaBrokerConfig({
@@ -213,16 +252,20 @@ export async function startDockerKafka(): Promise<StartedDockerServer> {
     port,
     controllerPort: 9093,
     dataDir: '/var/lib/kafka/data',
+    ...(tls
+      ? { tls: { keyAndCertFile: IN_CONTAINER.keyAndCertFile, caFile: IN_CONTAINER.caFile } }
+      : {}),
   });
   return started(
     new GenericContainer(IMAGES.kafka)
       .withCopyContentToContainer([
         { content: props, target: '/etc/alcor/server.properties', mode: 0o644 },
       ])
+      .withCopyFilesToContainer(tls ? tlsCopies(tls) : [])
       .withCommand(['/etc/alcor/server.properties'])
       .withExposedPorts({ container: port, host: port })
       .withWaitStrategy(Wait.forLogMessage(/Kafka Server started/))
       .withStartupTimeout(120_000),
-    () => ({ endpoint: `127.0.0.1:${port}`, version: KAFKA_VERSION }),
+    () => ({ endpoint: `127.0.0.1:${port}`, version: KAFKA_VERSION, tls: tls !== undefined }),
   );
 }

@@ -196,6 +196,7 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
   // and its certificate for 127.0.0.1; every client verifies it (the *_CA_FILE
   // variables of env()).
   let tlsFiles: Promise<TlsFiles> | undefined;
+  const tlsKafka = new Set<string>();
   const tls = (): Promise<TlsFiles> | undefined =>
     env.ALCOR_TLS === 'off' ? undefined : (tlsFiles ??= localTlsFiles());
   const stoppers: Array<() => Promise<void>> = [];
@@ -213,7 +214,7 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
       return { name, endpoint: env.NATS_URL, version, source: 'env', stop: async () => {} };
     }
     if (useDocker) {
-      const s = await startDockerNats(bucketCount);
+      const s = await startDockerNats(bucketCount, await tls());
       stoppers.push(s.stop);
       return { name, endpoint: s.endpoint, version: s.version, source: 'docker', stop: s.stop };
     }
@@ -272,7 +273,7 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
       };
     }
     if (useDocker) {
-      const s = await startDockerRedis();
+      const s = await startDockerRedis(await tls());
       stoppers.push(s.stop);
       return { name, endpoint: s.endpoint, version: s.version, source: 'docker', stop: s.stop };
     }
@@ -313,7 +314,8 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
       };
     }
     if (useDocker) {
-      const s = await startDockerKafka();
+      const s = await startDockerKafka(await tls());
+      if (s.tls) tlsKafka.add(id);
       stoppers.push(s.stop);
       return {
         name,
@@ -408,11 +410,15 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
       if (natsInfo.monitorUrl) out.NATS_MONITOR_URL = natsInfo.monitorUrl;
       // The CA of every server run here with TLS (those from the environment keep
       // the caller's own variables).
-      const caFile = local.nats || local.redis ? tlsCaFile : undefined;
-      if (caFile && local.nats) out.NATS_CA_FILE = caFile;
-      if (caFile && local.redis) out.REDIS_CA_FILE = caFile;
+      if (tlsCaFile) {
+        if (natsInfo.source !== 'env' && natsInfo.endpoint.startsWith('tls://'))
+          out.NATS_CA_FILE = tlsCaFile;
+        if (redisInfo.source !== 'env' && redisInfo.endpoint.startsWith('rediss://'))
+          out.REDIS_CA_FILE = tlsCaFile;
+      }
       for (const [id, k] of Object.entries(local.kafka))
         if (k.caFile) out[kafkaCaVar(id)] = k.caFile;
+      if (tlsCaFile) for (const id of tlsKafka) out[kafkaCaVar(id)] = tlsCaFile;
       const credentials = local.nats?.credentials;
       if (credentials) {
         // Services connect as `service`; a harness picks other roles' seeds from the directory.

@@ -30,6 +30,8 @@ fi
 # nats-server is the fallback (with a warning at start-up).
 want=()
 if [ -z "${REDIS_URL:-}" ] && ! command -v redis-server >/dev/null; then want+=(redis-server); fi
+# The local CA and the servers' certificates (TLS, unless ALCOR_TLS=off).
+command -v openssl >/dev/null || want+=(openssl)
 if [ -z "${KAFKA_A_BROKERS:-}" ]; then
   command -v java >/dev/null || want+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null || want+=(maven)

@@ -1,8 +1,8 @@
 /**
  * The Docker way to servers (DESIGN §11, infra/docker.ts): the demo at CI size with
  * ALCOR_PROVISION=docker runs nats-server, Redis and two Kafka clusters as
- * containers of this repository's images through testcontainers, ends with its
- * oracle clean, and leaves no container behind.
+ * containers of this repository's images through testcontainers, with TLS, ends
+ * with its oracle clean, and leaves no container behind.
  */
 import { spawnSync } from 'node:child_process';
 import { suite } from 'uvu';
@@ -33,6 +33,9 @@ test('the demo runs its servers in Docker and ends RESULT: OK', async () => {
   assert.is(out.status, 0, 'the demo exits 0');
   for (const server of ['nats-server', 'redis-server', 'kafka cluster a', 'kafka cluster b'])
     assert.match(text, new RegExp(`✔ ${server}\\s.*\\(docker\\)`), `${server} ran in Docker`);
+  // With TLS, verified with the checkout's local CA, as local processes are.
+  assert.match(text, /✔ nats-server\s+\S+\s+tls:\/\//);
+  assert.match(text, /✔ redis-server\s+\S+\s+rediss:\/\//);
   assert.match(text, /oracle: CLEAN — (\d+)\/\1 hosts/);
   assert.match(text, /RESULT: OK/);
   assert.equal(await running(), before, 'its containers are gone after the demo');
@@ -50,7 +53,7 @@ test('containers of a process that exits without stopping them are removed', asy
     timeout: 180_000,
   });
   assert.is(out.status, 0, out.stderr);
-  assert.match(out.stdout, /^up: docker nats:\/\//, 'its servers did run in Docker');
+  assert.match(out.stdout, /^up: docker tls:\/\//, 'its servers did run in Docker');
   assert.equal(await running(), before, 'none of its containers is left');
 });
 
