@@ -6,7 +6,9 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { connectNats } from '../../infra/index.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { connectNats, repoRoot } from '../../infra/index.js';
 import { ConfigError } from '../../shared/index.js';
 import { applyFile, applySucceeded, renderApply, type WaitFor } from './apply.js';
 import { CliError, EXIT, print } from './output.js';
@@ -36,14 +38,32 @@ import {
   type KafkaConfigOptions,
 } from './serverConfigs.js';
 
+/** This package's version (package.json, next to the sources and to dist/). */
+function version(): string {
+  return (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string })
+    .version;
+}
+
 interface GlobalOptions {
   natsUrl: string;
   json: boolean;
 }
 
+// A reader that stops early (`alcor placement --buckets | head`) closes the pipe:
+// what is left to print is not wanted, so that is a normal end, not a crash.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(EXIT.ok);
+  throw err;
+});
+
 const program = new Command()
   .name('alcor')
   .description('Alcor Southbound: inspect and drive the control plane')
+  .version(
+    `alcor ${version()} (node ${process.versions.node})`,
+    '-V, --version',
+    'print the version',
+  )
   .addOption(
     new Option('--nats-url <url>', 'NATS server').env('NATS_URL').default('nats://127.0.0.1:4222'),
   )

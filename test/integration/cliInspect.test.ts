@@ -5,7 +5,8 @@
  * oracle (check) — with their output, their exit codes, and bad input: unknown
  * VPCs, hosts and intents, out-of-range revisions, malformed points and ids.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -301,6 +302,35 @@ test('watch: prints statuses as they come; --count stops it; a bad --count is re
   assert.match(stdout, new RegExp(`rejected\\s+${OTHER}-dup.*vpc_exists`));
   const bad = await cli(ctx, ['watch', OTHER, '--count', '0']);
   assert.is(bad.code, 2);
+});
+
+test('a reader that is gone (| head, | true) ends the output quietly: exit 0, no EPIPE', async (ctx) => {
+  const args = ['--json', 'topology', 'show', '--hosts'];
+  // Positive control: there is output to write.
+  const full = await cli(ctx, args);
+  assert.is(full.code, 0, full.stderr);
+  assert.ok(full.stdout.length > 100);
+  // `true` exits without reading: by the time the CLI has asked NATS and writes,
+  // the pipe has no reader (EPIPE on every write).
+  const quoted = [process.execPath, join(repoRoot, 'services/cli/bin.js'), ...args]
+    .map((a) => `'${a}'`)
+    .join(' ');
+  const piped = spawnSync('bash', ['-c', `${quoted} | true; echo "status=\${PIPESTATUS[0]}"`], {
+    env: { ...process.env, NATS_URL: ctx.nats.url },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.match(piped.stdout, /status=0/, piped.stderr);
+  assert.not.match(piped.stderr, /EPIPE|Unhandled/);
+});
+
+test('--version names the package version and Node', async (ctx) => {
+  const r = await cli(ctx, ['--version']);
+  assert.is(r.code, 0);
+  const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
+    version: string;
+  };
+  assert.is(r.stdout.trim(), `alcor ${pkg.version} (node ${process.versions.node})`);
 });
 
 test.run();
