@@ -427,4 +427,8 @@ try {
     process.stderr.write(`alcor: ${(err as Error).stack ?? String(err)}\n`);
     process.exitCode = EXIT.failure;
   }
+  // Said and done: a connection attempt still pending underneath (a server that
+  // never answers keeps its socket for the OS's own timeout) must not hold the
+  // process. Exit once stdout has drained.
+  process.stdout.write('', () => process.exit());
 }

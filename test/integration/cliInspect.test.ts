@@ -324,6 +324,18 @@ test('a reader that is gone (| head, | true) ends the output quietly: exit 0, no
   assert.not.match(piped.stderr, /EPIPE|Unhandled/);
 });
 
+test('an address where nothing answers: the 3 s connect timeout ends it with one line, exit 1', async (ctx) => {
+  // 10.255.255.1 is not routed here: the connection attempt hangs rather than being
+  // refused, and its socket outlived the CLI's own timeout by about 7 s.
+  const began = Date.now();
+  const r = await cli(ctx, ['--nats-url', 'nats://10.255.255.1:4222', 'status', 'x']);
+  const took = Date.now() - began;
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /^alcor: cannot reach NATS at nats:\/\/10\.255\.255\.1:4222 .*timeout/);
+  assert.is(r.stderr.trim().split('\n').length, 1, 'one line');
+  assert.ok(took < 7000, `ended ${took} ms after it began (the timeout is 3 s)`);
+});
+
 test('--version names the package version and Node', async (ctx) => {
   const r = await cli(ctx, ['--version']);
   assert.is(r.code, 0);
