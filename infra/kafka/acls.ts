@@ -7,6 +7,7 @@
  * Nothing else is allowed (`allow.everyone.if.no.acl.found=false`).
  */
 import kafkajs, { type Admin } from 'kafkajs';
+import type { KafkaSasl, KafkaTls } from './sasl.js';
 
 // kafkajs is CommonJS: its enums are not named ESM exports.
 const { AclOperationTypes, AclPermissionTypes, AclResourceTypes, ResourcePatternTypes } = kafkajs;
@@ -78,4 +79,29 @@ export async function applyKafkaAcls(admin: Admin): Promise<void> {
     ),
   );
   await admin.createAcls({ acl });
+}
+
+/**
+ * Connects to a cluster as its admin (over TLS when `ssl` is given), writes the
+ * roles' ACLs and disconnects: what provisioning and `alcor kafka-acls` do.
+ */
+export async function writeKafkaAclsAs(
+  brokers: string[],
+  admin: KafkaSasl,
+  ssl: KafkaTls | undefined,
+  clientId: string,
+): Promise<void> {
+  const client = new kafkajs.Kafka({
+    clientId,
+    brokers,
+    sasl: { mechanism: 'plain', ...admin },
+    ...(ssl ? { ssl } : {}),
+    logLevel: kafkajs.logLevel.NOTHING,
+  }).admin();
+  try {
+    await client.connect();
+    await applyKafkaAcls(client);
+  } finally {
+    await client.disconnect().catch(() => undefined);
+  }
 }

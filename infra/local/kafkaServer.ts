@@ -7,8 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ServerUnavailableError } from '../../shared/index.js';
-import { Kafka, logLevel } from 'kafkajs';
-import { KAFKA_ROLES, applyKafkaAcls, type KafkaRole } from '../kafka/acls.js';
+import { KAFKA_ROLES, writeKafkaAclsAs, type KafkaRole } from '../kafka/acls.js';
 import { probeKafka } from '../kafka/probe.js';
 import { KAFKA_LOG4J2, renderKafkaBrokerConfig } from '../kafka/brokerConfig.js';
 import type { KafkaSasl } from '../kafka/sasl.js';
@@ -190,22 +189,8 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
 
   let proc = await launch();
   // The roles' ACLs live in the cluster's metadata: written once, they survive restarts.
-  if (options.users) {
-    const client = new Kafka({
-      clientId: 'alcor-provision',
-      brokers,
-      sasl: { mechanism: 'plain', ...options.users.admin },
-      ...(ssl ? { ssl } : {}),
-      logLevel: logLevel.NOTHING,
-    });
-    const admin = client.admin();
-    try {
-      await admin.connect();
-      await applyKafkaAcls(admin);
-    } finally {
-      await admin.disconnect();
-    }
-  }
+  if (options.users)
+    await writeKafkaAclsAs(brokers, options.users.admin, ssl ?? undefined, 'alcor-provision');
   const handle: LocalKafka = {
     clusterId: options.clusterId,
     brokers,

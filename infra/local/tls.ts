@@ -46,30 +46,16 @@ export async function makeTlsFiles(dir: string, names: readonly string[]): Promi
     return files;
   const caKey = join(dir, 'ca.key');
   const ossl = (args: string[]) => run(openssl, args, { timeoutMs: 30_000 });
+  const newKey = (out: string) =>
+    ossl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', out]);
   if (!existsSync(caKey) || !existsSync(files.caFile)) {
-    await ossl([
-      'genpkey',
-      '-algorithm',
-      'EC',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-out',
-      caKey,
-    ]);
+    await newKey(caKey);
     await ossl([
       'req', '-x509', '-new', '-key', caKey, '-sha256', '-days', '3650',
       '-subj', '/CN=alcor-southbound local CA', '-out', files.caFile,
     ]); // prettier-ignore
   }
-  await ossl([
-    'genpkey',
-    '-algorithm',
-    'EC',
-    '-pkeyopt',
-    'ec_paramgen_curve:P-256',
-    '-out',
-    files.keyFile,
-  ]);
+  await newKey(files.keyFile);
   const csr = join(dir, 'server.csr');
   await ossl(['req', '-new', '-key', files.keyFile, '-subj', `/CN=${names[0]}`, '-out', csr]);
   const ext = join(dir, 'server.ext');

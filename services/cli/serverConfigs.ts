@@ -7,10 +7,9 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
 import {
   KAFKA_ROLES,
-  applyKafkaAcls,
+  writeKafkaAclsAs,
   kafkaSaslFromEnv,
   kafkaSaslVars,
   kafkaTlsFromEnv,
@@ -179,21 +178,7 @@ export async function writeKafkaAcls(
       await new Promise((r) => setTimeout(r, 500));
     }
   }
-  const ssl = kafkaTlsFromEnv(cluster, env);
-  const client = new Kafka({
-    clientId: 'alcor-cli',
-    brokers,
-    ...(ssl ? { ssl } : {}),
-    sasl: { mechanism: 'plain', ...admin },
-    logLevel: logLevel.NOTHING,
-  });
-  const kafkaAdmin = client.admin();
-  try {
-    await kafkaAdmin.connect();
-    await applyKafkaAcls(kafkaAdmin);
-  } finally {
-    await kafkaAdmin.disconnect().catch(() => undefined);
-  }
+  await writeKafkaAclsAs(brokers, admin, kafkaTlsFromEnv(cluster, env), 'alcor-cli');
   return { cluster, brokers, roles: KAFKA_ROLES.filter((r) => r !== 'admin') };
 }
 
