@@ -98,7 +98,7 @@ export function decide(input: DecideInput, state: VpcState, ctx: DecideContext):
   } else if (intent.expectedRevision !== undefined && intent.expectedRevision !== state.revision) {
     verdict = reject(
       'revision_conflict',
-      `expected revision ${intent.expectedRevision}, the VPC is at ${state.revision}`,
+      `expected revision ${intent.expectedRevision}, the VPC was at ${state.revision}; this refusal is recorded at the revision its answer carries: retry with that one`,
       'expectedRevision',
     );
   } else {

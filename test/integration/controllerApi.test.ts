@@ -462,6 +462,72 @@ Api(
 );
 
 Api(
+  'the two ways in judge alike: the sync API refuses what the intake refuses, each refusal leaves its trace and carries the revision to retry from',
+  async (ctx) => {
+    const vpcId = unique('vpc');
+    const created = (await apply(ctx.server.nc, [vpcCreate(vpcId), subnet(vpcId)])) as Array<{
+      revision: number;
+    }>;
+    const stale = created[0]!.revision;
+    const before = (await events(ctx, vpcId)).length;
+    // Larger than an intent may be, though the request itself is within its limit.
+    const huge = { ...port(vpcId, 'p-huge'), note: 'x'.repeat(LIMITS.intentBytes) };
+    const serverTakesIt =
+      JSON.stringify(huge).length + 4096 <= (ctx.server.nc.info?.max_payload ?? 0);
+    const route = (expectedRevision: number) => ({
+      id: unique('cas'),
+      kind: 'route.set',
+      vpcId,
+      expectedRevision,
+      spec: { destination: '0.0.0.0/0', nextHop: '10.0.1.7' },
+    });
+    const reply = (await apply(ctx.server.nc, [
+      huge,
+      { id: unique('i'), kind: 'port.teleport', vpcId, spec: {} },
+      route(stale),
+    ])) as Array<Extract<ApplyReplyItem, { outcome: 'rejected' }>>;
+    assert.equal(
+      reply.map((r) => `${r.outcome}:${r.error.code}`),
+      ['rejected:too_large', 'rejected:unknown_kind', 'rejected:revision_conflict'],
+    );
+    const refusals = (await events(ctx, vpcId)).slice(before);
+    // Over the size limit its owner does not read it: recorded as `invalid-<sequence>`,
+    // as the same bytes published are (unless the server refused them outright).
+    assert.equal(
+      refusals.map((c) => [
+        c.commit.intentId.startsWith('invalid-') ? 'invalid-' : c.commit.intentId,
+        c.commit.events[0]?.type,
+      ]),
+      [
+        ...(serverTakesIt ? [['invalid-', 'IntentRejected']] : []),
+        ...reply.slice(1).map((r) => [r.id, 'IntentRejected']),
+      ],
+      'each refusal is one IntentRejected in EVENTS, like a published one',
+    );
+    for (const r of reply.slice(1)) {
+      const recorded = refusals.find((c) => c.commit.intentId === r.id)!;
+      assert.is(r.revision, recorded.revision, `${r.id}: the revision that recorded it`);
+    }
+    // The conflict's answer names where the VPC is now: retrying from it goes through.
+    const conflict = reply[2]!;
+    assert.match(conflict.error.message, /retry with that one/);
+    const retried = (await apply(ctx.server.nc, route(conflict.revision!))) as ApplyReplyItem;
+    assert.is(retried.outcome, 'accepted', JSON.stringify(retried));
+    // The same bytes published are refused with the same code.
+    if (serverTakesIt) {
+      const ack = await jetstream(ctx.server.nc).publish(
+        subjects.intent(vpcId),
+        encoder.encode(JSON.stringify(huge)),
+      );
+      const published = await eventually(async () =>
+        (await statuses(ctx, vpcId)).find((s) => s.intentId === `invalid-${ack.seq}`),
+      );
+      assert.is(published.error?.code, 'too_large');
+    }
+  },
+);
+
+Api(
   'bad intents published to the stream get a status with the exact code; the bucket goes on',
   async (ctx) => {
     const vpcId = unique('vpc');

@@ -1,10 +1,18 @@
 /**
  * The sync API (DESIGN §4.1): request `alcor.intents.apply` with one envelope or an
- * array of up to 1,000; every controller serves it in one queue group. Each valid
+ * array of up to 1,000; every controller serves it in one queue group. Each
  * intent is published to `intent.<vpcId>` (msgID = id) like any async client
  * would, and answered by its own status on `status.<vpcId>` — the one channel its
  * owner answers on (statusWatch.ts). The reply holds one item per intent, in
  * request order.
+ *
+ * Every item that names a VPC and an id is published as sent, valid or not, so the
+ * two ways in judge alike: the VPC's owner refuses an invalid one (same size limit,
+ * same validation) and records its IntentRejected in EVENTS, and the item answers
+ * with that decision. A decided item carries `revision`: for a refusal, the
+ * revision that recorded it, which is where the VPC is now (a `revision_conflict`
+ * retried with it goes through unless the VPC moved again). Items without a usable
+ * VPC id are answered at once and noted on `status._invalid`, as the intake does.
  *
  * Beyond `accepted` / `rejected`, an item can be `pending`: stored, but undecided
  * when the deadline passed (its decision will still appear on `status.<vpcId>`).
@@ -34,7 +42,6 @@ import {
   type DecisionPublisher,
   type ErrorDetail,
   type Status,
-  type VpcIntent,
 } from '../../../shared/index.js';
 import {
   StatusRouter,
@@ -52,7 +59,14 @@ export type ApplyReplyItem =
       /** With `Alcor-Wait: programmed` only. */
       programmed?: ProgrammedAnswer;
     }
-  | { id?: string; vpcId?: string; outcome: 'rejected'; error: ErrorDetail }
+  | {
+      id?: string;
+      vpcId?: string;
+      outcome: 'rejected';
+      /** The revision that recorded the refusal (absent: refused before any VPC saw it). */
+      revision?: number;
+      error: ErrorDetail;
+    }
   | { id: string; vpcId: string; outcome: 'pending'; error: ErrorDetail };
 
 export type ApplyReply = ApplyReplyItem | ApplyReplyItem[] | { error: ErrorDetail };
@@ -67,10 +81,41 @@ export interface ApplyApiOptions {
 
 const encoder = new TextEncoder();
 
+/** An item to publish to `intent.<vpcId>`: valid, or invalid for its owner to refuse. */
 interface Pending {
   index: number;
-  intent: VpcIntent;
+  id: string;
+  vpcId: string;
+  kind: unknown;
+  bytes: Uint8Array;
   ack?: PubAckInfo;
+}
+
+/**
+ * An item of a request as the intake would see it published: its bytes, then the
+ * intake's own checks (size, then validation). Its id and VPC are those it names
+ * in a usable form.
+ */
+function examine(item: unknown): {
+  bytes: Uint8Array;
+  id?: string;
+  vpcId?: string;
+  /** Whether its owner will know it by its id (not when over the size limit: not read). */
+  named: boolean;
+  error?: ErrorDetail;
+} {
+  const bytes = encoder.encode(JSON.stringify(item));
+  const sized = decodeJson(bytes, LIMITS.intentBytes);
+  const parsed = parseIntent(item);
+  const ids = parsed.ok ? { id: parsed.value.id, vpcId: parsed.value.vpcId } : parsed;
+  const error = sized.ok ? (parsed.ok ? undefined : parsed.error) : sized.error;
+  return {
+    bytes,
+    ...(ids.id === undefined ? {} : { id: ids.id }),
+    ...(ids.vpcId === undefined ? {} : { vpcId: ids.vpcId }),
+    named: sized.ok && ids.id !== undefined,
+    ...(error ? { error } : {}),
+  };
 }
 
 export function serveApplyApi(deps: {
@@ -87,11 +132,12 @@ export function serveApplyApi(deps: {
   const manager = () => (jsm ??= jetstreamManager(nc));
   const router = new StatusRouter(nc, manager);
 
-  const rejectInvalid = async (error: ErrorDetail, id?: string, vpcId?: string) => {
+  /** An item naming no usable VPC: no owner can record it, so status._invalid notes it. */
+  const rejectInvalid = async (error: ErrorDetail, id?: string) => {
     const intentId = id ?? 'unknown';
     await deps.publisher.status(
-      vpcId ? subjects.status(vpcId) : subjects.statusInvalid,
-      { intentId, vpcId: vpcId ?? '', revision: 0, outcome: 'rejected', error },
+      subjects.statusInvalid,
+      { intentId, vpcId: '', revision: 0, outcome: 'rejected', error },
       statusMsgId(intentId, `invalid-${error.code}`),
     );
   };
@@ -111,7 +157,7 @@ export function serveApplyApi(deps: {
       if (!stored) return false;
       const parsed = decodeJson(stored.data, LIMITS.intentBytes);
       const kind = parsed.ok ? (parsed.value as { kind?: unknown } | null)?.kind : undefined;
-      return stored.subject.endsWith(`.${p.intent.vpcId}`) && kind === p.intent.kind;
+      return stored.subject.endsWith(`.${p.vpcId}`) && kind === p.kind;
     } catch {
       return true; // not known: wait for its answer like any other
     }
@@ -139,40 +185,45 @@ export function serveApplyApi(deps: {
     }
     const deadline = Date.now() + options.decisionTimeoutMs;
     const replies: ApplyReplyItem[] = new Array<ApplyReplyItem>(raw.length);
-    const valid: Pending[] = [];
+    const publish: Pending[] = [];
+    const unnamed: Array<Promise<unknown>> = [];
     const invalid: Promise<void>[] = [];
     raw.forEach((item, index) => {
-      const parsed = parseIntent(item);
-      if (parsed.ok) {
-        valid.push({ index, intent: parsed.value });
+      const { bytes, id, vpcId, named, error } = examine(item);
+      const kind = (item as { kind?: unknown } | null)?.kind;
+      if (named && id !== undefined && vpcId !== undefined) {
+        publish.push({ index, id, vpcId, kind, bytes });
         return;
       }
       replies[index] = {
-        ...(parsed.id === undefined ? {} : { id: parsed.id }),
-        ...(parsed.vpcId === undefined ? {} : { vpcId: parsed.vpcId }),
+        ...(id === undefined ? {} : { id }),
+        ...(vpcId === undefined ? {} : { vpcId }),
         outcome: 'rejected',
-        error: parsed.error,
+        error: error ?? { code: 'invalid_value', message: 'invalid intent' },
       };
-      invalid.push(rejectInvalid(parsed.error, parsed.id, parsed.vpcId));
+      // Without an id its owner can read, its VPC still records the refusal (as
+      // `invalid-<sequence>`), like the same bytes published; without a VPC only
+      // status._invalid can.
+      if (vpcId !== undefined)
+        unnamed.push(intents.publish(subjects.intent(vpcId), bytes).catch(() => undefined));
+      else invalid.push(rejectInvalid(replies[index].error, id));
     });
     // Watching before publishing: no answer can come before the interest.
-    const watch = router.watch(
-      valid.map((p) => ({ intentId: p.intent.id, vpcId: p.intent.vpcId })),
-    );
+    const watch = router.watch(publish.map((p) => ({ intentId: p.id, vpcId: p.vpcId })));
     try {
-      await store(valid, replies);
-      const stored = valid.filter((p) => p.ack);
+      await store(publish, replies);
+      const stored = publish.filter((p) => p.ack);
       // Decided before this request (a re-sent id): its answers may be stored already.
       const resent = stored.filter((p) => p.ack!.duplicate);
       if (resent.length > 0)
-        await watch.lookUp(resent.map((p) => ({ intentId: p.intent.id, vpcId: p.intent.vpcId })));
+        await watch.lookUp(resent.map((p) => ({ intentId: p.id, vpcId: p.vpcId })));
       await watch.until(
-        stored.map((p) => p.intent.id),
+        stored.map((p) => p.id),
         false,
         deadline - Date.now(),
       );
       for (const p of stored) replies[p.index] = await answerFor(p, watch);
-      await Promise.allSettled(invalid);
+      await Promise.allSettled([...invalid, ...unnamed]);
       if (waitRequest.wait) await addProgrammed(watch, waitRequest.wait.ms, stored, replies);
       return single ? replies[0]! : replies;
     } finally {
@@ -180,22 +231,18 @@ export function serveApplyApi(deps: {
     }
   };
 
-  /** Publishes the valid intents, in request order on one connection (the stream keeps it). */
-  const store = async (valid: Pending[], replies: ApplyReplyItem[]): Promise<void> => {
+  /** Publishes the named items, in request order on one connection (the stream keeps it). */
+  const store = async (publish: Pending[], replies: ApplyReplyItem[]): Promise<void> => {
     const acks = await Promise.allSettled(
-      valid.map((p) =>
-        intents.publish(subjects.intent(p.intent.vpcId), encoder.encode(JSON.stringify(p.intent)), {
-          msgId: p.intent.id,
-        }),
-      ),
+      publish.map((p) => intents.publish(subjects.intent(p.vpcId), p.bytes, { msgId: p.id })),
     );
     acks.forEach((result, i) => {
-      const p = valid[i]!;
+      const p = publish[i]!;
       if (result.status === 'fulfilled') p.ack = result.value;
       else
         replies[p.index] = {
-          id: p.intent.id,
-          vpcId: p.intent.vpcId,
+          id: p.id,
+          vpcId: p.vpcId,
           outcome: 'rejected',
           error: {
             code: 'unavailable',
@@ -206,7 +253,7 @@ export function serveApplyApi(deps: {
   };
 
   const answerFor = async (p: Pending, watch: StatusWatch): Promise<ApplyReplyItem> => {
-    const { id, vpcId } = p.intent;
+    const { id, vpcId } = p;
     const decided: Status | undefined = watch.decided.get(id);
     if (decided)
       return decided.outcome === 'accepted'
@@ -215,6 +262,7 @@ export function serveApplyApi(deps: {
             id,
             vpcId,
             outcome: 'rejected',
+            revision: decided.revision,
             error: decided.error ?? { code: 'rejected', message: 'rejected' },
           };
     if (p.ack!.duplicate && !(await sameAsStored(p)))
@@ -247,14 +295,14 @@ export function serveApplyApi(deps: {
   ): Promise<void> => {
     const accepted = stored.filter((p) => replies[p.index]?.outcome === 'accepted');
     await watch.until(
-      accepted.map((p) => p.intent.id),
+      accepted.map((p) => p.id),
       true,
       ms,
     );
     for (const p of accepted) {
       const item = replies[p.index];
       if (item?.outcome !== 'accepted') continue;
-      const s = watch.finals.get(p.intent.id);
+      const s = watch.finals.get(p.id);
       item.programmed = s
         ? {
             outcome: s.outcome as 'programmed' | 'incomplete',
