@@ -2,7 +2,8 @@
  * `alcor` — the operator's CLI (commander: subcommands, `--help` everywhere,
  * usage errors with exit code 2). Global: `--nats-url` (or NATS_URL), `--json`.
  * Exit codes: 0 ok, 1 failure (e.g. NATS unreachable), 2 usage, 3 not found,
- * 4 done but not all of it took (intents rejected, pending or not programmed).
+ * 4 done but not all of it took (intents rejected, pending or not programmed),
+ * 5 refused by the server (credentials, permissions).
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -11,7 +12,7 @@ import { join } from 'node:path';
 import { connectNats, repoRoot } from '../../infra/index.js';
 import { ConfigError } from '../../shared/index.js';
 import { applyFile, applySucceeded, renderApply, type WaitFor } from './apply.js';
-import { CliError, EXIT, print } from './output.js';
+import { CliError, EXIT, explainConnectError, explainServerError, print } from './output.js';
 import { placementReport, renderPlacement } from './placement.js';
 import { loadTopology, renderLoad, renderTopology, topologyReport } from './topology.js';
 import { check, renderCheck } from './check.js';
@@ -77,12 +78,12 @@ async function withNats<T>(run: (nc: NatsConnection, o: GlobalOptions) => Promis
   try {
     nc = await connectNats(o.natsUrl, { name: 'alcor-cli', reconnect: false, timeoutMs: 3000 });
   } catch (err) {
-    throw new CliError(
-      `cannot reach NATS at ${o.natsUrl} (${(err as Error).message}): start the system (README) or pass --nats-url / NATS_URL`,
-    );
+    throw explainConnectError(err, o.natsUrl);
   }
   try {
     return await run(nc, o);
+  } catch (err) {
+    throw explainServerError(err, o.natsUrl) ?? err;
   } finally {
     await nc.close();
   }
@@ -424,7 +425,13 @@ try {
     process.stderr.write(`alcor: ${err.message}\n`);
     process.exitCode = err.exitCode;
   } else {
-    process.stderr.write(`alcor: ${(err as Error).stack ?? String(err)}\n`);
+    // Not foreseen: one line still; the stack on request.
+    const e = err as Error;
+    process.stderr.write(
+      process.env.ALCOR_DEBUG
+        ? `alcor: ${e.stack ?? String(err)}\n`
+        : `alcor: ${e.name ?? 'Error'}: ${e.message ?? String(err)} (ALCOR_DEBUG=1 shows where)\n`,
+    );
     process.exitCode = EXIT.failure;
   }
   // Said and done: a connection attempt still pending underneath (a server that

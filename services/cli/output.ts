@@ -13,6 +13,8 @@ export const EXIT = {
   notFound: 3,
   /** The command ran, but not all of it took (e.g. some intents were rejected). */
   incomplete: 4,
+  /** The server refused these credentials, or this user may not do that. */
+  denied: 5,
 } as const;
 
 export class CliError extends AlcorError {
@@ -44,4 +46,46 @@ export const fixed = (n: number, digits: number): number => Number(n.toFixed(dig
 /** A command's result on stdout: JSON for `--json`, else its readable form. */
 export function print<T>(json: boolean, report: T, render: (report: T) => string): void {
   process.stdout.write(`${json ? JSON.stringify(report, null, 2) : render(report)}\n`);
+}
+
+/**
+ * A server's refusal as one line that says what it means here and what to do,
+ * with its exit code; undefined for an error that is not the server's.
+ */
+export function explainServerError(err: unknown, natsUrl: string): CliError | undefined {
+  if (!(err instanceof Error)) return undefined;
+  const { name, message } = err;
+  const missing = (stream?: string): CliError =>
+    new CliError(
+      `the NATS at ${natsUrl} ${stream ? `has no stream ${stream}` : "lacks this system's streams (stream not found)"}: it is not this system's NATS, or no controller has started on it yet (controllers create the streams and buckets)`,
+      EXIT.notFound,
+    );
+  if (name === 'StreamNotFoundError') return missing();
+  const direct = /no responders: '\$JS\.API\.DIRECT\.GET\.([^.']+)/.exec(message);
+  if (direct) return missing(direct[1]);
+  if (/no responders: '\$JS\.API/.test(message) || name === 'JetStreamNotEnabledError')
+    return new CliError(
+      `JetStream does not answer on the NATS at ${natsUrl}: it is not enabled there, or this user's account has none`,
+    );
+  if (name === 'PermissionViolationError' || /permissions violation/i.test(message))
+    return new CliError(
+      `the NATS at ${natsUrl} refused it (${message}): these credentials may not do that — the operator role reads only (docs/runbook.md, "Credentials")`,
+      EXIT.denied,
+    );
+  if (name === 'TimeoutError' || /^timeout$/i.test(message))
+    return new CliError(`the NATS at ${natsUrl} did not answer in time (${message})`);
+  return undefined;
+}
+
+/** A connection that failed, in one line: where, why, and what to do. */
+export function explainConnectError(err: unknown, natsUrl: string): CliError {
+  const message = (err as Error).message;
+  if (/authorization violation|authentication/i.test(message))
+    return new CliError(
+      `the NATS at ${natsUrl} refused the connection (${message}): pass credentials with --creds <file>, --nkey <file> or a --context (docs/runbook.md, "Credentials")`,
+      EXIT.denied,
+    );
+  return new CliError(
+    `cannot reach NATS at ${natsUrl} (${message}): start the system (README) or pass --nats-url / NATS_URL`,
+  );
 }

@@ -6,11 +6,12 @@
  * VPCs, hosts and intents, out-of-range revisions, malformed points and ids.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { putHosts, repoRoot } from '../../infra/index.js';
+import { putHosts, repoRoot, runDir, startLocalNats } from '../../infra/index.js';
+import { DEFAULT_BUCKET_COUNT } from '../../shared/index.js';
 import { startCliSystem, type CliSystem } from '../support/cli.js';
 import { applyProgrammed } from '../support/controller.js';
 import { eventually } from '../support/eventually.js';
@@ -343,6 +344,34 @@ test('--version names the package version and Node', async (ctx) => {
     version: string;
   };
   assert.is(r.stdout.trim(), `alcor ${pkg.version} (node ${process.versions.node})`);
+});
+
+test('a NATS without this system (no streams yet): one line per command, exit 3', async (ctx) => {
+  const dir = runDir('alcor-bare-nats-');
+  const bare = await startLocalNats({ dir, bucketCount: DEFAULT_BUCKET_COUNT });
+  try {
+    for (const args of [
+      ['status', VPC],
+      ['placement'],
+      ['check'],
+      ['vpc', 'show', VPC],
+      ['trace', 'some-intent'],
+      ['replay', 'vpc', VPC],
+      ['replay', 'host', HOSTS[0]!.hostId],
+    ]) {
+      // Positive control: against this system's NATS the same command finds its streams.
+      const real = await cli(ctx, args);
+      assert.ok(real.code !== 1, `${args.join(' ')}: ${real.stderr}`);
+      assert.not.match(real.stderr, /has no stream|lacks this system/);
+      const r = await cli(ctx, ['--nats-url', bare.url, ...args]);
+      assert.is(r.code, 3, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /^alcor: the NATS at .* (has no stream|lacks this system's streams)/);
+      assert.is(r.stderr.trim().split('\n').length, 1, `${args.join(' ')}: one line`);
+    }
+  } finally {
+    await bare.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test.run();
