@@ -12,10 +12,20 @@ import { join } from 'node:path';
 import { connectNats, repoRoot } from '../../infra/index.js';
 import { ConfigError } from '../../shared/index.js';
 import { applyFile, applySucceeded, renderApply, type WaitFor } from './apply.js';
-import { CliError, EXIT, explainConnectError, explainServerError, print } from './output.js';
+import {
+  CliError,
+  EXIT,
+  OUTPUT_FORMATS,
+  explainConnectError,
+  explainServerError,
+  print,
+  setOutput,
+  type OutputFormat,
+} from './output.js';
 import { placementReport, renderPlacement } from './placement.js';
 import { loadTopology, renderLoad, renderTopology, topologyReport } from './topology.js';
 import { check, renderCheck } from './check.js';
+import { hostsReport, renderHosts } from './hosts.js';
 import {
   parsePoint,
   renderTimeline,
@@ -47,7 +57,21 @@ function version(): string {
 
 interface GlobalOptions {
   natsUrl: string;
+  /** `-o json` (or `--json`): the report as JSON. */
   json: boolean;
+}
+
+interface GlobalFlags {
+  natsUrl: string;
+  json: boolean;
+  output: OutputFormat;
+  headers: boolean;
+}
+
+/** The global flags as the commands use them (`--json` is `-o json`). */
+function globals(): GlobalOptions {
+  const f = program.opts<GlobalFlags>();
+  return { natsUrl: f.natsUrl, json: f.json || f.output === 'json' };
 }
 
 // A reader that stops early (`alcor placement --buckets | head`) closes the pipe:
@@ -68,12 +92,26 @@ const program = new Command()
   .addOption(
     new Option('--nats-url <url>', 'NATS server').env('NATS_URL').default('nats://127.0.0.1:4222'),
   )
-  .option('--json', 'machine-readable output', false)
+  .addOption(
+    new Option(
+      '-o, --output <format>',
+      'table, wide (more columns), json or yaml (snake_case keys)',
+    )
+      .choices(OUTPUT_FORMATS)
+      .default('table'),
+  )
+  .option('--json', 'the same as -o json', false)
+  .option('--no-headers', 'tables without their header line')
   .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
+program.hook('preAction', () => {
+  const f = program.opts<GlobalFlags>();
+  setOutput(f.json ? 'json' : f.output, f.headers);
+});
+
 async function withNats<T>(run: (nc: NatsConnection, o: GlobalOptions) => Promise<T>): Promise<T> {
-  const o = program.opts<GlobalOptions>();
+  const o = globals();
   let nc: NatsConnection;
   try {
     nc = await connectNats(o.natsUrl, { name: 'alcor-cli', reconnect: false, timeoutMs: 3000 });
@@ -266,15 +304,46 @@ program
   });
 
 program
+  .command('hosts')
+  .description(
+    'the fleet in sync: per host and VPC the revision applied vs the latest, lag, last ack; SYNCED, STALE, FAILED or UNKNOWN (exit 4 unless all synced)',
+  )
+  .option('--vpc <vpc>', 'only this VPC')
+  .option('--host <host>', 'only this host (one row per VPC)')
+  .option('--stale', 'only the hosts that are not SYNCED', false)
+  .addHelpText(
+    'after',
+    `
+Examples:
+  alcor hosts                       one row per host
+  alcor hosts --stale -o wide       what is behind, per VPC, with clusters
+  alcor hosts --host h-1 -o json    one host's VPCs for a script`,
+  )
+  .action(async (opts: { vpc?: string; host?: string; stale: boolean }) => {
+    await withNats(async (nc, o) => {
+      const report = await hostsReport(nc, {
+        ...(opts.vpc ? { vpcId: opts.vpc } : {}),
+        ...(opts.host ? { hostId: opts.host } : {}),
+        staleOnly: opts.stale,
+      });
+      print(o.json, report, (r) => renderHosts(r));
+      const { STALE, FAILED, UNKNOWN } = report.counts;
+      if (STALE + FAILED + UNKNOWN > 0) process.exitCode = EXIT.incomplete;
+    });
+  });
+
+program
   .command('check')
   .description('the convergence oracle: every host holds exactly what EVENTS says (exit 4 if not)')
   .option('--vpc <vpc>', 'only this VPC')
   .option('--host <host>', 'only this host')
-  .action(async (opts: { vpc?: string; host?: string }) => {
+  .option('--full', 'fold every VPC from revision 0 instead of from its snapshot', false)
+  .action(async (opts: { vpc?: string; host?: string; full: boolean }) => {
     await withNats(async (nc, o) => {
       const report = await check(nc, {
         ...(opts.vpc ? { vpcId: opts.vpc } : {}),
         ...(opts.host ? { hostId: opts.host } : {}),
+        full: opts.full,
       });
       print(o.json, report, renderCheck);
       if (!report.clean) process.exitCode = EXIT.incomplete;
@@ -332,7 +401,7 @@ program
           ...(tlsCert && tlsKey ? { tls: { certFile: tlsCert, keyFile: tlsKey } } : {}),
         },
       });
-      print(program.opts<GlobalOptions>().json, report, renderNatsConfigReport);
+      print(globals().json, report, renderNatsConfigReport);
     },
   );
 
@@ -356,7 +425,7 @@ program
   )
   .option('--tls-ca <file>', 'and the CA that signed it (PEM)')
   .action((opts: Omit<KafkaConfigOptions, 'advertise'> & { advertise: string }) => {
-    print(program.opts<GlobalOptions>().json, writeKafkaConfig(opts), renderKafkaConfigReport);
+    print(globals().json, writeKafkaConfig(opts), renderKafkaConfigReport);
   });
 
 program
@@ -373,7 +442,7 @@ program
       opts.brokers.split(',').map((b) => b.trim()),
       opts.waitMs,
     );
-    print(program.opts<GlobalOptions>().json, report, renderKafkaAclsReport);
+    print(globals().json, report, renderKafkaAclsReport);
   });
 
 program
@@ -388,7 +457,7 @@ program
   )
   .action(async (opts: { out: string; names: string }) => {
     print(
-      program.opts<GlobalOptions>().json,
+      globals().json,
       await writeTlsConfig(
         opts.out,
         opts.names.split(',').map((n) => n.trim()),
@@ -405,11 +474,7 @@ program
   .requiredOption('-o, --out <dir>', 'directory for users.acl and the password file')
   .option('--username <name>', "the services' user", 'alcor')
   .action((opts: { out: string; username: string }) => {
-    print(
-      program.opts<GlobalOptions>().json,
-      writeRedisConfig(opts.out, opts.username),
-      renderRedisConfigReport,
-    );
+    print(globals().json, writeRedisConfig(opts.out, opts.username), renderRedisConfigReport);
   });
 
 try {

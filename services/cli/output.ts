@@ -2,6 +2,7 @@
  * CLI output conventions: readable tables by default, `--json` for scripts, errors
  * on stderr that say what to do, and exit codes that mean something.
  */
+import { stringify as stringifyYaml } from 'yaml';
 import { AlcorError } from '../../shared/index.js';
 export const EXIT = {
   ok: 0,
@@ -26,10 +27,30 @@ export class CliError extends AlcorError {
   }
 }
 
-/** A plain aligned table: numbers right-aligned, text left-aligned. */
+/** How results are printed: `-o table|wide|json|yaml`, and `--no-headers` for tables. */
+export type OutputFormat = 'table' | 'wide' | 'json' | 'yaml';
+export const OUTPUT_FORMATS: readonly OutputFormat[] = ['table', 'wide', 'json', 'yaml'];
+
+const output = { format: 'table' as OutputFormat, headers: true };
+
+/** Set once from the global flags, before a command runs. */
+export function setOutput(format: OutputFormat, headers: boolean): void {
+  output.format = format;
+  output.headers = headers;
+}
+
+/** Whether tables keep their header (and summary) lines: not with `--no-headers`. */
+export const headers = (): boolean => output.headers;
+
+/** Whether `-o wide` asked for the extra columns. */
+export const wide = (): boolean => output.format === 'wide';
+
+/** A plain aligned table: numbers right-aligned, text left-aligned; `--no-headers` drops the first line. */
 export function table(headers: string[], rows: Array<Array<string | number>>): string {
   const cells = rows.map((r) => r.map((c) => String(c)));
-  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]?.length ?? 0)));
+  const widths = headers.map((h, i) =>
+    Math.max(output.headers ? h.length : 0, ...cells.map((r) => r[i]?.length ?? 0)),
+  );
   const numeric = headers.map(
     (_, i) => rows.length > 0 && rows.every((r) => typeof r[i] === 'number'),
   );
@@ -38,14 +59,40 @@ export function table(headers: string[], rows: Array<Array<string | number>>): s
       .map((c, i) => (numeric[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
       .join('  ')
       .trimEnd();
-  return [line(headers), ...cells.map(line)].join('\n');
+  return [...(output.headers ? [line(headers)] : []), ...cells.map(line)].join('\n');
+}
+
+/** `someKey` → `some_key`; keys already in snake_case (or data such as error codes) stay. */
+const snake = (key: string): string => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+/**
+ * A report as scripts read it: every key in snake_case, at every depth. Reports
+ * keep ids in values (arrays of records), never as keys, so no id is rewritten.
+ */
+export function snakeKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(snakeKeys);
+  if (value instanceof Date) return value.toISOString();
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) if (v !== undefined) out[snake(k)] = snakeKeys(v);
+  return out;
 }
 
 export const fixed = (n: number, digits: number): number => Number(n.toFixed(digits));
 
-/** A command's result on stdout: JSON for `--json`, else its readable form. */
+/**
+ * A command's result on stdout: its readable form (table, wide), or the report as
+ * JSON or YAML with snake_case keys (`-o json|yaml`; `--json` is `-o json`).
+ */
 export function print<T>(json: boolean, report: T, render: (report: T) => string): void {
-  process.stdout.write(`${json ? JSON.stringify(report, null, 2) : render(report)}\n`);
+  const format = json ? 'json' : output.format;
+  const text =
+    format === 'json'
+      ? JSON.stringify(snakeKeys(report), null, 2)
+      : format === 'yaml'
+        ? stringifyYaml(snakeKeys(report)).trimEnd()
+        : render(report);
+  process.stdout.write(`${text}\n`);
 }
 
 /**

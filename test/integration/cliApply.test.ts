@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { runCli, startCliSystem, type CliSystem } from '../support/cli.js';
+import { readJson, runCli, startCliSystem, type CliSystem } from '../support/cli.js';
 import { isolatedNats } from '../support/controller.js';
 import { unique } from '../support/names.js';
 import { releaseTestServers } from '../support/servers.js';
@@ -64,19 +64,19 @@ test('a YAML list with --wait programmed: per-intent answers, exit 4 for the one
     'programmed',
   ]);
   assert.is(r.code, 4, r.stderr);
-  const report = JSON.parse(r.stdout) as {
+  const report = readJson<{
     intents: number;
     accepted: number;
     rejected: number;
-    rejectedBy: Record<string, number>;
+    rejected_by: Record<string, number>;
     programmed: { programmed: number };
     items: Array<{ id: string; outcome: string }>;
-  };
+  }>(r.stdout);
   assert.equal(
     [report.intents, report.accepted, report.rejected, report.programmed.programmed],
     [4, 3, 1, 3],
   );
-  assert.equal(report.rejectedBy, { port_exists: 1 });
+  assert.equal(report.rejected_by, { port_exists: 1 });
   assert.equal(
     report.items.map((i) => i.id),
     [...good, dup].map((i) => i.id),
@@ -125,13 +125,13 @@ test('more than one batch: 2,500 intents answered whole, in order', async (ctx) 
     '-f',
     file(ctx, 'many.json', JSON.stringify(intents)),
   ]);
-  const report = JSON.parse(r.stdout) as {
+  const report = readJson<{
     accepted: number;
     pending: number;
-    rejectedBy: Record<string, number>;
+    rejected_by: Record<string, number>;
     items: Array<{ id: string; revision: number }>;
-  };
-  assert.equal([r.code, report.rejectedBy, report.pending], [0, {}, 0], r.stderr);
+  }>(r.stdout);
+  assert.equal([r.code, report.rejected_by, report.pending], [0, {}, 0], r.stderr);
   assert.is(report.accepted, 2_500);
   const revisions = report.items.map((i) => i.revision);
   assert.equal(
@@ -170,7 +170,7 @@ test('bad files and flags: refused with what is wrong, nothing sent', async (ctx
     file(ctx, 'items.json', JSON.stringify([{ id: 'x y' }, 'text', { kind: 'vpc.create' }])),
   ]);
   assert.is(r.code, 4, r.stderr);
-  const report = JSON.parse(r.stdout) as { rejected: number; rejectedBy: Record<string, number> };
+  const report = readJson<{ rejected: number }>(r.stdout);
   assert.is(report.rejected, 3);
 });
 

@@ -12,7 +12,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { putHosts, repoRoot, runDir, startLocalNats } from '../../infra/index.js';
 import { DEFAULT_BUCKET_COUNT } from '../../shared/index.js';
-import { startCliSystem, type CliSystem } from '../support/cli.js';
+import { readJson, readJsonCamel, startCliSystem, type CliSystem } from '../support/cli.js';
 import { applyProgrammed } from '../support/controller.js';
 import { eventually } from '../support/eventually.js';
 import { unique } from '../support/names.js';
@@ -60,11 +60,11 @@ test.after(async (ctx) => {
   await releaseTestServers();
 });
 
-const cli = (ctx: Ctx, args: string[]) => ctx.cli(args);
+const cli = (ctx: Ctx, args: string[], stdin?: string) => ctx.cli(args, stdin);
 const json = async <T>(ctx: Ctx, args: string[]): Promise<T> => {
   const r = await cli(ctx, ['--json', ...args]);
   assert.is(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
+  return readJsonCamel<T>(r.stdout);
 };
 
 interface Timeline {
@@ -246,7 +246,9 @@ test('check: clean, then a host that lost its state and a host without an agent'
   assert.is(dirty, undefined, 'exit 4 makes the --json helper fail');
   const r = await cli(ctx, ['--json', 'check', '--vpc', VPC]);
   assert.is(r.code, 4);
-  const report = JSON.parse(r.stdout) as { diverged: Array<{ hostId: string; missing: string[] }> };
+  const report = readJsonCamel<{ diverged: Array<{ hostId: string; missing: string[] }> }>(
+    r.stdout,
+  );
   assert.equal(
     report.diverged.map((d) => d.hostId),
     [victim],
@@ -269,6 +271,80 @@ test('check: clean, then a host that lost its state and a host without an agent'
   assert.match(silent.stdout, 'no agent answered for: insp-ghost');
   const unknownHost = await cli(ctx, ['check', '--host', 'nobody']);
   assert.is(unknownHost.code, 3);
+});
+
+test('hosts: every host SYNCED; one whose agent is gone goes STALE with its lag, and --stale finds it', async (ctx) => {
+  interface Report {
+    hosts: Array<{
+      host_id: string;
+      state: string;
+      vpcs: Array<{
+        vpc_id: string;
+        applied?: number;
+        latest: number;
+        state: string;
+        lag_ms: number;
+      }>;
+    }>;
+    counts: Record<string, number>;
+  }
+  // Positive control: the hosts with agents acked what they were sent.
+  const all = await cli(ctx, ['-o', 'json', 'hosts']);
+  assert.is(all.code, 0, all.stdout + all.stderr);
+  const synced = readJson<Report>(all.stdout);
+  for (const h of HOSTS) {
+    const row = synced.hosts.find((x) => x.host_id === h.hostId)!;
+    assert.is(row.state, 'SYNCED', JSON.stringify(row));
+    const tenant = row.vpcs.find((v) => v.vpc_id === VPC)!;
+    assert.ok(tenant.applied! >= tenant.latest, JSON.stringify(tenant));
+  }
+  // A registered host without an agent: sent a port, never acks.
+  const ghost = { ...HOSTS[0]!, hostId: 'insp-silent', underlayIp: '10.9.9.8' };
+  await putHosts(ctx.nats.nc, [ghost]);
+  const vpcId = unique('hosts');
+  const placed = await cli(
+    ctx,
+    ['apply', '-f', '-'],
+    JSON.stringify([
+      { id: `${vpcId}-v`, kind: 'vpc.create', vpcId, spec: { cidr: '10.7.0.0/16' } },
+      {
+        id: `${vpcId}-s`,
+        kind: 'subnet.create',
+        vpcId,
+        spec: { subnetId: 's', cidr: '10.7.1.0/24', gatewayIp: '10.7.1.1' },
+      },
+      {
+        id: `${vpcId}-p`,
+        kind: 'port.create',
+        vpcId,
+        spec: { portId: 'p', subnetId: 's', hostId: ghost.hostId },
+      },
+    ]),
+  );
+  assert.is(placed.code, 0, placed.stdout + placed.stderr);
+  const stale = await cli(ctx, ['-o', 'json', 'hosts', '--stale']);
+  assert.is(stale.code, 4, 'not all synced: exit 4');
+  const behind = readJson<Report>(stale.stdout);
+  assert.equal(
+    behind.hosts.map((h) => [h.host_id, h.state]),
+    [[ghost.hostId, 'STALE']],
+  );
+  const v = behind.hosts[0]!.vpcs.find((x) => x.vpc_id === vpcId)!;
+  assert.is(v.applied, undefined);
+  assert.ok(v.lag_ms >= 0 && v.latest > 0, JSON.stringify(v));
+  // The table: one row per VPC for one host, and --no-headers drops the header.
+  const one = await cli(ctx, ['--no-headers', 'hosts', '--host', ghost.hostId]);
+  assert.is(one.code, 4);
+  assert.match(
+    one.stdout,
+    new RegExp(`^insp-silent\\s+jetstream\\s+${vpcId}\\s+-\\s+\\d+\\s+STALE`),
+  );
+  assert.not.match(one.stdout, /HOST/);
+  const yaml = await cli(ctx, ['-o', 'yaml', 'hosts', '--vpc', VPC]);
+  assert.is(yaml.code, 0, yaml.stderr);
+  assert.match(yaml.stdout, /host_id: /);
+  assert.is((await cli(ctx, ['hosts', '--host', 'nobody'])).code, 3);
+  assert.is((await cli(ctx, ['hosts', '--vpc', 'no-such-vpc'])).code, 3);
 });
 
 test('watch: prints statuses as they come; --count stops it; a bad --count is refused', async (ctx) => {

@@ -18,6 +18,7 @@ import {
   judge,
   publishScripts,
   commitCount,
+  readJson,
   readStream,
   runCli,
   spawnController,
@@ -180,11 +181,11 @@ Placement(
       // What an operator sees: `alcor placement`.
       const shown = await runCli(['placement', '--json', '--buckets'], { NATS_URL: server.url });
       assert.is(shown.code, 0, shown.stderr);
-      const report = JSON.parse(shown.stdout) as {
+      const report = readJson<{
         epoch: number;
         members: Array<{ id: string; alive: boolean; buckets: number }>;
         buckets: Array<{ owner: string; handoff: string }>;
-      };
+      }>(shown.stdout);
       assert.ok(report.epoch >= after.epoch);
       assert.equal(
         report.members.map((m) => [m.id, m.alive]),

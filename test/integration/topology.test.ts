@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { Kvm } from '@nats-io/kv';
 import { kvBuckets, type HostRecord } from '../../shared/index.js';
 import { isolatedNats, type IsolatedNats } from '../support/controller.js';
-import { runCli } from '../support/cli.js';
+import { readJson, runCli } from '../support/cli.js';
 import { releaseTestServers } from '../support/servers.js';
 
 const test = suite<{ nats: IsolatedNats; dir: string }>('alcor topology');
@@ -64,7 +64,7 @@ test('load a JSON file, then a YAML one that moves a host to Kafka; show reads i
   const json = file(ctx, 'hosts.json', JSON.stringify({ hosts }));
   const first = await cli(ctx, '--json', 'topology', 'load', '-f', json);
   assert.is(first.code, 0, first.stderr);
-  assert.equal(JSON.parse(first.stdout), {
+  assert.equal(readJson(first.stdout), {
     file: json,
     hosts: 4,
     added: 4,
@@ -98,12 +98,12 @@ test('load a JSON file, then a YAML one that moves a host to Kafka; show reads i
 
   const shown = await cli(ctx, '--json', 'topology', 'show', '--hosts');
   assert.is(shown.code, 0, shown.stderr);
-  const report = JSON.parse(shown.stdout) as {
+  const report = readJson<{
     hosts: number;
     bindings: Record<string, number>;
     clusters: Array<{ cluster: string; hosts: number }>;
-    list: HostRecord[];
-  };
+    list: Array<Omit<HostRecord, 'hostId'> & { host_id: string }>;
+  }>(shown.stdout);
   assert.is(report.hosts, 4);
   assert.equal(report.bindings, { jetstream: 3, 'kafka:a': 1 });
   assert.equal(
@@ -113,7 +113,7 @@ test('load a JSON file, then a YAML one that moves a host to Kafka; show reads i
       ['r1.az1.dc1.c1', 2],
     ],
   );
-  assert.equal(report.list.find((h) => h.hostId === 't-h2')?.binding, {
+  assert.equal(report.list.find((h) => h.host_id === 't-h2')?.binding, {
     type: 'kafka',
     cluster: 'a',
   });
@@ -171,7 +171,7 @@ test('--prune deletes the hosts the file no longer lists', async (ctx) => {
   const path = file(ctx, 'two.json', JSON.stringify([host(1), host(3)]));
   const r = await cli(ctx, '--json', 'topology', 'load', '-f', path, '--prune');
   assert.is(r.code, 0, r.stderr);
-  assert.is((JSON.parse(r.stdout) as { pruned: number }).pruned, 2);
+  assert.is(readJson<{ pruned: number }>(r.stdout).pruned, 2);
   assert.equal(await registered(ctx), ['t-h1', 't-h3']);
 });
 

@@ -73,3 +73,41 @@ export async function startCliSystem(
     },
   };
 }
+
+const SNAKE = /^[a-z0-9]+(_[a-z0-9]+)*$/;
+
+/**
+ * The CLI's `--json` as scripts read it: fails on any key that is not snake_case
+ * (at any depth; keys that are data, such as error codes and binding labels, are
+ * snake_case or lowercase too), then returns it as parsed.
+ */
+export function readJson<T>(stdout: string): T {
+  const value = JSON.parse(stdout) as unknown;
+  const walk = (v: unknown, path: string): void => {
+    if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${path}[${i}]`));
+    else if (v !== null && typeof v === 'object')
+      for (const [k, x] of Object.entries(v)) {
+        if (!SNAKE.test(k) && !/^[a-z0-9:._-]+$/.test(k))
+          throw new Error(`JSON key ${JSON.stringify(k)} at ${path || '.'} is not snake_case`);
+        walk(x, `${path}.${k}`);
+      }
+  };
+  walk(value, '');
+  return value as T;
+}
+
+/** {@link readJson}, then keys in the code's own camelCase, for checks written against its types. */
+export function readJsonCamel<T>(stdout: string): T {
+  const camel = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(camel)
+      : v !== null && typeof v === 'object'
+        ? Object.fromEntries(
+            Object.entries(v).map(([k, x]) => [
+              k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()),
+              camel(x),
+            ]),
+          )
+        : v;
+  return camel(readJson(stdout)) as T;
+}
