@@ -609,8 +609,8 @@ s(
     assert.is(next.outcome, 'accepted');
     assert.ok(next.revision! > poison.at(-1)!, `revision ${next.revision} after the poison`);
     assert.is(ctx.controller.metrics.poisonEvents, 2);
-    // `alcor check` names each, and the fold passes over them like the actor.
-    const report = await within(20_000, 'alcor check', check(ctx.service, { vpcId }));
+    // `alcor check --full` names each, and the fold passes over them like the actor.
+    const report = await within(20_000, 'alcor check', check(ctx.service, { vpcId, full: true }));
     assert.equal(
       report.poison.map((p) => [p.vpcId, p.revision, p.error.code]),
       [
@@ -619,6 +619,13 @@ s(
         [vpcId, poison[2], 'wrong_stream'],
       ],
     );
+    // From the snapshot (taken at the handoff, after the first), those after it.
+    const fast = await within(20_000, 'alcor check', check(ctx.service, { vpcId }));
+    assert.equal(
+      fast.poison.map((p) => p.revision),
+      poison.slice(1),
+    );
+    assert.equal([fast.fold.fromSnapshot, fast.diverged, fast.silent], [1, [], report.silent]);
     // h2 (its agent runs) holds what the log says; h1 and h3 run no agent here.
     assert.equal(report.diverged, []);
     assert.equal(report.silent, [h1.hostId, h3.hostId]);

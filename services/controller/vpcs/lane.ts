@@ -21,7 +21,6 @@ import {
 import {
   AlcorError,
   PENDING_REVISION,
-  isSkipped,
   statusMsgId,
   subjects,
   type DecisionPublisher,
@@ -40,6 +39,7 @@ import { vpc } from '../../../actors/index.js';
 import type { Limiter } from '../limiter.js';
 import type { ControllerMetrics } from '../metrics.js';
 import type { TrackedIntent } from '../programmed/tracker.js';
+import { hydrateVpc } from './hydration.js';
 import { Outbox } from './outbox.js';
 
 /** An intent delivered to the lane: its body, and how to settle the delivery. */
@@ -207,10 +207,6 @@ export class VpcLane {
       this.fence();
       if (!this.dirty && this.state) return this.handled;
       const started = performance.now();
-      const snapshot = await this.loadSnapshot();
-      let state = snapshot ?? vpc.initialState(this.vpcId);
-      // A snapshot is only taken once its revision is out.
-      const from = state.revision;
       const tail: TailGroup[] = [];
       let open:
         | {
@@ -222,7 +218,7 @@ export class VpcLane {
           }
         | undefined;
       // A group's messages are made when it ends, from the state as of its end.
-      const close = (): void => {
+      const close = (state: vpc.VpcState): void => {
         if (!open) return;
         tail.push({
           revision: open.revision,
@@ -235,21 +231,29 @@ export class VpcLane {
         if (tail.length > this.deps.outboxWindow + 1) tail.shift();
         open = undefined;
       };
-      for await (const entry of this.deps.log.read(this.vpcId, from)) {
-        if (open && open.revision !== entry.revision) close();
-        if (isSkipped(entry)) {
-          state = this.passOver(state, entry.revision, entry.skipped);
-          continue;
-        }
-        state = vpc.evolve(state, entry);
-        open ??= { revision: entry.revision, commits: [], perCommit: [], hosts: [] };
-        const messages = vpc.project(state, entry, this.bucket);
-        open.commits.push(entry.commit);
-        open.perCommit.push(messages);
-        open.hosts.push(vpc.affectedHosts(state, messages));
-        if (entry.commit.published !== undefined) open.published = entry.commit.published;
-      }
-      close();
+      const { state, from } = await hydrateVpc(this.deps, this.vpcId, {
+        restored: () => {
+          this.deps.metrics.snapshotLoads += 1;
+        },
+        unusable: (err) =>
+          this.deps.logger.warn(
+            { vpcId: this.vpcId, err },
+            'snapshot unusable; replaying the log from the start',
+          ),
+        before: (entry, current) => {
+          if (open && open.revision !== entry.revision) close(current);
+        },
+        skipped: (entry) => this.reportPoison(entry.revision, entry.skipped),
+        folded: (entry, current) => {
+          open ??= { revision: entry.revision, commits: [], perCommit: [], hosts: [] };
+          const messages = vpc.project(current, entry, this.bucket);
+          open.commits.push(entry.commit);
+          open.perCommit.push(messages);
+          open.hosts.push(vpc.affectedHosts(current, messages));
+          if (entry.commit.published !== undefined) open.published = entry.commit.published;
+        },
+      });
+      close(state);
       this.state = state;
       this.commitsSinceSnapshot = tail.length;
       this.handled = Math.max(this.handled, state.cursor);
@@ -573,12 +577,16 @@ export class VpcLane {
     revision: number,
     error: { code: string; message: string },
   ): vpc.VpcState {
+    this.reportPoison(revision, error);
+    return vpc.skip(state, revision);
+  }
+
+  private reportPoison(revision: number, error: { code: string; message: string }): void {
     this.deps.metrics.poisonEvents += 1;
     this.deps.logger.error(
       { vpcId: this.vpcId, revision, ...error },
       'a message in EVENTS is not a commit; passed over',
     );
-    return vpc.skip(state, revision);
   }
 
   private newOutbox(publishedThrough: number): Outbox {
@@ -625,24 +633,5 @@ export class VpcLane {
           );
         },
       );
-  }
-
-  private async loadSnapshot(): Promise<vpc.VpcState | undefined> {
-    try {
-      const found = await this.deps.snapshots.load(this.vpcId);
-      if (!found) return undefined;
-      const snapshot = JSON.parse(found.text) as vpc.VpcSnapshot;
-      if (snapshot.format !== vpc.SNAPSHOT_FORMAT || snapshot.vpcId !== this.vpcId) {
-        throw new Error(`format ${snapshot.format} of ${snapshot.vpcId}`);
-      }
-      this.deps.metrics.snapshotLoads += 1;
-      return vpc.fromSnapshot(snapshot);
-    } catch (err) {
-      this.deps.logger.warn(
-        { vpcId: this.vpcId, err },
-        'snapshot unusable; replaying the log from the start',
-      );
-      return undefined;
-    }
   }
 }
