@@ -6,7 +6,7 @@
  * and never a silent fallback.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_BUCKET_COUNT, ConfigError, ServerUnavailableError } from '../shared/index.js';
 import { probeNats } from './nats/connect.js';
@@ -78,7 +78,12 @@ export interface Servers {
    * clusters from the environment or Docker.
    */
   kafkaRoleEnv(role: KafkaRole): Record<string, string>;
-  stop(options?: { keepData?: boolean }): Promise<void>;
+  /**
+   * Stops the servers, then removes `dir` — or, with `keepLogs`, only what the
+   * servers stored there (data, configuration, credentials), keeping each local
+   * server's log file and whatever else was put in `dir`; with `keepData`, nothing.
+   */
+  stop(options?: { keepData?: boolean; keepLogs?: boolean }): Promise<void>;
 }
 
 export interface ProvisionOptions {
@@ -201,8 +206,11 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
     env.ALCOR_TLS === 'off' ? undefined : (tlsFiles ??= localTlsFiles());
   const stoppers: Array<() => Promise<void>> = [];
 
+  /** What the servers store in `dir`: removed at stop (their log files aside, with keepLogs). */
+  const stored: string[] = [];
   const sub = (name: string): string => {
     const d = join(dir, name);
+    stored.push(d);
     mkdirSync(d, { recursive: true });
     return d;
   };
@@ -385,6 +393,7 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
     if (users) kafkaUsers[id] = users;
   }
   const kafkaCredentials = join(dir, 'kafka-credentials.json');
+  stored.push(kafkaCredentials);
   if (Object.keys(kafkaUsers).length > 0)
     writeFileSync(kafkaCredentials, JSON.stringify(kafkaUsers), { mode: 0o600 });
   const kafkaRoleEnv = (role: KafkaRole): Record<string, string> =>
@@ -433,9 +442,40 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
     kafkaRoleEnv,
     async stop(stopOptions = {}) {
       await stopAll();
-      if (!stopOptions.keepData) rmSync(dir, { recursive: true, force: true });
+      if (stopOptions.keepData) return;
+      if (stopOptions.keepLogs) {
+        const logs = new Set(
+          [local.nats, ...local.natsNodes, local.redis, ...Object.values(local.kafka)].flatMap(
+            (s) => (s ? [s.process.logFile] : []),
+          ),
+        );
+        for (const path of stored) removeAllBut(path, logs);
+      } else rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Removes `path` except the files in `keep` under it (and the folders holding them). */
+function removeAllBut(path: string, keep: ReadonlySet<string>): void {
+  let entries;
+  try {
+    entries = readdirSync(path, { withFileTypes: true });
+  } catch (err) {
+    // A file (nothing there, or unreadable: left as it is).
+    if ((err as NodeJS.ErrnoException).code === 'ENOTDIR' && !keep.has(path))
+      rmSync(path, { force: true });
+    return;
+  }
+  for (const e of entries) {
+    const child = join(path, e.name);
+    if (e.isDirectory()) removeAllBut(child, keep);
+    else if (!keep.has(child)) rmSync(child, { force: true });
+  }
+  try {
+    rmdirSync(path); // only when nothing is left in it
+  } catch {
+    // logs inside: it stays
+  }
 }
 
 /** One line per server, for logs and the test runner's header. */

@@ -328,8 +328,10 @@ if (only === 'docker') {
 if (!only || only === 'fault') await uvu('fault (short)', 'fault', ownServersEnv(), 1_500_000);
 if (!only || only === 'fuzz') await uvu('bad input (fuzz)', 'fuzz', ownServersEnv(), 900_000);
 
-// The main job at CI size, as a user runs it, on servers of its own; its summary is checked.
+// The main job as a user runs it, on servers of its own: interrupted (test/demo),
+// then at CI size with its summary checked.
 if (!only || only === 'demo') {
+  await uvu('demo interrupted', 'demo', ownServersEnv(), 600_000);
   console.log('\n── demo (--once) ──');
   const t0 = Date.now();
   const env = ownServersEnv();
@@ -343,6 +345,14 @@ if (!only || only === 'demo') {
   );
   const text = stripAnsi(out.output);
   const programmed = /programmed: (\d+)\/(\d+) accepted intents \((\d+) incomplete/.exec(text);
+  // A run ends by naming its folder, kept with the logs (removed here once checked).
+  const runFolder = /^run folder: (.+)$/m.exec(text)?.[1];
+  const logsKept =
+    runFolder !== undefined &&
+    ['controller-1.log', 'southbound-1.log', 'nca.log'].every((f) =>
+      existsSync(join(runFolder, f)),
+    );
+  if (runFolder?.includes('alcor-')) rmSync(runFolder, { recursive: true, force: true });
   const checks: Array<[string, boolean]> = [
     ['exit code 0', out.code === 0 && !out.timedOut],
     ['oracle clean', /oracle: CLEAN — (\d+)\/\1 hosts/.test(text)],
@@ -352,6 +362,7 @@ if (!only || only === 'demo') {
     ],
     ['mistakes refused as planned', /refused with the expected reason: (\d+)\/\1\b/.test(text)],
     ['RESULT: OK', text.includes('RESULT: OK')],
+    ['run folder printed, its service logs kept', logsKept],
   ];
   for (const [name, ok] of checks) console.log(`${ok ? '✔' : '✘'} demo: ${name}`);
   const bad = checks.filter(([, ok]) => !ok).length;

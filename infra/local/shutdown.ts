@@ -3,12 +3,12 @@
  * Entry points (test runner, demo, services) call it so servers they started are
  * always stopped; a second Ctrl-C exits at once.
  */
-export function onShutdown(cleanup: () => Promise<void>): void {
+export function onShutdown(cleanup: (signal: 'SIGINT' | 'SIGTERM') => Promise<void>): void {
   let stopping = false;
-  const handler = (signal: NodeJS.Signals): void => {
+  const handler = (signal: 'SIGINT' | 'SIGTERM'): void => {
     if (stopping) process.exit(signal === 'SIGINT' ? 130 : 143);
     stopping = true;
-    void cleanup()
+    void cleanup(signal)
       .catch(() => undefined)
       .finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
   };

@@ -33,7 +33,8 @@ export interface Demo {
   health: HealthRow[];
   /** `NAME=value` endpoint lines for other tools (README, --keep-running). */
   endpoints: Record<string, string>;
-  stop: () => Promise<void>;
+  /** Stops the servers; `keepLogs` keeps the run folder with their logs (Servers.stop). */
+  stop: (options?: { keepLogs?: boolean }) => Promise<void>;
 }
 
 async function checked(
@@ -111,6 +112,6 @@ export async function start(config: DemoConfig): Promise<Demo> {
     servers,
     health,
     endpoints: servers.env(),
-    stop: () => servers.stop(),
+    stop: (options) => servers.stop(options),
   };
 }

@@ -5,8 +5,8 @@
  * `<run dir>/alcor.env` (mode 0600), prints them with secrets masked and `READY`,
  * and keeps everything up until Ctrl-C.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { join, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import {
@@ -18,6 +18,7 @@ import {
   writeEnvFile,
 } from '../../infra/index.js';
 import { start, type Demo } from './index.js';
+import { DEFAULT_COLUMNS } from './progress.js';
 import { renderSummary, runDemo, writeScenarioFiles, type DemoRun } from './run.js';
 import { ScenarioSchema, type Scenario } from './scenario.js';
 
@@ -146,17 +147,63 @@ if (args['write-files'] !== undefined) {
 
 const log = createLogger({ name: 'demo', level: args['log-level'] as 'warn' });
 const out = (line: string): boolean => process.stdout.write(`${line}\n`);
+const tty = process.stderr.isTTY === true;
 let demo: Demo | undefined;
-let run: DemoRun | undefined;
-onShutdown(async () => {
-  out('\nstopping…');
-  await run?.stop();
-  await demo?.stop();
+/** Stops the services (set once they start, before the run returns). */
+let stopServices: (() => Promise<void>) | undefined;
+let interrupted = false;
+
+let stopped: Promise<string[]> | undefined;
+/**
+ * Stops the services, then the servers (once, whoever asks first); the run folder
+ * stays with every log in it, the servers' data goes. Returns the lines that say
+ * where it is.
+ */
+function stopAll(): Promise<string[]> {
+  return (stopped ??= stopEverything());
+}
+async function stopEverything(): Promise<string[]> {
+  await stopServices?.();
+  if (!demo) return [];
+  const dir = demo.servers.dir;
+  // The endpoints and credentials it lists are of servers no longer running.
+  rmSync(join(dir, 'alcor.env'), { force: true });
+  await demo.stop({ keepLogs: true });
+  const logs = logFiles(dir);
+  return [`run folder: ${dir}`, `  logs: ${logs.length > 0 ? logs.join(', ') : 'none'}`];
+}
+
+/** The `*.log` files under `dir`, relative to it, services' first. */
+function logFiles(dir: string): string[] {
+  let files: string[];
+  try {
+    files = readdirSync(dir, { recursive: true, encoding: 'utf8' });
+  } catch {
+    return [];
+  }
+  return files
+    .filter((f) => f.endsWith('.log'))
+    .sort((a, b) => Number(a.includes(sep)) - Number(b.includes(sep)) || a.localeCompare(b));
+}
+
+// Ctrl-C (SIGINT) or SIGTERM: stop everything cleanly, keep the run folder and its
+// logs, say where they are on stderr; exit 130 / 143 (onShutdown).
+onShutdown(async (signal) => {
+  interrupted = true;
+  // On a terminal the progress line is cleared first.
+  process.stderr.write(
+    `${tty ? '\r\x1b[K' : ''}demo: ${signal}: stopping the services, then the servers…\n`,
+  );
+  for (const line of await stopAll()) process.stderr.write(`demo: ${line}\n`);
 });
+/** After an interrupt the shutdown handler ends the process: wait for it (a timer keeps the loop up). */
+const untilExit = (): Promise<never> =>
+  new Promise<never>(() => setInterval(() => undefined, 60_000));
 
 try {
   demo = await start({ log, kafkaClusters: kafkaClusters.length > 0 ? kafkaClusters : ['a'] });
 } catch (err) {
+  if (interrupted) await untilExit();
   process.stderr.write(`demo: could not start the servers: ${(err as Error).message}\n`);
   process.exit(1);
 }
@@ -170,11 +217,11 @@ for (const row of demo.health) {
 }
 if (!demo.health.every((r) => r.healthy)) {
   out('some servers are NOT healthy');
-  await demo.stop();
+  for (const line of await stopAll()) out(line);
   process.exit(1);
 }
 
-const tty = process.stderr.isTTY === true;
+let run: DemoRun;
 try {
   run = await runDemo({
     scenario,
@@ -188,13 +235,27 @@ try {
     log,
     logLevel: args['log-level'] === 'silent' ? 'silent' : args['log-level'],
     out,
-    progress: tty ? (line) => process.stderr.write(`\r${line}`) : undefined,
+    // Redrawn in place on a terminal, fitted to its width (\x1b[K clears what a
+    // longer line before left); not a terminal: plain lines now and then.
+    progress: tty
+      ? {
+          redraw: (line) => {
+            if (!interrupted) process.stderr.write(`\r${line}\x1b[K`);
+          },
+          columns: () => process.stderr.columns ?? process.stdout.columns ?? DEFAULT_COLUMNS,
+        }
+      : undefined,
+    started: (stop) => {
+      stopServices = stop;
+    },
   });
 } catch (err) {
+  if (interrupted) await untilExit();
   process.stderr.write(`demo: ${(err as Error).stack ?? String(err)}\n`);
-  await demo.stop();
+  for (const line of await stopAll()) out(line);
   process.exit(1);
 }
+if (interrupted) await untilExit();
 for (const line of renderSummary(run.summary)) out(line);
 
 if (args['keep-running']) {
@@ -212,7 +273,6 @@ if (args['keep-running']) {
   out(`ALCOR_ENV_FILE=${envFile}`);
   out('READY');
 } else {
-  await run.stop();
-  await demo.stop();
+  for (const line of await stopAll()) out(line);
   process.exit(run.summary.ok ? 0 : 1);
 }

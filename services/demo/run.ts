@@ -39,6 +39,7 @@ import { check, type CheckReport } from '../cli/check.js';
 import { placementReport } from '../cli/placement.js';
 import { loadTopology } from '../cli/topology.js';
 import { offerOpenLoop, sequencesBy } from './arrivals.js';
+import { IntentTally, progressLine } from './progress.js';
 import { expand, type Scenario } from './scenario.js';
 
 export interface DemoOptions {
@@ -60,8 +61,13 @@ export interface DemoOptions {
   log: Logger;
   logLevel: string;
   out: (line: string) => void;
-  /** Redraws a progress line (a terminal), or undefined (plain lines now and then). */
-  progress: ((line: string) => void) | undefined;
+  /**
+   * A terminal to redraw the progress line on (`redraw` writes it over the last,
+   * `columns` is its current width), or undefined: a plain line now and then.
+   */
+  progress: { redraw: (line: string) => void; columns: () => number } | undefined;
+  /** Called once the services start with what stops them (an interrupt before the run returns). */
+  started?: (stop: () => Promise<void>) => void;
 }
 
 export interface Service {
@@ -93,6 +99,8 @@ export interface DemoSummary {
   programmed: number;
   incomplete: number;
   notProgrammed: number;
+  /** Statuses seen again (counted once), and final statuses seen before their intent's decision. */
+  statuses: { repeats: number; finalBeforeDecision: number };
   applySeconds: number;
   intentsPerSecond: number;
   /** Intent request → `programmed` on STATUS. */
@@ -150,6 +158,8 @@ export async function spawnService(
   env: Record<string, string>,
   logLevel: string,
   port?: number,
+  /** Told of the process as soon as it runs (to stop it even before it is ready). */
+  spawned?: (proc: ManagedProcess) => void,
 ): Promise<Service> {
   port ??= await freePort();
   const proc = new ManagedProcess({
@@ -160,6 +170,7 @@ export async function spawnService(
     logFile: join(dir, `${name}.log`),
     env: { ...process.env, ...env, LOG_PRETTY: '0' },
   });
+  spawned?.(proc);
   const opsUrl = `http://127.0.0.1:${port}`;
   await proc.waitUntilReady(async () => {
     try {
@@ -254,11 +265,16 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
   const roleSeed = (role: NatsRole): Record<string, string> =>
     credentials ? { NATS_NKEY_SEED_FILE: credentials.roleSeedFile(role) } : {};
   const services: Service[] = [];
+  const procs: ManagedProcess[] = []; // every service process, ready or not
+  const spawned = (proc: ManagedProcess): void => void procs.push(proc);
+  let stopping = false;
   const stop = async (): Promise<void> => {
-    await Promise.all(services.map((s) => s.proc.stop()));
+    stopping = true;
+    await Promise.all(procs.map((p) => p.stop()));
     await nc.close().catch(() => undefined);
     if (client !== nc) await client.close().catch(() => undefined);
   };
+  o.started?.(stop);
   try {
     if (credentials) {
       await authorizeNatsHosts(env.NATS_URL!, credentials.dir, expanded.hosts);
@@ -277,6 +293,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
           o.dir,
           { ...env, ALCOR_INSTANCE_ID: `controller-${i}`, ...roleSeed('controller') },
           o.logLevel,
+          undefined,
+          spawned,
         ),
       );
     for (let i = 1; i <= o.southbounds; i++)
@@ -292,6 +310,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
             ...o.servers.kafkaRoleEnv('southbound'),
           },
           o.logLevel,
+          undefined,
+          spawned,
         ),
       );
     services.push(...(await Promise.all(starts)));
@@ -315,6 +335,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
               ...o.servers.kafkaRoleEnv('nca'),
             },
             o.logLevel,
+            undefined,
+            spawned,
           ),
         ),
       )),
@@ -327,7 +349,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
     const summary = await applyAndMeasure(o, nc, client, expanded, services);
     return { services, summary, stop };
   } catch (err) {
-    for (const s of services)
+    // (Stopped on purpose, an interrupt: no service "exited".)
+    for (const s of stopping ? [] : services)
       if (!s.proc.running) log.error({ service: s.name, tail: s.proc.logTail() }, 'service exited');
     await stop();
     throw err;
@@ -345,54 +368,43 @@ async function applyAndMeasure(
   const hostBinding = new Map<string, string>(
     expanded.hosts.map((h: HostRecord) => [h.hostId, bindingLabel(h)]),
   );
-  const total = expanded.vpcs.reduce((n, v) => n + v.intents.length, 0);
+  const intents = expanded.vpcs.flatMap((v) => v.intents);
+  // Counted per intent of this run (progress.ts): a repeated or early status cannot
+  // count an intent twice or lift a count above its total.
+  const tally = new IntentTally(intents.map((i) => i.id));
+  const total = tally.total;
   const sentAt = new Map<string, number>(); // intentId → request time
   const revisionOf = new Map<string, string>(); // `${vpc}:${rev}` → intentId
-  const outcome = new Map<string, string>(); // intentId → last outcome
   const programmedMs: number[] = [];
   const ackMs = new Map<string, number[]>(); // binding → ms
   const acked = new Set<string>(); // `${vpc}:${rev}:${host}`
-  const reached = new Set<string>();
-  const rejectedBy: Record<string, number> = {};
-  let decided = 0;
-  let programmed = 0;
-  let incomplete = 0;
-  const decidedIds = new Set<string>();
+  const reached = new Set<string>(); // hosts given ports by the workload that acked
   let lastDecided = Date.now();
   const acceptedMs: number[] = [];
-  let accepted = 0;
 
   const statusSub = nc.subscribe(subjects.statusAll, {
     callback: (err, msg) => {
       if (err) return;
-      const s = StatusSchema.safeParse(msg.json());
-      if (!s.success || !sentAt.has(s.data.intentId)) return;
+      let body: unknown;
+      try {
+        body = msg.json();
+      } catch {
+        return; // not JSON: not a status
+      }
+      const s = StatusSchema.safeParse(body);
+      if (!s.success) return;
       const st = s.data;
-      if (st.outcome === 'accepted' || st.outcome === 'rejected') {
-        if (decidedIds.has(st.intentId)) return; // sent again by a new owner
-        decidedIds.add(st.intentId);
-        decided += 1;
-        lastDecided = Date.now();
-        acceptedMs.push(Date.now() - sentAt.get(st.intentId)!);
-        if (st.outcome === 'accepted') {
-          accepted += 1;
+      const sent = sentAt.get(st.intentId);
+      if (sent === undefined) return;
+      const change = tally.record(st);
+      if (st.outcome === 'accepted' || st.outcome === 'programmed' || st.outcome === 'incomplete')
+        if (!revisionOf.has(`${st.vpcId}:${st.revision}`))
           revisionOf.set(`${st.vpcId}:${st.revision}`, st.intentId);
-          if (!outcome.has(st.intentId)) outcome.set(st.intentId, 'accepted');
-        } else {
-          const code = st.error?.code ?? 'unknown';
-          rejectedBy[code] = (rejectedBy[code] ?? 0) + 1;
-          outcome.set(st.intentId, `rejected:${code}`);
-        }
-        return;
-      }
-      if (st.outcome === 'programmed' || st.outcome === 'incomplete') {
-        if (outcome.get(st.intentId) === st.outcome) return;
-        outcome.set(st.intentId, st.outcome);
-        if (st.outcome === 'programmed') {
-          programmed += 1;
-          programmedMs.push(Date.now() - sentAt.get(st.intentId)!);
-        } else incomplete += 1;
-      }
+      if (change.decided) lastDecided = Date.now();
+      // (A decision inferred from a final status has no time of its own.)
+      if (change.decided && (st.outcome === 'accepted' || st.outcome === 'rejected'))
+        acceptedMs.push(Date.now() - sent);
+      if (change.programmed) programmedMs.push(Date.now() - sent);
     },
   });
   const ackSub = nc.subscribe(subjects.acksAll, {
@@ -404,7 +416,7 @@ async function applyAndMeasure(
       } catch {
         return;
       }
-      reached.add(ack.hostId);
+      if (expanded.usedHosts.has(ack.hostId)) reached.add(ack.hostId);
       const intentId = revisionOf.get(`${ack.vpcId}:${ack.revision}`);
       if (!intentId || ack.status !== 'applied') return;
       const key = `${ack.vpcId}:${ack.revision}:${ack.hostId}`;
@@ -418,18 +430,25 @@ async function applyAndMeasure(
   });
   await nc.flush();
 
-  // Progress: a bar on a terminal, a plain line every 2 s otherwise.
+  // Progress: a line redrawn on a terminal (fitted to its width), a plain line every 2 s otherwise.
   const began = Date.now();
-  const line = (): string => {
-    const width = 30;
-    const done = Math.round((decided / total) * width);
-    const secs = (Date.now() - began) / 1000;
-    return `[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${decided}/${total} intents  ${Math.round(decided / Math.max(secs, 0.001))}/s  programmed ${programmed}/${accepted}  hosts reached ${reached.size}/${expanded.hostsUsed}`;
-  };
-  const ticker = setInterval(
-    () => (o.progress ? o.progress(line()) : out(line())),
-    o.progress ? 250 : 2000,
-  );
+  const line = (columns: number): string =>
+    progressLine(
+      {
+        decided: tally.decided,
+        total,
+        perSecond: tally.decided / Math.max((Date.now() - began) / 1000, 0.001),
+        programmed: tally.programmed,
+        accepted: tally.accepted,
+        hostsReached: reached.size,
+        hostsUsed: expanded.hostsUsed,
+      },
+      columns,
+    );
+  const { progress } = o;
+  const tick = (): void =>
+    progress ? progress.redraw(line(progress.columns())) : out(line(Infinity));
+  const ticker = setInterval(tick, progress ? 250 : 2000);
 
   const sendLag: number[] = [];
   const cpuBefore = cpuSnapshot('demo (client)');
@@ -438,7 +457,6 @@ async function applyAndMeasure(
   try {
     // Published to the VPC's intent subject (DESIGN §4), in order per VPC on one
     // connection; decisions and `programmed` come back on STATUS.
-    const intents = expanded.vpcs.flatMap((v) => v.intents);
     await offerOpenLoop(
       o.rate,
       sequencesBy(intents, (i) => i.vpcId),
@@ -451,16 +469,13 @@ async function applyAndMeasure(
       },
     );
     const decideBy = Date.now() + o.settleMs;
-    while (decided < total && Date.now() < decideBy) await new Promise((r) => setTimeout(r, 50));
-    for (const intent of intents)
-      if (!decidedIds.has(intent.id)) {
-        rejectedBy.no_decision = (rejectedBy.no_decision ?? 0) + 1;
-        outcome.set(intent.id, 'rejected:no_decision');
-      }
+    while (tally.decided < total && Date.now() < decideBy)
+      await new Promise((r) => setTimeout(r, 50));
+    tally.closeUndecided('no_decision');
     const applySeconds = (lastDecided - began) / 1000;
     // Every accepted intent ends programmed or incomplete (the controllers' deadline).
     const deadline = Date.now() + o.settleMs;
-    while (programmed + incomplete < accepted && Date.now() < deadline)
+    while (tally.programmed + tally.incomplete < tally.accepted && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 100));
     const spent = cpuSince(cpuBefore, cpuSnapshot('demo (client)'));
     const clientUse = process.cpuUsage(clientCpu);
@@ -468,7 +483,7 @@ async function applyAndMeasure(
     const wall = (Date.now() - began) / 1000;
     const loop = performance.eventLoopUtilization(elu);
     clearInterval(ticker);
-    if (o.progress) o.progress(line());
+    tick();
     out('');
 
     const texts = await Promise.all(
@@ -521,11 +536,14 @@ async function applyAndMeasure(
 
     const planned = expanded.mistakes;
     const otherwise = planned
-      .filter((m) => outcome.get(m.intentId) !== `rejected:${m.expect}`)
+      .filter((m) => tally.outcomeOf(m.intentId) !== `rejected:${m.expect}`)
       .map(
-        (m) => `${m.intentId}: expected ${m.expect}, got ${outcome.get(m.intentId) ?? 'nothing'}`,
+        (m) =>
+          `${m.intentId}: expected ${m.expect}, got ${tally.outcomeOf(m.intentId) ?? 'nothing'}`,
       );
-    const rejected = Object.values(rejectedBy).reduce((a, b) => a + b, 0);
+    const rejectedBy = tally.rejectedBy();
+    const rejected = tally.decided - tally.accepted;
+    const { accepted, programmed, incomplete } = tally;
     const notProgrammed = accepted - programmed;
     return {
       intents: total,
@@ -540,6 +558,7 @@ async function applyAndMeasure(
       programmed,
       incomplete,
       notProgrammed,
+      statuses: { repeats: tally.repeats, finalBeforeDecision: tally.finalBeforeDecision },
       applySeconds,
       intentsPerSecond: total / applySeconds,
       programmedP50Ms: percentile(programmedMs, 50),
@@ -557,7 +576,7 @@ async function applyAndMeasure(
         .sort(([a], [b]) => a.localeCompare(b))
         .map(([role, seconds]) => ({ role, seconds, msPerIntent: (1000 * seconds) / total })),
       bindings,
-      hostsReached: [...reached].filter((h) => hostBinding.has(h)).length,
+      hostsReached: reached.size,
       hostsUsed: expanded.hostsUsed,
       oracle,
       placement: {
@@ -599,6 +618,11 @@ export function renderSummary(s: DemoSummary): string[] {
     `  deliberate mistakes refused with the expected reason: ${s.mistakes.refusedAsExpected}/${s.mistakes.planned}${s.mistakes.otherwise.length ? ` — NOT: ${s.mistakes.otherwise.slice(0, 3).join('; ')}` : ''}`,
     `  intent → decided (its status) p50 ${ms(s.acceptedP50Ms)}, p99 ${ms(s.acceptedP99Ms)}`,
     `programmed: ${s.programmed}/${s.accepted} accepted intents (${s.incomplete} incomplete, ${s.notProgrammed} not programmed); intent → programmed p50 ${ms(s.programmedP50Ms)}, p99 ${ms(s.programmedP99Ms)}`,
+    ...(s.statuses.repeats + s.statuses.finalBeforeDecision > 0
+      ? [
+          `  statuses: ${s.statuses.repeats} repeated (each intent counted once), ${s.statuses.finalBeforeDecision} final before their intent's decision`,
+        ]
+      : []),
     `hosts reached: ${s.hostsReached} (${s.hostsUsed} given ports by the workload)`,
     'per binding (intent request → host applied; goal-state messages at the agents):',
   ];

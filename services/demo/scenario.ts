@@ -51,6 +51,7 @@ export interface Expanded {
   vpcs: Array<{ vpcId: string; intents: Intent[] }>;
   mistakes: Mistake[];
   /** Hosts with at least one port at some point. */
+  usedHosts: ReadonlySet<string>;
   hostsUsed: number;
 }
 
@@ -187,5 +188,5 @@ export function expand(scenario: Scenario): Expanded {
     }
     vpcs.push({ vpcId, intents });
   }
-  return { hosts, vpcs, mistakes, hostsUsed: used.size };
+  return { hosts, vpcs, mistakes, usedHosts: used, hostsUsed: used.size };
 }
