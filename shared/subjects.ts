@@ -90,8 +90,6 @@ export const subjects = {
   ncaStateAll: 'alcor.nca.state.*',
   /** A host's NCA inbox prefix: replies to it (resync) arrive under it, and only it may read them. */
   hostInbox: (hostId: string) => `_INBOX.${token(hostId, 'hostId')}`,
-  /** Internal: the sync API asks a bucket's owner for decisions (request/reply). */
-  decisionQuery: (bucket: number) => `alcor.ctl.decision.${bucket}`,
 } as const;
 
 /** Queue group of the controllers serving `alcor.intents.apply`. */

@@ -13,9 +13,15 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { AssignerProtocol, type Admin, type PartitionAssigner } from 'kafkajs';
 import { z } from 'zod';
 import { compareAndSet } from '../nats/placementStore.js';
-import { kafkaTopics, kvBuckets, southboundKeys, type TopologyPlace } from '../../shared/index.js';
+import {
+  KafkaPartitionsSchema,
+  kafkaTopics,
+  kvBuckets,
+  southboundKeys,
+  type TopologyPlace,
+} from '../../shared/index.js';
 
-const AssignmentSchema = z.strictObject({ hosts: z.array(z.string()) });
+const AssignmentSchema = KafkaPartitionsSchema;
 const WantedSchema = z.record(z.string(), z.array(z.number().int().min(0)));
 
 /** The group protocol name of {@link hostPartitionsAssigner}. */

@@ -30,6 +30,7 @@ import {
   subjects,
   type GoalStateMessage,
   type HostRecord,
+  type NcaStateReply,
 } from '../../shared/index.js';
 import { encodeHostDigest, hostDigest } from './oracle.js';
 
@@ -113,7 +114,7 @@ function answerState(agent: HostAgent, msg: Msg): void {
     hostId: agent.record.hostId,
     binding: agent.label,
     vpcs: encodeHostDigest(hostDigest(agent.model, vpcIds)),
-  });
+  } satisfies NcaStateReply);
 }
 
 /** A host's own record, read as that host (its account may read that one key). */

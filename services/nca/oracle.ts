@@ -6,7 +6,14 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createJetStreamEventLog } from '../../infra/index.js';
-import { fnv1a32, isSkipped, streams, subjects, type ErrorDetail } from '../../shared/index.js';
+import {
+  fnv1a32,
+  isSkipped,
+  streams,
+  subjects,
+  type ErrorDetail,
+  type NcaStateReply,
+} from '../../shared/index.js';
 import { nca, vpc } from '../../actors/index.js';
 
 export interface Divergence {
@@ -110,7 +117,7 @@ export function diverging(
 }
 
 /** HostDigest on the wire (`alcor.nca.state.<host>`): `{vpcId: {key: [rev, digest]}}`. */
-export type HostDigestWire = Record<string, Record<string, [number, string]>>;
+export type HostDigestWire = NcaStateReply['vpcs'];
 
 export function encodeHostDigest(digest: HostDigest): HostDigestWire {
   const out: HostDigestWire = {};

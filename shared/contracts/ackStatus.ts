@@ -1,48 +1,65 @@
 /** Acks from NCAs (DESIGN §4.5) and status messages to clients (§4.3). */
 import { z } from 'zod';
-import { id, revision } from './fields.js';
+import { ErrorDetailSchema, id, revision } from './fields.js';
 import { bucketOf } from '../bucket.js';
 import { decodeJson } from './intent.js';
 import { parseWith, type Result } from './validation.js';
 
-const errorDetail = z.strictObject({
-  code: z.string(),
-  message: z.string(),
-  path: z.string().optional(),
-});
-
 export const GoalStateAckSchema = z.strictObject({
-  hostId: id,
+  hostId: id.describe('the host that applied (or failed to apply) the goal state'),
   vpcId: id,
-  revision,
+  revision: revision.describe("the goal state's revision"),
   status: z.enum(['applied', 'failed']),
   /**
    * The mode of the message acked (an addition to DESIGN §4.5): an applied `full`
    * at revision r covers every earlier revision of the VPC on that host.
    */
-  mode: z.enum(['delta', 'full']).optional(),
-  error: errorDetail.optional(),
+  mode: z
+    .enum(['delta', 'full'])
+    .optional()
+    .describe('the mode of the message acked: an applied full at r answers every revision ≤ r'),
+  error: ErrorDetailSchema.optional().describe('why it failed (with status failed)'),
   /** Milliseconds per stage, as the agent measured them. */
-  timings: z.record(z.string(), z.number()).optional(),
+  timings: z
+    .record(z.string(), z.number())
+    .optional()
+    .describe('milliseconds per stage, as the agent measured them'),
 });
 export type GoalStateAck = z.infer<typeof GoalStateAckSchema>;
 
+const count = z.number().int();
+
 export const StatusSchema = z.strictObject({
-  intentId: z.string(),
-  vpcId: z.string(),
-  revision,
+  intentId: z
+    .string()
+    .describe(
+      "the intent's id; when it had none readable: `invalid-<seq>` or `seq-<seq>` (its INTENTS sequence), `unknown` (sync API)",
+    ),
+  vpcId: z.string().describe("the intent's VPC ('' on status._invalid when it named none)"),
+  revision: revision.describe(
+    'accepted: the VPC revision that recorded the intent; rejected: the revision that recorded the refusal (0: refused before any VPC recorded it)',
+  ),
   outcome: z.enum(['accepted', 'rejected', 'programmed', 'incomplete']),
-  error: errorDetail.optional(),
+  error: ErrorDetailSchema.optional().describe(
+    'why it was rejected, or what is missing (incomplete)',
+  ),
   hosts: z
     .strictObject({
-      total: z.number().int(),
-      applied: z.number().int(),
-      failed: z.number().int(),
-      pending: z.number().int(),
-      missing: z.array(z.string()).optional(),
-      failedHosts: z.array(z.string()).optional(),
+      total: count.describe('hosts the intent reached'),
+      applied: count,
+      failed: count,
+      pending: count.describe('hosts that have not answered'),
+      missing: z
+        .array(z.string())
+        .optional()
+        .describe('hosts that have not answered (at most 1,000 listed)'),
+      failedHosts: z
+        .array(z.string())
+        .optional()
+        .describe('hosts that failed (at most 1,000 listed)'),
     })
-    .optional(),
+    .optional()
+    .describe('with programmed and incomplete: the hosts the intent reached'),
 });
 export type Status = z.infer<typeof StatusSchema>;
 
@@ -57,13 +74,14 @@ export function parseAck(input: unknown): Result<GoalStateAck> {
  * those buckets only (an agent asking again for buckets no owner answered).
  */
 export const ResyncRequestSchema = z.strictObject({
-  hostId: id,
-  vpcIds: z.array(id).max(1000).optional(),
+  hostId: id.describe('the asking host (the subject names it too)'),
+  vpcIds: z.array(id).max(1000).optional().describe('only these VPCs of the host'),
   buckets: z
     .string()
     .max(8192)
     .regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, 'a bucket set: numbers and ranges, comma separated')
-    .optional(),
+    .optional()
+    .describe("only the host's VPCs in these buckets (`0-511,700`)"),
 });
 export type ResyncRequest = z.infer<typeof ResyncRequestSchema>;
 
@@ -72,13 +90,16 @@ export type ResyncRequest = z.infer<typeof ResyncRequestSchema>;
  * (`buckets`, the same text form) out of `bucketCount`: an agent knows a full
  * resync is whole once the replies' buckets cover every bucket.
  */
-export interface ResyncReply {
-  hostId: string;
-  owner: string;
-  vpcs: Array<{ vpcId: string; revision: number }>;
-  buckets?: string;
-  bucketCount?: number;
-}
+export const ResyncReplySchema = z.strictObject({
+  hostId: id,
+  owner: z.string().describe('the controller instance that answers'),
+  vpcs: z
+    .array(z.strictObject({ vpcId: id, revision }))
+    .describe("the VPCs whose full state it sent on the host's gs subject, at that revision"),
+  buckets: z.string().optional().describe('the asked buckets it owns (`0-511,700`)'),
+  bucketCount: z.number().int().min(1).optional().describe('buckets in all'),
+});
+export type ResyncReply = z.infer<typeof ResyncReplySchema>;
 
 export function parseResyncRequest(input: unknown): Result<ResyncRequest> {
   return parseWith(ResyncRequestSchema, input, 'resync request');

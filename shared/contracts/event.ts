@@ -55,22 +55,26 @@ export type VpcEvent = z.infer<typeof VpcEventSchema>;
 export type VpcEventType = VpcEvent['type'];
 export type PortBinding = z.infer<typeof binding>;
 
-export const EventCommitSchema = z.strictObject({
-  intentId: id,
-  /** The intent's kind as received (may be unknown for a rejected one). */
-  kind: z.string(),
-  vpcId: id,
-  /** The intent's INTENTS sequence: the VPC's cursor after this commit. */
-  cursor: revision,
-  /** When the intent was received (its INTENTS timestamp), ISO 8601. */
-  at: z.string(),
-  events: z.array(VpcEventSchema).min(1),
-  /**
-   * The revision through which the VPC's goal states and statuses were all out when
-   * this commit was appended: a new owner publishes again only what is after it.
-   */
-  published: revision.optional(),
-});
+export const EventCommitSchema = z
+  .strictObject({
+    intentId: id.describe("the intent's id (`invalid-<seq>` when it had none readable)"),
+    /** The intent's kind as received (may be unknown for a rejected one). */
+    kind: z.string().describe("the intent's kind (`unknown` when it did not validate)"),
+    vpcId: id,
+    /** The intent's INTENTS sequence: the VPC's cursor after this commit. */
+    cursor: revision.describe("the intent's INTENTS sequence: the VPC's cursor after this commit"),
+    /** When the intent was received (its INTENTS timestamp), ISO 8601. */
+    at: z.string().describe('when the intent was stored in INTENTS, ISO 8601'),
+    events: z.array(VpcEventSchema).min(1).describe('its accepted events, or one IntentRejected'),
+    /**
+     * The revision through which the VPC's goal states and statuses were all out when
+     * this commit was appended: a new owner publishes again only what is after it.
+     */
+    published: revision
+      .optional()
+      .describe("the revision through which the VPC's goal states and statuses were out"),
+  })
+  .meta({ title: 'commit' });
 export type EventCommit = z.infer<typeof EventCommitSchema>;
 
 /** Most commits one group message holds (the server also bounds its bytes). */

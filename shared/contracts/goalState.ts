@@ -74,7 +74,7 @@ export type GoalStateOp = UpsertOp | DeleteOp;
 export const GOAL_STATE_MAX_OPS = 1_048_576;
 
 /**
- * A message too large for a hop travels as parts (issue 22): each part is the
+ * A message too large for a hop travels as parts: each part is the
  * message with a run of its ops, `ops[i]` being op `first + i` of `total`. A
  * receiver applies the message once parts covering every op are in. Any hop may
  * split a part again (by ranges), and a part delivered twice changes nothing.
@@ -92,13 +92,19 @@ export type GoalStatePart = z.infer<typeof GoalStatePartSchema>;
 
 const GoalStateObject = z.strictObject({
   vpcId: id,
-  bucket: z.number().int().min(0),
-  revision,
-  mode: z.enum(['delta', 'full']),
+  bucket: z.number().int().min(0).describe("the VPC's bucket"),
+  revision: revision.describe('the VPC revision this message brings the target to'),
+  mode: z
+    .enum(['delta', 'full'])
+    .describe(
+      "full: the target's whole view of the VPC (what it omits is gone); empty ops: the host left the VPC",
+    ),
   /** hostId for unicast, `region.az.dc.cluster` for multicast. */
-  target: z.string(),
+  target: z.string().describe('the hostId (unicast), or `region.az.dc.cluster` (multicast)'),
   /** Present when the message is one part of a larger one. */
-  part: GoalStatePartSchema.optional(),
+  part: GoalStatePartSchema.optional().describe(
+    'present when the message is one part of a larger one: ops[i] is op first + i of total',
+  ),
   ops: z.array(z.union(opSchemas as unknown as [z.ZodType<GoalStateOp>, z.ZodType<GoalStateOp>])),
 });
 

@@ -8,12 +8,18 @@ export const HostValueSchema = z.strictObject({
   region: id,
   az: id,
   dc: id,
-  cluster: id,
-  underlayIp: ipv4,
-  binding: z.discriminatedUnion('type', [
-    z.strictObject({ type: z.literal('kafka'), cluster: id }),
-    z.strictObject({ type: z.literal('jetstream') }),
-  ]),
+  cluster: id.describe(
+    'the host group: its goal-state subjects, Kafka topic and southbound partition',
+  ),
+  underlayIp: ipv4.describe("the host's own address, unique in the topology"),
+  binding: z
+    .discriminatedUnion('type', [
+      z.strictObject({ type: z.literal('kafka'), cluster: id.describe('a Kafka cluster id') }),
+      z.strictObject({ type: z.literal('jetstream') }),
+    ])
+    .describe(
+      'how its agent receives goal states: `{type: "kafka", cluster}` or `{type: "jetstream"}`',
+    ),
 });
 
 /** A KV `hosts` entry (key = hostId) as a HostRecord, or the error in it. */

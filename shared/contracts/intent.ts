@@ -22,12 +22,14 @@ const port = z.number().int().min(1).max(65535);
 
 export const SecurityGroupRule = z
   .strictObject({
-    direction: z.enum(['ingress', 'egress']),
+    direction: z.enum(['ingress', 'egress']).describe('traffic into or out of the member ports'),
     protocol: z.enum(['tcp', 'udp', 'icmp', 'any']),
-    portMin: port.optional(),
-    portMax: port.optional(),
-    remoteCidr: cidr.optional(),
-    remoteGroupId: id.optional(),
+    portMin: port.optional().describe('lowest port (tcp and udp only)'),
+    portMax: port.optional().describe('highest port, at least portMin (tcp and udp only)'),
+    remoteCidr: cidr.optional().describe('the peers as a block (not with remoteGroupId)'),
+    remoteGroupId: id
+      .optional()
+      .describe('the peers as the ports of a group of the VPC, this one included'),
   })
   .superRefine((rule, ctx) => {
     const hasPorts = rule.portMin !== undefined || rule.portMax !== undefined;
@@ -58,40 +60,94 @@ export const SecurityGroupRule = z
         params: { code: 'conflicting_fields' },
       });
     }
+  })
+  // What JSON Schema can say of the checks above (not portMax ≥ portMin).
+  .meta({
+    title: 'rule',
+    allOf: [
+      {
+        if: { properties: { protocol: { enum: ['icmp', 'any'] } }, required: ['protocol'] },
+        then: { properties: { portMin: false, portMax: false } },
+      },
+      { not: { required: ['remoteCidr', 'remoteGroupId'] } },
+    ],
   });
 export type SecurityGroupRule = z.infer<typeof SecurityGroupRule>;
 
-const rules = z.array(SecurityGroupRule).max(LIMITS.rulesPerGroup);
+const rules = z.array(SecurityGroupRule).max(LIMITS.rulesPerGroup).describe('the rules');
 
 export const specSchemas = {
-  'vpc.create': z.strictObject({ cidr, vni: z.number().int().min(1).max(16_777_215).optional() }),
-  'vpc.delete': z.strictObject({}),
-  'subnet.create': z.strictObject({ subnetId: id, cidr, gatewayIp: ipv4 }),
-  'subnet.delete': z.strictObject({ subnetId: id }),
+  'vpc.create': z.strictObject({
+    cidr: cidr.describe("the VPC's block, /8 to /28"),
+    vni: z
+      .number()
+      .int()
+      .min(1)
+      .max(16_777_215)
+      .optional()
+      .describe(
+        'VXLAN network id; derived from the vpcId when absent (give one when VNIs must be unique)',
+      ),
+  }),
+  'vpc.delete': z
+    .strictObject({})
+    .describe('only a VPC that holds nothing: a delete does not cascade'),
+  'subnet.create': z.strictObject({
+    subnetId: id.describe('new in the VPC'),
+    cidr: cidr.describe('inside the VPC block, /29 or larger, overlapping no other subnet'),
+    gatewayIp: ipv4.describe('inside the subnet, neither its network nor its broadcast address'),
+  }),
+  'subnet.delete': z.strictObject({
+    subnetId: id.describe("a subnet without ports and without a route's next hop"),
+  }),
   'port.create': z.strictObject({
-    portId: id,
-    subnetId: id,
-    hostId: id,
-    ip: ipv4.optional(),
-    mac: mac.optional(),
-    securityGroupIds: idSet(LIMITS.groupsPerPort).optional(),
+    portId: id.describe('new in the VPC'),
+    subnetId: id.describe('an existing subnet'),
+    hostId: id.describe('a host of the topology (KV hosts)'),
+    ip: ipv4
+      .optional()
+      .describe(
+        "in the subnet, free, not its network, broadcast or gateway; absent: the subnet's first free one",
+      ),
+    mac: mac
+      .optional()
+      .describe(
+        'unicast, lower case, free in the VPC; absent: fa:16:3e and 24 bits of a hash of vpcId/portId',
+      ),
+    securityGroupIds: idSet(LIMITS.groupsPerPort).optional().describe('existing groups'),
   }),
   'port.update': z
     .strictObject({
-      portId: id,
-      hostId: id.optional(),
-      securityGroupIds: idSet(LIMITS.groupsPerPort).optional(),
+      portId: id.describe('an existing port'),
+      hostId: id.optional().describe('moves the port to this host of the topology (a migration)'),
+      securityGroupIds: idSet(LIMITS.groupsPerPort)
+        .optional()
+        .describe("existing groups: they replace the port's"),
     })
     .refine((s) => s.hostId !== undefined || s.securityGroupIds !== undefined, {
       message: 'give hostId, securityGroupIds or both',
       params: { code: 'empty_update' },
+    })
+    .meta({
+      description: 'give hostId, securityGroupIds or both',
+      anyOf: [{ required: ['hostId'] }, { required: ['securityGroupIds'] }],
     }),
-  'port.delete': z.strictObject({ portId: id }),
-  'sg.create': z.strictObject({ sgId: id, rules }),
-  'sg.update': z.strictObject({ sgId: id, rules }),
-  'sg.delete': z.strictObject({ sgId: id }),
-  'route.set': z.strictObject({ destination: cidr, nextHop: ipv4 }),
-  'route.delete': z.strictObject({ destination: cidr }),
+  'port.delete': z.strictObject({ portId: id.describe('an existing port') }),
+  'sg.create': z.strictObject({ sgId: id.describe('new in the VPC'), rules }),
+  'sg.update': z.strictObject({
+    sgId: id.describe('an existing group'),
+    rules: rules.describe("they replace the group's"),
+  }),
+  'sg.delete': z.strictObject({
+    sgId: id.describe("a group no port uses and no other group's rule names"),
+  }),
+  'route.set': z.strictObject({
+    destination: cidr.describe(
+      'not inside the VPC block (wider, as 0.0.0.0/0, is fine); sets or replaces the route',
+    ),
+    nextHop: ipv4.describe('inside a subnet of the VPC'),
+  }),
+  'route.delete': z.strictObject({ destination: cidr.describe('an existing route') }),
 } as const;
 
 export type IntentKind = keyof typeof specSchemas;
@@ -111,13 +167,42 @@ export type VpcIntent = {
 
 export type IntentOf<K extends IntentKind> = Extract<VpcIntent, { kind: K }>;
 
-const Envelope = z.strictObject({
-  id,
-  kind: z.string(),
-  vpcId: id,
-  expectedRevision: revision.optional(),
-  spec: z.unknown(),
-});
+const envelopeFields = {
+  id: id.describe(
+    'chosen by the client, the idempotency key: the same id again is a no-op answered like the first',
+  ),
+  vpcId: id.describe('the VPC; publish to intent.<vpcId> with the same id'),
+  expectedRevision: revision
+    .optional()
+    .describe(
+      'apply only if the VPC is at this revision (compare-and-set), else revision_conflict',
+    ),
+};
+
+const Envelope = z.strictObject({ ...envelopeFields, kind: z.string(), spec: z.unknown() });
+
+/** The intent of one kind, envelope and spec, as one schema (for documentation and tools). */
+export function intentSchemaOf<K extends IntentKind>(kind: K) {
+  return z.strictObject({
+    id: envelopeFields.id,
+    kind: z.literal(kind),
+    vpcId: envelopeFields.vpcId,
+    expectedRevision: envelopeFields.expectedRevision,
+    spec: specSchemas[kind],
+  });
+}
+
+/**
+ * Every intent, one alternative per kind. `parseIntent` reads the same rules in two
+ * steps (the envelope, then the kind's spec) so that its errors name the field.
+ */
+export const IntentSchema = z.discriminatedUnion(
+  'kind',
+  INTENT_KINDS.map(intentSchemaOf) as unknown as [KindSchema, ...KindSchema[]],
+);
+type KindSchema = { [K in IntentKind]: ReturnType<typeof intentSchemaOf<K>> }[IntentKind];
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
+const _sameIntent: Same<z.infer<typeof IntentSchema>, VpcIntent> = true;
 
 export interface IntentError {
   error: ErrorDetail;

@@ -85,6 +85,15 @@ export const SouthboundTableSchema = z.strictObject({
 });
 export type SouthboundTable = z.infer<typeof SouthboundTableSchema>;
 
+/**
+ * KV `placement` key `kafka.<kafkaCluster>.<topic>`: the topic's hosts, each on the
+ * partition of its index. The list only grows, so a host keeps its partition.
+ */
+export const KafkaPartitionsSchema = z.strictObject({
+  hosts: z.array(z.string()).describe('host ids; partition = index'),
+});
+export type KafkaPartitions = z.infer<typeof KafkaPartitionsSchema>;
+
 const decode =
   <T>(schema: z.ZodType<T>, what: string) =>
   (data: Uint8Array): Result<T> => {

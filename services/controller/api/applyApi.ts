@@ -39,37 +39,17 @@ import {
   statusMsgId,
   streams,
   subjects,
+  type ApplyReply,
+  type ApplyReplyItem,
   type DecisionPublisher,
   type ErrorDetail,
+  type ProgrammedAnswer,
   type Status,
 } from '../../../shared/index.js';
-import {
-  StatusRouter,
-  parseWaitHeaders,
-  type ProgrammedAnswer,
-  type StatusWatch,
-} from './statusWatch.js';
+import { StatusRouter, parseWaitHeaders, type StatusWatch } from './statusWatch.js';
 
-export type ApplyReplyItem =
-  | {
-      id: string;
-      vpcId: string;
-      outcome: 'accepted';
-      revision: number;
-      /** With `Alcor-Wait: programmed` only. */
-      programmed?: ProgrammedAnswer;
-    }
-  | {
-      id?: string;
-      vpcId?: string;
-      outcome: 'rejected';
-      /** The revision that recorded the refusal (absent: refused before any VPC saw it). */
-      revision?: number;
-      error: ErrorDetail;
-    }
-  | { id: string; vpcId: string; outcome: 'pending'; error: ErrorDetail };
-
-export type ApplyReply = ApplyReplyItem | ApplyReplyItem[] | { error: ErrorDetail };
+/** The reply's types are the contract's (shared/contracts/applyReply.ts, docs/schemas). */
+export type { ApplyReply, ApplyReplyItem } from '../../../shared/index.js';
 
 export interface ApplyApiOptions {
   bucketCount: number;

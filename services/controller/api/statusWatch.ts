@@ -12,9 +12,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { directPage } from '../../../infra/index.js';
 import { StatusSchema, decodeJson, streams, subjects, type Status } from '../../../shared/index.js';
 
-export type ProgrammedAnswer =
-  | { outcome: 'programmed' | 'incomplete'; hosts?: Status['hosts']; error?: Status['error'] }
-  | { outcome: 'pending'; error: { code: string; message: string } };
+export type { ProgrammedAnswer } from '../../../shared/index.js';
 
 /** The request headers of the wait, and what a bad value is answered with. */
 export const WAIT_HEADERS = { wait: 'Alcor-Wait', waitMs: 'Alcor-Wait-Ms' } as const;
