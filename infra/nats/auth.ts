@@ -12,8 +12,9 @@
  * state names its target).
  *
  * Users (nkeys; the configuration carries only public keys, seeds are files):
- * - ALCOR: `service` (the operator CLI and the harnesses: everything),
- *   `controller` and `southbound` (each only the writes its role makes);
+ * - ALCOR: `service` (the harnesses and an operator who changes things:
+ *   everything), `controller` and `southbound` (each only the writes its role
+ *   makes), `operator` (reads streams and buckets, writes nothing);
  * - CLIENT: `client` (northbound callers);
  * - HOSTS: one user per NCA host.
  *
@@ -47,8 +48,14 @@ import {
 } from '../../shared/index.js';
 
 /** Users of fixed roles; hosts get users of their own (one per host). */
-export type NatsRole = 'service' | 'controller' | 'southbound' | 'client';
-export const NATS_ROLES: readonly NatsRole[] = ['service', 'controller', 'southbound', 'client'];
+export type NatsRole = 'service' | 'controller' | 'southbound' | 'operator' | 'client';
+export const NATS_ROLES: readonly NatsRole[] = [
+  'service',
+  'controller',
+  'southbound',
+  'operator',
+  'client',
+];
 
 export const ACCOUNTS = { alcor: 'ALCOR', client: 'CLIENT', hosts: 'HOSTS' } as const;
 
@@ -152,16 +159,54 @@ export function rolePermissions(role: NatsRole): NatsPermissions | undefined {
             kvWrites(kvBuckets.placement, 'southbound.>'),
             // Asks a VPC's owner to write its lost host mapping again.
             'alcor.ctl.mapping.*',
+            // Where it put each goal state in Kafka (stream RELAYS, for `alcor trace`).
+            subjects.relayReceiptsAll,
           ],
           deny: DESTRUCTIVE_JS_API,
         },
       };
+    case 'operator':
+      return operatorPermissions();
     case 'client':
       return {
         publish: { allow: [subjects.intentMappingSource, subjects.applyIntents] },
         subscribe: { allow: ['_INBOX.>', subjects.statusAll] },
       };
   }
+}
+
+/**
+ * The read-only operator (`alcor` for looking, not for changing): stream and
+ * bucket reads by direct get, which make no consumer; ordered consumers only on
+ * the KV streams, where no service keeps a durable (a KV watch or key listing is
+ * one), so no service's consumer can be changed; the oracle's question to the
+ * agents; live statuses. No intent, no KV write, no stream or consumer of the
+ * services touched, no request of a service answered (it may publish to no inbox).
+ */
+function operatorPermissions(): NatsPermissions {
+  const kvStreams = Object.values(kvBuckets).map((b) => `KV_${b}`);
+  return {
+    publish: {
+      allow: [
+        '$JS.API.INFO',
+        '$JS.API.STREAM.INFO.*',
+        '$JS.API.STREAM.NAMES',
+        '$JS.API.STREAM.LIST',
+        '$JS.API.DIRECT.GET.>',
+        '$JS.API.STREAM.MSG.GET.*',
+        ...kvStreams.flatMap((s) => [
+          `$JS.API.CONSUMER.CREATE.${s}`,
+          `$JS.API.CONSUMER.CREATE.${s}.>`,
+          `$JS.API.CONSUMER.INFO.${s}.*`,
+          `$JS.API.CONSUMER.DELETE.${s}.*`,
+          `$JS.API.CONSUMER.MSG.NEXT.${s}.*`,
+        ]),
+        '$JS.FC.>',
+        subjects.ncaStateAll,
+      ],
+    },
+    subscribe: { allow: ['_INBOX.>', subjects.statusAll] },
+  };
 }
 
 /** What a host's account is given: its place, and its Kafka cluster if Kafka-bound. */

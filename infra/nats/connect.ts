@@ -1,5 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { connect, nkeyAuthenticator, type NatsConnection } from '@nats-io/transport-node';
+import {
+  connect,
+  credsAuthenticator,
+  nkeyAuthenticator,
+  type Authenticator,
+  type NatsConnection,
+} from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { ConfigError, ServerUnavailableError } from '../../shared/index.js';
 
@@ -13,6 +19,11 @@ export interface NatsConnectOptions {
    * NATS_NKEY_SEED_FILE from the environment; neither means no credentials.
    */
   nkeySeedFile?: string;
+  /**
+   * A `.creds` file (a user JWT and its seed: a server run in operator/JWT mode).
+   * Defaults to NATS_CREDS; it takes the place of an nkey seed.
+   */
+  credsFile?: string;
   /** Reply subjects under this prefix (an NCA host may read only its own inbox). */
   inboxPrefix?: string;
   /**
@@ -32,18 +43,20 @@ export async function connectNats(
   url: string,
   options: NatsConnectOptions,
 ): Promise<NatsConnection> {
-  const seedFile = options.nkeySeedFile ?? process.env.NATS_NKEY_SEED_FILE;
-  let seed: Uint8Array | undefined;
-  if (seedFile) {
+  const read = (file: string, variable: string): Uint8Array => {
     try {
-      seed = new Uint8Array(readFileSync(seedFile));
+      return new Uint8Array(readFileSync(file));
     } catch (err) {
-      throw new ConfigError(
-        'NATS_NKEY_SEED_FILE',
-        `cannot read ${seedFile}: ${(err as Error).message}`,
-      );
+      throw new ConfigError(variable, `cannot read ${file}: ${(err as Error).message}`);
     }
-  }
+  };
+  const credsFile = options.credsFile ?? process.env.NATS_CREDS;
+  const seedFile = options.nkeySeedFile ?? process.env.NATS_NKEY_SEED_FILE;
+  const authenticator: Authenticator | undefined = credsFile
+    ? credsAuthenticator(read(credsFile, 'NATS_CREDS'))
+    : seedFile
+      ? nkeyAuthenticator(read(seedFile, 'NATS_NKEY_SEED_FILE'))
+      : undefined;
   // TLS is asked for by the URL (`tls://`): the client then refuses a server
   // without it and verifies the server's certificate and name.
   const tls = url.split(',').every((u) => u.trim().startsWith('tls://'));
@@ -61,7 +74,7 @@ export async function connectNats(
       reconnect: options.reconnect ?? true,
       maxReconnectAttempts: options.reconnect === false ? 0 : -1,
       noAsyncTraces: options.asyncTraces !== true,
-      ...(seed === undefined ? {} : { authenticator: nkeyAuthenticator(seed) }),
+      ...(authenticator === undefined ? {} : { authenticator }),
       ...(options.inboxPrefix === undefined ? {} : { inboxPrefix: options.inboxPrefix }),
     });
   } catch (err) {

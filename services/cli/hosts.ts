@@ -204,8 +204,8 @@ export async function hostsReport(
   for (const host of registered) {
     const vpcs: HostVpcSync[] = [];
     let lastAck: Date | undefined;
-    for (const [vpcId, at] of [...(latest.get(host.hostId) ?? (new Map() as Latest))].sort(([a], [b]) =>
-      a.localeCompare(b),
+    for (const [vpcId, at] of [...(latest.get(host.hostId) ?? (new Map() as Latest))].sort(
+      ([a], [b]) => a.localeCompare(b),
     )) {
       const seen = acks.get(`${host.hostId} ${vpcId}`) ?? {};
       for (const a of [seen.applied, seen.failed])

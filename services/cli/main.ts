@@ -27,6 +27,17 @@ import { loadTopology, renderLoad, renderTopology, topologyReport } from './topo
 import { check, renderCheck } from './check.js';
 import { hostsReport, renderHosts } from './hosts.js';
 import {
+  DEFAULT_NATS_URL,
+  listContexts,
+  removeContext,
+  renderConnection,
+  renderContexts,
+  resolveConnection,
+  saveContext,
+  selectContext,
+  type ResolvedConnection,
+} from './context.js';
+import {
   parsePoint,
   renderTimeline,
   renderVpc,
@@ -62,16 +73,23 @@ interface GlobalOptions {
 }
 
 interface GlobalFlags {
-  natsUrl: string;
+  natsUrl?: string;
+  context?: string;
+  nkey?: string;
+  creds?: string;
+  tlsCa?: string;
   json: boolean;
   output: OutputFormat;
   headers: boolean;
 }
 
+/** The NATS connection of this run: flags, --context, environment, selected context (context.ts). */
+const connection = (): ResolvedConnection => resolveConnection(program.opts<GlobalFlags>());
+
 /** The global flags as the commands use them (`--json` is `-o json`). */
 function globals(): GlobalOptions {
   const f = program.opts<GlobalFlags>();
-  return { natsUrl: f.natsUrl, json: f.json || f.output === 'json' };
+  return { natsUrl: connection().url, json: f.json || f.output === 'json' };
 }
 
 // A reader that stops early (`alcor placement --buckets | head`) closes the pipe:
@@ -89,9 +107,11 @@ const program = new Command()
     '-V, --version',
     'print the version',
   )
-  .addOption(
-    new Option('--nats-url <url>', 'NATS server').env('NATS_URL').default('nats://127.0.0.1:4222'),
-  )
+  .option('--nats-url <url>', `NATS server (else NATS_URL, a context, ${DEFAULT_NATS_URL})`)
+  .option('--context <name>', 'a saved connection (alcor context ls; or ALCOR_CONTEXT)')
+  .option('--nkey <file>', 'log in with this nkey seed (or NATS_NKEY_SEED_FILE)')
+  .option('--creds <file>', 'log in with this .creds file, JWT mode (or NATS_CREDS)')
+  .option('--tls-ca <file>', "the CA of a tls:// server's certificate (or NATS_CA_FILE)")
   .addOption(
     new Option(
       '-o, --output <format>',
@@ -112,10 +132,19 @@ program.hook('preAction', () => {
 
 async function withNats<T>(run: (nc: NatsConnection, o: GlobalOptions) => Promise<T>): Promise<T> {
   const o = globals();
+  const c = connection();
   let nc: NatsConnection;
   try {
-    nc = await connectNats(o.natsUrl, { name: 'alcor-cli', reconnect: false, timeoutMs: 3000 });
+    nc = await connectNats(c.url, {
+      name: 'alcor-cli',
+      reconnect: false,
+      timeoutMs: 3000,
+      ...(c.nkey ? { nkeySeedFile: c.nkey } : {}),
+      ...(c.creds ? { credsFile: c.creds } : {}),
+      ...(c.ca ? { caFile: c.ca } : {}),
+    });
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     throw explainConnectError(err, o.natsUrl);
   }
   try {
@@ -129,12 +158,15 @@ async function withNats<T>(run: (nc: NatsConnection, o: GlobalOptions) => Promis
 
 program
   .command('placement')
-  .description('controller members, their loads against fair shares, max/avg, and the bucket table')
+  .description(
+    'controller members, their loads against fair shares, max/avg, and the bucket table; southbound modules and their partitions',
+  )
   .option('--buckets', 'also list every bucket: owner, since, weight, handoff state', false)
-  .action(async (opts: { buckets: boolean }) => {
+  .option('--partitions', 'also list every southbound partition: module, hosts', false)
+  .action(async (opts: { buckets: boolean; partitions: boolean }) => {
     await withNats(async (nc, o) => {
       const report = await placementReport(nc, opts.buckets);
-      print(o.json, report, renderPlacement);
+      print(o.json, report, (r) => renderPlacement(r, { partitions: opts.partitions }));
     });
   });
 
@@ -348,6 +380,74 @@ program
       print(o.json, report, renderCheck);
       if (!report.clean) process.exitCode = EXIT.incomplete;
     });
+  });
+
+const context = program
+  .command('context')
+  .description('saved connections (address, credentials, CA), chosen by name as nats context does')
+  .addHelpText(
+    'after',
+    `
+Examples:
+  alcor context add prod --nats-url tls://nats.example:4222 --nkey ~/operator.nk --tls-ca ca.crt --select
+  alcor context ls
+  alcor --context prod hosts --stale
+  alcor context show            the connection a command would use, and where each part came from`,
+  );
+context
+  .command('add')
+  .description(
+    'save the connection flags given (--nats-url, --nkey or --creds, --tls-ca) under a name',
+  )
+  .argument('<name>', 'context name')
+  .option('--description <text>', 'what it is for')
+  .option('--select', 'also select it for every command', false)
+  .action((name: string, opts: { description?: string; select: boolean }) => {
+    const f = program.opts<GlobalFlags>();
+    if (!f.natsUrl) throw new CliError('context add needs --nats-url', EXIT.usage);
+    if (f.nkey && f.creds)
+      throw new CliError('--nkey and --creds are two ways to log in: give one', EXIT.usage);
+    const file = saveContext(name, {
+      url: f.natsUrl,
+      ...(opts.description ? { description: opts.description } : {}),
+      ...(f.nkey ? { nkey: f.nkey } : {}),
+      ...(f.creds ? { creds: f.creds } : {}),
+      ...(f.tlsCa ? { ca: f.tlsCa } : {}),
+    });
+    if (opts.select) selectContext(name);
+    print(
+      globals().json,
+      { name, file, selected: opts.select },
+      (r) => `context ${r.name} saved in ${r.file}${r.selected ? '; selected' : ''}`,
+    );
+  });
+context
+  .command('use')
+  .description('select a context for every command (flags, --context and NATS_URL still win)')
+  .argument('<name>', 'context name')
+  .action((name: string) => {
+    selectContext(name);
+    process.stdout.write(`context ${name} selected\n`);
+  });
+context
+  .command('ls')
+  .description('the saved contexts; * marks the selected one')
+  .action(() => {
+    print(globals().json, listContexts(), renderContexts);
+  });
+context
+  .command('show')
+  .description('the connection a command would use now, and where each part came from')
+  .action(() => {
+    print(globals().json, connection(), renderConnection);
+  });
+context
+  .command('rm')
+  .description('delete a context')
+  .argument('<name>', 'context name')
+  .action((name: string) => {
+    removeContext(name);
+    process.stdout.write(`context ${name} deleted\n`);
   });
 
 program

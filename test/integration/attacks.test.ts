@@ -40,7 +40,7 @@ import {
 import type { Controller } from '../../services/controller/index.js';
 import { startFleet, type Fleet } from '../../services/nca/fleet.js';
 import { check } from '../../services/cli/check.js';
-import { eventually, startTestController, testLog, within } from '../support/index.js';
+import { eventually, runCli, startTestController, testLog, within } from '../support/index.js';
 
 const BUCKETS = 1024;
 
@@ -724,6 +724,77 @@ s('a host is held to its limits: subscriptions and payload', async (ctx) => {
     {
       what: 'an ordinary ack stored',
     },
+  );
+});
+
+s('the operator role reads what alcor shows and writes nothing; its context works', async (ctx) => {
+  const operator = ctx.credentials.roleSeedFile('operator');
+  const service = ctx.credentials.roleSeedFile('service');
+  const env = { ALCOR_CONFIG_DIR: runDir('alcor-attacks-config-') };
+  const asOperator = (args: string[], stdin?: string) =>
+    runCli(['--nats-url', ctx.server.url, '--nkey', operator, ...args], env, stdin);
+  const intent = JSON.stringify(portOn(victim, h2.hostId));
+  // Reads: every inspecting command, with no refusal.
+  for (const args of [
+    ['status', victim],
+    ['vpc', 'show', victim],
+    ['replay', 'vpc', victim],
+    ['replay', 'host', h2.hostId],
+    ['trace', `${victim}-c`],
+    ['hosts', '--vpc', victim],
+    ['check', '--vpc', victim],
+    ['topology', 'show', '--hosts'],
+  ]) {
+    const r = await asOperator(args);
+    assert.ok([0, 4].includes(r.code), `${args.join(' ')}: exit ${r.code}: ${r.stderr}`);
+    assert.not.match(r.stderr, /refused|Permissions/i, args.join(' '));
+  }
+  // Writes: refused by the server, in one line, exit 5; the same as `service` works.
+  const applied = await asOperator(['apply', '-f', '-'], intent);
+  assert.is(applied.code, 5, applied.stdout + applied.stderr);
+  assert.match(applied.stderr, /^alcor: the NATS at .* refused it .*operator role reads only/);
+  assert.is(applied.stderr.trim().split('\n').length, 1);
+  const file = join(env.ALCOR_CONFIG_DIR, 'hosts.json');
+  writeFileSync(file, JSON.stringify([{ ...h1, underlayIp: '10.0.0.99' }]));
+  const loaded = await asOperator(['topology', 'load', '-f', file]);
+  assert.is(loaded.code, 5, loaded.stdout + loaded.stderr);
+  const kept = await readHostRecord(ctx.jsm, h1.hostId);
+  assert.is(kept?.ok && kept.value.underlayIp, '10.0.0.1', 'the registry is unchanged');
+  const control = await runCli(
+    ['--nats-url', ctx.server.url, '--nkey', service, 'apply', '-f', '-'],
+    env,
+    intent,
+  );
+  assert.is(control.code, 0, control.stdout + control.stderr);
+  // Underneath: the services' stream, consumers and buckets are out of its reach.
+  const w = await as(ctx, operator);
+  const before = await landings(ctx);
+  // (intent.<vpc> is checked as the server maps it: intent.<bucket>.<vpc>.)
+  for (const subject of [
+    subjects.intentMapped(bucketOf(victim, BUCKETS), victim),
+    subjects.event(victim),
+    `$KV.${kvBuckets.hosts}.${h1.hostId}`,
+    `$JS.API.STREAM.DELETE.${streams.events}`,
+    `$JS.API.CONSUMER.CREATE.${streams.intents}.stolen`,
+    `$JS.API.CONSUMER.DELETE.${streams.intents}.x`,
+  ]) {
+    w.nc.publish(subject, '{}');
+    await refused(w, subject);
+  }
+  assert.equal(await landings(ctx), before);
+  // Its context: saved once, then chosen by name; without a key the server refuses.
+  const added = await runCli(
+    ['context', 'add', 'ops', '--nats-url', ctx.server.url, '--nkey', operator],
+    env,
+  );
+  assert.is(added.code, 0, added.stderr);
+  const byName = await runCli(['--context', 'ops', 'status', victim], env);
+  assert.ok([0, 4].includes(byName.code), byName.stderr);
+  const bare = await runCli(['--nats-url', ctx.server.url, 'status', victim], env);
+  assert.is(bare.code, 5, bare.stderr);
+  assert.match(
+    bare.stderr,
+    /refused the connection .*--creds <file>, --nkey <file> or a --context/,
   );
 });
 
