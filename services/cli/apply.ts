@@ -34,6 +34,8 @@ export interface ApplyReport {
   rejected: number;
   /** Stored but not decided in time (the decision will still come). */
   pending: number;
+  /** Sent before with the same id (re-applied): answered again, nothing new recorded. */
+  unchanged: number;
   /** Why intents were rejected: error code → count. */
   rejectedBy: Record<string, number>;
   /** With `--wait programmed`: accepted intents by their programmed answer. */
@@ -139,12 +141,14 @@ function summarize(file: string, items: ApplyReplyItem[], wait: WaitFor): ApplyR
     accepted: 0,
     rejected: 0,
     pending: 0,
+    unchanged: 0,
     rejectedBy: {},
     ...(wait === 'programmed' ? { programmed: { programmed: 0, incomplete: 0, pending: 0 } } : {}),
     items,
   };
   for (const item of items) {
     report[item.outcome] += 1;
+    if (item.outcome !== 'pending' && item.unchanged) report.unchanged += 1;
     if (item.outcome === 'rejected')
       report.rejectedBy[item.error.code] = (report.rejectedBy[item.error.code] ?? 0) + 1;
     if (item.outcome === 'accepted' && report.programmed)
@@ -166,7 +170,11 @@ const LISTED = 20;
 
 export function renderApply(report: ApplyReport): string {
   const lines = [
-    `${report.file}: ${report.intents} intents — ${report.accepted} accepted, ${report.rejected} rejected, ${report.pending} pending`,
+    `${report.file}: ${report.intents} intents — ${report.accepted} accepted, ${report.rejected} rejected, ${report.pending} pending${
+      report.unchanged > 0
+        ? `; ${report.unchanged === report.intents ? 'all' : report.unchanged} unchanged (sent before with the same id: answered again, nothing new recorded)`
+        : ''
+    }`,
   ];
   if (report.programmed) {
     const p = report.programmed;
@@ -201,7 +209,7 @@ export function renderApply(report: ApplyReport): string {
             i.vpcId ?? '',
             outcome,
             detail.code,
-            (detail as ErrorDetail).path ?? '',
+            (detail).path ?? '',
             detail.message,
           ];
         }),

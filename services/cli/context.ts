@@ -207,8 +207,7 @@ export function resolveConnection(
       ? [flags.creds ? { creds: flags.creds } : { nkey: flags.nkey! }, 'flag']
       : (first<'nkey' | 'creds'>(
           (c) => !!(c.nkey || c.creds),
-          (c) =>
-            (c.creds ? { creds: c.creds } : { nkey: c.nkey! }),
+          (c) => (c.creds ? { creds: c.creds } : { nkey: c.nkey! }),
         ) ?? [{}, 'none']);
   const ca: [string | undefined, string] = flags.tlsCa
     ? [flags.tlsCa, 'flag']

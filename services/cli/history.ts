@@ -77,6 +77,8 @@ export interface VpcReport {
   /** The revision shown, and the VPC's last one. */
   revision: number;
   lastRevision: number;
+  /** What `--at` asked for, when it did: the revision shown is the VPC's last at or before it. */
+  asked?: { revision?: number; time?: string };
   decidedAt?: string;
   status: vpc.VpcState['status'];
   cidr?: string;
@@ -98,11 +100,15 @@ export interface VpcReport {
 
 export async function vpcShow(nc: NatsConnection, vpcId: string, at?: Point): Promise<VpcReport> {
   const last = await lastRevision(nc, vpcId);
-  if (at && 'revision' in at && at.revision > last)
-    throw new CliError(
-      `revision ${at.revision} is past ${vpcId}'s last revision ${last} (omit --at for the latest)`,
-      EXIT.usage,
-    );
+  if (at && 'revision' in at && at.revision > last) {
+    const logLast = (await (await jetstreamManager(nc)).streams.info(streams.events)).state
+      .last_seq;
+    if (at.revision > logLast)
+      throw new CliError(
+        `revision ${at.revision} is past the last revision of EVENTS (${logLast}); ${vpcId}'s last is ${last} (omit --at for the latest)`,
+        EXIT.usage,
+      );
+  }
   let shown: Replayed | undefined;
   const state = await foldVpc(
     nc,
@@ -130,6 +136,9 @@ export async function vpcShow(nc: NatsConnection, vpcId: string, at?: Point): Pr
     vpcId,
     revision: shown.revision,
     lastRevision: last,
+    ...(at
+      ? { asked: 'revision' in at ? { revision: at.revision } : { time: at.time.toISOString() } }
+      : {}),
     decidedAt: shown.decidedAt.toISOString(),
     status: state.status,
     ...(state.status === 'absent' ? {} : { cidr: state.cidr, vni: state.vni }),
@@ -171,10 +180,19 @@ export async function vpcShow(nc: NatsConnection, vpcId: string, at?: Point): Pr
 const section = (title: string, n: number, body: string): string =>
   n === 0 ? `${title}: none` : `${title} (${n}):\n${body.replace(/^/gm, '  ')}`;
 
+/** Why the revision shown is not the one `--at` named: the VPC's last at or before it. */
+function asShown(r: VpcReport): string {
+  if (r.asked?.time)
+    return `\n(as of ${r.asked.time}: the last revision of ${r.vpcId} decided by then)`;
+  const asked = r.asked?.revision;
+  if (asked === undefined || asked === r.revision) return '';
+  return `\n(revision ${asked} is not one of ${r.vpcId}'s — revisions are EVENTS sequences, shared by every VPC — so this is its last at or before ${asked})`;
+}
+
 export function renderVpc(r: VpcReport): string {
   const head = `VPC ${r.vpcId}  ${r.status}${r.cidr ? `  ${r.cidr}  vni ${r.vni}` : ''}\nrevision ${r.revision}${
     r.revision === r.lastRevision ? ' (latest)' : ` of ${r.lastRevision}`
-  }  decided ${r.decidedAt}`;
+  }  decided ${r.decidedAt}${asShown(r)}`;
   return [
     head,
     section(

@@ -17,6 +17,7 @@ import {
   repoRoot,
   writeEnvFile,
 } from '../../infra/index.js';
+import { removeContext, saveContext } from '../cli/context.js';
 import { start, type Demo } from './index.js';
 import { DEFAULT_COLUMNS } from './progress.js';
 import { renderSummary, runDemo, writeScenarioFiles, type DemoRun } from './run.js';
@@ -168,6 +169,7 @@ async function stopEverything(): Promise<string[]> {
   const dir = demo.servers.dir;
   // The endpoints and credentials it lists are of servers no longer running.
   rmSync(join(dir, 'alcor.env'), { force: true });
+  removeDemoContexts();
   await demo.stop({ keepLogs: true });
   const logs = logFiles(dir);
   return [`run folder: ${dir}`, `  logs: ${logs.length > 0 ? logs.join(', ') : 'none'}`];
@@ -271,8 +273,49 @@ if (args['keep-running']) {
   for (const [name, value] of Object.entries(entries))
     out(`${name}=${redactEnvValue(name, value)}`);
   out(`ALCOR_ENV_FILE=${envFile}`);
+  // Two contexts for the CLI: `demo` reads (the operator role), `demo-admin` may change.
+  for (const name of writeDemoContexts(demo.endpoints)) out(`ALCOR_CONTEXT=${name}`);
   out('READY');
 } else {
   for (const line of await stopAll()) out(line);
   process.exit(run.summary.ok ? 0 : 1);
+}
+
+/** The contexts this run wrote (removed when it stops). */
+const demoContexts: string[] = [];
+
+/**
+ * `alcor --context demo …` reads this run as the read-only operator;
+ * `--context demo-admin` may change it (the `service` user). Without users on the
+ * server (Docker), both connect without credentials.
+ */
+function writeDemoContexts(endpoints: Record<string, string>): string[] {
+  const url = endpoints.NATS_URL;
+  if (!url) return [];
+  const dir = endpoints.ALCOR_NATS_CREDENTIALS;
+  const ca = endpoints.NATS_CA_FILE;
+  const where = demo ? ` (${demo.servers.dir})` : '';
+  for (const [name, role, what] of [
+    ['demo', 'operator', 'reads'],
+    ['demo-admin', 'service', 'may change'],
+  ] as const) {
+    saveContext(name, {
+      description: `the running demo${where}: ${what}`,
+      url,
+      ...(dir ? { nkey: join(dir, `${role}.nk`) } : {}),
+      ...(ca ? { ca } : {}),
+    });
+    demoContexts.push(name);
+  }
+  return demoContexts;
+}
+
+function removeDemoContexts(): void {
+  for (const name of demoContexts.splice(0)) {
+    try {
+      removeContext(name);
+    } catch {
+      // already gone (removed by hand)
+    }
+  }
 }

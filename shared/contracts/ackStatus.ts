@@ -40,6 +40,12 @@ export const StatusSchema = z.strictObject({
     'accepted: the VPC revision that recorded the intent; rejected: the revision that recorded the refusal (0: refused before any VPC recorded it)',
   ),
   outcome: z.enum(['accepted', 'rejected', 'programmed', 'incomplete']),
+  resent: z
+    .literal(true)
+    .optional()
+    .describe(
+      "accepted or rejected given again: the intent's id was decided before (a re-sent intent), nothing new was recorded",
+    ),
   error: ErrorDetailSchema.optional().describe(
     'why it was rejected, or what is missing (incomplete)',
   ),

@@ -39,6 +39,12 @@ export const ApplyReplyItemSchema = z.discriminatedUnion('outcome', [
     vpcId: id,
     outcome: z.literal('accepted'),
     revision: revision.describe('the VPC revision that recorded the intent'),
+    unchanged: z
+      .literal(true)
+      .optional()
+      .describe(
+        'the id was decided before: this is its first answer again, nothing new was recorded',
+      ),
     programmed: ProgrammedAnswerSchema.optional().describe('with Alcor-Wait: programmed only'),
   }),
   z.strictObject({
@@ -49,6 +55,12 @@ export const ApplyReplyItemSchema = z.discriminatedUnion('outcome', [
       .optional()
       .describe(
         'the revision that recorded the refusal, where the VPC is now (a revision_conflict retried with it goes through unless the VPC moved again); absent: refused before any VPC recorded it',
+      ),
+    unchanged: z
+      .literal(true)
+      .optional()
+      .describe(
+        'the id was decided before: this is its first answer again, nothing new was recorded',
       ),
     error: ErrorDetailSchema,
   }),

@@ -92,14 +92,37 @@ test('a YAML list with --wait programmed: per-intent answers, exit 4 for the one
 
 test('stdin, {intents: [...]} form, all good: exit 0, a one-line summary', async (ctx) => {
   const vpcId = unique('vpc');
+  const intents = vpcIntents(vpcId);
   const r = await cli(
     ctx,
     ['apply', '-f', '-', '--wait', 'programmed'],
-    JSON.stringify({ intents: vpcIntents(vpcId) }),
+    JSON.stringify({ intents }),
   );
   assert.is(r.code, 0, r.stderr + r.stdout);
   assert.match(r.stdout, '3 intents — 3 accepted, 0 rejected, 0 pending');
   assert.match(r.stdout, 'programmed: 3, incomplete: 0, still pending: 0');
+  assert.not.match(r.stdout, 'unchanged', 'positive control: new intents are not unchanged');
+  // The same file again: answered again, nothing new recorded — and said so.
+  const again = await cli(ctx, ['apply', '-f', '-'], JSON.stringify({ intents }));
+  assert.is(again.code, 0, again.stderr + again.stdout);
+  assert.match(again.stdout, '3 intents — 3 accepted, 0 rejected, 0 pending; all unchanged');
+  const json = readJson<{ unchanged: number; items: Array<{ unchanged?: boolean }> }>(
+    (await cli(ctx, ['-o', 'json', 'apply', '-f', '-'], JSON.stringify(intents))).stdout,
+  );
+  assert.is(json.unchanged, 3);
+  assert.ok(json.items.every((i) => i.unchanged === true));
+  // One new intent among them: only the others are unchanged.
+  const more = [
+    ...intents,
+    {
+      id: `${vpcId}-route`,
+      kind: 'route.set',
+      vpcId,
+      spec: { destination: '0.0.0.0/0', nextHop: '10.0.1.1' },
+    },
+  ];
+  const mixed = await cli(ctx, ['apply', '-f', '-'], JSON.stringify(more));
+  assert.match(mixed.stdout, '4 intents — 4 accepted, 0 rejected, 0 pending; 3 unchanged');
 });
 
 test('more than one batch: 2,500 intents answered whole, in order', async (ctx) => {

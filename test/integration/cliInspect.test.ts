@@ -129,9 +129,23 @@ test('vpc show: now, as of a revision and a time; out of range and malformed poi
   ]);
   assert.is(byTime.ports.length, 3, 'as of now: every port');
 
+  // A revision that is another VPC's: the tenant as of then, and the answer says so.
+  const [elsewhere] = (await apply(ctx, [
+    {
+      id: unique('other-s2'),
+      kind: 'subnet.create',
+      vpcId: OTHER,
+      spec: { subnetId: 's2', cidr: '10.1.2.0/24', gatewayIp: '10.1.2.1' },
+    },
+  ])) as Array<{ revision: number }>;
+  const between = await cli(ctx, ['vpc', 'show', VPC, '--at', String(elsewhere!.revision)]);
+  assert.is(between.code, 0, between.stderr);
+  assert.match(between.stdout, `revision ${elsewhere!.revision} is not one of ${VPC}'s`);
+  assert.not.match(now.stdout, 'is not one of', 'positive control: the latest says nothing');
+
   const past = await cli(ctx, ['vpc', 'show', VPC, '--at', '999999']);
   assert.is(past.code, 2);
-  assert.match(past.stderr, `past ${VPC}'s last revision`);
+  assert.match(past.stderr, `is past the last revision of EVENTS`);
   const before = await cli(ctx, ['vpc', 'show', VPC, '--at', '1']);
   assert.is(before.code, 2, 'revision 1 is the other VPC: the tenant did not exist yet');
   assert.match(before.stderr, 'did not exist yet at revision 1');

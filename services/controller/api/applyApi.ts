@@ -235,14 +235,17 @@ export function serveApplyApi(deps: {
   const answerFor = async (p: Pending, watch: StatusWatch): Promise<ApplyReplyItem> => {
     const { id, vpcId } = p;
     const decided: Status | undefined = watch.decided.get(id);
+    // Sent before (the stream dropped it as a duplicate, or its owner answered it again).
+    const again = p.ack!.duplicate || decided?.resent === true ? { unchanged: true as const } : {};
     if (decided)
       return decided.outcome === 'accepted'
-        ? { id, vpcId, outcome: 'accepted', revision: decided.revision }
+        ? { id, vpcId, outcome: 'accepted', revision: decided.revision, ...again }
         : {
             id,
             vpcId,
             outcome: 'rejected',
             revision: decided.revision,
+            ...again,
             error: decided.error ?? { code: 'rejected', message: 'rejected' },
           };
     if (p.ack!.duplicate && !(await sameAsStored(p)))

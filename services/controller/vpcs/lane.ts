@@ -506,7 +506,12 @@ export class VpcLane {
       const decided = this.decision(intentIds[i]!);
       if (!decided) return;
       this.deps.metrics.duplicates += 1;
-      const status: Status = { intentId: intentIds[i]!, vpcId: this.vpcId, ...decided };
+      const status: Status = {
+        intentId: intentIds[i]!,
+        vpcId: this.vpcId,
+        ...decided,
+        resent: true,
+      };
       void this.deps.publisher
         .status(subjects.status(this.vpcId), status, statusMsgId(status.intentId, status.outcome))
         .catch((err: unknown) =>
