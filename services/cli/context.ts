@@ -6,7 +6,7 @@
  * `context/<name>.json`, and the selected name in `context.txt`.
  *
  * Which connection a command uses, first match wins, field by field:
- * 1. the flags: --nats-url, --nkey, --creds, --tls-ca;
+ * 1. the flags: --nats-url, --nkey, --creds, --tlsca;
  * 2. the context named by --context (or ALCOR_CONTEXT);
  * 3. the environment: NATS_URL, NATS_NKEY_SEED_FILE, NATS_CREDS, NATS_CA_FILE;
  * 4. the selected context;
@@ -74,7 +74,7 @@ export function saveContext(name: string, context: NatsContext, dir = configDir(
   for (const [flag, file] of [
     ['--nkey', context.nkey],
     ['--creds', context.creds],
-    ['--tls-ca', context.ca],
+    ['--tlsca', context.ca],
   ] as const)
     if (file !== undefined && !existsSync(file))
       throw new CliError(`${flag} ${file}: no such file`, EXIT.usage);
@@ -164,7 +164,7 @@ export interface ResolvedConnection {
 }
 
 export function resolveConnection(
-  flags: { natsUrl?: string; nkey?: string; creds?: string; tlsCa?: string; context?: string },
+  flags: { natsUrl?: string; nkey?: string; creds?: string; tlsca?: string; context?: string },
   env: NodeJS.ProcessEnv = process.env,
   dir = configDir(env),
 ): ResolvedConnection {
@@ -209,8 +209,8 @@ export function resolveConnection(
           (c) => !!(c.nkey || c.creds),
           (c) => (c.creds ? { creds: c.creds } : { nkey: c.nkey! }),
         ) ?? [{}, 'none']);
-  const ca: [string | undefined, string] = flags.tlsCa
-    ? [flags.tlsCa, 'flag']
+  const ca: [string | undefined, string] = flags.tlsca
+    ? [flags.tlsca, 'flag']
     : (() => {
         const found = first(
           (c) => !!c.ca,

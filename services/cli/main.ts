@@ -5,7 +5,7 @@
  * 4 done but not all of it took (intents rejected, pending or not programmed),
  * 5 refused by the server (credentials, permissions).
  */
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,6 +26,9 @@ import { placementReport, renderPlacement } from './placement.js';
 import { loadTopology, renderLoad, renderTopology, topologyReport } from './topology.js';
 import { check, renderCheck } from './check.js';
 import { hostsReport, renderHosts } from './hosts.js';
+import { completionScript } from './completion.js';
+import { addExamples } from './examples.js';
+import { renderVpcList, vpcList } from './vpcList.js';
 import {
   DEFAULT_NATS_URL,
   listContexts,
@@ -77,7 +80,7 @@ interface GlobalFlags {
   context?: string;
   nkey?: string;
   creds?: string;
-  tlsCa?: string;
+  tlsca?: string;
   json: boolean;
   output: OutputFormat;
   headers: boolean;
@@ -111,7 +114,7 @@ const program = new Command()
   .option('--context <name>', 'a saved connection (alcor context ls; or ALCOR_CONTEXT)')
   .option('--nkey <file>', 'log in with this nkey seed (or NATS_NKEY_SEED_FILE)')
   .option('--creds <file>', 'log in with this .creds file, JWT mode (or NATS_CREDS)')
-  .option('--tls-ca <file>', "the CA of a tls:// server's certificate (or NATS_CA_FILE)")
+  .option('--tlsca <file>', "the CA of a tls:// server's certificate (or NATS_CA_FILE)")
   .addOption(
     new Option(
       '-o, --output <format>',
@@ -123,6 +126,7 @@ const program = new Command()
   .option('--json', 'the same as -o json', false)
   .option('--no-headers', 'tables without their header line')
   .exitOverride()
+  .configureHelp({ showGlobalOptions: true })
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
 program.hook('preAction', () => {
@@ -288,6 +292,15 @@ program
 
 const vpcCommand = program.command('vpc').description('a VPC as the log records it');
 vpcCommand
+  .command('list')
+  .description('every VPC in EVENTS: its revision, commits and when it last decided')
+  .option('--prefix <text>', 'only the VPCs whose id starts with it')
+  .action(async (opts: { prefix?: string }) => {
+    await withNats(async (nc, o) => {
+      print(o.json, await vpcList(nc, opts.prefix), (r) => renderVpcList(r));
+    });
+  });
+vpcCommand
   .command('show')
   .description("the VPC's state rebuilt from EVENTS, now or as of a revision or time")
   .argument('<vpc>', 'VPC id')
@@ -343,14 +356,6 @@ program
   .option('--vpc <vpc>', 'only this VPC')
   .option('--host <host>', 'only this host (one row per VPC)')
   .option('--stale', 'only the hosts that are not SYNCED', false)
-  .addHelpText(
-    'after',
-    `
-Examples:
-  alcor hosts                       one row per host
-  alcor hosts --stale -o wide       what is behind, per VPC, with clusters
-  alcor hosts --host h-1 -o json    one host's VPCs for a script`,
-  )
   .action(async (opts: { vpc?: string; host?: string; stale: boolean }) => {
     await withNats(async (nc, o) => {
       const report = await hostsReport(nc, {
@@ -384,20 +389,11 @@ program
 
 const context = program
   .command('context')
-  .description('saved connections (address, credentials, CA), chosen by name as nats context does')
-  .addHelpText(
-    'after',
-    `
-Examples:
-  alcor context add prod --nats-url tls://nats.example:4222 --nkey ~/operator.nk --tls-ca ca.crt --select
-  alcor context ls
-  alcor --context prod hosts --stale
-  alcor context show            the connection a command would use, and where each part came from`,
-  );
+  .description('saved connections (address, credentials, CA), chosen by name as nats context does');
 context
   .command('add')
   .description(
-    'save the connection flags given (--nats-url, --nkey or --creds, --tls-ca) under a name',
+    'save the connection flags given (--nats-url, --nkey or --creds, --tlsca) under a name',
   )
   .argument('<name>', 'context name')
   .option('--description <text>', 'what it is for')
@@ -412,7 +408,7 @@ context
       ...(opts.description ? { description: opts.description } : {}),
       ...(f.nkey ? { nkey: f.nkey } : {}),
       ...(f.creds ? { creds: f.creds } : {}),
-      ...(f.tlsCa ? { ca: f.tlsCa } : {}),
+      ...(f.tlsca ? { ca: f.tlsca } : {}),
     });
     if (opts.select) selectContext(name);
     print(
@@ -455,7 +451,7 @@ program
   .description(
     'write the NATS server configuration this system needs (JetStream, the intent mapping, accounts and users) for a server of your own',
   )
-  .requiredOption('-o, --out <dir>', 'directory for nats.conf (and credentials/)')
+  .requiredOption('--out <dir>', 'directory for nats.conf (and credentials/)')
   .option('--no-auth', 'no accounts or users (any client may connect)')
   .option('--hosts <file>', 'a topology file: each host gets a user of its own')
   .option('--listen <host>', 'address to listen on', '0.0.0.0')
@@ -511,7 +507,7 @@ program
     "write the settings of a single-node KRaft Kafka cluster of your own (SASL users per role, the authorizer) and its users' password files",
   )
   .requiredOption('--cluster <id>', 'the cluster id of KAFKA_CLUSTERS (e.g. a)')
-  .requiredOption('-o, --out <dir>', 'directory for server.properties and the password files')
+  .requiredOption('--out <dir>', 'directory for server.properties and the password files')
   .requiredOption('--advertise <host:port>', 'where clients reach the broker')
   .option('--listen <host>', 'address to listen on', '0.0.0.0')
   .option('--port <n>', 'client port', portNumber, 9092)
@@ -550,7 +546,7 @@ program
   .description(
     'make a certificate authority and one server certificate signed by it, for the servers of a deployment (every client verifies them with ca.crt)',
   )
-  .requiredOption('-o, --out <dir>', 'directory for ca.crt, server.crt, server.key, server.pem')
+  .requiredOption('--out <dir>', 'directory for ca.crt, server.crt, server.key, server.pem')
   .requiredOption(
     '--names <list>',
     "the servers' DNS names and IPv4 addresses, separated by commas",
@@ -571,11 +567,21 @@ program
   .description(
     'write the ACL file of a Redis of your own (the default user off, one user allowed only the host mapping) and its password file',
   )
-  .requiredOption('-o, --out <dir>', 'directory for users.acl and the password file')
+  .requiredOption('--out <dir>', 'directory for users.acl and the password file')
   .option('--username <name>', "the services' user", 'alcor')
   .action((opts: { out: string; username: string }) => {
     print(globals().json, writeRedisConfig(opts.out, opts.username), renderRedisConfigReport);
   });
+
+program
+  .command('completion')
+  .description('a completion script for bash or zsh, made from these commands')
+  .addArgument(new Argument('<shell>', 'the shell').choices(['bash', 'zsh']))
+  .action((shell: 'bash' | 'zsh') => {
+    process.stdout.write(completionScript(program, shell));
+  });
+
+addExamples(program);
 
 try {
   await program.parseAsync(process.argv);

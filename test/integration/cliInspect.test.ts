@@ -102,6 +102,37 @@ test('status: size, decisions by outcome, rejected by reason; unknown or malform
   assert.match(bad.stderr, 'is not a VPC id');
 });
 
+test('vpc list: every VPC with its revision and commits; --prefix, -o wide, --no-headers', async (ctx) => {
+  const list = await cli(ctx, ['-o', 'json', 'vpc', 'list']);
+  assert.is(list.code, 0, list.stderr);
+  const report = readJson<{
+    vpcs: Array<{
+      vpc_id: string;
+      revision: number;
+      commits: number;
+      last_intent?: { intent_id: string };
+    }>;
+  }>(list.stdout);
+  const tenant = report.vpcs.find((v) => v.vpc_id === VPC)!;
+  const timeline = await json<Timeline>(ctx, ['replay', 'vpc', VPC]);
+  assert.is(tenant.revision, timeline.entries.at(-1)!.revision, 'its last commit');
+  assert.ok(tenant.commits >= timeline.entries.length - 1, `${tenant.commits} commits`);
+  assert.is(tenant.last_intent?.intent_id, timeline.entries.at(-1)!.intentId);
+  assert.ok(report.vpcs.some((v) => v.vpc_id === OTHER));
+  const only = await cli(ctx, ['--no-headers', 'vpc', 'list', '--prefix', VPC]);
+  assert.equal(
+    only.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.split(/\s+/)[0]),
+    [VPC],
+    'one row, no header or summary',
+  );
+  const wide = await cli(ctx, ['-o', 'wide', 'vpc', 'list', '--prefix', VPC]);
+  assert.match(wide.stdout, /LAST INTENT\s+KIND\s+OUTCOME/);
+  assert.match(wide.stdout, timeline.entries.at(-1)!.intentId);
+});
+
 test('vpc show: now, as of a revision and a time; out of range and malformed points', async (ctx) => {
   const now = await cli(ctx, ['vpc', 'show', VPC]);
   assert.is(now.code, 0, now.stderr);
