@@ -7,7 +7,7 @@
  */
 import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectNats, repoRoot } from '../../infra/index.js';
 import { ConfigError } from '../../shared/index.js';
@@ -137,6 +137,13 @@ program.hook('preAction', () => {
 async function withNats<T>(run: (nc: NatsConnection, o: GlobalOptions) => Promise<T>): Promise<T> {
   const o = globals();
   const c = connection();
+  for (const [flag, file, from] of [
+    ['--nkey', c.nkey, c.from.auth],
+    ['--creds', c.creds, c.from.auth],
+    ['--tlsca', c.ca, c.from.ca],
+  ] as const)
+    if (file && !existsSync(file))
+      throw new CliError(`${flag} ${file} (from ${from}): no such file`, EXIT.usage);
   let nc: NatsConnection;
   try {
     nc = await connectNats(c.url, {

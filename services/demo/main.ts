@@ -150,6 +150,8 @@ const log = createLogger({ name: 'demo', level: args['log-level'] as 'warn' });
 const out = (line: string): boolean => process.stdout.write(`${line}\n`);
 const tty = process.stderr.isTTY === true;
 let demo: Demo | undefined;
+/** The CLI contexts this run wrote (removed when it stops). */
+const demoContexts: string[] = [];
 /** Stops the services (set once they start, before the run returns). */
 let stopServices: (() => Promise<void>) | undefined;
 let interrupted = false;
@@ -280,9 +282,6 @@ if (args['keep-running']) {
   for (const line of await stopAll()) out(line);
   process.exit(run.summary.ok ? 0 : 1);
 }
-
-/** The contexts this run wrote (removed when it stops). */
-const demoContexts: string[] = [];
 
 /**
  * `alcor --context demo …` reads this run as the read-only operator;
