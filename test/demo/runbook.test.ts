@@ -84,7 +84,10 @@ function runbookCommands(): string[] {
 runbook('every alcor command of the runbook runs as written and ends 0', (ctx) => {
   const commands = runbookCommands();
   assert.ok(commands.length >= 15, `${commands.length} commands`);
-  assert.is(commands[0], commands.find((c) => c.startsWith('npx alcor context use demo')));
+  assert.is(
+    commands[0],
+    commands.find((c) => c.startsWith('npx alcor context use demo')),
+  );
   const env = {
     ...process.env,
     ALCOR_CONFIG_DIR: ctx.config,
@@ -115,18 +118,21 @@ runbook('every alcor command of the runbook runs as written and ends 0', (ctx) =
   assert.match(out('npx alcor hosts '), / 0 stale, 0 failed/);
 });
 
-runbook('Ctrl-C: the demo stops, its contexts go, the run folder and its logs stay', async (ctx) => {
-  ctx.kill('SIGINT');
-  const code = await within(120_000, 'the demo stopping after Ctrl-C', ctx.exited);
-  assert.is(code, 130, ctx.output().slice(-2000));
-  const dir = /run folder: (.+)$/m.exec(ctx.output())?.[1];
-  assert.ok(dir, 'the run folder is named');
-  for (const log of ['controller-1.log', 'southbound-1.log', 'nca.log'])
-    assert.ok(existsSync(join(dir, log)), `${log} kept`);
-  assert.not.ok(existsSync(join(dir, 'alcor.env')), 'the endpoints of stopped servers go');
-  assert.not.ok(existsSync(join(ctx.config, 'context', 'demo.json')), 'context demo removed');
-  assert.not.ok(existsSync(join(ctx.config, 'context', 'demo-admin.json')));
-  if (dir.includes('alcor-')) rmSync(dir, { recursive: true, force: true });
-});
+runbook(
+  'Ctrl-C: the demo stops, its contexts go, the run folder and its logs stay',
+  async (ctx) => {
+    ctx.kill('SIGINT');
+    const code = await within(120_000, 'the demo stopping after Ctrl-C', ctx.exited);
+    assert.is(code, 130, ctx.output().slice(-2000));
+    const dir = /run folder: (.+)$/m.exec(ctx.output())?.[1];
+    assert.ok(dir, 'the run folder is named');
+    for (const log of ['controller-1.log', 'southbound-1.log', 'nca.log'])
+      assert.ok(existsSync(join(dir, log)), `${log} kept`);
+    assert.not.ok(existsSync(join(dir, 'alcor.env')), 'the endpoints of stopped servers go');
+    assert.not.ok(existsSync(join(ctx.config, 'context', 'demo.json')), 'context demo removed');
+    assert.not.ok(existsSync(join(ctx.config, 'context', 'demo-admin.json')));
+    if (dir.includes('alcor-')) rmSync(dir, { recursive: true, force: true });
+  },
+);
 
 runbook.run();
