@@ -209,7 +209,7 @@ export function renderApply(report: ApplyReport): string {
             i.vpcId ?? '',
             outcome,
             detail.code,
-            (detail).path ?? '',
+            detail.path ?? '',
             detail.message,
           ];
         }),
