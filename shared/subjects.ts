@@ -34,6 +34,8 @@ export const streams = {
   status: 'STATUS',
   /** NCA acks, kept a while for tracing (an addition to DESIGN §4.5: docs/runbook.md). */
   acks: 'ACKS',
+  /** Relay receipts: where the southbound put each goal state in Kafka (docs/southbound.md). */
+  relays: 'RELAYS',
 } as const;
 
 export const kvBuckets = {
@@ -77,6 +79,9 @@ export const subjects = {
   acksOfVpc: (bucket: number, vpcId: string) => `gsack.${bucket}.${token(vpcId, 'vpcId')}.*`,
   /** An ack of one host for one VPC (any bucket: the bucket follows from the VPC). */
   acksOfHost: (hostId: string) => `gsack.*.*.${token(hostId, 'hostId')}`,
+  /** A southbound relay's receipts for the goal states of one VPC it put in Kafka. */
+  relayReceipt: (vpcId: string) => `relay.${token(vpcId, 'vpcId')}`,
+  relayReceiptsAll: 'relay.*',
   resync: (hostId: string) => `alcor.resync.${token(hostId, 'hostId')}`,
   resyncAll: 'alcor.resync.*',
   /** Internal: a southbound module asks a VPC's owner to write its lost host mapping. */

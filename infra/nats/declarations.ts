@@ -32,6 +32,8 @@ export interface LayoutOptions {
   statusMaxAgeMs: number;
   /** How long NCA acks are kept for `alcor trace` and `alcor replay host` (0 = forever). */
   ackMaxAgeMs: number;
+  /** How long relay receipts are kept for `alcor trace` (0 = forever). */
+  relayMaxAgeMs: number;
   /** Heartbeat TTL of the membership buckets. */
   heartbeatTtlMs: number;
 }
@@ -42,6 +44,7 @@ export const DEFAULT_LAYOUT: LayoutOptions = {
   goalStateMaxAgeMs: 24 * 3_600_000,
   statusMaxAgeMs: 24 * 3_600_000,
   ackMaxAgeMs: 3_600_000,
+  relayMaxAgeMs: 3_600_000,
   heartbeatTtlMs: 5_000,
 };
 
@@ -89,6 +92,12 @@ export function streamSpecs(options: LayoutOptions = DEFAULT_LAYOUT): StreamSpec
       name: streams.acks,
       subjects: [subjects.acksAll],
       max_age: nanos(options.ackMaxAgeMs),
+    },
+    {
+      ...base,
+      name: streams.relays,
+      subjects: [subjects.relayReceiptsAll],
+      max_age: nanos(options.relayMaxAgeMs),
     },
   ];
 }

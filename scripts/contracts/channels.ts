@@ -265,6 +265,20 @@ export const CHANNELS: Channel[] = [
     action: 'receive',
   },
   {
+    id: 'relayReceipt',
+    address: 'relay.{vpcId}',
+    server: 'nats',
+    summary: 'Where a southbound relay put a goal state of the VPC in Kafka.',
+    description:
+      'Plain NATS publishes, once Kafka acknowledged the records of a goal state: which module, which Kafka cluster, and per host the topic, partition and offset. Stream RELAYS keeps them a while (1 hour by default) for `alcor trace`. A goal state of more than 500 records has them over several receipts of the same `seq`.',
+    builders: ['relayReceipt', 'relayReceiptsAll'],
+    kept: { stream: streams.relays },
+    publishers: 'southbound modules (each relay, after Kafka acknowledged)',
+    subscribers: '`alcor trace`',
+    messages: [schema('relay-receipt', 'Relay receipt')],
+    action: 'send',
+  },
+  {
     id: 'resync',
     address: 'alcor.resync.{hostId}',
     server: 'nats',

@@ -30,6 +30,7 @@ import {
   NcaStateRequestSchema,
   PlacementTableSchema,
   ResyncReplySchema,
+  RelayReceiptSchema,
   ResyncRequestSchema,
   SouthboundTableSchema,
   StatusSchema,
@@ -89,6 +90,13 @@ export const SCHEMA_FILES: SchemaFile[] = [
     title: 'Goal-state ack',
     description: "An agent's ack on `gsack.<bucket>.<vpcId>.<hostId>` (stream ACKS).",
     schema: GoalStateAckSchema,
+  },
+  {
+    name: 'relay-receipt',
+    title: 'Relay receipt',
+    description:
+      'Where a southbound relay put the records of one goal state in Kafka, on `relay.<vpcId>` (stream RELAYS).',
+    schema: RelayReceiptSchema,
   },
   {
     name: 'resync-request',

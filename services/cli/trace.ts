@@ -1,8 +1,10 @@
 /**
  * Following work through the logs:
- * - `alcor trace <intent>`: intent → decision → goal states → each host's ack,
- *   with the time of every stage (INTENTS receipt in the commit, EVENTS, STATUS,
- *   GOALSTATES, ACKS);
+ * - `alcor trace <intent>`: intent → decision → goal states → (for Kafka-bound
+ *   hosts) the southbound's relay and the Kafka record → each host's ack, with the
+ *   time of every stage (INTENTS receipt in the commit, EVENTS, GOALSTATES, RELAYS,
+ *   ACKS, STATUS). Each stage is a stable id (`received`, `decided`, …) with the
+ *   log or topic it was read from (`source`);
  * - `alcor replay host <host>`: what the host was sent and when (GOALSTATES), and
  *   what it answered (ACKS).
  */
@@ -12,10 +14,12 @@ import {
   bindingLabel,
   bucketOf,
   decodeGoalState,
+  decodeRelayReceipt,
   streams,
   subjects,
   type GoalStateAck,
   type HostRecord,
+  type RelayReceipt,
   type Status,
 } from '../../shared/index.js';
 import { vpc } from '../../actors/index.js';
@@ -46,6 +50,45 @@ async function statusesOf(nc: NatsConnection, intentId: string, vpcId?: string) 
   return out;
 }
 
+/** A stage of an intent's way, as a stable id (JSON values scripts can match). */
+export type TraceStageId =
+  | 'refused_at_intake'
+  | 'received'
+  | 'decided'
+  | 'goal_states_stored'
+  | 'relayed'
+  | 'kafka_produced'
+  | 'acked'
+  | Status['outcome'];
+
+export interface TraceStage {
+  stage: TraceStageId;
+  /** Where its time was read: a stream (INTENTS, EVENTS, GOALSTATES, RELAYS, ACKS, STATUS) or a Kafka topic. */
+  source: string;
+  at: string;
+  /** Milliseconds since the intent was received. */
+  ms: number;
+  detail?: string;
+  /** `relayed`: the southbound module; `relayed` and `kafka_produced`: the Kafka cluster. */
+  member?: string;
+  kafkaCluster?: string;
+}
+
+/** Where a relay put one of a Kafka-bound host's records of the intent's goal states. */
+export interface KafkaHop {
+  /** The goal state's subject in GOALSTATES. */
+  subject: string;
+  member: string;
+  kafkaCluster: string;
+  topic: string;
+  partition: number;
+  offset: string;
+  relayedAt: string;
+  producedAt: string;
+  /** producedAt, in milliseconds since the intent was received. */
+  ms: number;
+}
+
 export interface TraceReport {
   intentId: string;
   vpcId: string;
@@ -53,8 +96,8 @@ export interface TraceReport {
   revision?: number;
   outcome: string;
   error?: { code: string; message: string; path?: string };
-  /** Each stage with its time and milliseconds since the intent was received. */
-  stages: Array<{ stage: string; at: string; ms: number; detail?: string }>;
+  /** Each stage with its time and milliseconds since the intent was received, in time order. */
+  stages: TraceStage[];
   goalStates: Array<{
     subject: string;
     target: string;
@@ -70,7 +113,39 @@ export interface TraceReport {
     at?: string;
     ms?: number;
     error?: string;
+    /** Kafka-bound hosts: where their records went (empty: no relay receipt found). */
+    kafka?: KafkaHop[];
   }>;
+}
+
+const isStreamMissing = (err: unknown): boolean =>
+  err instanceof Error &&
+  (err.name === 'StreamNotFoundError' || /stream not found/i.test(err.message));
+
+/**
+ * The relay receipts of some of a VPC's goal states (by GOALSTATES sequence);
+ * none where RELAYS does not exist (a southbound older than this CLI).
+ */
+async function receiptsOf(
+  nc: NatsConnection,
+  vpcId: string,
+  seqs: ReadonlySet<number>,
+  from: Date,
+): Promise<RelayReceipt[]> {
+  const out: RelayReceipt[] = [];
+  if (seqs.size === 0) return out;
+  try {
+    for await (const m of readStreamRange(nc, streams.relays, {
+      filter: subjects.relayReceipt(vpcId),
+      fromTime: from,
+    })) {
+      const r = decodeRelayReceipt(m.data);
+      if (r.ok && seqs.has(r.value.seq)) out.push(r.value);
+    }
+  } catch (err) {
+    if (!isStreamMissing(err)) throw err;
+  }
+  return out;
 }
 
 export async function trace(
@@ -106,7 +181,14 @@ export async function trace(
       vpcId,
       outcome: 'rejected',
       ...(refused.status.error ? { error: refused.status.error } : {}),
-      stages: [{ stage: 'refused at intake', at: refused.at.toISOString(), ms: 0 }],
+      stages: [
+        {
+          stage: 'refused_at_intake',
+          source: streams.status,
+          at: refused.at.toISOString(),
+          ms: 0,
+        },
+      ],
       goalStates: [],
       hosts: [],
     };
@@ -114,10 +196,11 @@ export async function trace(
   const { commit, revision, decidedAt, messages, hosts } = found;
   const received = Date.parse(commit.at);
   const since = (t: Date): number => t.getTime() - received;
-  const stages: TraceReport['stages'] = [
-    { stage: 'received (INTENTS)', at: commit.at, ms: 0 },
+  const stages: TraceStage[] = [
+    { stage: 'received', source: streams.intents, at: commit.at, ms: 0 },
     {
-      stage: 'decided (EVENTS)',
+      stage: 'decided',
+      source: streams.events,
       at: decidedAt.toISOString(),
       ms: since(decidedAt),
       detail: `revision ${revision}: ${commit.events.map((e) => e.type).join(', ')}`,
@@ -125,21 +208,37 @@ export async function trace(
   ];
   const rejection = rejectionOf(commit);
 
-  // The goal states as GOALSTATES stored them.
+  // The goal states as GOALSTATES stored them (a message in parts: `<msgId>~<first>`).
   const wanted = new Map(messages.map((m) => [m.msgId, m]));
   const stored = new Map<string, Date>();
+  /** GOALSTATES sequence → the goal state's subject, for the relay receipts. */
+  const storedSeqs = new Map<number, string>();
+  /** Per goal state, the ops of its parts not read yet (0 once whole). */
+  const partsLeft = new Map<string, number>();
   if (wanted.size > 0) {
     for await (const m of readStreamRange(nc, streams.goalStates, {
       filter: [...new Set(messages.map((m) => m.subject))],
       fromTime: new Date(decidedAt.getTime() - SLACK_MS),
     })) {
-      if (m.msgId && wanted.has(m.msgId)) stored.set(m.msgId, m.time);
-      if (stored.size === wanted.size) break;
+      const msgId = m.msgId?.split('~')[0];
+      if (!msgId || !wanted.has(msgId)) continue;
+      stored.set(msgId, m.time);
+      storedSeqs.set(m.seq, m.subject);
+      if (msgId !== m.msgId) {
+        // A part: the message is whole once every op is in.
+        const part = decodeGoalState(m.data);
+        if (part.ok && part.value.part) {
+          const left = (partsLeft.get(msgId) ?? part.value.part.total) - part.value.ops.length;
+          partsLeft.set(msgId, left);
+        }
+      } else partsLeft.set(msgId, 0);
+      if (partsLeft.size === wanted.size && [...partsLeft.values()].every((n) => n <= 0)) break;
     }
     const times = [...stored.values()].map((t) => t.getTime()).sort((a, b) => a - b);
     if (times.length > 0) {
       stages.push({
-        stage: 'goal states stored (GOALSTATES)',
+        stage: 'goal_states_stored',
+        source: streams.goalStates,
         at: new Date(times.at(-1)!).toISOString(),
         ms: times.at(-1)! - received,
         detail: `${stored.size} of ${wanted.size} message(s) for ${hosts.length} host(s)`,
@@ -162,9 +261,46 @@ export async function trace(
       if (waiting.size === 0) break;
     }
   }
+  // The relays' receipts: which module took each goal state, where Kafka put its records.
+  const receipts = await receiptsOf(
+    nc,
+    vpcId,
+    new Set(storedSeqs.keys()),
+    new Date(decidedAt.getTime() - SLACK_MS),
+  );
+  const hops = new Map<string, KafkaHop[]>();
+  for (const r of receipts) {
+    for (const rec of r.records) {
+      const list = hops.get(rec.hostId) ?? [];
+      list.push({
+        subject: r.subject,
+        member: r.member,
+        kafkaCluster: r.kafkaCluster,
+        topic: rec.topic,
+        partition: rec.partition,
+        offset: rec.offset,
+        relayedAt: r.takenAt,
+        producedAt: r.producedAt,
+        ms: Date.parse(r.producedAt) - received,
+      });
+      hops.set(rec.hostId, list);
+    }
+  }
+  stages.push(...relayStages(receipts, received));
+  const applied = [...acks.values()].filter((a) => a.ack.status === 'applied').length;
+  const lastAck = Math.max(...[...acks.values()].map((a) => a.at.getTime()));
+  if (acks.size > 0)
+    stages.push({
+      stage: 'acked',
+      source: streams.acks,
+      at: new Date(lastAck).toISOString(),
+      ms: lastAck - received,
+      detail: `${applied}/${hosts.length} host(s) applied${acks.size > applied ? `, ${acks.size - applied} failed` : ''}`,
+    });
   for (const s of statuses) {
     stages.push({
-      stage: `${s.status.outcome} (STATUS)`,
+      stage: s.status.outcome,
+      source: streams.status,
       at: s.at.toISOString(),
       ms: since(s.at),
       ...(s.status.hosts
@@ -201,12 +337,16 @@ export async function trace(
       hosts: hosts.sort().map((hostId) => {
         const record = directory.record(hostId);
         const a = acks.get(hostId);
+        const kafka = (hops.get(hostId) ?? []).sort(
+          (x, y) => x.producedAt.localeCompare(y.producedAt) || x.subject.localeCompare(y.subject),
+        );
         return {
           hostId,
           binding: record ? bindingLabel(record) : 'unregistered',
           ack: a ? a.ack.status : 'none',
           ...(a ? { at: a.at.toISOString(), ms: since(a.at) } : {}),
           ...(a?.ack.error ? { error: `${a.ack.error.code}: ${a.ack.error.message}` } : {}),
+          ...(record?.binding.type === 'kafka' || kafka.length > 0 ? { kafka } : {}),
         };
       }),
     };
@@ -215,6 +355,61 @@ export async function trace(
   }
 }
 
+/**
+ * The relay and Kafka hops as stages: `relayed` per (module, Kafka cluster), at
+ * the last goal state it took; `kafka_produced` per topic, at the last record
+ * Kafka acknowledged.
+ */
+function relayStages(receipts: readonly RelayReceipt[], received: number): TraceStage[] {
+  const out: TraceStage[] = [];
+  const latest = (xs: string[]): number => Math.max(...xs.map((x) => Date.parse(x)));
+  const relays = new Map<string, RelayReceipt[]>();
+  for (const r of receipts) {
+    const key = `${r.member}/${r.kafkaCluster}`;
+    relays.set(key, [...(relays.get(key) ?? []), r]);
+  }
+  for (const list of relays.values()) {
+    const { member, kafkaCluster } = list[0]!;
+    const at = latest(list.map((r) => r.takenAt));
+    out.push({
+      stage: 'relayed',
+      source: streams.relays,
+      at: new Date(at).toISOString(),
+      ms: at - received,
+      detail: `by ${member} to Kafka ${kafkaCluster}: ${new Set(list.map((r) => r.seq)).size} goal state(s)`,
+      member,
+      kafkaCluster,
+    });
+  }
+  const topics = new Map<string, { kafkaCluster: string; at: string[]; records: string[] }>();
+  for (const r of receipts)
+    for (const rec of r.records) {
+      const key = `${r.kafkaCluster}/${rec.topic}`;
+      const t = topics.get(key) ?? { kafkaCluster: r.kafkaCluster, at: [], records: [] };
+      t.at.push(r.producedAt);
+      t.records.push(`${rec.hostId} p${rec.partition}@${rec.offset}`);
+      topics.set(key, t);
+    }
+  for (const [key, t] of topics) {
+    const at = latest(t.at);
+    out.push({
+      stage: 'kafka_produced',
+      source: key.slice(key.indexOf('/') + 1),
+      at: new Date(at).toISOString(),
+      ms: at - received,
+      detail: `Kafka ${t.kafkaCluster}: ${t.records.length} record(s): ${list(t.records, 3)}`,
+      kafkaCluster: t.kafkaCluster,
+    });
+  }
+  return out;
+}
+
+const list = (xs: readonly string[], max: number): string =>
+  xs.length <= max ? xs.join(', ') : `${xs.slice(0, max).join(', ')}, … (${xs.length})`;
+
+/** A stage id as the table shows it: `goal_states_stored` → `goal states stored`. */
+const stageLabel = (id: TraceStageId): string => id.replaceAll('_', ' ');
+
 export function renderTrace(t: TraceReport): string {
   const head = `intent ${t.intentId}  VPC ${t.vpcId}${t.kind ? `  ${t.kind}` : ''}${
     t.revision ? `  revision ${t.revision}` : ''
@@ -222,8 +417,14 @@ export function renderTrace(t: TraceReport): string {
   const parts = [
     head,
     table(
-      ['STAGE', 'AT', '+MS', 'DETAIL'],
-      t.stages.map((s) => [s.stage, s.at.slice(11, 23), s.ms, s.detail ?? '']),
+      ['STAGE', 'SOURCE', 'AT', '+MS', 'DETAIL'],
+      t.stages.map((s) => [
+        stageLabel(s.stage),
+        s.source,
+        s.at.slice(11, 23),
+        s.ms,
+        s.detail ?? '',
+      ]),
     ),
   ];
   if (t.goalStates.length > 0)
@@ -235,10 +436,19 @@ export function renderTrace(t: TraceReport): string {
     );
   if (t.hosts.length > 0) {
     const acked = t.hosts.filter((h) => h.ack === 'applied').length;
+    const kafka = (h: TraceReport['hosts'][number]): string =>
+      h.kafka === undefined
+        ? '-'
+        : h.kafka.length === 0
+          ? 'no receipt'
+          : list(
+              h.kafka.map((k) => `p${k.partition}@${k.offset} by ${k.member} +${k.ms}`),
+              2,
+            );
     parts.push(
       `hosts (${acked}/${t.hosts.length} applied):\n${table(
-        ['HOST', 'BINDING', 'ACK', '+MS', 'ERROR'],
-        t.hosts.map((h) => [h.hostId, h.binding, h.ack, h.ms ?? '-', h.error ?? '']),
+        ['HOST', 'BINDING', 'KAFKA RECORD', 'ACK', '+MS', 'ERROR'],
+        t.hosts.map((h) => [h.hostId, h.binding, kafka(h), h.ack, h.ms ?? '-', h.error ?? '']),
       ).replace(/^/gm, '  ')}`,
     );
   }

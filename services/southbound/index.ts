@@ -240,6 +240,7 @@ export async function start(
     restarts: 0,
     parts: 0,
     tooLarge: 0,
+    receipts: 0,
   };
   objectCounters(
     registry,
@@ -254,6 +255,8 @@ export async function start(
       parts: 'Records carrying a part of a goal state too large for one message',
       tooLarge:
         'Goal states that could not be cut under the Kafka limit (an op alone over it): not relayed',
+      receipts:
+        "Relay receipts published: where Kafka put a goal state's records (stream RELAYS, for alcor trace)",
     } satisfies Record<keyof RelayMetrics, string>,
     () => [[{}, relayMetrics]],
   );
@@ -371,6 +374,7 @@ export async function start(
       const relay = new Relay({
         nc,
         jsm,
+        member: config.instanceId,
         place: where,
         binding,
         hosts,

@@ -1,9 +1,10 @@
 /**
  * One Kafka cluster binding: the cluster's single producer (idempotent, acks from
  * all in-sync replicas) driven by the binding machine (actors/southbound). Relays
- * call `send`, which resolves only once Kafka acknowledged every record and waits
- * through outages: a failed produce degrades the binding, and the same records
- * are sent again, in the same order, once it is ready.
+ * call `send`, which resolves only once Kafka acknowledged every record — with the
+ * offset Kafka gave each — and waits through outages: a failed produce degrades
+ * the binding, and the same records are sent again, in the same order, once it is
+ * ready.
  */
 import { createActor, fromPromise, type Actor } from 'xstate';
 import kafkajs, { type Message, type Producer } from 'kafkajs';
@@ -29,7 +30,8 @@ const RECORD_HEADROOM_BYTES = 2048;
 interface QueuedSend {
   records: readonly KafkaRecord[];
   stillWanted: () => boolean;
-  done: (ok: boolean) => void;
+  /** The records' offsets, in order; undefined when they were not all sent. */
+  done: (offsets: string[] | undefined) => void;
 }
 
 export interface BindingMetrics {
@@ -163,14 +165,19 @@ export class KafkaBinding {
   }
 
   /**
-   * Resolves once every record is acknowledged by the cluster; retries through
-   * outages. Sends from several relays that meet while a produce is in flight go
-   * out together in the next one (one request per round trip, not per relay); a
+   * Resolves once every record is acknowledged by the cluster, with the offset
+   * Kafka gave each (in the records' order; undefined if the send ended first:
+   * the binding stopped, or `stillWanted` said no); retries through outages.
+   * Sends from several relays that meet while a produce is in flight go out
+   * together in the next one (one request per round trip, not per relay); a
    * relay's own sends stay in order because it awaits each.
    */
-  send(records: readonly KafkaRecord[], stillWanted: () => boolean = () => true): Promise<boolean> {
-    if (records.length === 0) return Promise.resolve(true);
-    return new Promise<boolean>((done) => {
+  send(
+    records: readonly KafkaRecord[],
+    stillWanted: () => boolean = () => true,
+  ): Promise<string[] | undefined> {
+    if (records.length === 0) return Promise.resolve([]);
+    return new Promise<string[] | undefined>((done) => {
       this.queue.push({ records, stillWanted, done });
       void this.flush();
     });
@@ -191,31 +198,39 @@ export class KafkaBinding {
           count += next.records.length;
           // A relay stopped meanwhile: its messages go to the partition's next owner.
           if (next.stillWanted()) taken.push(next);
-          else next.done(false);
+          else next.done(undefined);
         }
         if (taken.length === 0) continue;
-        const ok = await this.produce(
+        const offsets = await this.produce(
           taken.flatMap((t) => t.records),
           () => taken.some((t) => t.stillWanted()),
         );
-        for (const t of taken) t.done(ok);
+        let at = 0;
+        for (const t of taken) {
+          t.done(offsets?.slice(at, at + t.records.length));
+          at += t.records.length;
+        }
       }
     } finally {
       this.flushing = false;
     }
   }
 
+  /** The records' offsets in order, once all are acknowledged; undefined if not. */
   private async produce(
     records: readonly KafkaRecord[],
     stillWanted: () => boolean,
-  ): Promise<boolean> {
+  ): Promise<string[] | undefined> {
     // A request carries one record batch per partition, and a batch may not pass
     // message.max.bytes: requests go one after another, each partition's records
     // in order, none taking more than the limit for a partition.
+    const offsets: string[] = [];
     for (const request of this.requestsOf(records)) {
-      if (!(await this.produceRequest(request, stillWanted))) return false;
+      const placed = await this.produceRequest(request, stillWanted);
+      if (!placed) return undefined;
+      offsets.push(...placed);
     }
-    return true;
+    return offsets;
   }
 
   private requestsOf(records: readonly KafkaRecord[]): KafkaRecord[][] {
@@ -241,7 +256,7 @@ export class KafkaBinding {
   private async produceRequest(
     records: readonly KafkaRecord[],
     stillWanted: () => boolean,
-  ): Promise<boolean> {
+  ): Promise<string[] | undefined> {
     const byTopic = new Map<string, Message[]>();
     for (const r of records) {
       const list = byTopic.get(r.topic) ?? [];
@@ -251,7 +266,7 @@ export class KafkaBinding {
     const topicMessages = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
     while (stillWanted()) {
       const state = this.state;
-      if (state === 'draining' || state === 'stopped') return false;
+      if (state === 'draining' || state === 'stopped') return undefined;
       const producer = this.producer;
       if (state !== 'ready' || !producer) {
         await new Promise<void>((resolve) => {
@@ -261,17 +276,17 @@ export class KafkaBinding {
         continue;
       }
       try {
-        await producer.sendBatch({ topicMessages, acks: -1 });
+        const acked = await producer.sendBatch({ topicMessages, acks: -1 });
         this.metrics.produced += records.length;
         this.metrics.produces += 1;
-        return true;
+        return offsetsOf(records, acked);
       } catch (err) {
         this.metrics.produceErrors += 1;
         if (this.producer === producer)
           this.actor.send({ type: 'FAILED', error: (err as Error).message });
       }
     }
-    return false;
+    return undefined;
   }
 
   async stop(): Promise<void> {
@@ -282,8 +297,30 @@ export class KafkaBinding {
       setTimeout(resolve, 5000);
     });
     for (const w of this.readyWaiters) w();
-    for (const q of this.queue.splice(0)) q.done(false);
+    for (const q of this.queue.splice(0)) q.done(undefined);
   }
+}
+
+/**
+ * Each record's offset from a produce's answer: per partition Kafka gives the
+ * base offset of the batch it appended, and the batch holds that partition's
+ * records of the request in the order given.
+ */
+export function offsetsOf(
+  records: readonly KafkaRecord[],
+  acked: ReadonlyArray<{ topicName: string; partition: number; baseOffset?: string }>,
+): string[] {
+  const next = new Map<string, bigint>();
+  for (const a of acked)
+    if (a.baseOffset !== undefined) next.set(`${a.topicName}/${a.partition}`, BigInt(a.baseOffset));
+  return records.map((r) => {
+    const tp = `${r.topic}/${r.partition}`;
+    const offset = next.get(tp);
+    // No answer for the partition (acks=0 never happens here): -1, as Kafka says "unknown".
+    if (offset === undefined) return '-1';
+    next.set(tp, offset + 1n);
+    return offset.toString();
+  });
 }
 
 /** A record's bytes as a batch carries them, near enough: value, key, headers. */

@@ -32,6 +32,8 @@ export interface RelayMetrics {
   parts: number;
   /** Goal states that could not be cut to the record limit (an op alone is over it): not relayed. */
   tooLarge: number;
+  /** Relay receipts published (where Kafka put a goal state's records: stream RELAYS). */
+  receipts: number;
 }
 
 /** What a relay and its records share: its partition, the lookups, the counters. */

@@ -8,6 +8,8 @@
  *   `gsm…<vpc>`  → one per host of the partition on this cluster that has the VPC
  *                  (the Redis mapping; asked of the VPC's owner when missing) —
  * and the batch is acked in JetStream only after Kafka acknowledged its records.
+ * Then, per goal state, a receipt says where Kafka put its records (`relay.<vpc>`,
+ * stream RELAYS: topic, partition, offset per host), for `alcor trace`.
  */
 import {
   AckPolicy,
@@ -21,7 +23,16 @@ import {
 } from '@nats-io/jetstream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { CONSUMER_TROUBLE } from '../../infra/index.js';
-import { fnv1a32, clusterKey, streams, subjects, type TopologyPlace } from '../../shared/index.js';
+import {
+  KAFKA_HEADERS,
+  RELAY_RECEIPT_MAX_RECORDS,
+  fnv1a32,
+  clusterKey,
+  streams,
+  subjects,
+  type RelayReceipt,
+  type TopologyPlace,
+} from '../../shared/index.js';
 import type { KafkaBinding, KafkaRecord } from './kafkaBinding.js';
 import { recordsOf, type RecordsDeps, type RelayScopeDeps } from './records.js';
 
@@ -29,6 +40,8 @@ export type { RelayMetrics } from './records.js';
 
 export interface RelayDeps extends RelayScopeDeps {
   jsm: JetStreamManager;
+  /** The southbound module's id (named in its relay receipts). */
+  member: string;
   binding: KafkaBinding;
   batch: number;
   /** Observes one goal state's relay stage: stored in GOALSTATES → acked by Kafka (seconds). */
@@ -250,12 +263,13 @@ export class Relay {
         continue;
       }
       const batch = this.pending.splice(0, this.deps.batch);
+      const takenAt = new Date();
       this.taken += batch.length;
       const flight = { done: false, ok: Promise.resolve(true) };
       const before = lastHanded;
       let handed!: () => void;
       lastHanded = new Promise<void>((r) => (handed = r));
-      flight.ok = this.relay(batch, before, handed).finally(() => {
+      flight.ok = this.relay(batch, takenAt, before, handed).finally(() => {
         flight.done = true;
         this.taken -= batch.length;
         this.wake?.();
@@ -271,9 +285,15 @@ export class Relay {
 
   /**
    * One batch: its records made, handed to the binding once the batch before was
-   * (`before`; then `handed`), and the batch acked once Kafka has them.
+   * (`before`; then `handed`), the batch acked once Kafka has them, and a receipt
+   * of each goal state published.
    */
-  private async relay(batch: JsMsg[], before: Promise<void>, handed: () => void): Promise<boolean> {
+  private async relay(
+    batch: JsMsg[],
+    takenAt: Date,
+    before: Promise<void>,
+    handed: () => void,
+  ): Promise<boolean> {
     const { binding } = this.deps;
     // Keep what waits (and what is being sent) from being redelivered meanwhile.
     const keepAlive = setInterval(() => {
@@ -281,13 +301,15 @@ export class Relay {
       for (const m of this.pending) m.working();
     }, ACK_WAIT_MS / 3);
     try {
-      const records = await this.madeRecords(batch);
+      const perMessage = await this.madeRecords(batch);
       // Stopped while they could not be made: left unacked for the partition's next owner.
-      if (!records) return true;
+      if (!perMessage) return true;
+      const records = perMessage.flat();
       await before;
       const sent = binding.send(records, () => this.running);
       handed();
-      if (!(await sent)) return false;
+      const offsets = await sent;
+      if (!offsets) return false;
       const now = Date.now();
       for (const m of batch) {
         m.ack();
@@ -295,6 +317,7 @@ export class Relay {
       }
       this.deps.metrics.relayed += batch.length;
       this.deps.metrics.records += records.length;
+      this.publishReceipts(batch, perMessage, offsets, takenAt, new Date(now));
       return true;
     } catch (err) {
       // Left unacked: redelivered after the ack wait.
@@ -313,10 +336,10 @@ export class Relay {
    * none passes it (a host's deltas stay in order) and it is not left to the ack
    * wait's redelivery. Undefined once the relay stops.
    */
-  private async madeRecords(batch: readonly JsMsg[]): Promise<KafkaRecord[] | undefined> {
+  private async madeRecords(batch: readonly JsMsg[]): Promise<KafkaRecord[][] | undefined> {
     for (let attempt = 0; this.running; attempt++) {
       try {
-        return (await Promise.all(batch.map((m) => recordsOf(this.records, m)))).flat();
+        return await Promise.all(batch.map((m) => recordsOf(this.records, m)));
       } catch (err) {
         const delayMs = Math.min(RECORDS_RETRY_MAX_MS, RECORDS_RETRY_MS * 2 ** attempt);
         this.deps.logger.warn(
@@ -327,6 +350,56 @@ export class Relay {
       }
     }
     return undefined;
+  }
+
+  /**
+   * Per goal state that made records: where Kafka put each (`relay.<vpc>`, kept by
+   * stream RELAYS). Plain publishes, after the acks: a receipt that does not reach
+   * the stream loses the trace's view of the hop, never a goal state.
+   */
+  private publishReceipts(
+    batch: readonly JsMsg[],
+    perMessage: readonly KafkaRecord[][],
+    offsets: readonly string[],
+    takenAt: Date,
+    producedAt: Date,
+  ): void {
+    let at = 0;
+    batch.forEach((m, i) => {
+      const records = perMessage[i]!;
+      const placed = offsets.slice(at, at + records.length);
+      at += records.length;
+      const headers = records[0]?.message.headers as Record<string, string> | undefined;
+      const vpcId = headers?.[KAFKA_HEADERS.vpcId];
+      if (!vpcId) return;
+      const list = records
+        .map((r, k) => ({
+          hostId: String(r.message.key),
+          topic: r.topic,
+          partition: r.partition,
+          offset: placed[k]!,
+        }))
+        .filter((r) => r.offset !== '-1');
+      for (let from = 0; from < list.length; from += RELAY_RECEIPT_MAX_RECORDS) {
+        const receipt: RelayReceipt = {
+          seq: m.seq,
+          subject: m.subject,
+          vpcId,
+          revision: Number(headers[KAFKA_HEADERS.revision]),
+          member: this.deps.member,
+          kafkaCluster: this.deps.binding.clusterId,
+          takenAt: takenAt.toISOString(),
+          producedAt: producedAt.toISOString(),
+          records: list.slice(from, from + RELAY_RECEIPT_MAX_RECORDS),
+        };
+        try {
+          this.deps.nc.publish(subjects.relayReceipt(vpcId), JSON.stringify(receipt));
+          this.deps.metrics.receipts += 1;
+        } catch (err) {
+          this.deps.logger.debug({ relay: this.key, vpcId, err }, 'relay receipt not published');
+        }
+      }
+    });
   }
 
   private async reopenAtFloor(): Promise<void> {

@@ -6,6 +6,7 @@ export * from './ackStatus.js';
 export * from './host.js';
 export * from './placement.js';
 export * from './goalStateParts.js';
+export * from './relayReceipt.js';
 export * from './applyReply.js';
 export * from './ncaState.js';
 export { ErrorDetailSchema, JSON_PATTERNS } from './fields.js';

@@ -246,16 +246,26 @@ test('replay host: what was sent and the acks; unknown host, revision range refu
 test('trace: stages with times, goal states and each host ack; rejected and unknown intents', async (ctx) => {
   type Trace = {
     outcome: string;
-    stages: Array<{ stage: string; ms: number }>;
+    stages: Array<{ stage: string; source: string; ms: number }>;
     goalStates: Array<{ ms?: number }>;
-    hosts: Array<{ hostId: string; ack: string; ms?: number }>;
+    hosts: Array<{ hostId: string; ack: string; ms?: number; kafka?: unknown[] }>;
     error?: { code: string };
   };
   const t = await json<Trace>(ctx, ['trace', `${VPC}-p2`, '--vpc', VPC]);
   assert.is(t.outcome, 'programmed');
-  const names = t.stages.map((s) => s.stage);
-  for (const stage of ['received (INTENTS)', 'decided (EVENTS)', 'programmed (STATUS)'])
-    assert.ok(names.includes(stage), `${stage} in ${names.join(', ')}`);
+  const stages = t.stages.map((s) => `${s.stage} ${s.source}`);
+  for (const stage of [
+    'received INTENTS',
+    'decided EVENTS',
+    'goal_states_stored GOALSTATES',
+    'acked ACKS',
+    'accepted STATUS',
+    'programmed STATUS',
+  ])
+    assert.ok(stages.includes(stage), `${stage} in ${stages.join(', ')}`);
+  // JetStream-bound hosts: no relay, no Kafka hop (test/integration/cliSouthbound.test.ts has them).
+  assert.ok(!stages.some((s) => /^(relayed|kafka_produced) /.test(s)), stages.join(', '));
+  assert.ok(t.hosts.every((h) => h.kafka === undefined));
   assert.ok(
     t.goalStates.length > 0 && t.goalStates.every((g) => g.ms !== undefined),
     'every goal state found in GOALSTATES',
@@ -271,6 +281,7 @@ test('trace: stages with times, goal states and each host ack; rejected and unkn
   assert.is(rejected.error?.code, 'unknown_host');
   const text = await cli(ctx, ['trace', `${VPC}-p2`, '--vpc', VPC]);
   assert.match(text.stdout, 'hosts (3/3 applied)');
+  assert.match(text.stdout, /goal states stored\s+GOALSTATES/);
   const unknown = await cli(ctx, ['trace', 'never-sent']);
   assert.is(unknown.code, 3);
   assert.match(unknown.stderr, 'no trace of intent never-sent');

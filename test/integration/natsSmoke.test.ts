@@ -92,7 +92,14 @@ Nats('declaring the layout twice is idempotent', async ({ nc, jsm }) => {
   );
   assert.equal(
     first.streams.map((s) => s.config.name).sort(),
-    [streams.acks, streams.events, streams.goalStates, streams.intents, streams.status].sort(),
+    [
+      streams.acks,
+      streams.events,
+      streams.goalStates,
+      streams.intents,
+      streams.relays,
+      streams.status,
+    ].sort(),
   );
 });
 

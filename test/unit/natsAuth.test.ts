@@ -36,6 +36,9 @@ Perms('only controllers write events, goal states and status; nobody deletes his
     assert.ok(p.publish.deny!.includes('$JS.API.STREAM.PURGE.*'));
     assert.ok(p.publish.deny!.includes('$JS.API.STREAM.MSG.DELETE.*'));
   }
+  // Its relay receipts (stream RELAYS) are the southbound's alone.
+  assert.ok(southbound.publish.allow.includes(subjects.relayReceiptsAll));
+  assert.not.ok(controller.publish.allow.includes(subjects.relayReceiptsAll));
   // The Kafka partition table and the southbound table are the southbound's to write.
   assert.ok(controller.publish.deny!.includes('$KV.placement.kafka.>'));
   assert.ok(southbound.publish.allow.includes('$KV.placement.kafka.>'));
