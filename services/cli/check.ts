@@ -11,17 +11,12 @@
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import {
-  createHostDirectory,
-  createJetStreamEventLog,
-  createKvSnapshotStore,
-} from '../../infra/index.js';
+import { createJetStreamEventLog, createKvSnapshotStore } from '../../infra/index.js';
 import {
   bindingLabel,
   kvBuckets,
   streams,
   subjects,
-  type HostRecord,
   type SnapshotStore,
 } from '../../shared/index.js';
 import { hydrateVpc } from '../controller/vpcs/hydration.js';
@@ -35,7 +30,8 @@ import {
   type SkippedEvent,
 } from '../nca/oracle.js';
 import { checkId, lastRevision } from './history.js';
-import { CliError, EXIT, table } from './output.js';
+import { registeredHosts } from './topology.js';
+import { table } from './output.js';
 
 /** VPCs loaded at once. */
 export const FOLD_CONCURRENCY = 16;
@@ -174,21 +170,7 @@ export async function check(
 ): Promise<CheckReport> {
   if (options.vpcId) await lastRevision(nc, options.vpcId);
   if (options.hostId) checkId(options.hostId, 'host');
-  const directory = await createHostDirectory(nc);
-  let hosts: HostRecord[];
-  try {
-    hosts = directory.all();
-  } finally {
-    await directory.stop();
-  }
-  if (options.hostId) {
-    hosts = hosts.filter((h) => h.hostId === options.hostId);
-    if (hosts.length === 0)
-      throw new CliError(
-        `no host ${options.hostId} in the topology registry (alcor topology show --hosts)`,
-        EXIT.notFound,
-      );
-  }
+  const hosts = await registeredHosts(nc, options.hostId);
   const { expected, vpcs, fold, poison } = await expectedFromLog(nc, {
     ...(options.vpcId ? { vpcIds: [options.vpcId] } : {}),
     ...(options.hostId ? { hostIds: new Set([options.hostId]) } : {}),

@@ -16,7 +16,7 @@
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { createHostDirectory, readStreamRange } from '../../infra/index.js';
+import { readStreamRange } from '../../infra/index.js';
 import {
   DEFAULT_BUCKET_COUNT,
   bindingLabel,
@@ -25,12 +25,12 @@ import {
   readAck,
   streams,
   subjects,
-  type HostRecord,
 } from '../../shared/index.js';
 import { vpc } from '../../actors/index.js';
 import { foldVpc } from '../controller/vpcs/history.js';
 import { checkId, lastRevision } from './history.js';
-import { CliError, EXIT, headers, table, wide } from './output.js';
+import { registeredHosts } from './topology.js';
+import { headers, table, wide } from './output.js';
 
 export type SyncState = 'SYNCED' | 'STALE' | 'FAILED' | 'UNKNOWN';
 
@@ -164,21 +164,7 @@ export async function hostsReport(
 ): Promise<HostsReport> {
   if (options.vpcId) await lastRevision(nc, options.vpcId);
   if (options.hostId) checkId(options.hostId, 'host');
-  const directory = await createHostDirectory(nc);
-  let registered: HostRecord[];
-  try {
-    registered = directory.all();
-  } finally {
-    await directory.stop();
-  }
-  if (options.hostId) {
-    registered = registered.filter((h) => h.hostId === options.hostId);
-    if (registered.length === 0)
-      throw new CliError(
-        `no host ${options.hostId} in the topology registry (alcor topology show --hosts)`,
-        EXIT.notFound,
-      );
-  }
+  const registered = await registeredHosts(nc, options.hostId);
   const jsm = await jetstreamManager(nc);
   const vpcIds = options.vpcId
     ? [options.vpcId]

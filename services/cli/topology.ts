@@ -36,6 +36,28 @@ async function openDirectory(nc: NatsConnection): ReturnType<typeof createHostDi
   }
 }
 
+/**
+ * The registered hosts, read once (the watch stopped at once): all of them, or the
+ * one named — a not-found error naming where to look when it is not registered.
+ */
+export async function registeredHosts(nc: NatsConnection, hostId?: string): Promise<HostRecord[]> {
+  const directory = await openDirectory(nc);
+  let hosts: HostRecord[];
+  try {
+    hosts = directory.all();
+  } finally {
+    await directory.stop();
+  }
+  if (hostId === undefined) return hosts;
+  const one = hosts.filter((h) => h.hostId === hostId);
+  if (one.length === 0)
+    throw new CliError(
+      `no host ${hostId} in the topology registry (alcor topology show --hosts)`,
+      EXIT.notFound,
+    );
+  return one;
+}
+
 /** Reads and checks a topology file; every fault is a usage error naming where it is. */
 export async function readTopologyFile(file: string): Promise<HostRecord[]> {
   const parsed = parseTopologyFile(await readDocument(file, MAX_FILE_BYTES));
@@ -127,13 +149,7 @@ export async function topologyReport(
   nc: NatsConnection,
   withHosts: boolean,
 ): Promise<TopologyReport> {
-  const directory = await openDirectory(nc);
-  let hosts: HostRecord[];
-  try {
-    hosts = directory.all().sort((a, b) => a.hostId.localeCompare(b.hostId));
-  } finally {
-    await directory.stop();
-  }
+  const hosts = (await registeredHosts(nc)).sort((a, b) => a.hostId.localeCompare(b.hostId));
   if (hosts.length === 0)
     throw new CliError('no hosts registered: alcor topology load -f <file>', EXIT.notFound);
   const bindings: Record<string, number> = {};
