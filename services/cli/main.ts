@@ -70,7 +70,6 @@ function version(): string {
 }
 
 interface GlobalOptions {
-  natsUrl: string;
   /** `-o json` (or `--json`): the report as JSON. */
   json: boolean;
 }
@@ -92,7 +91,7 @@ const connection = (): ResolvedConnection => resolveConnection(program.opts<Glob
 /** The global flags as the commands use them (`--json` is `-o json`). */
 function globals(): GlobalOptions {
   const f = program.opts<GlobalFlags>();
-  return { natsUrl: connection().url, json: f.json || f.output === 'json' };
+  return { json: f.json || f.output === 'json' };
 }
 
 // A reader that stops early (`alcor placement --buckets | head`) closes the pipe:
@@ -156,12 +155,12 @@ async function withNats<T>(run: (nc: NatsConnection, o: GlobalOptions) => Promis
     });
   } catch (err) {
     if (err instanceof ConfigError) throw err;
-    throw explainConnectError(err, o.natsUrl);
+    throw explainConnectError(err, c.url);
   }
   try {
     return await run(nc, o);
   } catch (err) {
-    throw explainServerError(err, o.natsUrl) ?? err;
+    throw explainServerError(err, c.url) ?? err;
   } finally {
     await nc.close();
   }

@@ -85,15 +85,17 @@ function examine(item: unknown): {
   error?: ErrorDetail;
 } {
   const bytes = encoder.encode(JSON.stringify(item));
-  const sized = decodeJson(bytes, LIMITS.intentBytes);
+  // The intake's size check (its error, without parsing what is within the limit).
+  const oversize =
+    bytes.byteLength > LIMITS.intentBytes ? decodeJson(bytes, LIMITS.intentBytes) : undefined;
   const parsed = parseIntent(item);
   const ids = parsed.ok ? { id: parsed.value.id, vpcId: parsed.value.vpcId } : parsed;
-  const error = sized.ok ? (parsed.ok ? undefined : parsed.error) : sized.error;
+  const error = oversize && !oversize.ok ? oversize.error : parsed.ok ? undefined : parsed.error;
   return {
     bytes,
     ...(ids.id === undefined ? {} : { id: ids.id }),
     ...(ids.vpcId === undefined ? {} : { vpcId: ids.vpcId }),
-    named: sized.ok && ids.id !== undefined,
+    named: oversize === undefined && ids.id !== undefined,
     ...(error ? { error } : {}),
   };
 }
