@@ -77,28 +77,45 @@ interface Pending {
  * in a usable form.
  */
 function examine(item: unknown): {
-  bytes: Uint8Array;
+  bytes?: Uint8Array;
   id?: string;
   vpcId?: string;
   /** Whether its owner will know it by its id (not when over the size limit: not read). */
   named: boolean;
   error?: ErrorDetail;
 } {
-  const bytes = encoder.encode(JSON.stringify(item));
+  const parsed = parseIntent(item);
+  const ids = parsed.ok ? { id: parsed.value.id, vpcId: parsed.value.vpcId } : parsed;
+  const named = {
+    ...(ids.id === undefined ? {} : { id: ids.id }),
+    ...(ids.vpcId === undefined ? {} : { vpcId: ids.vpcId }),
+  };
+  // Naming no VPC, it goes nowhere: nothing to encode (it may be nested past what
+  // JSON.stringify's recursion can take; JSON.parse took it).
+  if (ids.vpcId === undefined) return { ...named, named: false, error: errorOf(parsed) };
+  let bytes: Uint8Array;
+  try {
+    bytes = encoder.encode(JSON.stringify(item));
+  } catch {
+    return { ...named, named: false, error: errorOf(parsed) };
+  }
   // The intake's size check (its error, without parsing what is within the limit).
   const oversize =
     bytes.byteLength > LIMITS.intentBytes ? decodeJson(bytes, LIMITS.intentBytes) : undefined;
-  const parsed = parseIntent(item);
-  const ids = parsed.ok ? { id: parsed.value.id, vpcId: parsed.value.vpcId } : parsed;
-  const error = oversize && !oversize.ok ? oversize.error : parsed.ok ? undefined : parsed.error;
   return {
     bytes,
-    ...(ids.id === undefined ? {} : { id: ids.id }),
-    ...(ids.vpcId === undefined ? {} : { vpcId: ids.vpcId }),
+    ...named,
     named: oversize === undefined && ids.id !== undefined,
-    ...(error ? { error } : {}),
+    ...(oversize && !oversize.ok
+      ? { error: oversize.error }
+      : parsed.ok
+        ? {}
+        : { error: parsed.error }),
   };
 }
+
+const errorOf = (parsed: ReturnType<typeof parseIntent>): ErrorDetail =>
+  parsed.ok ? { code: 'invalid_value', message: 'invalid intent' } : parsed.error;
 
 export function serveApplyApi(deps: {
   nc: NatsConnection;
@@ -173,7 +190,7 @@ export function serveApplyApi(deps: {
     raw.forEach((item, index) => {
       const { bytes, id, vpcId, named, error } = examine(item);
       const kind = (item as { kind?: unknown } | null)?.kind;
-      if (named && id !== undefined && vpcId !== undefined) {
+      if (named && bytes && id !== undefined && vpcId !== undefined) {
         publish.push({ index, id, vpcId, kind, bytes });
         return;
       }
@@ -186,7 +203,7 @@ export function serveApplyApi(deps: {
       // Without an id its owner can read, its VPC still records the refusal (as
       // `invalid-<sequence>`), like the same bytes published; without a VPC only
       // status._invalid can.
-      if (vpcId !== undefined)
+      if (vpcId !== undefined && bytes)
         unnamed.push(intents.publish(subjects.intent(vpcId), bytes).catch(() => undefined));
       else invalid.push(rejectInvalid(replies[index].error, id));
     });
