@@ -42,7 +42,7 @@ const intent = trackedIntent;
 const ack = goalStateAck;
 
 /** `accepted` is out: the gate a final status waits for. */
-const out = Promise.resolve();
+const out = Promise.resolve(true);
 
 /** Holds for `ms` that nothing was published (a bounded window, not a wait for a condition). */
 async function stillNone(statuses: Status[], ms: number): Promise<void> {
@@ -84,15 +84,40 @@ T('programmed once every host applied; statuses go out in the order intents fini
 
 T('programmed never overtakes accepted: the final status waits for its gate', async () => {
   const { t, statuses } = tracker();
-  let open: () => void = () => undefined;
-  t.track(intent('i1', 3, ['h1']), new Promise<void>((r) => (open = r)));
+  let open: (out: boolean) => void = () => undefined;
+  t.track(intent('i1', 3, ['h1']), new Promise<boolean>((r) => (open = r)));
   t.onAck(ack('h1', 3));
   await stillNone(statuses, 100);
-  open();
+  open(true);
   await published(statuses, 1);
-  assert.is(statuses[0]!.outcome, 'programmed');
+  assert.equal(
+    statuses.map((s) => s.outcome),
+    ['programmed'],
+    'the outbox stored accepted: only the final status here',
+  );
   t.stop();
 });
+
+T(
+  'an outbox closed before its accepted was stored: accepted goes out here first, then programmed',
+  async () => {
+    const { t, statuses } = tracker();
+    let open: (out: boolean) => void = () => undefined;
+    t.track(intent('i1', 3, ['h1']), new Promise<boolean>((r) => (open = r)));
+    t.onAck(ack('h1', 3));
+    await stillNone(statuses, 50);
+    open(false);
+    await published(statuses, 2);
+    assert.equal(
+      statuses.map((s) => [s.intentId, s.outcome, s.revision]),
+      [
+        ['i1', 'accepted', 3],
+        ['i1', 'programmed', 3],
+      ],
+    );
+    t.stop();
+  },
+);
 
 T('a final status that fails to publish is published again once the stream answers', async () => {
   let failing = true;

@@ -16,6 +16,7 @@ import {
   subjects,
   type DecisionPublisher,
   type GoalStateAck,
+  type Status,
 } from '../../../shared/index.js';
 import { vpc } from '../../../actors/index.js';
 
@@ -38,8 +39,12 @@ const STATUS_ATTEMPTS = 20;
 
 export class ProgrammedTracker {
   private readonly book: vpc.ProgrammedBook;
-  /** Opens once the intent's `accepted` status is out (`programmed` must not overtake it). */
-  private readonly gates = new Map<string, Promise<void>>();
+  /**
+   * Settles once the owner's outbox is done with the intent's `accepted` status:
+   * true when it is stored, false when the outbox closed first (then this publishes
+   * it before the final status: `programmed` must not overtake it).
+   */
+  private readonly gates = new Map<string, Promise<boolean>>();
   /** Every intent pending, and those finished lately (by id, with when): tracked once. */
   private readonly known = new Map<string, number>();
   /**
@@ -89,7 +94,7 @@ export class ProgrammedTracker {
    * its final status waits for `gate`, its `accepted` being out. An intent already
    * tracked (published again, or adopted) keeps its first entry.
    */
-  track(intent: TrackedIntent, gate: Promise<void>): void {
+  track(intent: TrackedIntent, gate: Promise<boolean>): void {
     if (this.known.has(intent.intentId) || !this.opened.has(intent.bucket)) return;
     this.add(intent, gate, this.now(), false);
   }
@@ -103,7 +108,7 @@ export class ProgrammedTracker {
   adopt(intent: TrackedIntent, since: number): (() => void) | undefined {
     if (this.known.has(intent.intentId) || !this.opened.has(intent.bucket)) return undefined;
     this.metrics.adopted += 1;
-    const entry = this.add(intent, Promise.resolve(), since, true);
+    const entry = this.add(intent, Promise.resolve(true), since, true);
     return () => {
       entry.held = false;
     };
@@ -121,7 +126,7 @@ export class ProgrammedTracker {
 
   private add(
     intent: TrackedIntent,
-    gate: Promise<void>,
+    gate: Promise<boolean>,
     since: number,
     held: boolean,
   ): vpc.PendingIntent {
@@ -187,7 +192,18 @@ export class ProgrammedTracker {
     const gate = this.gates.get(p.intentId);
     this.gates.delete(p.intentId);
     try {
-      await gate;
+      // The outbox closed before `accepted` was stored (a reload, a lapsed lease):
+      // it goes out here first — the same decision under the same msgID, so a
+      // repeat is dropped — and the final status only after it.
+      if ((await gate) === false) {
+        const accepted = {
+          intentId: p.intentId,
+          vpcId: p.vpcId,
+          revision: p.revision,
+          outcome: 'accepted' as const,
+        };
+        if (!(await this.publish(p, accepted))) return;
+      }
       await this.publishFinal(p);
     } finally {
       this.finishing.delete(p.intentId);
@@ -200,6 +216,11 @@ export class ProgrammedTracker {
       this.metrics.programmed += 1;
       this.deps.stage?.('programmed', (this.now() - p.since) / 1000);
     } else this.metrics.incomplete += 1;
+    await this.publish(p, status);
+  }
+
+  /** Publishes one of the intent's statuses; false when it could not (left to an adoption). */
+  private async publish(p: vpc.PendingIntent, status: Status): Promise<boolean> {
     // Retried while this run works the bucket (a stream electing a leader, a server
     // restarting): the msgID makes a repeat harmless, and nothing else publishes it.
     // While the lease has lapsed it waits: either the lease comes back, or the run is
@@ -215,14 +236,14 @@ export class ProgrammedTracker {
           status,
           statusMsgId(p.intentId, status.outcome),
         );
-        return;
+        return true;
       } catch (err) {
         if (++attempt >= STATUS_ATTEMPTS) {
           this.deps.logger.error(
             { intentId: p.intentId, vpcId: p.vpcId, outcome: status.outcome, err },
             `status not published after ${STATUS_ATTEMPTS} attempts`,
           );
-          return;
+          return false;
         }
         this.deps.logger.warn(
           { intentId: p.intentId, vpcId: p.vpcId, outcome: status.outcome, err, attempt },
@@ -233,5 +254,6 @@ export class ProgrammedTracker {
     }
     // Not published here: let an adoption (by whichever run works the bucket next) take it.
     if (!this.opened.has(p.bucket)) this.known.delete(p.intentId);
+    return false;
   }
 }

@@ -74,8 +74,8 @@ export interface LaneDeps {
   reportLoad: (vpcId: string, bucket: number, load: number) => void;
   /** The VPC↔host mapping (Redis); absent, the southbound's Kafka multicast and resync lack it. */
   mapping?: HostMapping;
-  /** Starts waiting for an accepted intent's hosts; `gate` settles once its `accepted` is out. */
-  track?: (intent: TrackedIntent, gate: Promise<void>) => void;
+  /** Starts waiting for an accepted intent's hosts; `gate` settles once its `accepted` is out (true) or the outbox closed first (false). */
+  track?: (intent: TrackedIntent, gate: Promise<boolean>) => void;
   /** An intent published again after a takeover: its tracking is checked against the logs. */
   recheck?: (intent: TrackedIntent) => void;
   /** Observes the `decide` (stored in INTENTS → appended) and `publish` (appended → out) stages. */
@@ -456,7 +456,7 @@ export class VpcLane {
         goalStates: vpc.groupMessages(state, perCommit, revision, this.bucket),
         hosts: { present, absent, all: () => [...state.hosts.keys()] },
       });
-      void gate.then(() => this.deps.stage?.('publish', (Date.now() - started) / 1000));
+      void gate.then((out) => out && this.deps.stage?.('publish', (Date.now() - started) / 1000));
       commits.forEach((commit, i) => {
         if (commit.events[0]?.type === 'IntentRejected') return;
         this.deps.track?.(

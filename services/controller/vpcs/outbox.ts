@@ -76,10 +76,10 @@ export class Outbox {
   }
 
   /**
-   * Sends a group's messages; returns the promise of its statuses being stored
-   * (`programmed` must not overtake `accepted`).
+   * Sends a group's messages; returns whether its statuses were stored (false: the
+   * outbox closed first). `programmed` must not overtake `accepted`.
    */
-  push(entry: OutboxEntry): Promise<void> {
+  push(entry: OutboxEntry): Promise<boolean> {
     const statuses = this.retrying(() => this.sendStatuses(entry.statuses), entry, 'statuses');
     // In revision order behind the groups before: the mapping write (awaited), then
     // the goal states issued — the next group's follow once these are issued, not acked.
@@ -117,10 +117,11 @@ export class Outbox {
       flight.finished = true;
       this.settle();
     });
-    // Settles either way: closed, the statuses are left to the next owner.
+    // Settles either way: closed, the statuses are left to the next owner (and the
+    // tracker publishes an `accepted` itself before a final status).
     return statuses.then(
-      () => undefined,
-      () => undefined,
+      () => true,
+      () => false,
     );
   }
 
