@@ -9,8 +9,11 @@ import type { Logger } from '../../infra/index.js';
 import { check } from '../../services/cli/check.js';
 import type { Fault } from './faults.js';
 import type { Acked, SteadyLoad } from './load.js';
-import type { FaultSystem } from './system.js';
+import { counterByService, counterGrowth, type FaultSystem } from './system.js';
 import { judgeRun, oracleUntilClean, type RunVerdict, type StatusLog } from './verdict.js';
+
+/** The agents' own count of deltas taken out of order (services/nca/hostAgent.ts). */
+const AGENT_DISORDER = 'alcor_nca_goal_states_out_of_order_total';
 
 /** A rebalancing controller joins this long into a fault and leaves this long after its heal. */
 const REBALANCE_OFFSET_MS = 1000;
@@ -25,6 +28,11 @@ export interface FaultRun extends Omit<RunVerdict, 'oracle'> {
   heldMs: number;
   /** Hosts already diverged when the run began (left so by an earlier run). */
   divergentAtStart: number;
+  /**
+   * Deltas the agents took after a newer message of the same VPC, never seen
+   * before (`alcor_nca_goal_states_out_of_order_total` grown during the run).
+   */
+  disorderAtAgents: number;
   /** The first lines of the oracle's differences, if any. */
   differences: string[];
   ok: boolean;
@@ -81,6 +89,7 @@ export async function runFault(
   const log = o.log.child({ fault: fault.name, run: o.run });
   await system.ready();
   const start = await check(system.nc, {});
+  const disorderBefore = await counterByService(system, AGENT_DISORDER);
   const divergentAtStart = new Set([...start.diverged.map((d) => d.hostId), ...start.silent]).size;
   await statuses.skipToEnd();
   const before = load.acked.size;
@@ -125,7 +134,7 @@ export async function runFault(
   await system.ready();
   const oracle = await oracleUntilClean(system.nc, o.oracleMs ?? 60_000);
   await pollQuietly(statuses, log);
-  const { oracle: report, ...verdict } = await judgeRun({
+  const { oracle: report, ...judged } = await judgeRun({
     nc: system.nc,
     hosts: system.hosts,
     statuses,
@@ -135,6 +144,12 @@ export async function runFault(
     healedAt,
     oracle,
   });
+  // At the agents: deltas taken after a newer message of their VPC, never seen
+  // before (the agents count them; a killed agent's count before its kill is lost).
+  const verdict = {
+    ...judged,
+    disorderAtAgents: counterGrowth(disorderBefore, await counterByService(system, AGENT_DISORDER)),
+  };
   const ok =
     !rebalanceFailed &&
     verdict.acked > 0 &&
@@ -142,6 +157,10 @@ export async function runFault(
     verdict.lost === 0 &&
     verdict.appliedTwice === 0 &&
     verdict.orderBroken === 0 &&
+    // Not judged yet: losing a node of the 3-node NATS cluster makes the agents
+    // take deltas out of order (a goal-state publish retried after the next
+    // group's went out; the per-resource revisions keep their state right). Shown
+    // in every run and in docs/reliability.md until the delivery keeps order.
     verdict.replay === undefined &&
     verdict.unfinished === 0 &&
     verdict.divergentHosts === 0 &&
@@ -170,7 +189,7 @@ export function describeRun(r: FaultRun): string {
   return (
     `${r.ok ? '✔' : '✘'} ${r.fault}#${r.run} (${r.note}${r.rebalanced ? ', with a rebalance' : ''}): ` +
     `held ${(r.heldMs / 1000).toFixed(1)} s, ${r.acked} intents acked, ${r.inFlight} in flight; ` +
-    `lost ${r.lost}, twice ${r.appliedTwice}, order broken ${r.orderBroken}, ` +
+    `lost ${r.lost}, twice ${r.appliedTwice}, order broken ${r.orderBroken} (at the agents ${r.disorderAtAgents}), ` +
     `unfinished ${r.unfinished}, incomplete ${r.incomplete}${r.incompleteHosts.length ? ` (missing ${r.incompleteHosts.length} hosts: ${r.incompleteHosts.slice(0, 6).join(',')})` : ''}, divergent hosts ${r.divergentHosts} (${r.divergentAtStart} at start), silent ${r.silentHosts}; ` +
     `done ${(r.doneAfterOnsetMs / 1000).toFixed(1)} s after onset, recovery ${(r.recoveryMs / 1000).toFixed(1)} s after heal` +
     (r.unfinishedIds.length ? `; unfinished: ${r.unfinishedIds.join(',')}` : '') +

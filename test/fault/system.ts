@@ -16,6 +16,7 @@ import {
   connectNats,
   ensureLayout,
   freePort,
+  metricSamples,
   provisionServers,
   readLeader,
   type Logger,
@@ -283,4 +284,40 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
     await stop();
     throw err;
   }
+}
+
+/**
+ * A counter of every running service, by service name (unreachable: absent). Read
+ * before and after a run, {@link counterGrowth} gives what the run added, across a
+ * service restarted meanwhile (its counter starts again at 0).
+ */
+export async function counterByService(
+  system: Pick<FaultSystem, 'services'>,
+  name: string,
+): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const s of system.services.filter((p) => p.running())) {
+    const text = await fetch(`${s.opsUrl()}/metrics`).then(
+      (r) => r.text(),
+      () => undefined,
+    );
+    if (text === undefined) continue;
+    let total = 0;
+    for (const { value } of metricSamples(text, name)) total += value;
+    out.set(s.name, total);
+  }
+  return out;
+}
+
+/** What a counter grew by between two readings, summed over the services. */
+export function counterGrowth(
+  before: ReadonlyMap<string, number>,
+  after: ReadonlyMap<string, number>,
+): number {
+  let grown = 0;
+  for (const [name, value] of after) {
+    const was = before.get(name) ?? 0;
+    grown += value >= was ? value - was : value; // restarted: counted from 0 again
+  }
+  return grown;
 }

@@ -20,7 +20,6 @@ import {
   connectNats,
   createHostDirectory,
   createRedisHostMapping,
-  metricSamples,
   readStreamRange,
   type Logger,
 } from '../../infra/index.js';
@@ -29,7 +28,7 @@ import { loadTopology } from '../../services/cli/topology.js';
 import type { CheckReport } from '../../services/cli/check.js';
 import { judge } from '../support/workload.js';
 import type { SteadyLoad } from '../fault/load.js';
-import type { FaultSystem } from '../fault/system.js';
+import { counterByService, type FaultSystem } from '../fault/system.js';
 import { judgeRun, oracleUntilClean, type StatusLog } from '../fault/verdict.js';
 import { CORPUS, type CorpusCase } from './corpus.js';
 import { trailOf, type Trail } from './trail.js';
@@ -127,13 +126,7 @@ function firstCode(reply: unknown): string {
 
 async function counterSum(system: FaultSystem, name: string): Promise<number> {
   let total = 0;
-  for (const s of system.services.filter((p) => p.running())) {
-    const text = await fetch(`${s.opsUrl()}/metrics`).then(
-      (r) => r.text(),
-      () => '',
-    );
-    for (const { value } of metricSamples(text, name)) total += value;
-  }
+  for (const value of (await counterByService(system, name)).values()) total += value;
   return total;
 }
 
