@@ -3,17 +3,10 @@
  * or more subjects, from a sequence or a time, up to what the stream held when the
  * read began (it never waits for new messages). Direct gets read without making a
  * consumer, so a reader needs no right to create or change one (the read-only
- * `operator` role reads this way), and leaves nothing behind on the server. A
- * stream that does not allow direct gets (none of this system's) is read with an
- * ordered consumer instead.
+ * `operator` role reads this way), and leaves nothing behind on the server. Every
+ * stream of this system allows direct gets; one that does not is refused.
  */
-import {
-  DeliverPolicy,
-  JetStreamError,
-  jetstream,
-  jetstreamManager,
-  type JetStreamManager,
-} from '@nats-io/jetstream';
+import { JetStreamError, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 
 export interface StreamRecord {
@@ -55,10 +48,10 @@ export async function* readStreamRange(
       : range.fromTime
         ? { start_time: range.fromTime.toISOString() }
         : { seq: 1 };
-  if (!info.config.allow_direct) {
-    yield* consumed(nc, stream, range, last);
-    return;
-  }
+  if (!info.config.allow_direct)
+    throw new Error(
+      `stream ${stream} does not allow direct gets (allow_direct): it cannot be read here`,
+    );
   const readers = filters.map((f) => pages(jsm, stream, f, start, last));
   if (readers.length === 1) {
     yield* readers[0]!;
@@ -122,44 +115,5 @@ async function* pages(
     }
     if (got === 0) return;
     from = { seq: seq + 1 };
-  }
-}
-
-/** The same read with an ordered consumer, for a stream without direct gets. */
-async function* consumed(
-  nc: NatsConnection,
-  stream: string,
-  range: ReadRange,
-  last: number,
-): AsyncGenerator<StreamRecord> {
-  const filters = range.filter === undefined ? [] : [range.filter].flat();
-  const start =
-    range.fromSeq !== undefined
-      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, range.fromSeq) }
-      : range.fromTime
-        ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: range.fromTime.toISOString() }
-        : { deliver_policy: DeliverPolicy.All };
-  const consumer = await jetstream(nc).consumers.get(stream, {
-    ...start,
-    ...(filters.length > 0 ? { filter_subjects: filters } : {}),
-  });
-  // Nothing to read: return at once (consuming would wait for a first message).
-  if ((await consumer.info()).num_pending === 0) return;
-  const messages = await consumer.consume({ max_messages: 4096 });
-  try {
-    for await (const m of messages) {
-      if (m.seq > last) break;
-      yield {
-        subject: m.subject,
-        seq: m.seq,
-        time: m.time,
-        msgId: m.headers?.get('Nats-Msg-Id') || undefined,
-        headers: m.headers,
-        data: m.data,
-      };
-      if (m.info.pending === 0 || m.seq === last) break;
-    }
-  } finally {
-    await messages.close();
   }
 }

@@ -25,7 +25,11 @@ test.after(async (ctx) => {
 
 /** Publishes COUNT messages at once on `stream`; the refusals, by JetStream code. */
 async function burst(ctx: { server: IsolatedNats }, stream: string, window?: number) {
-  await ctx.server.jsm.streams.add({ name: stream, subjects: [`${stream.toLowerCase()}.>`] });
+  await ctx.server.jsm.streams.add({
+    name: stream,
+    subjects: [`${stream.toLowerCase()}.>`],
+    allow_direct: true, // read back as the system reads its own streams
+  });
   const publisher = createAsyncPublisher(ctx.server.nc, {
     maxInFlight: window ?? Number.MAX_SAFE_INTEGER,
     maxInFlightBytes: Number.MAX_SAFE_INTEGER,
