@@ -171,58 +171,46 @@ export function resolveConnection(
   if (flags.nkey && flags.creds)
     throw new CliError('--nkey and --creds are two ways to log in: give one', EXIT.usage);
   const named = flags.context ?? env.ALCOR_CONTEXT;
-  const chosen = named ? loadContext(named, dir) : undefined;
   const selectedName = named ? undefined : selectedContext(dir);
-  const selected = selectedName ? loadContext(selectedName, dir) : undefined;
-  const environment: Partial<NatsContext> = {
-    ...(env.NATS_URL ? { url: env.NATS_URL } : {}),
-    ...(env.NATS_NKEY_SEED_FILE ? { nkey: env.NATS_NKEY_SEED_FILE } : {}),
-    ...(env.NATS_CREDS ? { creds: env.NATS_CREDS } : {}),
-    ...(env.NATS_CA_FILE ? { ca: env.NATS_CA_FILE } : {}),
-  };
-  // In order of precedence, after the flags; each field from the first that has it.
+  const given = (c: {
+    url?: string | undefined;
+    nkey?: string | undefined;
+    creds?: string | undefined;
+    ca?: string | undefined;
+  }): Partial<NatsContext> => ({
+    ...(c.url ? { url: c.url } : {}),
+    ...(c.nkey ? { nkey: c.nkey } : {}),
+    ...(c.creds ? { creds: c.creds } : {}),
+    ...(c.ca ? { ca: c.ca } : {}),
+  });
+  // In order of precedence; each part comes from the first layer that has it.
   const layers: Array<[string, Partial<NatsContext> | undefined]> = [
-    [`context ${named}`, chosen],
-    ['environment', environment],
-    [`context ${selectedName} (selected)`, selected],
+    ['flag', given({ ...flags, url: flags.natsUrl, ca: flags.tlsca })],
+    [`context ${named}`, named ? loadContext(named, dir) : undefined],
+    [
+      'environment',
+      given({
+        url: env.NATS_URL,
+        nkey: env.NATS_NKEY_SEED_FILE,
+        creds: env.NATS_CREDS,
+        ca: env.NATS_CA_FILE,
+      }),
+    ],
+    [
+      `context ${selectedName} (selected)`,
+      selectedName ? loadContext(selectedName, dir) : undefined,
+    ],
   ];
-  const first = <K extends keyof NatsContext>(
-    has: (c: Partial<NatsContext>) => boolean,
-    take: (c: Partial<NatsContext>) => Pick<NatsContext, K>,
-  ): [Partial<Pick<NatsContext, K>>, string] | undefined => {
-    for (const [from, c] of layers) if (c && has(c)) return [take(c), from];
-    return undefined;
-  };
-  const url: [string, string] = flags.natsUrl
-    ? [flags.natsUrl, 'flag']
-    : (() => {
-        const found = first(
-          (c) => !!c.url,
-          (c) => ({ url: c.url! }),
-        );
-        return found ? [found[0].url!, found[1]] : [DEFAULT_NATS_URL, 'default'];
-      })();
-  const auth: [Partial<Pick<NatsContext, 'nkey' | 'creds'>>, string] =
-    flags.nkey || flags.creds
-      ? [flags.creds ? { creds: flags.creds } : { nkey: flags.nkey! }, 'flag']
-      : (first<'nkey' | 'creds'>(
-          (c) => !!(c.nkey || c.creds),
-          (c) => (c.creds ? { creds: c.creds } : { nkey: c.nkey! }),
-        ) ?? [{}, 'none']);
-  const ca: [string | undefined, string] = flags.tlsca
-    ? [flags.tlsca, 'flag']
-    : (() => {
-        const found = first(
-          (c) => !!c.ca,
-          (c) => ({ ca: c.ca! }),
-        );
-        return found ? [found[0].ca, found[1]] : [undefined, 'none'];
-      })();
+  const first = (has: (c: Partial<NatsContext>) => unknown) =>
+    layers.find(([, c]) => c && has(c)) as [string, Partial<NatsContext>] | undefined;
+  const url = first((c) => c.url);
+  const auth = first((c) => c.nkey ?? c.creds);
+  const ca = first((c) => c.ca);
   return {
-    url: url[0],
-    ...auth[0],
-    ...(ca[0] ? { ca: ca[0] } : {}),
-    from: { url: url[1], auth: auth[1], ca: ca[1] },
+    url: url?.[1].url ?? DEFAULT_NATS_URL,
+    ...(auth?.[1].creds ? { creds: auth[1].creds } : auth ? { nkey: auth[1].nkey! } : {}),
+    ...(ca ? { ca: ca[1].ca! } : {}),
+    from: { url: url?.[0] ?? 'default', auth: auth?.[0] ?? 'none', ca: ca?.[0] ?? 'none' },
   };
 }
 

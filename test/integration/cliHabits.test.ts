@@ -4,6 +4,9 @@
  * one, and the completion script it prints completes in a real bash.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runCli } from '../support/cli.js';
@@ -69,6 +72,39 @@ test('the bash completion completes commands, subcommands, flags and -o values',
   const zsh = await runCli(['completion', 'zsh']);
   assert.match(zsh.stdout, /^autoload -U \+X bashcompinit && bashcompinit/);
   assert.is((await runCli(['completion', 'fish'])).code, 2, 'an unknown shell is a usage error');
+});
+
+test('a connection takes each part from flags, --context, the environment, the selected context, in that order', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'alcor-contexts-'));
+  const seed = join(dir, 'b.nk');
+  writeFileSync(seed, 'not read until a command connects');
+  const env = { ALCOR_CONFIG_DIR: dir, NATS_URL: '', NATS_NKEY_SEED_FILE: '', NATS_CA_FILE: '' };
+  const show = async (args: string[], extra: Record<string, string> = {}) => {
+    const r = await runCli([...args, '-o', 'json', 'context', 'show'], { ...env, ...extra });
+    assert.is(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as { url: string; nkey?: string; from: Record<string, string> };
+  };
+  // Positive control: nothing saved, nothing set — the default.
+  assert.equal((await show([])).from, { url: 'default', auth: 'none', ca: 'none' });
+  for (const args of [
+    ['context', 'add', 'a', '--nats-url', 'nats://a.example:1', '--select'],
+    ['context', 'add', 'b', '--nats-url', 'nats://b.example:2', '--nkey', seed],
+  ])
+    assert.is((await runCli(args, env)).code, 0);
+  const selected = await show([]);
+  assert.equal([selected.url, selected.from.url], ['nats://a.example:1', 'context a (selected)']);
+  const fromEnv = await show([], { NATS_URL: 'nats://env.example:3' });
+  assert.equal([fromEnv.url, fromEnv.from.url], ['nats://env.example:3', 'environment']);
+  const named = await show(['--context', 'b'], { NATS_URL: 'nats://env.example:3' });
+  assert.equal([named.url, named.nkey, named.from.auth], ['nats://b.example:2', seed, 'context b']);
+  const mixed = await show(['--context', 'b', '--nats-url', 'nats://flag.example:4']);
+  assert.equal(
+    [mixed.url, mixed.from.url, mixed.from.auth],
+    ['nats://flag.example:4', 'flag', 'context b'],
+  );
+  assert.is((await runCli(['--context', 'nope', 'context', 'show'], env)).code, 3);
+  assert.is((await runCli(['context', 'add', 'x y', '--nats-url', 'nats://x:1'], env)).code, 2);
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test('--version, and an unknown command or flag is a usage error (exit 2)', async () => {
