@@ -31,7 +31,7 @@ import {
 } from '../nca/oracle.js';
 import { checkId, lastRevision } from './history.js';
 import { registeredHosts } from './topology.js';
-import { table } from './output.js';
+import { few, table } from './output.js';
 
 /** VPCs loaded at once. */
 export const FOLD_CONCURRENCY = 16;
@@ -225,13 +225,6 @@ export async function check(
     clean: diverged.length === 0 && silent.length === 0,
   };
 }
-
-const few = (xs: string[]): string =>
-  xs.length === 0
-    ? '-'
-    : xs.length <= 3
-      ? xs.join(',')
-      : `${xs.slice(0, 3).join(',')},… (${xs.length})`;
 
 export function renderCheck(r: CheckReport): string {
   const f = r.fold;

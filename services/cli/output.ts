@@ -78,6 +78,14 @@ export function snakeKeys(value: unknown): unknown {
   return out;
 }
 
+/** A few of a list for a table cell: `-`, all of up to three, or three and how many. */
+export const few = (xs: readonly string[]): string =>
+  xs.length === 0
+    ? '-'
+    : xs.length <= 3
+      ? xs.join(',')
+      : `${xs.slice(0, 3).join(',')},… (${xs.length})`;
+
 export const fixed = (n: number, digits: number): number => Number(n.toFixed(digits));
 
 /**

@@ -21,7 +21,7 @@ import {
   kvBuckets,
   southboundKeys,
 } from '../../shared/index.js';
-import { CliError, EXIT, fixed, table } from './output.js';
+import { CliError, EXIT, few, fixed, table } from './output.js';
 
 /**
  * The southbound's placement: which module relays which topology partitions
@@ -182,9 +182,6 @@ export async function southboundPlacement(
     partitions,
   };
 }
-
-const few = (xs: readonly string[], max = 3): string =>
-  xs.length === 0 ? '-' : xs.length <= max ? xs.join(',') : `${xs.slice(0, max).join(',')},…`;
 
 function renderSouthbound(s: SouthboundPlacement | null, all: boolean): string[] {
   if (!s)
