@@ -84,6 +84,8 @@ export interface FleetOptions {
   stage?: (stage: 'apply' | 'deliver', binding: string, seconds: number) => void;
   /** Each agent keeps its last messages, to describe a delta out of order (tests). */
   trail?: boolean;
+  /** Broken agents, for testing the checks (AgentOptions.applyLate). */
+  applyLate?: boolean;
 }
 
 export interface Fleet {

@@ -36,8 +36,17 @@ export interface HostStats {
   resyncs: number;
   /** Resync rounds asked again for the VPCs or buckets no owner answered. */
   resyncsRepeated: number;
-  /** Deltas that arrived after a newer message of the same VPC, never seen before (order broken on the way). */
+  /**
+   * Deltas that arrived after a newer message of the same VPC, never seen before
+   * (order broken on the way). Not applied: the VPC's full state is asked instead.
+   */
   outOfOrder: number;
+  /**
+   * Deltas applied after a newer message of their VPC (not covered by a full). The
+   * agent never does this; the count is the check that it does not (fault runs
+   * judge it, `applyLate` makes it happen on purpose).
+   */
+  appliedOutOfOrder: number;
   /** Deltas delivered again (at-least-once: a produce retried after an outage). */
   duplicates: number;
   /** Kafka records in this host's partition keyed for another host (dropped). */
@@ -68,6 +77,12 @@ export interface AgentOptions {
   stage?: (stage: 'apply' | 'deliver', binding: string, seconds: number) => void;
   /** Keep the last messages taken in, to describe a delta out of order (tests). */
   trail?: boolean;
+  /**
+   * A broken agent, for testing the checks: a delta that arrives after a newer
+   * message of its VPC is applied (relying on per-resource revisions) instead of
+   * being answered by a resync.
+   */
+  applyLate?: boolean;
 }
 
 const encoder = new TextEncoder();
@@ -123,6 +138,7 @@ export const emptyStats = (): HostStats => ({
   resyncs: 0,
   resyncsRepeated: 0,
   outOfOrder: 0,
+  appliedOutOfOrder: 0,
   duplicates: 0,
   misrouted: 0,
 });
@@ -169,6 +185,7 @@ export class HostAgent implements SimulatedHost {
   private partsTimer: NodeJS.Timeout | undefined;
   /** VPCs whose last message failed to apply: the delay before asking their full state again. */
   private readonly retrying = new Map<string, { delayMs: number; timer?: NodeJS.Timeout }>();
+  private readonly lateResyncs = new Set<string>();
 
   constructor(
     readonly record: HostRecord,
@@ -253,7 +270,22 @@ export class HostAgent implements SimulatedHost {
     }
     // A message in parts counts once, when it is whole.
     this.stats.delivered += 1;
-    if (message.mode === 'delta') this.noteDelta(message, origin);
+    const taken = message.mode === 'delta' ? this.noteDelta(message, origin) : 'new';
+    if (taken === 'late' && !this.options.applyLate) {
+      // Older than what the VPC already has here: whatever else it changed may be
+      // missing too (a gap). Not applied (a host applies its VPC's revisions in
+      // order); the VPC's full state, asked now, covers it.
+      this.resyncLate(message.vpcId);
+      return;
+    }
+    // The check: a delta applied for the first time below the VPC's revision here.
+    // (One taken again changes nothing and is acked again, as the first time.)
+    if (
+      taken !== 'again' &&
+      message.mode === 'delta' &&
+      message.revision < (this.model.vpcs.get(message.vpcId)?.revision ?? 0)
+    )
+      this.stats.appliedOutOfOrder += 1;
     const failOp = this.options.failOp;
     const began = performance.now();
     const handled = nca.handleGoalState(
@@ -330,18 +362,28 @@ export class HostAgent implements SimulatedHost {
     this.retrying.set(vpcId, entry);
   }
 
+  /** One resync at a time per VPC for deltas that came late (a burst of them asks once). */
+  private resyncLate(vpcId: string): void {
+    if (this.lateResyncs.has(vpcId) || this.stopped) return;
+    this.lateResyncs.add(vpcId);
+    void this.resync([vpcId]).finally(() => this.lateResyncs.delete(vpcId));
+  }
+
   /**
-   * Counts a delta delivered again, or out of order. Revisions are remembered from
-   * the VPC's last full state on (one below its floor is a redelivery the full
-   * covered), and the last SEEN_DELTAS of them at most.
+   * Counts a delta delivered again, or out of order, and says which. Revisions are
+   * remembered from the VPC's last full state on (one below its floor is a
+   * redelivery the full covered), and the last SEEN_DELTAS of them at most.
    */
-  private noteDelta(message: GoalStateMessage, origin?: string): void {
+  private noteDelta(message: GoalStateMessage, origin?: string): 'new' | 'again' | 'late' {
     const vpc = this.model.vpcs.get(message.vpcId);
     let seen = this.deltasSeen.get(message.vpcId);
     if (!seen) this.deltasSeen.set(message.vpcId, (seen = new Set()));
-    if (seen.has(message.revision) || message.revision <= (vpc?.floor ?? 0))
+    let verdict: 'new' | 'again' | 'late' = 'new';
+    if (seen.has(message.revision) || message.revision <= (vpc?.floor ?? 0)) {
       this.stats.duplicates += 1;
-    else if (message.revision < (vpc?.revision ?? 0)) {
+      verdict = 'again';
+    } else if (message.revision < (vpc?.revision ?? 0)) {
+      verdict = 'late';
       this.stats.outOfOrder += 1;
       const disorder: Disorder = {
         vpcId: message.vpcId,
@@ -355,11 +397,12 @@ export class HostAgent implements SimulatedHost {
       if (this.disorder.length < DISORDER_KEPT) this.disorder.push(disorder);
       this.options.logger.warn(
         { hostId: this.record.hostId, binding: this.label, target: message.target, ...disorder },
-        'delta out of order',
+        'delta out of order: not applied, taking the VPC again',
       );
     }
     seen.add(message.revision);
     if (seen.size > SEEN_DELTAS) seen.delete(seen.values().next().value!);
+    return verdict;
   }
 
   /** Subscribes to the VPC's multicast; asks a resync of it if one got past meanwhile. */

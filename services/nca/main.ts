@@ -153,7 +153,9 @@ async function main(log: Logger, env: NodeJS.ProcessEnv) {
       applied: 'Messages applied (acked as applied)',
       failed: 'Messages whose apply failed on the host (acked as failed)',
       invalid: 'Messages refused: not a goal state, or addressed to another target',
-      outOfOrder: 'Deltas older than one already applied and not covered by a full state',
+      outOfOrder:
+        'Deltas that came after a newer message of their VPC (not applied; the VPC taken again)',
+      appliedOutOfOrder: 'Deltas applied after a newer message of their VPC (never, unless broken)',
       duplicates: 'Deltas taken in again (a redelivery), or below the floor of a full state',
       misrouted: "Kafka records on a host's partition keyed for another host",
     },
