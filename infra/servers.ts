@@ -92,6 +92,10 @@ export interface ProvisionOptions {
   syncInterval?: string;
   /** Local NATS as a cluster of this many nodes (default ALCOR_NATS_NODES, or 1). */
   natsNodes?: number;
+  /** Brokers of each local Kafka cluster (default ALCOR_KAFKA_BROKERS_PER_CLUSTER, or 1). */
+  kafkaBrokers?: number;
+  /** The cgroup v2 directory each local NATS node (1, 2, …) runs in (fault tests). */
+  natsCgroupOf?: (node: number) => string | undefined;
   /** Local processes even where a Docker engine is visible (fault tests kill and restart them). */
   local?: boolean;
   env?: NodeJS.ProcessEnv;
@@ -125,6 +129,15 @@ export function natsNodesFromEnv(env: NodeJS.ProcessEnv = process.env): number {
   if (raw === undefined || raw === '') return 1;
   if (!/^[1-5]$/.test(raw))
     throw new ConfigError('ALCOR_NATS_NODES', 'must be a number from 1 to 5');
+  return Number(raw);
+}
+
+/** ALCOR_KAFKA_BROKERS_PER_CLUSTER: local Kafka clusters of that many brokers (1 to 5). */
+export function kafkaBrokersPerClusterFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.ALCOR_KAFKA_BROKERS_PER_CLUSTER;
+  if (raw === undefined || raw === '') return 1;
+  if (!/^[1-5]$/.test(raw))
+    throw new ConfigError('ALCOR_KAFKA_BROKERS_PER_CLUSTER', 'must be a number from 1 to 5');
   return Number(raw);
 }
 
@@ -172,13 +185,15 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
   const clusters = options.kafkaClusters ?? kafkaClustersFromEnv(env);
   const syncInterval = options.syncInterval ?? env.NATS_SYNC_INTERVAL;
   const natsNodes = options.natsNodes ?? natsNodesFromEnv(env);
+  const kafkaBrokers = options.kafkaBrokers ?? kafkaBrokersPerClusterFromEnv(env);
   const wantsDocker = env.ALCOR_PROVISION === 'docker';
-  let useDocker = options.local !== true && natsNodes === 1 && dockerEngineVisible(env);
+  const scaledOut = natsNodes > 1 || kafkaBrokers > 1;
+  let useDocker = options.local !== true && !scaledOut && dockerEngineVisible(env);
   let dockerNote: string | undefined;
   if (wantsDocker && !useDocker)
     throw new ServerUnavailableError(
       'docker',
-      `ALCOR_PROVISION=docker, but no Docker engine is visible (DOCKER_HOST, /var/run/docker.sock)${natsNodes > 1 ? ` or a NATS cluster of ${natsNodes} nodes was asked (local only)` : ''}`,
+      `ALCOR_PROVISION=docker, but no Docker engine is visible (DOCKER_HOST, /var/run/docker.sock)${natsNodes > 1 ? ` or a NATS cluster of ${natsNodes} nodes was asked (local only)` : ''}${kafkaBrokers > 1 ? ` or Kafka clusters of ${kafkaBrokers} brokers were asked (local only)` : ''}`,
     );
   const needsServers =
     !env.NATS_URL || !env.REDIS_URL || clusters.some((id) => !env[kafkaBrokersVar(id)]);
@@ -236,7 +251,11 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
       ...(syncInterval === undefined ? {} : { syncInterval }),
     };
     if (natsNodes > 1) {
-      const c: LocalNatsCluster = await startLocalNatsCluster({ ...natsOptions, nodes: natsNodes });
+      const c: LocalNatsCluster = await startLocalNatsCluster({
+        ...natsOptions,
+        nodes: natsNodes,
+        ...(options.natsCgroupOf ? { cgroupOf: options.natsCgroupOf } : {}),
+      });
       local.natsNodes = c.nodes;
       local.nats = c.nodes[0];
       stoppers.push(c.stop);
@@ -251,7 +270,8 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
         stop: c.stop,
       };
     }
-    const s = await startLocalNats(natsOptions);
+    const cgroup = options.natsCgroupOf?.(1);
+    const s = await startLocalNats({ ...natsOptions, ...(cgroup ? { cgroup } : {}) });
     local.nats = s;
     local.natsNodes = [s];
     stoppers.push(s.stop);
@@ -340,6 +360,7 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
     const s = await startLocalKafka({
       clusterId: id,
       dir: sub(`kafka-${id}`),
+      brokers: kafkaBrokers,
       ...(kafkaTls ? { tls: kafkaTls } : {}),
       ...(env.ALCOR_KAFKA_SASL === 'off' ? {} : { users: makeKafkaUsers() }),
     });

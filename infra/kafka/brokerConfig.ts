@@ -1,6 +1,6 @@
 /**
- * The broker settings (server.properties) of a single-node KRaft Kafka cluster as
- * this system runs it: one client listener, one controller listener, and with
+ * The broker settings (server.properties) of a node of a KRaft Kafka cluster (one
+ * node, or several each a broker and a controller) as this system runs it: one client listener, one controller listener, and with
  * users SASL/PLAIN on both and the KRaft authorizer (DESIGN §9). The local
  * provisioning, `alcor kafka-config` and the container images all render it here.
  */
@@ -29,6 +29,18 @@ export interface KafkaBrokerConfig {
    * broker are each other's clients). Clients take the CA (KAFKA_<ID>_CA_FILE).
    */
   tls?: { keyAndCertFile: string; caFile: string };
+  /**
+   * A node of a cluster of several (combined broker and controller each): its id,
+   * and every node's `id@host:controllerPort` (the KRaft voters). Absent: a
+   * single-node cluster, node 1.
+   */
+  node?: { id: number; voters: string };
+  /**
+   * Copies of every partition (the internal topics' and the default for new
+   * topics), with `min.insync.replicas` one less (at least 1): a produce with
+   * acks=all survives the loss of one broker. Default 1.
+   */
+  replicas?: number;
   /** More settings, e.g. message.max.bytes. */
   extra?: Record<string, string>;
 }
@@ -84,10 +96,13 @@ export function renderKafkaBrokerConfig(o: KafkaBrokerConfig): string {
         ]
       : [];
   // The controller is reached on the node's own loopback in a single-node cluster.
+  const node = o.node ?? { id: 1, voters: `1@127.0.0.1:${o.controllerPort}` };
+  const replicas = o.replicas ?? 1;
+  const minIsr = Math.max(1, replicas - 1);
   return [
     'process.roles=broker,controller',
-    'node.id=1',
-    `controller.quorum.voters=1@127.0.0.1:${o.controllerPort}`,
+    `node.id=${node.id}`,
+    `controller.quorum.voters=${node.voters}`,
     `listeners=${listener}://${o.listenHost}:${o.port},CONTROLLER://${o.listenHost}:${o.controllerPort}`,
     `advertised.listeners=${listener}://${o.advertised}`,
     'controller.listener.names=CONTROLLER',
@@ -97,12 +112,14 @@ export function renderKafkaBrokerConfig(o: KafkaBrokerConfig): string {
     ...sasl,
     `log.dirs=${o.dataDir}`,
     'num.partitions=1',
-    'offsets.topic.replication.factor=1',
+    `default.replication.factor=${replicas}`,
+    `min.insync.replicas=${minIsr}`,
+    `offsets.topic.replication.factor=${replicas}`,
     'offsets.topic.num.partitions=4',
-    'transaction.state.log.replication.factor=1',
-    'transaction.state.log.min.isr=1',
-    'share.coordinator.state.topic.replication.factor=1',
-    'share.coordinator.state.topic.min.isr=1',
+    `transaction.state.log.replication.factor=${replicas}`,
+    `transaction.state.log.min.isr=${minIsr}`,
+    `share.coordinator.state.topic.replication.factor=${replicas}`,
+    `share.coordinator.state.topic.min.isr=${minIsr}`,
     'group.initial.rebalance.delay.ms=0',
     'auto.create.topics.enable=false',
     ...Object.entries(o.extra ?? {}).map(([k, v]) => `${k}=${v}`),

@@ -55,22 +55,37 @@ function newClusterUuid(): string {
   return randomBytes(16).toString('base64url');
 }
 
+export interface LocalKafkaNode {
+  /** KRaft node id (1, 2, 3…). */
+  id: number;
+  /** host:port of its client listener. */
+  broker: string;
+  readonly process: ManagedProcess;
+  /** A crash: SIGKILL (fault tests). */
+  kill: () => Promise<void>;
+  stop: () => Promise<void>;
+  /** Starts it again after a stop or kill: same ports and data. */
+  revive: () => Promise<void>;
+}
+
 export interface LocalKafka {
   clusterId: string;
   brokers: string[];
+  /** Each node (one, or ALCOR_KAFKA_BROKERS_PER_CLUSTER of them). */
+  nodes: LocalKafkaNode[];
   /** The users per role, when the broker runs SASL/PLAIN with ACLs. */
   users?: Record<KafkaRole, KafkaSasl>;
   /** The CA its certificate is signed by, when it speaks TLS. */
   caFile?: string;
   version: string;
-  /** The running process (a new one after a restart or revive). */
+  /** The first node's running process (a new one after a restart or revive). */
   readonly process: ManagedProcess;
   stop: () => Promise<void>;
-  /** Stops the broker and starts it again on the same ports and data, after `downMs` (fault tests). */
+  /** Stops every node and starts them again on the same ports and data, after `downMs` (fault tests). */
   restart: (downMs?: number) => Promise<void>;
-  /** A crash: SIGKILL (fault tests). */
+  /** A crash of the whole cluster: SIGKILL of every node (fault tests). */
   kill: () => Promise<void>;
-  /** Starts it again after a stop or kill: same ports and data. */
+  /** Starts every node again after a stop or kill: same ports and data. */
   revive: () => Promise<void>;
 }
 
@@ -79,6 +94,12 @@ export interface LocalKafkaOptions {
   dir: string;
   heapMb?: number;
   readyTimeoutMs?: number;
+  /**
+   * Nodes of the cluster, each a broker and a KRaft controller (default 1). With 3
+   * or more, every partition has 3 copies and min.insync.replicas 2: acks=all
+   * survives a broker's loss.
+   */
+  brokers?: number;
   /**
    * SASL/PLAIN on every listener and ACLs (DESIGN §9, infra/kafka/acls.ts): only
    * these users (and the broker's own) may connect, each allowed what its role
@@ -117,100 +138,125 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
       'no java on PATH (Java 17 is needed)',
     );
   const lib = await ensureKafkaJars();
-  const dir = options.dir;
-  const dataDir = join(dir, 'data');
-  mkdirSync(dataDir, { recursive: true });
-  const [port, controllerPort] = [await freePort(), await freePort()];
-  const broker = { username: 'broker', password: randomBytes(18).toString('base64url') };
-  const props = renderKafkaBrokerConfig({
-    listenHost: '127.0.0.1',
-    advertised: `127.0.0.1:${port}`,
-    port,
-    controllerPort,
-    dataDir,
-    ...(options.users ? { users: options.users, broker } : {}),
-    ...(options.tls
-      ? { tls: { keyAndCertFile: options.tls.keyAndCertFile, caFile: options.tls.caFile } }
-      : {}),
-    extra: brokerConfigOf(options),
-  });
-  const ssl = options.tls ? { ca: [readFileSync(options.tls.caFile, 'utf8')] } : null;
-  const propsPath = join(dir, 'server.properties');
-  // It may hold passwords: readable by this user only.
-  writeFileSync(propsPath, props, { mode: 0o600 });
-  const log4j = join(dir, 'log4j2.properties');
-  writeFileSync(log4j, KAFKA_LOG4J2);
-  const heap = options.heapMb ?? 512;
-  const jvm = [
-    `-Xms${Math.min(256, heap)}m`,
-    `-Xmx${heap}m`,
-    `-Dlog4j2.configurationFile=${log4j}`,
-    '-cp',
-    `${lib}/*`,
-  ];
+  const count = options.brokers ?? 1;
   const name = `kafka cluster ${options.clusterId}`;
-  await run(
-    java,
-    [
-      ...jvm,
-      'kafka.tools.StorageTool',
-      'format',
-      `--cluster-id=${newClusterUuid()}`,
-      '-c',
-      propsPath,
-    ],
-    {
-      timeoutMs: 120_000,
-    },
-  ).catch((err: unknown) => {
-    throw new ServerUnavailableError(name, `storage format failed: ${(err as Error).message}`, {
-      cause: err,
-    });
-  });
-  const brokers = [`127.0.0.1:${port}`];
+  const ports: Array<{ port: number; controller: number }> = [];
+  for (let i = 0; i < count; i++)
+    ports.push({ port: await freePort(), controller: await freePort() });
+  const voters = ports.map((p, i) => `${i + 1}@127.0.0.1:${p.controller}`).join(',');
+  const broker = { username: 'broker', password: randomBytes(18).toString('base64url') };
+  const ssl = options.tls ? { ca: [readFileSync(options.tls.caFile, 'utf8')] } : null;
+  const brokers = ports.map((p) => `127.0.0.1:${p.port}`);
+  const heap = options.heapMb ?? (count > 1 ? 384 : 512);
+  const clusterUuid = newClusterUuid();
 
-  const launch = async (): Promise<ManagedProcess> => {
-    const proc = new ManagedProcess({
-      name,
-      command: java,
-      args: [...jvm, 'kafka.Kafka', propsPath],
-      logFile: join(dir, 'kafka.log'),
+  /** A node's files written and its storage formatted; returns how to launch it. */
+  const prepare = async (i: number): Promise<() => ManagedProcess> => {
+    const dir = count === 1 ? options.dir : join(options.dir, `node-${i + 1}`);
+    const dataDir = join(dir, 'data');
+    mkdirSync(dataDir, { recursive: true });
+    const { port, controller } = ports[i]!;
+    const props = renderKafkaBrokerConfig({
+      listenHost: '127.0.0.1',
+      advertised: `127.0.0.1:${port}`,
+      port,
+      controllerPort: controller,
+      dataDir,
+      ...(count > 1 ? { node: { id: i + 1, voters }, replicas: Math.min(3, count) } : {}),
+      ...(options.users ? { users: options.users, broker } : {}),
+      ...(options.tls
+        ? { tls: { keyAndCertFile: options.tls.keyAndCertFile, caFile: options.tls.caFile } }
+        : {}),
+      extra: brokerConfigOf(options),
     });
-    await proc.waitUntilReady(
+    const propsPath = join(dir, 'server.properties');
+    // It may hold passwords: readable by this user only.
+    writeFileSync(propsPath, props, { mode: 0o600 });
+    const log4j = join(dir, 'log4j2.properties');
+    writeFileSync(log4j, KAFKA_LOG4J2);
+    const jvm = [
+      `-Xms${Math.min(256, heap)}m`,
+      `-Xmx${heap}m`,
+      `-Dlog4j2.configurationFile=${log4j}`,
+      '-cp',
+      `${lib}/*`,
+    ];
+    await run(
+      java,
+      [...jvm, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterUuid}`, '-c', propsPath],
+      { timeoutMs: 120_000 },
+    ).catch((err: unknown) => {
+      throw new ServerUnavailableError(name, `storage format failed: ${(err as Error).message}`, {
+        cause: err,
+      });
+    });
+    return () =>
+      new ManagedProcess({
+        name: count === 1 ? name : `${name} node ${i + 1}`,
+        command: java,
+        args: [...jvm, 'kafka.Kafka', propsPath],
+        logFile: join(dir, 'kafka.log'),
+      });
+  };
+  const spawners = await Promise.all(ports.map((_, i) => prepare(i)));
+
+  /** Ready when the cluster answers an admin call through the given brokers. */
+  const ready = (proc: ManagedProcess, through: readonly string[]) =>
+    proc.waitUntilReady(
       async () => {
-        await probeKafka(options.clusterId, brokers, 2000, options.users?.admin ?? null, ssl);
+        await probeKafka(options.clusterId, [...through], 2000, options.users?.admin ?? null, ssl);
         return true;
       },
       options.readyTimeoutMs ?? 90_000,
       250,
     );
-    return proc;
-  };
+  const procs = spawners.map((spawn) => spawn());
+  // A quorum needs most nodes up: every node is started before any is waited for.
+  await Promise.all(procs.map((p, i) => ready(p, [brokers[i]!])));
 
-  let proc = await launch();
   // The roles' ACLs live in the cluster's metadata: written once, they survive restarts.
   if (options.users)
     await writeKafkaAclsAs(brokers, options.users.admin, ssl ?? undefined, 'alcor-provision');
-  const handle: LocalKafka = {
+  const nodes: LocalKafkaNode[] = procs.map((_, i) => ({
+    id: i + 1,
+    broker: brokers[i]!,
+    get process() {
+      return procs[i]!;
+    },
+    kill: () => procs[i]!.kill(),
+    stop: () => procs[i]!.stop(),
+    revive: async () => {
+      if (procs[i]!.running) throw new Error(`${name} node ${i + 1} is still running`);
+      const proc = spawners[i]!();
+      procs[i] = proc;
+      await ready(proc, [brokers[i]!]);
+    },
+  }));
+  const everyNode = (f: (n: LocalKafkaNode) => Promise<void>) =>
+    Promise.all(nodes.map(f)).then(() => undefined);
+  const reviveAll = async () => {
+    const down = nodes.filter((n) => !n.process.running);
+    if (down.length === 0) throw new Error(`${name} is still running`);
+    down.forEach((n) => (procs[n.id - 1] = spawners[n.id - 1]!()));
+    await Promise.all(down.map((n) => ready(n.process, [n.broker])));
+  };
+  return {
     clusterId: options.clusterId,
     brokers,
+    nodes,
     ...(options.users ? { users: options.users } : {}),
     ...(options.tls ? { caFile: options.tls.caFile } : {}),
     version: KAFKA_VERSION,
     get process() {
-      return proc;
+      return procs[0]!;
     },
-    stop: () => proc.stop(),
+    stop: () => everyNode((n) => n.stop()),
     restart: async (downMs = 0) => {
-      await proc.stop();
+      await everyNode((n) => n.stop());
       if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
-      proc = await launch();
+      await reviveAll();
     },
-    kill: () => proc.kill(),
-    revive: async () => {
-      if (proc.running) throw new Error(`${name} is still running`);
-      proc = await launch();
-    },
+    kill: () => everyNode((n) => n.kill()),
+    revive: reviveAll,
   };
-  return handle;
 }

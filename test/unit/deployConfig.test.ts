@@ -38,6 +38,34 @@ test('a broker without users is PLAINTEXT with no authorizer', () => {
   assert.is(p.get('auto.create.topics.enable'), 'false');
 });
 
+test('one node: its own quorum, one copy of everything', () => {
+  const p = props(renderKafkaBrokerConfig(base));
+  assert.is(p.get('node.id'), '1');
+  assert.is(p.get('controller.quorum.voters'), '1@127.0.0.1:9093');
+  assert.is(p.get('default.replication.factor'), '1');
+  assert.is(p.get('min.insync.replicas'), '1');
+});
+
+test('a node of three: the three voters, three copies, acks=all needs two', () => {
+  const voters = '1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293';
+  const p = props(renderKafkaBrokerConfig({ ...base, node: { id: 2, voters }, replicas: 3 }));
+  assert.is(p.get('node.id'), '2');
+  assert.is(p.get('controller.quorum.voters'), voters);
+  for (const k of [
+    'default.replication.factor',
+    'offsets.topic.replication.factor',
+    'transaction.state.log.replication.factor',
+    'share.coordinator.state.topic.replication.factor',
+  ])
+    assert.is(p.get(k), '3', k);
+  for (const k of [
+    'min.insync.replicas',
+    'transaction.state.log.min.isr',
+    'share.coordinator.state.topic.min.isr',
+  ])
+    assert.is(p.get(k), '2', k);
+});
+
 test('with users: SASL on both listeners, the authorizer, nothing allowed without an ACL', () => {
   const user = (username: string) => ({ username, password: `${username}-secret-pw` });
   const p = props(
