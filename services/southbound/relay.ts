@@ -182,8 +182,26 @@ export class Relay {
       }
     })();
     void (async () => {
+      // The consumer numbers its deliveries 1, 2, 3…: a number skipped is a delivery
+      // lost on the way (with a server or a consumer leader). Relaying what follows
+      // would put it in Kafka ahead of the lost one, which would come back only after
+      // the ack wait: start again at the ack floor instead, taking nothing meanwhile.
+      let delivered: number | undefined;
       for await (const m of messages) {
         if (this.messages !== messages) break;
+        if (this.stuck) continue;
+        const dseq = m.info.deliverySequence;
+        if (delivered !== undefined && dseq !== delivered + 1) {
+          this.deps.logger.warn(
+            { relay: this.key, expected: delivered + 1, got: dseq, seq: m.seq },
+            'a goal-state delivery skipped: starting again at the ack floor',
+          );
+          this.troubleAt = Date.now();
+          this.stuck = true;
+          this.wake?.();
+          continue;
+        }
+        delivered = dseq;
         this.pending.push(m);
         this.serverPending = m.info.pending;
         this.wake?.();
@@ -249,7 +267,6 @@ export class Relay {
       // Batches that landed in order leave the window (an ended send ends the relay).
       while (flights[0]?.done) if (!(await flights.shift()!.ok)) return this.finish(flights);
       if (this.stuck) {
-        this.stuck = false;
         await Promise.all(flights.splice(0).map((f) => f.ok));
         await this.reopenAtFloor();
         continue;
@@ -407,6 +424,7 @@ export class Relay {
     this.messages = undefined;
     await old?.close().catch(() => undefined);
     this.pending = [];
+    this.stuck = false;
     try {
       const info = await this.deps.jsm.consumers.info(streams.goalStates, this.durable);
       this.deps.logger.warn(
@@ -415,6 +433,12 @@ export class Relay {
       );
       this.deps.metrics.restarts += 1;
       await this.recreateAtFloor(info.ack_floor.stream_seq);
+    } catch (err) {
+      // The server is away: try again (what the old consumer delivers meanwhile is
+      // not taken).
+      this.deps.logger.warn({ relay: this.key, err }, 'could not start again at the ack floor');
+      this.stuck = true;
+      await delay(RECORDS_RETRY_MAX_MS);
     } finally {
       if (this.running) await this.open();
     }
