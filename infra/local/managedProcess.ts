@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ServerUnavailableError } from '../../shared/index.js';
 
@@ -29,6 +30,12 @@ export interface ManagedProcessOptions {
   logFile: string;
   cwd?: string;
   env?: NodeJS.ProcessEnv;
+  /**
+   * A cgroup v2 directory the process runs in from its first instruction (a shell
+   * puts itself there, then execs the command): its sockets carry that cgroup, which
+   * nftables can match (test/support/netFault.ts).
+   */
+  cgroup?: string;
 }
 
 export class ManagedProcess {
@@ -45,7 +52,20 @@ export class ManagedProcess {
     this.name = options.name;
     this.logFile = options.logFile;
     this.log = createWriteStream(options.logFile, { flags: 'a' });
-    this.child = spawn(options.command, options.args, {
+    const [command, args] = options.cgroup
+      ? [
+          '/bin/sh',
+          [
+            '-c',
+            'echo $$ > "$1" && shift && exec "$@"',
+            'sh',
+            join(options.cgroup, 'cgroup.procs'),
+            options.command,
+            ...options.args,
+          ],
+        ]
+      : [options.command, options.args];
+    this.child = spawn(command, args, {
       cwd: options.cwd,
       env: options.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],

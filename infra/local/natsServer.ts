@@ -84,6 +84,10 @@ export async function ensureNatsServerBinary(): Promise<NatsBinary> {
 
 export interface LocalNats {
   url: string;
+  /** Its client port. */
+  port: number;
+  /** Its route port, when it is a node of a cluster. */
+  routePort?: number;
   monitorUrl: string;
   version: string;
   warning?: string;
@@ -122,6 +126,8 @@ export interface LocalNatsOptions {
   serverName?: string;
   /** TLS on the client port with these files; the URL is then `tls://…`. */
   tls?: TlsFiles;
+  /** A cgroup v2 directory to run the server in (fault tests cut its network by it). */
+  cgroup?: string;
 }
 
 /** Pids of the servers sharing a credentials directory (one line each: `<name> <pid>`). */
@@ -244,6 +250,7 @@ export async function startLocalNats(options: LocalNatsOptions): Promise<LocalNa
       command: binary.path,
       args: ['-c', confPath],
       logFile: join(options.dir, 'nats-server.log'),
+      ...(options.cgroup ? { cgroup: options.cgroup } : {}),
     });
     await proc.waitUntilReady(async () => {
       const res = await fetch(`${monitorUrl}/healthz`, { signal: AbortSignal.timeout(1000) });
@@ -257,6 +264,8 @@ export async function startLocalNats(options: LocalNatsOptions): Promise<LocalNa
   return {
     ...(credentials ? { credentials } : {}),
     url: `${options.tls ? 'tls' : 'nats'}://127.0.0.1:${port}`,
+    port,
+    ...(options.cluster ? { routePort: options.cluster.port } : {}),
     monitorUrl,
     version: binary.version,
     ...(binary.warning === undefined ? {} : { warning: binary.warning }),
@@ -285,8 +294,13 @@ export interface LocalNatsCluster {
  * replicas up to that number), each with its own store; users shared by all.
  */
 export async function startLocalNatsCluster(
-  options: Omit<LocalNatsOptions, 'cluster' | 'port' | 'credentialsDir' | 'serverName'> & {
+  options: Omit<
+    LocalNatsOptions,
+    'cluster' | 'port' | 'credentialsDir' | 'serverName' | 'cgroup'
+  > & {
     nodes: number;
+    /** The cgroup v2 directory of node i (1, 2, …), if it runs in one. */
+    cgroupOf?: (node: number) => string | undefined;
   },
 ): Promise<LocalNatsCluster> {
   const ports = await Promise.all(
@@ -300,9 +314,11 @@ export async function startLocalNatsCluster(
     ports.map((p, i) => {
       const dir = join(options.dir, `node${i + 1}`);
       mkdirSync(dir, { recursive: true });
+      const cgroup = options.cgroupOf?.(i + 1);
       return startLocalNats({
         ...options,
         dir,
+        ...(cgroup ? { cgroup } : {}),
         port: p.client,
         serverName: `alcor-n${i + 1}-${p.client}`,
         ...(options.auth ? { credentialsDir } : {}),

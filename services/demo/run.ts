@@ -157,11 +157,16 @@ export async function spawnService(
   dir: string,
   env: Record<string, string>,
   logLevel: string,
-  port?: number,
-  /** Told of the process as soon as it runs (to stop it even before it is ready). */
-  spawned?: (proc: ManagedProcess) => void,
+  options: {
+    /** Its ops endpoint's port (default: a free one). */
+    port?: number;
+    /** Told of the process as soon as it runs (to stop it even before it is ready). */
+    spawned?: (proc: ManagedProcess) => void;
+    /** A cgroup v2 directory to run it in (fault tests cut its network by it). */
+    cgroup?: string;
+  } = {},
 ): Promise<Service> {
-  port ??= await freePort();
+  const port = options.port ?? (await freePort());
   const proc = new ManagedProcess({
     name,
     command: process.execPath,
@@ -169,7 +174,9 @@ export async function spawnService(
     cwd: repoRoot,
     logFile: join(dir, `${name}.log`),
     env: { ...process.env, ...env, LOG_PRETTY: '0' },
+    ...(options.cgroup ? { cgroup: options.cgroup } : {}),
   });
+  const { spawned } = options;
   spawned?.(proc);
   const opsUrl = `http://127.0.0.1:${port}`;
   await proc.waitUntilReady(async () => {
@@ -293,8 +300,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
           o.dir,
           { ...env, ALCOR_INSTANCE_ID: `controller-${i}`, ...roleSeed('controller') },
           o.logLevel,
-          undefined,
-          spawned,
+          { spawned },
         ),
       );
     for (let i = 1; i <= o.southbounds; i++)
@@ -310,8 +316,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
             ...o.servers.kafkaRoleEnv('southbound'),
           },
           o.logLevel,
-          undefined,
-          spawned,
+          { spawned },
         ),
       );
     services.push(...(await Promise.all(starts)));
@@ -335,8 +340,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
               ...o.servers.kafkaRoleEnv('nca'),
             },
             o.logLevel,
-            undefined,
-            spawned,
+            { spawned },
           ),
         ),
       )),

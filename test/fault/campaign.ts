@@ -13,7 +13,8 @@ import { counterByService, counterGrowth, type FaultSystem } from './system.js';
 import { judgeRun, oracleUntilClean, type RunVerdict, type StatusLog } from './verdict.js';
 
 /** The agents' own count of deltas taken out of order (services/nca/hostAgent.ts). */
-const AGENT_DISORDER = 'alcor_nca_goal_states_out_of_order_total';
+const AGENT_LATE = 'alcor_nca_goal_states_out_of_order_total';
+const AGENT_DISORDER = 'alcor_nca_goal_states_applied_out_of_order_total';
 
 /** A rebalancing controller joins this long into a fault and leaves this long after its heal. */
 const REBALANCE_OFFSET_MS = 1000;
@@ -29,10 +30,16 @@ export interface FaultRun extends Omit<RunVerdict, 'oracle'> {
   /** Hosts already diverged when the run began (left so by an earlier run). */
   divergentAtStart: number;
   /**
-   * Deltas the agents took after a newer message of the same VPC, never seen
-   * before (`alcor_nca_goal_states_out_of_order_total` grown during the run).
+   * Deltas the agents applied after a newer message of the same VPC
+   * (`alcor_nca_goal_states_applied_out_of_order_total` grown during the run): the
+   * order broken at the agents. Judged: must be 0.
    */
   disorderAtAgents: number;
+  /**
+   * Deltas that reached the agents after a newer message of their VPC (never seen
+   * before); each was not applied and its VPC taken again (resync). Shown.
+   */
+  lateAtAgents: number;
   /** The first lines of the oracle's differences, if any. */
   differences: string[];
   ok: boolean;
@@ -90,6 +97,7 @@ export async function runFault(
   await system.ready();
   const start = await check(system.nc, {});
   const disorderBefore = await counterByService(system, AGENT_DISORDER);
+  const lateBefore = await counterByService(system, AGENT_LATE);
   const divergentAtStart = new Set([...start.diverged.map((d) => d.hostId), ...start.silent]).size;
   await statuses.skipToEnd();
   const before = load.acked.size;
@@ -149,6 +157,7 @@ export async function runFault(
   const verdict = {
     ...judged,
     disorderAtAgents: counterGrowth(disorderBefore, await counterByService(system, AGENT_DISORDER)),
+    lateAtAgents: counterGrowth(lateBefore, await counterByService(system, AGENT_LATE)),
   };
   const ok =
     !rebalanceFailed &&
@@ -157,10 +166,7 @@ export async function runFault(
     verdict.lost === 0 &&
     verdict.appliedTwice === 0 &&
     verdict.orderBroken === 0 &&
-    // Not judged yet: losing a node of the 3-node NATS cluster makes the agents
-    // take deltas out of order (a goal-state publish retried after the next
-    // group's went out; the per-resource revisions keep their state right). Shown
-    // in every run and in docs/reliability.md until the delivery keeps order.
+    verdict.disorderAtAgents === 0 &&
     verdict.replay === undefined &&
     verdict.unfinished === 0 &&
     verdict.divergentHosts === 0 &&
@@ -189,7 +195,7 @@ export function describeRun(r: FaultRun): string {
   return (
     `${r.ok ? '✔' : '✘'} ${r.fault}#${r.run} (${r.note}${r.rebalanced ? ', with a rebalance' : ''}): ` +
     `held ${(r.heldMs / 1000).toFixed(1)} s, ${r.acked} intents acked, ${r.inFlight} in flight; ` +
-    `lost ${r.lost}, twice ${r.appliedTwice}, order broken ${r.orderBroken} (at the agents ${r.disorderAtAgents}), ` +
+    `lost ${r.lost}, twice ${r.appliedTwice}, order broken ${r.orderBroken} (at the agents ${r.disorderAtAgents}; ${r.lateAtAgents} late, resynced), ` +
     `unfinished ${r.unfinished}, incomplete ${r.incomplete}${r.incompleteHosts.length ? ` (missing ${r.incompleteHosts.length} hosts: ${r.incompleteHosts.slice(0, 6).join(',')})` : ''}, divergent hosts ${r.divergentHosts} (${r.divergentAtStart} at start), silent ${r.silentHosts}; ` +
     `done ${(r.doneAfterOnsetMs / 1000).toFixed(1)} s after onset, recovery ${(r.recoveryMs / 1000).toFixed(1)} s after heal` +
     (r.unfinishedIds.length ? `; unfinished: ${r.unfinishedIds.join(',')}` : '') +

@@ -6,8 +6,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { headers } from '@nats-io/transport-node';
-import { readStreamRange, type Logger } from '../../infra/index.js';
+import { readFileSync } from 'node:fs';
+import {
+  createKafkaClient,
+  createLogger,
+  readStreamRange,
+  type LocalKafka,
+  type Logger,
+} from '../../infra/index.js';
 import { streams } from '../../shared/index.js';
+import { eventually } from '../support/eventually.js';
 import type { SteadyLoad } from './load.js';
 import type { FaultSystem, ServiceKind, ServiceProcess } from './system.js';
 
@@ -24,7 +32,11 @@ export interface Fault {
   name: string;
   /** One line for the report. */
   what: string;
-  /** A fault that needs one nats-server (a link to cut) or a cluster (a node to lose). */
+  /**
+   * A fault that needs the single-server system (one nats-server, a link to cut;
+   * single-broker Kafka clusters) or the scaled-out one (a NATS node to lose, a
+   * Kafka broker among three).
+   */
   needs?: 'single' | 'cluster';
   /** How long the fault lasts before it is healed. */
   holdMs: (system: FaultSystem) => number;
@@ -67,6 +79,92 @@ const serverDown =
     await (how === 'kill' ? server.kill() : server.stop());
     return () => server.revive();
   };
+
+/** The broker leading most partitions of the cluster's goal-state topics (a tie: the lowest id). */
+async function busiestLeader(
+  clusterId: string,
+  cluster: LocalKafka,
+): Promise<{ nodeId: number; leads: number; of: number }> {
+  const client = createKafkaClient(clusterId, cluster.brokers, {
+    clientId: 'alcor-fault',
+    logger: createLogger({ name: 'fault-kafka', level: 'error' }),
+    sasl: cluster.users?.admin ?? null,
+    ssl: cluster.caFile ? { ca: [readFileSync(cluster.caFile, 'utf8')] } : null,
+  });
+  const admin = client.kafka.admin();
+  await admin.connect();
+  try {
+    const topics = (await admin.listTopics()).filter((t) => t.startsWith('alcor.gs.'));
+    // The set-up this fault is about: every partition on all three brokers, and all
+    // three in sync (after an earlier run's kill, once the broker has caught up).
+    const metadata = await eventually(
+      async () => {
+        const m = await admin.fetchTopicMetadata({ topics });
+        const short = m.topics.some((t) =>
+          t.partitions.some((p) => p.replicas.length < 3 || p.isr.length < 3),
+        );
+        return short ? undefined : m;
+      },
+      { timeoutMs: 60_000, what: 'every goal-state partition on 3 brokers, all in sync' },
+    );
+    const leads = new Map<number, number>(cluster.nodes.map((n) => [n.id, 0]));
+    let of = 0;
+    for (const t of metadata.topics)
+      for (const p of t.partitions) {
+        leads.set(p.leader, (leads.get(p.leader) ?? 0) + 1);
+        of += 1;
+      }
+    const [nodeId, n] = [...leads].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0]!;
+    return { nodeId, leads: n, of };
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** What a network fault cuts: a process's (or node's) cgroup, and the far side's ports. */
+interface CutTarget {
+  name: string;
+  group: string | undefined;
+  to?: number[];
+  from?: number[];
+}
+
+/**
+ * A real network fault (test/support/netFault.ts): the target's packets to (and
+ * from) the ports dropped or reset by the kernel until healed.
+ */
+const netCut =
+  (mode: 'drop' | 'reset', choose: (ctx: FaultContext) => CutTarget) =>
+  async (ctx: FaultContext): Promise<Heal> => {
+    const t = choose(ctx);
+    const { net } = ctx.system;
+    if (!t.group || net.available !== true)
+      throw new Error(`no real network faults here: ${String(net.available)}`);
+    ctx.note(t.name);
+    const cut = await net.cut({
+      group: t.group,
+      mode,
+      ...(t.to ? { to: t.to } : {}),
+      ...(t.from ? { from: t.from } : {}),
+    });
+    return () => cut.heal();
+  };
+
+/** Every Kafka broker's client port. */
+const kafkaPorts = (ctx: FaultContext): number[] =>
+  Object.values(ctx.system.servers.local.kafka).flatMap((k) =>
+    k.nodes.map((n) => Number(n.broker.split(':').pop())),
+  );
+
+/** A running process of the kind, as a cut's target. */
+const processCut = (
+  ctx: FaultContext,
+  kind: ServiceKind,
+  to: (p: ServiceProcess) => number[],
+): CutTarget => {
+  const p = pick(ctx.rnd, running(ctx, kind));
+  return { name: p.name, group: p.group, to: to(p) };
+};
 
 /** Re-publishes the last `n` messages of a stream without their msg id: stored and delivered again. */
 async function republishLast(ctx: FaultContext, stream: string, n: number): Promise<number> {
@@ -147,6 +245,31 @@ export const FAULTS: Fault[] = [
     }),
   },
   {
+    name: 'kill-kafka',
+    what: 'a single-broker Kafka cluster SIGKILLed, started again 8 s later on its data',
+    needs: 'single',
+    holdMs: () => 8000,
+    inject: serverDown('kill', (ctx) => {
+      const id = pick(ctx.rnd, Object.keys(ctx.system.servers.local.kafka));
+      return [`kafka ${id}`, ctx.system.servers.local.kafka[id]!];
+    }),
+  },
+  {
+    name: 'kill-kafka-broker',
+    what: 'SIGKILL of the broker that leads most goal-state partitions of a 3-broker Kafka cluster (RF 3, min.insync 2), back after 8 s',
+    needs: 'cluster',
+    holdMs: () => 8000,
+    inject: async (ctx) => {
+      const id = pick(ctx.rnd, Object.keys(ctx.system.servers.local.kafka));
+      const cluster = ctx.system.servers.local.kafka[id]!;
+      const { nodeId, leads, of } = await busiestLeader(id, cluster);
+      const node = cluster.nodes.find((n) => n.id === nodeId)!;
+      ctx.note(`kafka ${id} node ${nodeId} (leader of ${leads} of ${of} goal-state partitions)`);
+      await node.kill();
+      return () => node.revive();
+    },
+  },
+  {
     name: 'restart-redis',
     what: 'Redis SIGKILLed and restarted empty (the VPC↔host mapping must be rebuilt)',
     holdMs: () => 500,
@@ -174,6 +297,40 @@ export const FAULTS: Fault[] = [
       p.link!.cut();
       return () => p.link!.heal();
     },
+  },
+  {
+    name: 'partition-controller',
+    what: "a controller's packets to and from NATS dropped by the kernel (nftables) for 2.5 heartbeat TTLs: retransmits, ping timeouts, no new connection",
+    holdMs: (s) => 2.5 * s.heartbeatTtlMs,
+    inject: netCut('drop', (ctx) => processCut(ctx, 'controller', (p) => p.natsPorts)),
+  },
+  {
+    name: 'partition-nats-node',
+    what: 'one node of the three-node NATS cluster cut from the other two (route packets dropped) for 10 s; its clients still reach it',
+    needs: 'cluster',
+    holdMs: () => 10_000,
+    inject: netCut('drop', (ctx) => {
+      const nodes = ctx.system.servers.local.natsNodes;
+      const i = Math.floor(ctx.rnd() * nodes.length);
+      return {
+        name: `node ${i + 1} of ${nodes.length}`,
+        group: ctx.system.natsGroup(i + 1),
+        to: nodes.filter((_, j) => j !== i).map((n) => n.routePort!),
+        from: [nodes[i]!.routePort!],
+      };
+    }),
+  },
+  {
+    name: 'partition-nca-kafka',
+    what: "an NCA process's packets to and from every Kafka broker dropped for 10 s (its Kafka-bound agents fall behind)",
+    holdMs: () => 10_000,
+    inject: netCut('drop', (ctx) => processCut(ctx, 'nca', () => kafkaPorts(ctx))),
+  },
+  {
+    name: 'reset-southbound-kafka',
+    what: "a southbound module's connections to every Kafka broker reset (each packet answered by a TCP reset) for 8 s",
+    holdMs: () => 8000,
+    inject: netCut('reset', (ctx) => processCut(ctx, 'southbound', () => kafkaPorts(ctx))),
   },
   {
     name: 'slow-nca',

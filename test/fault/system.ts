@@ -6,7 +6,7 @@
  * service reaches NATS through its own TCP proxy, so one link can be cut or slowed.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
@@ -25,6 +25,7 @@ import {
 import { kvBuckets, type HostRecord } from '../../shared/index.js';
 import { spawnService, waitReady, type Service } from '../../services/demo/run.js';
 import { loadTopology } from '../../services/cli/topology.js';
+import { NetFaults } from '../support/netFault.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcpProxy.js';
 import { fleet } from '../support/workload.js';
 
@@ -45,6 +46,10 @@ export interface ServiceProcess {
   kind: ServiceKind;
   /** Its own link to NATS (one-server systems). */
   link: TcpProxy | undefined;
+  /** Ports it reaches NATS on (its link's, or every node's). */
+  natsPorts: number[];
+  /** Its cgroup's name for {@link FaultSystem.net} (absent where network faults are not available). */
+  group?: string;
   running: () => boolean;
   opsUrl: () => string;
   /** (Re)starts the process and waits until /healthz answers. */
@@ -63,6 +68,8 @@ export interface FaultSystemOptions {
   log: Logger;
   /** nats-server nodes: 1, or a cluster of 3 with R3 streams. */
   natsNodes?: number;
+  /** Brokers per Kafka cluster (default: 3 with a NATS cluster, else 1): the scaled-out set-up. */
+  kafkaBrokers?: number;
   controllers?: number;
   southbounds?: number;
   /** NCA processes; the hosts are dealt among them. */
@@ -76,6 +83,10 @@ export interface FaultSystemOptions {
 
 export interface FaultSystem {
   servers: Servers;
+  /** Real network faults (nftables on the processes' cgroups), if this machine allows them. */
+  net: NetFaults;
+  /** The cgroup name of NATS node i (1, 2, …), when network faults are available. */
+  natsGroup: (node: number) => string | undefined;
   /** The harness's own connection, as a service (reads every stream). */
   nc: NatsConnection;
   /** The northbound client's connection (account CLIENT): where the load comes from. */
@@ -116,7 +127,20 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
   const ownEnv = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !/^(NATS_|REDIS_URL|KAFKA_)/.test(k)),
   );
-  const servers = await provisionServers({ natsNodes, local: true, env: ownEnv });
+  const kafkaBrokers = o.kafkaBrokers ?? (natsNodes > 1 ? 3 : 1);
+  const net = await NetFaults.open(basename(o.dir));
+  if (net.available !== true) o.log.warn({ why: net.available }, 'no real network faults here');
+  const natsGroup = (node: number) => (net.available === true ? `nats-${node}` : undefined);
+  const servers = await provisionServers({
+    natsNodes,
+    kafkaBrokers,
+    local: true,
+    env: ownEnv,
+    natsCgroupOf: (node) => {
+      const group = natsGroup(node);
+      return group ? net.cgroup(group) : undefined;
+    },
+  });
   const services: ServiceProcess[] = [];
   const proxies: TcpProxy[] = [];
   let nc: NatsConnection | undefined;
@@ -127,6 +151,7 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
     await client?.close().catch(() => undefined);
     await Promise.allSettled(proxies.map((p) => p.close()));
     await servers.stop({ keepData: true });
+    await net.close();
   };
   try {
     const env = servers.env();
@@ -183,10 +208,14 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
         ...(link ? { NATS_URL: `${natsScheme}://${link.address}` } : {}),
       };
       let current: Service | undefined;
+      const group = net.available === true ? name : undefined;
+      const cgroup = group ? net.cgroup(group) : undefined;
       const p: ServiceProcess = {
         name,
         kind,
         link,
+        natsPorts: link ? [link.port] : servers.local.natsNodes.map((n) => n.port),
+        ...(group ? { group } : {}),
         running: () => current?.proc.running ?? false,
         opsUrl: () => current?.opsUrl ?? '',
         // As a supervisor does (systemd's Restart=always): a process that exits before
@@ -197,7 +226,10 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
           link?.delay(0);
           for (let attempt = 1; ; attempt++) {
             try {
-              current = await spawnService(name, MAIN[kind], o.dir, procEnv, logLevel, opsPort);
+              current = await spawnService(name, MAIN[kind], o.dir, procEnv, logLevel, {
+                port: opsPort,
+                ...(cgroup ? { cgroup } : {}),
+              });
               return;
             } catch (err) {
               if (attempt >= START_ATTEMPTS) throw err;
@@ -250,6 +282,8 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
 
     const system: FaultSystem = {
       servers,
+      net,
+      natsGroup,
       nc,
       client,
       hosts,
