@@ -27,7 +27,13 @@ export {
   KAFKA_VERSION,
   type LocalKafka,
 } from './local/kafkaServer.js';
-export { startLocalRedis, type LocalRedis } from './local/redisServer.js';
+export {
+  startLocalRedis,
+  startLocalRedisCluster,
+  type LocalRedis,
+  type LocalRedisCluster,
+  type LocalRedisNode,
+} from './local/redisServer.js';
 export { localTlsFiles, makeTlsFiles, type TlsFiles } from './local/tls.js';
 export * from './nats/jetStreamEventLog.js';
 export * from './eventSourcing/commandHandler.js';

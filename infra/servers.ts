@@ -26,7 +26,12 @@ import {
   type LocalNats,
   type LocalNatsCluster,
 } from './local/natsServer.js';
-import { startLocalRedis, type LocalRedis } from './local/redisServer.js';
+import {
+  startLocalRedis,
+  startLocalRedisCluster,
+  type LocalRedis,
+  type LocalRedisCluster,
+} from './local/redisServer.js';
 import { makeKafkaUsers, startLocalKafka, type LocalKafka } from './local/kafkaServer.js';
 import type { KafkaRole } from './kafka/acls.js';
 import {
@@ -63,7 +68,8 @@ export interface Servers {
     nats?: LocalNats;
     /** Every node, when NATS is a local cluster. */
     natsNodes: LocalNats[];
-    redis?: LocalRedis;
+    /** One server, or a Redis Cluster (its `nodes` then). */
+    redis?: LocalRedis | LocalRedisCluster;
     kafka: Record<string, LocalKafka>;
   };
   /** JetStream replicas the streams and buckets take: the local cluster's size, else 1. */
@@ -94,6 +100,8 @@ export interface ProvisionOptions {
   natsNodes?: number;
   /** Brokers of each local Kafka cluster (default ALCOR_KAFKA_BROKERS_PER_CLUSTER, or 1). */
   kafkaBrokers?: number;
+  /** Redis as a local Redis Cluster, 3 masters and 3 replicas (default ALCOR_REDIS_CLUSTER=1). */
+  redisCluster?: boolean;
   /** The cgroup v2 directory each local NATS node (1, 2, …) runs in (fault tests). */
   natsCgroupOf?: (node: number) => string | undefined;
   /** Local processes even where a Docker engine is visible (fault tests kill and restart them). */
@@ -186,14 +194,15 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
   const syncInterval = options.syncInterval ?? env.NATS_SYNC_INTERVAL;
   const natsNodes = options.natsNodes ?? natsNodesFromEnv(env);
   const kafkaBrokers = options.kafkaBrokers ?? kafkaBrokersPerClusterFromEnv(env);
+  const redisCluster = options.redisCluster ?? env.ALCOR_REDIS_CLUSTER === '1';
   const wantsDocker = env.ALCOR_PROVISION === 'docker';
-  const scaledOut = natsNodes > 1 || kafkaBrokers > 1;
+  const scaledOut = natsNodes > 1 || kafkaBrokers > 1 || redisCluster;
   let useDocker = options.local !== true && !scaledOut && dockerEngineVisible(env);
   let dockerNote: string | undefined;
   if (wantsDocker && !useDocker)
     throw new ServerUnavailableError(
       'docker',
-      `ALCOR_PROVISION=docker, but no Docker engine is visible (DOCKER_HOST, /var/run/docker.sock)${natsNodes > 1 ? ` or a NATS cluster of ${natsNodes} nodes was asked (local only)` : ''}${kafkaBrokers > 1 ? ` or Kafka clusters of ${kafkaBrokers} brokers were asked (local only)` : ''}`,
+      `ALCOR_PROVISION=docker, but no Docker engine is visible (DOCKER_HOST, /var/run/docker.sock)${natsNodes > 1 ? ` or a NATS cluster of ${natsNodes} nodes was asked (local only)` : ''}${kafkaBrokers > 1 ? ` or Kafka clusters of ${kafkaBrokers} brokers were asked (local only)` : ''}${redisCluster ? ' or a Redis Cluster was asked (local only)' : ''}`,
     );
   const needsServers =
     !env.NATS_URL || !env.REDIS_URL || clusters.some((id) => !env[kafkaBrokersVar(id)]);
@@ -307,17 +316,22 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
     }
     // An ACL user with a password made for this run; the URL in the environment carries it.
     const redisTls = await tls();
-    const s = await startLocalRedis({
-      dir: sub('redis'),
-      ...(redisTls ? { tls: redisTls } : {}),
-      ...(env.ALCOR_REDIS_ACL === 'off'
-        ? {}
-        : { acl: { username: 'alcor', password: randomBytes(18).toString('base64url') } }),
-    });
+    const acl = { username: 'alcor', password: randomBytes(18).toString('base64url') };
+    const s = redisCluster
+      ? await startLocalRedisCluster({
+          dir: sub('redis'),
+          acl,
+          ...(redisTls ? { tls: redisTls } : {}),
+        })
+      : await startLocalRedis({
+          dir: sub('redis'),
+          ...(redisTls ? { tls: redisTls } : {}),
+          ...(env.ALCOR_REDIS_ACL === 'off' ? {} : { acl }),
+        });
     local.redis = s;
     stoppers.push(s.stop);
     return {
-      name,
+      name: redisCluster ? 'redis cluster of 3 masters, 3 replicas' : name,
       endpoint: redactUrl(s.url),
       url: s.url,
       version: s.version,

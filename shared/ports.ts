@@ -125,7 +125,11 @@ export interface HostMapping {
     absent: string[],
     all: () => readonly string[],
   ): Promise<void>;
-  /** Writes the whole host set of a VPC whose entry is missing (lost); false if present. */
+  /**
+   * Writes the whole host set of a VPC whose entry is missing (lost) or older than
+   * `revision` (a Redis replica promoted before it had the last writes); false if
+   * the entry is already at `revision` or newer.
+   */
   restore(vpcId: string, revision: number, hosts: readonly string[]): Promise<boolean>;
   /**
    * The mapping's generation, named anew (`created`) when the mapping is found
@@ -133,6 +137,17 @@ export interface HostMapping {
    * entries when it changes.
    */
   generation(): Promise<{ id: string; created: boolean }>;
+  /**
+   * Names a new generation if it is still `seen` (one of several owners that saw
+   * the same loss does it): every bucket's entries are then written again.
+   */
+  renewGeneration(seen: string): Promise<void>;
+  /**
+   * Which node is master of which slots, for a Redis Cluster (undefined for one
+   * server): a change between two looks is a failover, whose promoted replica may
+   * have missed the last writes.
+   */
+  masters(): Promise<string | undefined>;
   /** Per bucket, the generation its VPCs' entries were last written for (null: never). */
   rebuiltFor(buckets: readonly number[]): Promise<Array<string | null>>;
   /** Marks these buckets' entries written for `generation`. */

@@ -1,6 +1,11 @@
-/** redis-server without Docker: Debian's package, one process per run, no persistence. */
-import { writeFileSync } from 'node:fs';
+/**
+ * redis-server without Docker: Debian's package, no persistence; one server, or a
+ * Redis Cluster of several.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { ServerUnavailableError } from '../../shared/index.js';
 import { run, which } from './exec.js';
 import { ManagedProcess } from './managedProcess.js';
@@ -49,31 +54,49 @@ export const REDIS_APP_COMMANDS = [
 ] as const;
 
 /**
+ * Redis Cluster commands the application's client needs besides: the slot map
+ * (ioredis asks for it at start and after a MOVED), and ASKING for a slot being
+ * migrated.
+ */
+const REDIS_CLUSTER_APP_COMMANDS = ['cluster|slots', 'cluster|info', 'asking'] as const;
+
+/** The users a Redis Cluster's nodes need besides the application's. */
+export interface RedisClusterUsers {
+  /** Replicas authenticate to their masters as this user (replication only). */
+  replica: RedisAclUser;
+  /** Forms the cluster and is the operator's (every command). */
+  admin: RedisAclUser;
+}
+
+/**
  * An ACL file (DESIGN §9): the default user off, and `user` allowed only the host
  * mapping's keys (`{vpc:…}` and `{host:…}`), no channels, and only the commands the
- * application uses.
+ * application uses. A cluster's nodes also let its replicas replicate, its admin
+ * administer, and the application read the slot map.
  */
-export function renderRedisAcl(user: RedisAclUser): string {
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(user.username) || /[\s>]/.test(user.password))
+export function renderRedisAcl(user: RedisAclUser, cluster?: RedisClusterUsers): string {
+  const users = [user, ...(cluster ? [cluster.replica, cluster.admin] : [])];
+  if (users.some((u) => !/^[A-Za-z0-9_-]{1,64}$/.test(u.username) || /[\s>]/.test(u.password)))
     throw new ServerUnavailableError(
       'redis-server',
       'ACL user name or password has bad characters',
     );
+  const commands = [...REDIS_APP_COMMANDS, ...(cluster ? REDIS_CLUSTER_APP_COMMANDS : [])];
   return [
     'user default off',
-    `user ${user.username} on >${user.password} resetkeys ~{vpc:* ~{host:* resetchannels -@all ${REDIS_APP_COMMANDS.map((c) => `+${c}`).join(' ')}`,
+    `user ${user.username} on >${user.password} resetkeys ~{vpc:* ~{host:* resetchannels -@all ${commands.map((c) => `+${c}`).join(' ')}`,
+    ...(cluster
+      ? [
+          `user ${cluster.replica.username} on >${cluster.replica.password} resetkeys resetchannels -@all +psync +replconf +ping`,
+          `user ${cluster.admin.username} on >${cluster.admin.password} ~* &* +@all`,
+        ]
+      : []),
     '',
   ].join('\n');
 }
 
-export async function startLocalRedis(options: {
-  dir: string;
-  readyTimeoutMs?: number;
-  /** Turns the default user off and lets only this user in (the URL then carries it). */
-  acl?: RedisAclUser;
-  /** TLS only (no plain port) with these files; the URL is then `rediss://…`. */
-  tls?: TlsFiles;
-}): Promise<LocalRedis> {
+/** The redis-server binary and its version; a clear error when there is none. */
+async function redisBinary(): Promise<{ binary: string; version: string }> {
   const binary = process.env.ALCOR_REDIS_SERVER_BIN ?? (await which('redis-server'));
   if (!binary) {
     throw new ServerUnavailableError(
@@ -90,47 +113,64 @@ export async function startLocalRedis(options: {
       );
     },
   );
-  const version = /v=([\d.]+)/.exec(stdout)?.[1] ?? stdout.trim();
-  const port = await freePort();
-  const aclArgs: string[] = [];
-  if (options.acl) {
-    const aclFile = join(options.dir, 'users.acl');
-    writeFileSync(aclFile, renderRedisAcl(options.acl), { mode: 0o600 });
-    aclArgs.push('--aclfile', aclFile);
-  }
+  return { binary, version: /v=([\d.]+)/.exec(stdout)?.[1] ?? stdout.trim() };
+}
+
+/** One redis-server's command line: its port (TLS only with `tls`), no persistence. */
+function nodeArgs(o: { port: number; dir: string; tls?: TlsFiles; aclFile?: string }): string[] {
   // With TLS, no plain port at all; clients are not asked for certificates (they
   // authenticate as the ACL user).
-  const portArgs = options.tls
+  const portArgs = o.tls
     ? [
-        '--port', '0', '--tls-port', String(port),
-        '--tls-cert-file', options.tls.certFile, '--tls-key-file', options.tls.keyFile,
-        '--tls-ca-cert-file', options.tls.caFile, '--tls-auth-clients', 'no',
+        '--port', '0', '--tls-port', String(o.port),
+        '--tls-cert-file', o.tls.certFile, '--tls-key-file', o.tls.keyFile,
+        '--tls-ca-cert-file', o.tls.caFile, '--tls-auth-clients', 'no',
       ] // prettier-ignore
-    : ['--port', String(port)];
+    : ['--port', String(o.port)];
+  return [
+    ...portArgs,
+    '--bind', '127.0.0.1', '--dir', o.dir, '--save', '', '--appendonly', 'no',
+    '--protected-mode', 'no',
+    ...(o.aclFile ? ['--aclfile', o.aclFile] : []),
+  ]; // prettier-ignore
+}
+
+/** A URL for the nodes: the user's credentials, then each host:port. */
+function redisUrl(tls: boolean, ports: readonly number[], user?: RedisAclUser): string {
+  const auth = user
+    ? `${encodeURIComponent(user.username)}:${encodeURIComponent(user.password)}@`
+    : '';
+  return `${tls ? 'rediss' : 'redis'}://${auth}${ports.map((p) => `127.0.0.1:${p}`).join(',')}`;
+}
+
+export async function startLocalRedis(options: {
+  dir: string;
+  readyTimeoutMs?: number;
+  /** Turns the default user off and lets only this user in (the URL then carries it). */
+  acl?: RedisAclUser;
+  /** TLS only (no plain port) with these files; the URL is then `rediss://…`. */
+  tls?: TlsFiles;
+}): Promise<LocalRedis> {
+  const { binary, version } = await redisBinary();
+  const port = await freePort();
+  let aclFile: string | undefined;
+  if (options.acl) {
+    aclFile = join(options.dir, 'users.acl');
+    writeFileSync(aclFile, renderRedisAcl(options.acl), { mode: 0o600 });
+  }
   const launch = (): ManagedProcess =>
     new ManagedProcess({
       name: 'redis-server',
       command: binary,
-      args: [
-        ...portArgs,
-        '--bind',
-        '127.0.0.1',
-        '--dir',
-        options.dir,
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--protected-mode',
-        'no',
-        ...aclArgs,
-      ],
+      args: nodeArgs({
+        port,
+        dir: options.dir,
+        ...(options.tls ? { tls: options.tls } : {}),
+        ...(aclFile ? { aclFile } : {}),
+      }),
       logFile: join(options.dir, 'redis-server.log'),
     });
-  const scheme = options.tls ? 'rediss' : 'redis';
-  const url = options.acl
-    ? `${scheme}://${encodeURIComponent(options.acl.username)}:${encodeURIComponent(options.acl.password)}@127.0.0.1:${port}`
-    : `${scheme}://127.0.0.1:${port}`;
+  const url = redisUrl(Boolean(options.tls), [port], options.acl);
   const ready = (p: ManagedProcess): Promise<void> =>
     p.waitUntilReady(async () => {
       await pingRedis(url, 1000, options.tls?.caFile);
@@ -150,6 +190,170 @@ export async function startLocalRedis(options: {
       if (proc.running) throw new Error('redis-server is still running');
       proc = launch();
       await ready(proc);
+    },
+  };
+}
+
+export interface LocalRedisNode {
+  port: number;
+  readonly process: ManagedProcess;
+  /** Its role now, as it says (ROLE). */
+  role: () => Promise<'master' | 'slave' | 'unknown'>;
+  /** A crash: SIGKILL. Nothing is persisted: it comes back empty and resyncs. */
+  kill: () => Promise<void>;
+  /** Starts it again: same port and cluster identity (nodes.conf), no data. */
+  revive: () => Promise<void>;
+}
+
+/** A Redis Cluster on this machine; as a whole, what a single server's handle is. */
+export interface LocalRedisCluster extends LocalRedis {
+  nodes: LocalRedisNode[];
+}
+
+/**
+ * A Redis Cluster of `masters` masters with `replicasPerMaster` replicas each
+ * (cluster-node-timeout 2 s: a master's replica takes over a few seconds after it
+ * is lost). The URL names every node with the application's user.
+ */
+export async function startLocalRedisCluster(options: {
+  dir: string;
+  acl: RedisAclUser;
+  tls?: TlsFiles;
+  masters?: number;
+  replicasPerMaster?: number;
+  readyTimeoutMs?: number;
+}): Promise<LocalRedisCluster> {
+  const { binary, version } = await redisBinary();
+  const cli = process.env.ALCOR_REDIS_CLI_BIN ?? (await which('redis-cli'));
+  if (!cli)
+    throw new ServerUnavailableError(
+      'redis-cli',
+      'no redis-cli to form the cluster: install redis-tools',
+    );
+  const masters = options.masters ?? 3;
+  const count = masters * (1 + (options.replicasPerMaster ?? 1));
+  const secret = () => randomBytes(18).toString('base64url');
+  const users: RedisClusterUsers = {
+    replica: { username: 'replica', password: secret() },
+    admin: { username: 'admin', password: secret() },
+  };
+  const aclFile = join(options.dir, 'users.acl');
+  writeFileSync(aclFile, renderRedisAcl(options.acl, users), { mode: 0o600 });
+  const ports: Array<{ port: number; bus: number }> = [];
+  for (let i = 0; i < count; i++) ports.push({ port: await freePort(), bus: await freePort() });
+  const tlsArgs = options.tls ? ['--tls-cluster', 'yes', '--tls-replication', 'yes'] : [];
+  const spawners = ports.map(({ port, bus }, i) => {
+    const dir = join(options.dir, `node-${i + 1}`);
+    mkdirSync(dir, { recursive: true });
+    return () =>
+      new ManagedProcess({
+        name: `redis-server ${port}`,
+        command: binary,
+        args: [
+          ...nodeArgs({ port, dir, aclFile, ...(options.tls ? { tls: options.tls } : {}) }),
+          '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'),
+          '--cluster-node-timeout', '2000', '--cluster-port', String(bus),
+          '--masteruser', users.replica.username, '--masterauth', users.replica.password,
+          '--repl-diskless-sync-delay', '0',
+          ...tlsArgs,
+        ], // prettier-ignore
+        logFile: join(dir, 'redis-server.log'),
+      });
+  });
+  const tls = options.tls ? { tls: { ca: readFileSync(options.tls.caFile) } } : {};
+  /** Asks one node as the admin. */
+  const ask = async (port: number, ...command: string[]): Promise<unknown> => {
+    const client = new Redis({
+      host: '127.0.0.1',
+      port,
+      ...users.admin,
+      ...tls,
+      lazyConnect: true,
+      connectTimeout: 1000,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      return await client.call(command[0]!, ...command.slice(1));
+    } finally {
+      client.disconnect();
+    }
+  };
+  const readyTimeout = options.readyTimeoutMs ?? 30_000;
+  const up = (proc: ManagedProcess, port: number) =>
+    proc.waitUntilReady(async () => (await ask(port, 'PING')) === 'PONG', readyTimeout);
+  const procs = spawners.map((spawn) => spawn());
+  await Promise.all(procs.map((p, i) => up(p, ports[i]!.port)));
+  await run(
+    cli,
+    [
+      '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p.port}`),
+      '--cluster-replicas', String(options.replicasPerMaster ?? 1), '--cluster-yes',
+      '--user', users.admin.username, '--pass', users.admin.password, '--no-auth-warning',
+      ...(options.tls ? ['--tls', '--cacert', options.tls.caFile] : []),
+    ], // prettier-ignore
+    { timeoutMs: 60_000 },
+  ).catch((err: unknown) => {
+    throw new ServerUnavailableError('redis cluster', `not formed: ${(err as Error).message}`, {
+      cause: err,
+    });
+  });
+  /**
+   * Every node says the cluster is ok (all slots served), and every replica has
+   * its master's data (one that never synced cannot be promoted).
+   */
+  const clusterOk = () =>
+    procs[0]!.waitUntilReady(async () => {
+      for (const { port } of ports) {
+        const info = String(await ask(port, 'CLUSTER', 'INFO').catch(() => ''));
+        if (!/cluster_state:ok/.test(info)) return false;
+        const replication = String(await ask(port, 'INFO', 'replication').catch(() => ''));
+        if (/role:slave/.test(replication) && !/master_link_status:up/.test(replication))
+          return false;
+      }
+      return true;
+    }, readyTimeout);
+  await clusterOk();
+  const url = redisUrl(
+    Boolean(options.tls),
+    ports.map((p) => p.port),
+    options.acl,
+  );
+  const nodes: LocalRedisNode[] = ports.map(({ port }, i) => ({
+    port,
+    get process() {
+      return procs[i]!;
+    },
+    role: async () => {
+      const role = (await ask(port, 'ROLE').catch(() => [])) as unknown[];
+      return role[0] === 'master' || role[0] === 'slave' ? role[0] : 'unknown';
+    },
+    kill: () => procs[i]!.kill(),
+    revive: async () => {
+      if (procs[i]!.running) throw new Error(`redis-server ${port} is still running`);
+      const proc = spawners[i]!();
+      procs[i] = proc;
+      await up(proc, port);
+    },
+  }));
+  return {
+    url,
+    version,
+    nodes,
+    get process() {
+      return procs[0]!;
+    },
+    stop: async () => {
+      await Promise.all(procs.map((p) => p.stop()));
+    },
+    kill: async () => {
+      await Promise.all(procs.map((p) => p.kill()));
+    },
+    revive: async () => {
+      await Promise.all(nodes.filter((n) => !n.process.running).map((n) => n.revive()));
+      await clusterOk();
     },
   };
 }

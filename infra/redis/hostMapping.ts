@@ -6,20 +6,27 @@
  * of one hash tag only (a Redis Cluster can run it).
  */
 import { randomBytes } from 'node:crypto';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, type RedisOptions } from 'ioredis';
 import { redisKeys, type HostMapping } from '../../shared/index.js';
-import { redisTlsOptions } from './probe.js';
+import { createRedisClient, type RedisClient } from './connect.js';
 
 /**
  * KEYS: hosts, rev. ARGV: revision, mode (delta|restore), count of adds, adds…, removes….
- * Returns 1 written, 0 skipped (older, or present for a restore), 2 a delta for a
- * missing entry (lost, or a new VPC): not written, since a delta on nothing would
- * leave a partial set that looks whole — the caller writes the whole set instead.
+ * Returns 1 written, 0 skipped (older, or for a restore an entry at the revision or
+ * newer), 2 a delta for a missing entry (lost, or a new VPC): not written, since a
+ * delta on nothing would leave a partial set that looks whole — the caller writes
+ * the whole set instead. A restore replaces an older entry whole (a replica
+ * promoted before it had the last writes holds one).
  */
 const VPC_SIDE = `
 local cur = redis.call('GET', KEYS[2])
 if ARGV[2] == 'restore' then
-  if cur then return 0 end
+  if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
+  local keep = {}
+  for i = 4, #ARGV do keep[ARGV[i]] = true end
+  for _, h in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    if not keep[h] then redis.call('SREM', KEYS[1], h) end
+  end
 elseif not cur then
   return 2
 elseif tonumber(cur) > tonumber(ARGV[1]) then
@@ -48,6 +55,11 @@ const GENERATION_KEY = '{vpc:alcor}:generation';
 /** Hash: bucket → the generation its VPCs' entries were written for (lost with the rest). */
 const REBUILT_KEY = '{vpc:alcor}:rebuilt';
 
+/** KEYS: generation. ARGV: the generation seen, a new one. Sets the new one if the seen one is current. */
+const RENEW = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) end
+return 1`;
+
 interface MappingCommands {
   vpcSide(hosts: string, rev: string, ...argv: string[]): Promise<number>;
   hostSide(
@@ -57,10 +69,11 @@ interface MappingCommands {
     revision: string,
     present: string,
   ): Promise<number>;
+  renewGeneration(generation: string, seen: string, fresh: string): Promise<number>;
 }
 
 export interface RedisHostMapping extends HostMapping {
-  client: Redis;
+  client: RedisClient;
   close(): Promise<void>;
 }
 
@@ -68,8 +81,7 @@ export function createRedisHostMapping(
   url: string,
   options: { redis?: RedisOptions } = {},
 ): RedisHostMapping {
-  const client = new Redis(url, {
-    ...redisTlsOptions(url),
+  const client = createRedisClient(url, {
     maxRetriesPerRequest: null,
     lazyConnect: false,
     // Commands issued in the same tick go out as one pipeline (one round trip):
@@ -81,6 +93,7 @@ export function createRedisHostMapping(
   client.on('error', () => undefined);
   client.defineCommand('vpcSide', { numberOfKeys: 2, lua: VPC_SIDE });
   client.defineCommand('hostSide', { numberOfKeys: 2, lua: HOST_SIDE });
+  client.defineCommand('renewGeneration', { numberOfKeys: 1, lua: RENEW });
   const commands = client as unknown as MappingCommands;
 
   const hostSides = (vpcId: string, revision: number, hosts: string[], present: boolean) =>
@@ -135,6 +148,28 @@ export function createRedisHostMapping(
       const id = await client.get(GENERATION_KEY);
       // Lost between the two commands (a restart right then): the next look names it.
       return { id: id ?? fresh, created: id === null };
+    },
+    async renewGeneration(seen) {
+      await commands.renewGeneration(GENERATION_KEY, seen, randomBytes(9).toString('base64url'));
+    },
+    async masters() {
+      if (!(client instanceof Cluster)) return undefined;
+      // [start, end, [host, port, id], …replicas] per slot range.
+      // From whichever node answers first: one that is down would hold the question.
+      const slots = await Promise.any(
+        client.nodes('all').map((node) =>
+          Promise.race([
+            node.cluster('SLOTS'),
+            new Promise<never>((_, reject) =>
+              setTimeout(() => reject(new Error('no answer')), 1000).unref(),
+            ),
+          ]),
+        ),
+      );
+      return slots
+        .map(([from, to, master]) => `${from}-${to}@${master?.[2] ?? '?'}`)
+        .sort()
+        .join(' ');
     },
     async rebuiltFor(buckets) {
       if (buckets.length === 0) return [];

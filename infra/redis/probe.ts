@@ -1,24 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { Redis } from 'ioredis';
 import { ConfigError, ServerUnavailableError } from '../../shared/index.js';
+import { createRedisClient, redisTlsOptions } from './connect.js';
 
-/**
- * TLS for a `rediss://` URL: the server's certificate verified with REDIS_CA_FILE
- * (or, without it, the system's CAs). A `redis://` URL is plain text.
- */
-export function redisTlsOptions(
-  url: string,
-  env: NodeJS.ProcessEnv = process.env,
-): { tls?: { ca?: Buffer } } {
-  if (!url.startsWith('rediss://')) return {};
-  const file = env.REDIS_CA_FILE;
-  if (!file) return { tls: {} };
-  try {
-    return { tls: { ca: readFileSync(file) } };
-  } catch (err) {
-    throw new ConfigError('REDIS_CA_FILE', `cannot read ${file}: ${(err as Error).message}`);
-  }
-}
+export { redisTlsOptions } from './connect.js';
 
 /** Connects, PINGs and returns the server's version; a clear error naming Redis otherwise. */
 export async function pingRedis(
@@ -27,14 +11,20 @@ export async function pingRedis(
   /** The CA of a `rediss://` server (default REDIS_CA_FILE). */
   caFile?: string,
 ): Promise<string> {
-  const client = new Redis(url, {
-    ...redisTlsOptions(url, caFile === undefined ? process.env : { REDIS_CA_FILE: caFile }),
-    lazyConnect: true,
-    connectTimeout: timeoutMs,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    enableOfflineQueue: false,
-  });
+  const env = caFile === undefined ? process.env : { REDIS_CA_FILE: caFile };
+  const client = createRedisClient(
+    url,
+    {
+      ...redisTlsOptions(url, env),
+      lazyConnect: true,
+      connectTimeout: timeoutMs,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      enableOfflineQueue: false,
+    },
+    env,
+    { clusterRetryStrategy: () => null, enableOfflineQueue: false },
+  );
   // The server's own answer (e.g. WRONGPASS) comes as an error event; the failed
   // call then only says the connection closed.
   let said: Error | undefined;
@@ -58,16 +48,9 @@ export async function pingRedis(
   }
 }
 
-/** A URL without its password, for logs and tables. */
+/** A URL without its password, for logs and tables (one host or a cluster's several). */
 export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (!u.password) return url;
-    u.password = '***';
-    return u.toString().replace(/\/$/, '');
-  } catch {
-    return url;
-  }
+  return url.replace(/^([a-z]+:\/\/[^:@/]*):[^@/]+@/, '$1:***@');
 }
 
 /**
@@ -85,12 +68,7 @@ export function redisUrlFromEnv(env: NodeJS.ProcessEnv = process.env): string | 
   } catch (err) {
     throw new ConfigError('REDIS_PASSWORD_FILE', `cannot read ${file}: ${(err as Error).message}`);
   }
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new ConfigError('REDIS_URL', `is not a URL: ${redactUrl(url)}`);
-  }
-  u.password = encodeURIComponent(password);
-  return u.toString();
+  const m = /^(rediss?:\/\/)(?:([^:@/]*)(?::[^@/]*)?@)?(.+)$/.exec(url);
+  if (!m) throw new ConfigError('REDIS_URL', `is not a Redis URL: ${redactUrl(url)}`);
+  return `${m[1]}${m[2] ?? ''}:${encodeURIComponent(password)}@${m[3]}`;
 }

@@ -19,6 +19,8 @@ export interface ControllerMetrics {
   mappingRestores: number;
   /** Passes over the worked buckets' VPCs after the mapping was found lost. */
   mappingRebuilds: number;
+  /** Redis Cluster failovers seen (masters of some slots changed): the mapping written again. */
+  mappingFailovers: number;
   /** Full states sent on resync requests, and requests refused as malformed. */
   resyncFulls: number;
   resyncRefused: number;
@@ -44,6 +46,7 @@ export function createMetrics(): ControllerMetrics {
     refused: 0,
     mappingRestores: 0,
     mappingRebuilds: 0,
+    mappingFailovers: 0,
     resyncFulls: 0,
     resyncRefused: 0,
     acksRefused: 0,

@@ -55,6 +55,8 @@ const CONTROLLER_COUNTERS = {
   refused: 'Intake deliveries refused (a bad subject token, a bucket not this one)',
   mappingRestores: 'VPC host sets written to Redis again after Redis lost them',
   mappingRebuilds: 'Passes over the owned VPCs after the Redis mapping was found lost',
+  mappingFailovers:
+    'Redis Cluster failovers seen (slot masters changed): the mapping written again',
   resyncFulls: 'Full goal states sent on resync requests',
   resyncRefused: 'Resync requests refused as malformed',
   acksRefused: 'Host acks refused as malformed',

@@ -10,7 +10,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConfigError } from '../../shared/index.js';
 import { renderKafkaBrokerConfig } from '../../infra/kafka/brokerConfig.js';
-import { redisUrlFromEnv } from '../../infra/redis/probe.js';
+import { redactUrl, redisUrlFromEnv } from '../../infra/redis/probe.js';
+import { isRedisClusterUrl, parseRedisUrl } from '../../infra/redis/connect.js';
 import { roleOf } from '../../infra/local/cpu.js';
 
 const test = suite('deploy configuration');
@@ -124,6 +125,33 @@ test('REDIS_PASSWORD_FILE puts the password into REDIS_URL; a missing file names
     assert.instance(err, ConfigError);
     assert.is((err as ConfigError).field, 'REDIS_PASSWORD_FILE');
   }
+});
+
+test('a Redis URL names one server or the seeds of a Redis Cluster; passwords never shown', () => {
+  assert.equal(parseRedisUrl('redis://h:6379'), { tls: false, nodes: [{ host: 'h', port: 6379 }] });
+  const cluster = 'rediss://alcor:s%40cret@127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002';
+  assert.equal(parseRedisUrl(cluster), {
+    tls: true,
+    username: 'alcor',
+    password: 's@cret',
+    nodes: [7000, 7001, 7002].map((port) => ({ host: '127.0.0.1', port })),
+  });
+  assert.ok(isRedisClusterUrl(cluster));
+  assert.not.ok(isRedisClusterUrl('redis://alcor:pw@h:6379'));
+  assert.is(redactUrl(cluster), 'rediss://alcor:***@127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002');
+  assert.is(redactUrl('redis://h:6379'), 'redis://h:6379');
+  const dir = mkdtempSync(join(tmpdir(), 'alcor-unit-'));
+  writeFileSync(join(dir, 'pw'), 'p@ss\n');
+  assert.is(
+    redisUrlFromEnv({ REDIS_URL: 'redis://alcor@a:1,b:2', REDIS_PASSWORD_FILE: join(dir, 'pw') }),
+    'redis://alcor:p%40ss@a:1,b:2',
+  );
+  for (const bad of ['http://h:1', 'redis://h:1,h:x', 'redis://', 'redis://h:70000'])
+    assert.throws(
+      () => parseRedisUrl(bad),
+      (e: unknown) => (e as ConfigError).field === 'REDIS_URL',
+      bad,
+    );
 });
 
 test('a service is recognised run from its sources or from the build', () => {

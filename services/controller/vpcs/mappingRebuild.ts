@@ -10,6 +10,12 @@
  * that moves before its pass is done is finished by its next owner. Until a bucket
  * is done, entries come back one by one too: on a VPC's next commit (a delta on a
  * missing entry writes the whole set) and when a southbound module asks for one.
+ *
+ * On a Redis Cluster a failover can lose the last writes of the failed master's
+ * slots: its replica is promoted with what it had. Every check also compares
+ * which node masters which slots with the last look; a change names a new
+ * generation, and every bucket's entries are written again (an entry older than
+ * its VPC's revision is replaced whole).
  */
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -47,6 +53,8 @@ export function startMappingRebuild(deps: MappingRebuildDeps): { stop: () => Pro
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let pass: Promise<void> = Promise.resolve();
+  /** Which node mastered which slots at the last look (a Redis Cluster only). */
+  let lastMasters: string | undefined;
 
   /** Writes the missing entries of these buckets' VPCs; marks each bucket done. */
   const rebuild = async (generation: string, buckets: readonly number[]): Promise<void> => {
@@ -92,7 +100,25 @@ export function startMappingRebuild(deps: MappingRebuildDeps): { stop: () => Pro
     );
   };
 
+  /** A failover since the last look: a new generation, so every owner writes its VPCs again. */
+  const failedOver = async (): Promise<void> => {
+    const masters = await mapping.masters();
+    const before = lastMasters;
+    if (masters === undefined || masters === before) return;
+    if (before !== undefined) {
+      const { id } = await mapping.generation();
+      await mapping.renewGeneration(id);
+      deps.metrics.mappingFailovers += 1;
+      logger.warn(
+        { before, after: masters },
+        'Redis Cluster masters changed (a failover may have lost writes): writing the mapping again',
+      );
+    }
+    lastMasters = masters;
+  };
+
   const check = async (): Promise<void> => {
+    await failedOver();
     const owned = deps.owned();
     if (owned.length === 0) return;
     const { id, created } = await mapping.generation();
