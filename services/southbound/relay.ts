@@ -419,28 +419,36 @@ export class Relay {
     });
   }
 
+  /**
+   * Closes the consumer's messages and starts again after the ack floor, trying
+   * again (backing off to 5 s) while the server cannot do it — a node or a stream
+   * leader away — so that the relay never carries on from a consumer with holes.
+   */
   private async reopenAtFloor(): Promise<void> {
     const old = this.messages;
     this.messages = undefined;
-    await old?.close().catch(() => undefined);
+    await Promise.race([old?.close().catch(() => undefined), delay(2000)]);
     this.pending = [];
-    this.stuck = false;
-    try {
-      const info = await this.deps.jsm.consumers.info(streams.goalStates, this.durable);
-      this.deps.logger.warn(
-        { relay: this.key, unacked: info.num_ack_pending, floor: info.ack_floor.stream_seq },
-        'goal states delivered but never received: starting again at the ack floor',
-      );
-      this.deps.metrics.restarts += 1;
-      await this.recreateAtFloor(info.ack_floor.stream_seq);
-    } catch (err) {
-      // The server is away: try again (what the old consumer delivers meanwhile is
-      // not taken).
-      this.deps.logger.warn({ relay: this.key, err }, 'could not start again at the ack floor');
-      this.stuck = true;
-      await delay(RECORDS_RETRY_MAX_MS);
-    } finally {
-      if (this.running) await this.open();
+    for (let attempt = 0; this.running; attempt++) {
+      try {
+        const info = await this.deps.jsm.consumers.info(streams.goalStates, this.durable);
+        this.deps.logger.warn(
+          { relay: this.key, unacked: info.num_ack_pending, floor: info.ack_floor.stream_seq },
+          'goal states delivered but never received: starting again at the ack floor',
+        );
+        this.deps.metrics.restarts += 1;
+        await this.recreateAtFloor(info.ack_floor.stream_seq);
+        this.stuck = false;
+        await this.open();
+        return;
+      } catch (err) {
+        const delayMs = Math.min(5000, 500 * 2 ** attempt);
+        this.deps.logger.warn(
+          { relay: this.key, err, attempt, delayMs },
+          'could not start again at the ack floor; trying again',
+        );
+        await delay(delayMs);
+      }
     }
   }
 
