@@ -37,6 +37,11 @@ export interface HostStats {
   /** Resync rounds asked again for the VPCs or buckets no owner answered. */
   resyncsRepeated: number;
   /**
+   * Kafka records of the host's partition it never read (the offsets it was given
+   * skipped past them: retention, an offset reset); each time, every VPC taken again.
+   */
+  gaps: number;
+  /**
    * Deltas that arrived after a newer message of the same VPC, never seen before
    * (order broken on the way). Not applied: the VPC's full state is asked instead.
    */
@@ -137,6 +142,7 @@ export const emptyStats = (): HostStats => ({
   invalid: 0,
   resyncs: 0,
   resyncsRepeated: 0,
+  gaps: 0,
   outOfOrder: 0,
   appliedOutOfOrder: 0,
   duplicates: 0,

@@ -28,6 +28,8 @@ export interface KafkaIntakeOptions {
 
 /** How often the fleet commits the offsets its agents have taken (off the fetch path). */
 export const COMMIT_INTERVAL_MS = 1000;
+/** How often the partitions' log starts are compared with what their hosts expect. */
+const GAP_CHECK_MS = 5000;
 /** Tries to start the consumer (retriable errors only: a topic not in metadata yet), ~30 s. */
 const START_ATTEMPTS = 20;
 
@@ -131,7 +133,67 @@ export async function startKafkaIntake(
   };
   const commitTimer = setInterval(() => void commit(), COMMIT_INTERVAL_MS);
   commitTimer.unref();
+  // The next offset each partition's host expects: the records of a partition are
+  // its host's alone and their offsets have no holes (no compaction, no
+  // transactions), so a first offset beyond it means records skipped unread — the
+  // consumer's position was reset past them (retention deleted them while the host
+  // was away, or an operator moved the group). The host takes every VPC again.
+  const expected = new Map<string, bigint>();
+  /** The host's next record is at `next`: those from what it expected up to there are lost to it. */
+  const skippedTo = (topic: string, partition: number, next: bigint, why: string): void => {
+    const key = `${topic}/${partition}`;
+    const want = expected.get(key);
+    if (want === undefined || next <= want) return;
+    expected.set(key, next);
+    const agent = routes.get(topic)?.[partition];
+    if (!agent) return;
+    agent.stats.gaps += 1;
+    options.logger.warn(
+      {
+        kafkaCluster: clusterId,
+        hostId: agent.record.hostId,
+        topic,
+        partition,
+        expected: String(want),
+        next: String(next),
+        why,
+      },
+      'Kafka records skipped unread: taking every VPC again',
+    );
+    void agent.resync();
+  };
+  const noteOffsets = (topic: string, partition: number, first: string, last: string): void => {
+    skippedTo(topic, partition, BigInt(first), 'the next batch starts past them');
+    expected.set(`${topic}/${partition}`, BigInt(last) + 1n);
+  };
+  // Retention can delete records a host has not read while nothing new comes for
+  // it (the consumer then resets to the log's start without a word): every
+  // GAP_CHECK_MS, each partition's log start is compared with what its host expects.
+  const admin = client.kafka.admin();
+  let adminUp: Promise<void> | undefined;
+  const checkLogStarts = async (): Promise<void> => {
+    adminUp ??= admin.connect();
+    await adminUp;
+    for (const [topic, order] of routes) {
+      for (const { partition, low } of await admin.fetchTopicOffsets(topic)) {
+        if (!order[partition]) continue;
+        // A host that has had no record yet expects the log's start at the first look.
+        const key = `${topic}/${partition}`;
+        if (!expected.has(key)) expected.set(key, BigInt(low));
+        else skippedTo(topic, partition, BigInt(low), 'retention deleted them');
+      }
+    }
+  };
+  const gapTimer = setInterval(() => {
+    checkLogStarts().catch((err: unknown) => {
+      adminUp = undefined;
+      options.logger.debug({ kafkaCluster: clusterId, err }, 'log start check failed');
+    });
+  }, GAP_CHECK_MS);
+  gapTimer.unref();
   const eachBatch = ({ batch }: EachBatchPayload): Promise<void> => {
+    if (batch.messages.length > 0)
+      noteOffsets(batch.topic, batch.partition, batch.firstOffset()!, batch.lastOffset());
     for (const message of batch.messages) deliver(batch.topic, batch.partition, message);
     if (batch.messages.length > 0)
       toCommit.set(`${batch.topic}/${batch.partition}`, {
@@ -203,6 +265,8 @@ export async function startKafkaIntake(
       stopped = true;
       clearTimeout(restartTimer);
       clearInterval(commitTimer);
+      clearInterval(gapTimer);
+      await admin.disconnect().catch(() => undefined);
       await commit();
       await consumer.disconnect().catch(() => undefined);
     },

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { headers } from '@nats-io/transport-node';
 import { readFileSync } from 'node:fs';
+import type { Admin } from 'kafkajs';
 import {
   createKafkaClient,
   createLogger,
@@ -80,11 +81,12 @@ const serverDown =
     return () => server.revive();
   };
 
-/** The broker leading most partitions of the cluster's goal-state topics (a tie: the lowest id). */
-async function busiestLeader(
+/** Runs `use` with an admin client of a local Kafka cluster, as its admin user. */
+async function withKafkaAdmin<T>(
   clusterId: string,
   cluster: LocalKafka,
-): Promise<{ nodeId: number; leads: number; of: number }> {
+  use: (admin: Admin, topics: string[]) => Promise<T>,
+): Promise<T> {
   const client = createKafkaClient(clusterId, cluster.brokers, {
     clientId: 'alcor-fault',
     logger: createLogger({ name: 'fault-kafka', level: 'error' }),
@@ -95,6 +97,35 @@ async function busiestLeader(
   await admin.connect();
   try {
     const topics = (await admin.listTopics()).filter((t) => t.startsWith('alcor.gs.'));
+    return await use(admin, topics);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Deletes every goal-state record of every local Kafka cluster (retention, all at once); how many. */
+async function deleteEveryRecord(ctx: FaultContext): Promise<number> {
+  let deleted = 0;
+  for (const [id, cluster] of Object.entries(ctx.system.servers.local.kafka))
+    await withKafkaAdmin(id, cluster, async (admin, topics) => {
+      for (const topic of topics) {
+        const offsets = await admin.fetchTopicOffsets(topic);
+        for (const o of offsets) deleted += Number(BigInt(o.high) - BigInt(o.low));
+        await admin.deleteTopicRecords({
+          topic,
+          partitions: offsets.map((o) => ({ partition: o.partition, offset: o.high })),
+        });
+      }
+    });
+  return deleted;
+}
+
+/** The broker leading most partitions of the cluster's goal-state topics (a tie: the lowest id). */
+function busiestLeader(
+  clusterId: string,
+  cluster: LocalKafka,
+): Promise<{ nodeId: number; leads: number; of: number }> {
+  return withKafkaAdmin(clusterId, cluster, async (admin, topics) => {
     // The set-up this fault is about: every partition on all three brokers, and all
     // three in sync (after an earlier run's kill, once the broker has caught up).
     const metadata = await eventually(
@@ -116,9 +147,7 @@ async function busiestLeader(
       }
     const [nodeId, n] = [...leads].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0]!;
     return { nodeId, leads: n, of };
-  } finally {
-    await admin.disconnect();
-  }
+  });
 }
 
 /** What a network fault cuts: a process's (or node's) cgroup, and the far side's ports. */
@@ -236,6 +265,32 @@ export const FAULTS: Fault[] = [
     }),
   },
   {
+    name: 'bounce-nats-nodes',
+    what: "the three-node NATS cluster's nodes SIGKILLed one after another for 60 s: each down 3 s, back, the next 2 s later",
+    needs: 'cluster',
+    holdMs: () => 60_000,
+    inject: (ctx) => {
+      const nodes = ctx.system.servers.local.natsNodes;
+      const healed = new AbortController();
+      let bounces = 0;
+      const loop = (async () => {
+        for (let i = 0; !healed.signal.aborted; i = (i + 1) % nodes.length) {
+          const node = nodes[i]!;
+          await node.kill();
+          await sleep(3000);
+          await node.revive();
+          bounces += 1;
+          await sleep(2000, undefined, { signal: healed.signal }).catch(() => undefined);
+        }
+      })();
+      return async () => {
+        healed.abort();
+        await loop;
+        ctx.note(`${bounces} bounces`);
+      };
+    },
+  },
+  {
     name: 'restart-kafka',
     what: 'a Kafka cluster stopped, started again 8 s later',
     holdMs: () => 8000,
@@ -274,6 +329,24 @@ export const FAULTS: Fault[] = [
     what: 'Redis SIGKILLed and restarted empty (the VPC↔host mapping must be rebuilt)',
     holdMs: () => 500,
     inject: serverDown('kill', (ctx) => ['redis-server', ctx.system.servers.local.redis!]),
+  },
+  {
+    name: 'failover-redis',
+    what: 'a master of the Redis Cluster (3 masters, 3 replicas) SIGKILLed: its replica takes over; back 8 s later, as a replica',
+    needs: 'cluster',
+    holdMs: () => 8000,
+    inject: async (ctx) => {
+      const redis = ctx.system.servers.local.redis;
+      if (!redis || !('nodes' in redis)) throw new Error('Redis is not a cluster here');
+      const roles = await Promise.all(redis.nodes.map((n) => n.role()));
+      const node = pick(
+        ctx.rnd,
+        redis.nodes.filter((_, i) => roles[i] === 'master'),
+      );
+      ctx.note(`master on port ${node.port}`);
+      await node.kill();
+      return () => node.revive();
+    },
   },
   {
     name: 'pause-controller',
@@ -325,6 +398,18 @@ export const FAULTS: Fault[] = [
     what: "an NCA process's packets to and from every Kafka broker dropped for 10 s (its Kafka-bound agents fall behind)",
     holdMs: () => 10_000,
     inject: netCut('drop', (ctx) => processCut(ctx, 'nca', () => kafkaPorts(ctx))),
+  },
+  {
+    name: 'nca-kafka-records-deleted',
+    what: 'an NCA process cut from Kafka for 10 s, and before the heal every goal-state record deleted (retention): its agents are then past records they never read',
+    holdMs: () => 10_000,
+    inject: async (ctx) => {
+      const heal = await netCut('drop', (c) => processCut(c, 'nca', () => kafkaPorts(c)))(ctx);
+      return async () => {
+        ctx.note(`${await deleteEveryRecord(ctx)} records deleted`);
+        await heal();
+      };
+    },
   },
   {
     name: 'reset-southbound-kafka',

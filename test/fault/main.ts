@@ -22,7 +22,8 @@ const USAGE = `Usage: npm run fault -- [options]
   --seed <n>          random choices and the workload (default 1)
   --rate <n>          intents per second of the steady load (default 30)
   --no-rebalance      no controller joining and leaving during every other run
-  --no-cluster        skip the scaled-out system (3 NATS nodes, 3 brokers per Kafka cluster)
+  --no-cluster        skip the scaled-out system (3 NATS nodes, 3 brokers per Kafka
+                      cluster, a Redis Cluster of 3 masters and 3 replicas)
   --no-report         print only; leave docs/ alone
   --log-level <l>     the harness's log level (default warn)
   --service-log-level <l>  the services' log level, in their logs under the run's
@@ -64,7 +65,7 @@ for (const natsNodes of args['no-cluster'] ? [1] : [1, 3]) {
   if (faults.length === 0) continue;
   const where =
     natsNodes > 1
-      ? `${natsNodes}-node NATS cluster, 3-broker Kafka clusters`
+      ? `${natsNodes}-node NATS cluster, 3-broker Kafka clusters, a Redis Cluster`
       : 'one nats-server, single-broker Kafka clusters';
   console.log(`\n── ${where}: ${faults.map((f) => f.name).join(', ')} × ${runs} ──`);
   system = await startFaultSystem({

@@ -70,6 +70,8 @@ export interface FaultSystemOptions {
   natsNodes?: number;
   /** Brokers per Kafka cluster (default: 3 with a NATS cluster, else 1): the scaled-out set-up. */
   kafkaBrokers?: number;
+  /** Redis as a Redis Cluster of 3 masters and 3 replicas (default: with a NATS cluster). */
+  redisCluster?: boolean;
   controllers?: number;
   southbounds?: number;
   /** NCA processes; the hosts are dealt among them. */
@@ -134,6 +136,7 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
   const servers = await provisionServers({
     natsNodes,
     kafkaBrokers,
+    redisCluster: o.redisCluster ?? natsNodes > 1,
     local: true,
     env: ownEnv,
     natsCgroupOf: (node) => {
