@@ -157,14 +157,16 @@ export function createRedisHostMapping(
       // [start, end, [host, port, id], …replicas] per slot range.
       // From whichever node answers first: one that is down would hold the question.
       const slots = await Promise.any(
-        client.nodes('all').map((node) =>
-          Promise.race([
-            node.cluster('SLOTS'),
-            new Promise<never>((_, reject) =>
-              setTimeout(() => reject(new Error('no answer')), 1000).unref(),
-            ),
-          ]),
-        ),
+        client
+          .nodes('all')
+          .map((node) =>
+            Promise.race([
+              node.cluster('SLOTS'),
+              new Promise<never>((_, reject) =>
+                setTimeout(() => reject(new Error('no answer')), 1000).unref(),
+              ),
+            ]),
+          ),
       );
       return slots
         .map(([from, to, master]) => `${from}-${to}@${master?.[2] ?? '?'}`)
