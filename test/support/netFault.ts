@@ -9,7 +9,7 @@
  * says why not.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -125,17 +125,16 @@ export class NetFaults {
       this.tables.delete(t);
       await nft([`delete table inet ${t}`]).catch(() => undefined);
     }
-    for (const dir of this.made.reverse()) {
-      try {
-        rmdirSync(dir);
-      } catch {
-        // A process still in it: the cgroup stays until the machine's next clean-up.
+    // A cgroup goes once its last process has exited (a moment after a kill); the
+    // run's own directory once its cgroups are gone (its control files do not count).
+    for (const dir of [...this.made.reverse(), ...(this.base ? [this.base] : [])]) {
+      for (let attempt = 0; attempt < 10 && existsSync(dir); attempt++) {
+        try {
+          rmdirSync(dir);
+        } catch {
+          await new Promise((r) => setTimeout(r, 200));
+        }
       }
-    }
-    try {
-      if (this.base && readdirSync(this.base).length === 0) rmdirSync(this.base);
-    } catch {
-      // as above
     }
   }
 }
