@@ -69,6 +69,11 @@ export const ControllerConfigSchema = z.strictObject({
   programmedDeadlineMs: z.number().int().min(100).max(3_600_000).default(30_000),
   /** How often the VPC↔host mapping's generation is checked (a lost mapping is rebuilt). */
   mappingCheckMs: z.number().int().min(100).default(5000),
+  /**
+   * Resync requests answered at once (0: every one as it comes). The rest wait in
+   * order, or are told to ask again later (a reconnect storm: services/controller/hosts/resyncGate.ts).
+   */
+  resyncConcurrency: z.number().int().min(0).max(10_000).default(8),
   /** /readyz says "caught up" while the intake consumer's lag is at most this. */
   readyMaxLag: z.number().int().min(0).default(1000),
 });
@@ -105,6 +110,7 @@ const ENV = {
   ALCOR_GROUP_MAX: 'groupMax',
   ALCOR_GROUP_BYTES: 'groupBytes',
   ALCOR_OUTBOX_WINDOW: 'outboxWindow',
+  ALCOR_RESYNC_CONCURRENCY: 'resyncConcurrency',
 } as const;
 
 /** The configuration from `ALCOR_*` variables and NATS_URL. */

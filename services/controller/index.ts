@@ -40,6 +40,7 @@ import { BucketLoads, startOwnership, type Ownership } from './buckets/ownership
 import { startPlacementLeader } from './buckets/placementLeader.js';
 import { VpcLanes } from './vpcs/lanes.js';
 import { bucketSubscriptions, serveResync, type HostApiDeps } from './hosts/hostApi.js';
+import { ResyncGate } from './hosts/resyncGate.js';
 import { ProgrammedTracker, type ProgrammedMetrics } from './programmed/tracker.js';
 import { ProgrammedRecovery } from './programmed/recovery.js';
 import { startMappingRebuild } from './vpcs/mappingRebuild.js';
@@ -110,12 +111,18 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
   // Every message this controller writes names the run that wrote it.
   const writer = (): string => `${config.instanceId}/${membership.incarnation()}`;
   const metrics = createMetrics();
+  // Paced resync answers (a reconnect storm): the agent listens for 1.5 s.
+  const resyncGate =
+    config.resyncConcurrency > 0
+      ? new ResyncGate({ concurrency: config.resyncConcurrency, maxWaitMs: 750, maxQueued: 1024 })
+      : undefined;
   const telemetry = createControllerTelemetry(config.instanceId, metrics, {
     activeVpcs: () => lanes.size,
     bucketsOwned: () => run?.ownership.owned().length ?? 0,
     programmedPending: () => tracker.pending,
     programmed: () => tracker.metrics,
     intake: () => run?.intake.lag(),
+    resyncWaiting: () => resyncGate?.queued ?? 0,
   });
   // One ack inbox for every JetStream publish of this run (appends, goal states, statuses).
   const asyncPublisher = createAsyncPublisher(nc);
@@ -228,6 +235,7 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
     owned: () => new Set(run?.intake.working() ?? []),
     metrics,
     logger,
+    ...(resyncGate ? { resyncGate } : {}),
   };
 
   const startRun = async (): Promise<Run> => {

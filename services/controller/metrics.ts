@@ -24,6 +24,8 @@ export interface ControllerMetrics {
   /** Full states sent on resync requests, and requests refused as malformed. */
   resyncFulls: number;
   resyncRefused: number;
+  /** Resync requests told to ask again later (more waiting than the gate answers in time). */
+  resyncDeferred: number;
   /** NCA acks refused as malformed. */
   acksRefused: number;
   /** Requests not answered: their reply subject was not an inbox (docs/security.md). */
@@ -49,6 +51,7 @@ export function createMetrics(): ControllerMetrics {
     mappingFailovers: 0,
     resyncFulls: 0,
     resyncRefused: 0,
+    resyncDeferred: 0,
     acksRefused: 0,
     repliesRefused: 0,
     poisonEvents: 0,

@@ -39,6 +39,7 @@ export interface LiveCounts {
   programmedPending: () => number;
   programmed: () => ProgrammedMetrics;
   intake: () => { pending: number; inFlight: Map<number, number> } | undefined;
+  resyncWaiting: () => number;
 }
 
 const CONTROLLER_COUNTERS = {
@@ -59,6 +60,8 @@ const CONTROLLER_COUNTERS = {
     'Redis Cluster failovers seen (slot masters changed): the mapping written again',
   resyncFulls: 'Full goal states sent on resync requests',
   resyncRefused: 'Resync requests refused as malformed',
+  resyncDeferred:
+    'Resync requests told to ask again later (retryAfterMs): more were waiting than are answered in time',
   acksRefused: 'Host acks refused as malformed',
   repliesRefused: 'Requests not answered: their reply subject was not an inbox',
   poisonEvents: 'Messages in EVENTS that are not commits (reported and passed over)',
@@ -108,6 +111,12 @@ export function createControllerTelemetry(
   ]);
   liveGauge(registry, 'alcor_actors_active', 'VPC actors alive (not passivated)', live.activeVpcs);
   liveGauge(registry, 'alcor_buckets_owned', 'Buckets this controller works', live.bucketsOwned);
+  liveGauge(
+    registry,
+    'alcor_resync_waiting',
+    'Resync requests waiting for their turn to be answered',
+    live.resyncWaiting,
+  );
   liveGauge(
     registry,
     'alcor_programmed_pending',

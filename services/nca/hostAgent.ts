@@ -36,6 +36,8 @@ export interface HostStats {
   resyncs: number;
   /** Resync rounds asked again for the VPCs or buckets no owner answered. */
   resyncsRepeated: number;
+  /** Resync rounds asked again later because an owner was busy (it said `retryAfterMs`). */
+  resyncsDeferred: number;
   /**
    * Kafka records of the host's partition it never read (the offsets it was given
    * skipped past them: retention, an offset reset); each time, every VPC taken again.
@@ -102,6 +104,8 @@ const DISORDER_KEPT = 3;
 const PARTS_BOUND_MS = 10_000;
 /** VPCs or buckets answered by no owner are asked again this many times (~70 s in all). */
 const MISSING_RETRIES = 12;
+/** Times one resync waits as an owner advised (`retryAfterMs`) before it counts as missing. */
+const MAX_DEFERRALS = 100;
 
 /** The buckets a resync round's answers claimed (`ResyncReply.buckets`). */
 class BucketClaims {
@@ -142,6 +146,7 @@ export const emptyStats = (): HostStats => ({
   invalid: 0,
   resyncs: 0,
   resyncsRepeated: 0,
+  resyncsDeferred: 0,
   gaps: 0,
   outOfOrder: 0,
   appliedOutOfOrder: 0,
@@ -455,6 +460,7 @@ export class HostAgent implements SimulatedHost {
     let buckets: number[] | undefined;
     let answered = 0;
     let retries = 0;
+    let deferrals = 0;
     for (let attempt = 0; !this.stopped; attempt++) {
       const request = {
         hostId: this.record.hostId,
@@ -462,6 +468,8 @@ export class HostAgent implements SimulatedHost {
         ...(buckets ? { buckets: formatBucketSet(buckets) } : {}),
       };
       let replies = 0;
+      // An owner busy with other resyncs says when to ask again (the longest wins).
+      let retryAfterMs = 0;
       const covered = new Set<string>();
       const claims = new BucketClaims();
       try {
@@ -475,6 +483,8 @@ export class HostAgent implements SimulatedHost {
           const reply = msg.json<Partial<ResyncReply>>();
           for (const v of reply.vpcs ?? []) covered.add(v.vpcId);
           claims.add(reply);
+          if (typeof reply.retryAfterMs === 'number')
+            retryAfterMs = Math.max(retryAfterMs, Math.min(60_000, reply.retryAfterMs));
         }
       } catch {
         // No responders yet: try again.
@@ -487,6 +497,13 @@ export class HostAgent implements SimulatedHost {
         // Owners that do not say which buckets they answered: one round, as before.
         else missing = (buckets = claims.count === 0 ? [] : claims.unclaimed(buckets)).length;
         if (missing === 0) return answered;
+        if (retryAfterMs > 0 && ++deferrals <= MAX_DEFERRALS) {
+          // Not a missing owner: a paced one. Spread the next asks (a storm's agents
+          // all got the same advice).
+          this.stats.resyncsDeferred += 1;
+          await new Promise((r) => setTimeout(r, retryAfterMs * (1 + Math.random())));
+          continue;
+        }
         if (++retries > MISSING_RETRIES) {
           const what = asked
             ? { vpcIds: asked.slice(0, 10) }

@@ -168,6 +168,7 @@ async function main(log: Logger, env: NodeJS.ProcessEnv) {
     {
       resyncs: 'Full-state requests the hosts made (at start, after a gap, after a failure)',
       resyncsRepeated: 'Resync rounds asked again because some VPC or bucket had no answer',
+      resyncsDeferred: 'Resync rounds asked again later because an owner was busy (retryAfterMs)',
       gaps: "Kafka records of a host's partition skipped unread (retention, an offset reset): the host resynced",
     },
     byBinding,

@@ -104,6 +104,15 @@ export const ResyncReplySchema = z.strictObject({
     .describe("the VPCs whose full state it sent on the host's gs subject, at that revision"),
   buckets: z.string().optional().describe('the asked buckets it owns (`0-511,700`)'),
   bucketCount: z.number().int().min(1).optional().describe('buckets in all'),
+  retryAfterMs: z
+    .number()
+    .int()
+    .min(0)
+    .max(60_000)
+    .optional()
+    .describe(
+      'the owner is answering other resyncs: it sent nothing and claims no bucket; ask its buckets again after this long',
+    ),
 });
 export type ResyncReply = z.infer<typeof ResyncReplySchema>;
 

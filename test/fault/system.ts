@@ -81,6 +81,14 @@ export interface FaultSystemOptions {
   heartbeatTtlMs?: number;
   programmedDeadlineMs?: number;
   logLevel?: string;
+  /** The hosts (default: {@link faultTopology} of clusters × hostsPerCluster). */
+  hosts?: HostRecord[];
+  /** Which hosts each NCA process runs (default: dealt round-robin over `fleets`). */
+  fleetHosts?: string[][];
+  /** On one nats-server, each service through a TCP proxy of its own (default true). */
+  links?: boolean;
+  /** More environment for every service. */
+  env?: Record<string, string>;
 }
 
 export interface FaultSystem {
@@ -176,7 +184,7 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
       replicas: servers.replicas,
       heartbeatTtlMs,
     });
-    const hosts = faultTopology(o.clusters ?? 6, o.hostsPerCluster ?? 10);
+    const hosts = o.hosts ?? faultTopology(o.clusters ?? 6, o.hostsPerCluster ?? 10);
     await authorizeNatsHosts(env.NATS_URL!, credentials.dir, hosts);
     const topologyFile = join(o.dir, 'topology.json');
     writeFileSync(topologyFile, JSON.stringify({ hosts }));
@@ -186,8 +194,10 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
       ...env,
       ALCOR_HEARTBEAT_TTL_MS: String(heartbeatTtlMs),
       ALCOR_PROGRAMMED_DEADLINE_MS: String(programmedDeadlineMs),
+      ...o.env,
     };
-    const natsPort = natsNodes === 1 ? Number(new URL(env.NATS_URL!).port) : undefined;
+    const natsPort =
+      natsNodes === 1 && o.links !== false ? Number(new URL(env.NATS_URL!).port) : undefined;
     const natsScheme = env.NATS_URL!.startsWith('tls://') ? 'tls' : 'nats';
 
     const make = async (
@@ -266,9 +276,10 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
       services.push(
         await make('southbound', `southbound-${i}`, { ALCOR_INSTANCE_ID: `southbound-${i}` }),
       );
-    const fleets = o.fleets ?? 2;
+    const fleets = o.fleetHosts?.length ?? o.fleets ?? 2;
     for (let i = 1; i <= fleets; i++) {
-      const mine = hosts.filter((_, k) => k % fleets === i - 1).map((h) => h.hostId);
+      const mine =
+        o.fleetHosts?.[i - 1] ?? hosts.filter((_, k) => k % fleets === i - 1).map((h) => h.hostId);
       services.push(
         await make('nca', `nca-${i}`, {
           ALCOR_FLEET_ID: `fault-fleet${i}`,

@@ -185,4 +185,65 @@ test('bad buckets in a resync request are refused with a code and the field', as
   assert.is(fine.error, undefined, 'a good request after the bad ones is answered');
 });
 
+test('a storm of resyncs: a paced owner tells those it cannot answer in time when to ask again, and every host still gets everything', async (ctx) => {
+  const hostIds = ctx.hosts.map((h) => h.hostId);
+  const tag = unique('storm');
+  const vpcs = [...vpcsIn(tag, 0, 512, 3), ...vpcsIn(tag, 512, 1024, 3)];
+  await applyAll(
+    ctx,
+    vpcs.flatMap((v) => vpcWithPorts(v, hostIds)),
+  );
+  // One owner of every bucket, answering one resync at a time.
+  await Promise.all(ctx.controllers.splice(0).map((c) => c.stop()));
+  const paced = await startTestController(ctx.nats.url, {
+    redisUrl: ctx.redisUrl,
+    resyncConcurrency: 1,
+  });
+  ctx.controllers.push(paced);
+  const other = hostIds[1]!;
+  await eventually(
+    async () =>
+      (await resyncRequest(ctx, other, { hostId: other, buckets: '0-1023' })).buckets ===
+        '0-1023' || undefined,
+    { timeoutMs: 15_000, what: 'the paced owner answers for every bucket' },
+  );
+  // A burst of the other host's requests, and the victim's right behind them: it
+  // waits past what the owner lets a request wait, and is told to ask again.
+  const advice: number[] = [];
+  /** Deferred answers that claimed a bucket or sent something. */
+  const wrong: string[] = [];
+  const burst = Promise.all(
+    Array.from({ length: 1000 }, async () => {
+      const it = await ctx.nats.nc.requestMany(subjects.resync(other), encoder.encode(''), {
+        strategy: 'timer',
+        maxWait: 1500,
+      });
+      for await (const m of it) {
+        const r = m.json<Partial<ResyncReply>>();
+        if (r.retryAfterMs === undefined) continue;
+        advice.push(r.retryAfterMs);
+        if (r.buckets !== '' || r.vpcs?.length !== 0) wrong.push(JSON.stringify(r));
+      }
+    }),
+  );
+  const victim = ctx.agents.hosts.get(hostIds[0]!)!;
+  const deferrals = victim.stats.resyncsDeferred;
+  await ctx.agents.restart(victim.record.hostId);
+  await burst;
+  assert.ok(paced.metrics.resyncDeferred > 0, 'the owner deferred some');
+  assert.equal(wrong, [], 'a deferred answer claims no bucket and sent nothing');
+  assert.ok(advice.length > 0 && advice.every((ms) => ms >= 250 && ms <= 10_000), 'advice given');
+  assert.ok(victim.stats.resyncsDeferred > deferrals, 'the victim was told to wait, and waited');
+  assert.equal(
+    [...victim.model.vpcs.keys()].filter((v) => vpcs.includes(v)).sort(),
+    [...vpcs].sort(),
+    'every VPC back all the same',
+  );
+  const diff = diverging(
+    await foldEventLog(ctx.nats.nc),
+    [...ctx.agents.hosts.values()].map((h) => h.model),
+  );
+  assert.is(diff.length, 0, `oracle: ${JSON.stringify(diff.slice(0, 2))}`);
+});
+
 test.run();

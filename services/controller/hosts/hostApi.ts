@@ -30,6 +30,7 @@ import type { ControllerMetrics } from '../metrics.js';
 import type { ProgrammedTracker } from '../programmed/tracker.js';
 import type { ProgrammedRecovery } from '../programmed/recovery.js';
 import type { VpcLanes } from '../vpcs/lanes.js';
+import type { ResyncGate } from './resyncGate.js';
 
 /** Largest ack or resync request read. */
 const MAX_BYTES = 64 * 1024;
@@ -49,6 +50,8 @@ export interface HostApiDeps {
   owned: () => ReadonlySet<number>;
   metrics: ControllerMetrics;
   logger: Logger;
+  /** Paces resync answers (absent: each is answered as it comes). */
+  resyncGate?: ResyncGate;
 }
 
 /** The subscriptions that live while `bucket` is worked, and the tracker's share of it. */
@@ -92,7 +95,7 @@ export function bucketSubscriptions(deps: HostApiDeps, bucket: number): BucketRe
 
 /** Serves `alcor.resync.*` (every controller; each answers for the VPCs it owns). */
 export function serveResync(deps: HostApiDeps): Subscription {
-  const { nc, metrics, logger } = deps;
+  const { nc, metrics } = deps;
   const refuse = (msg: Msg, error: ErrorDetail): void => {
     metrics.resyncRefused += 1;
     answerJson(msg, { error });
@@ -127,73 +130,103 @@ export function serveResync(deps: HostApiDeps): Subscription {
             path: 'buckets',
           });
         }
-        // The buckets this answer covers: those owned, of the asked ones.
-        const owned = deps.owned();
-        const covers = new Set(asked ? asked.filter((b) => owned.has(b)) : owned);
-        let candidates: string[];
-        if (vpcIds) candidates = vpcIds;
-        else if (deps.mapping)
-          candidates = await deps.mapping.vpcsOf(hostId).catch((e: unknown) => {
-            logger.warn({ hostId, err: e }, "resync: the host's VPCs not read");
-            covers.clear(); // nothing answered: the agent asks again
-            return [];
-          });
-        else candidates = [];
-        const mine = candidates.filter((v) => covers.has(bucketOf(v, deps.bucketCount)));
-        const nonce = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
-        const sent: ResyncReply['vpcs'] = [];
-        const publishing: Array<Promise<unknown>> = [];
-        await Promise.all(
-          mine.map(async (vpcId) => {
-            try {
-              const lane = await deps.lanes.wake(vpcId, bucketOf(vpcId, deps.bucketCount), 1);
-              const full = await lane.fullStateFor(hostId);
-              const place = full?.place ?? deps.lookupHost(hostId);
-              if (!full) {
-                // Not loaded (reloading after a conflict): the agent asks again. A VPC
-                // with no history has nothing to send: answered.
-                if (!lane.loaded) covers.delete(bucketOf(vpcId, deps.bucketCount));
-                return;
-              }
-              if (!place) return; // a host the directory does not know holds nothing
-              const { message } = full;
-              // Issued at once, as read: a later group's goal states cannot pass it
-              // (the stream and the host would see an older full after newer deltas).
-              publishing.push(
-                deps.publisher.goalStates([
-                  {
-                    subject: subjects.goalStateHost(place, hostId),
-                    // Not the join's msgId: the stream must store a resync even inside
-                    // the duplicate window of an identical full.
-                    msgId: `${goalStateMsgId(vpcId, message.revision, hostId)}:resync:${nonce}`,
-                    message,
-                  },
-                ]),
-              );
-              sent.push({ vpcId, revision: message.revision });
-            } catch (e) {
-              logger.warn({ hostId, vpcId, err: e }, 'resync of a VPC failed');
-              covers.delete(bucketOf(vpcId, deps.bucketCount)); // the agent asks again
-            }
-          }),
-        );
-        try {
-          await Promise.all(publishing);
-          metrics.resyncFulls += publishing.length;
-        } catch (e) {
-          logger.warn({ hostId, err: e }, 'resync full states not published');
-          sent.length = 0;
-          covers.clear();
+        const admission = (await deps.resyncGate?.enter()) ?? { admitted: true, done: () => {} };
+        if (!admission.admitted) {
+          // Claims no bucket: the agent asks this owner's buckets again after the wait.
+          metrics.resyncDeferred += 1;
+          const reply: ResyncReply = {
+            hostId,
+            owner: deps.instanceId,
+            vpcs: [],
+            buckets: '',
+            bucketCount: deps.bucketCount,
+            retryAfterMs: admission.retryAfterMs,
+          };
+          return answerJson(msg, reply);
         }
-        const reply: ResyncReply = {
-          hostId,
-          owner: deps.instanceId,
-          vpcs: sent,
-          buckets: formatBucketSet(covers),
-          bucketCount: deps.bucketCount,
-        };
-        answerJson(msg, reply);
+        try {
+          await answerResync(deps, msg, hostId, vpcIds, asked);
+        } finally {
+          admission.done();
+        }
       })();
     },
   });
+}
+
+/** Sends the host full states of its VPCs in the owned (and asked) buckets, and replies what it sent. */
+async function answerResync(
+  deps: HostApiDeps,
+  msg: Msg,
+  hostId: string,
+  vpcIds: string[] | undefined,
+  asked: number[] | undefined,
+): Promise<void> {
+  const { metrics, logger } = deps;
+  // The buckets this answer covers: those owned, of the asked ones.
+  const owned = deps.owned();
+  const covers = new Set(asked ? asked.filter((b) => owned.has(b)) : owned);
+  let candidates: string[];
+  if (vpcIds) candidates = vpcIds;
+  else if (deps.mapping)
+    candidates = await deps.mapping.vpcsOf(hostId).catch((e: unknown) => {
+      logger.warn({ hostId, err: e }, "resync: the host's VPCs not read");
+      covers.clear(); // nothing answered: the agent asks again
+      return [];
+    });
+  else candidates = [];
+  const mine = candidates.filter((v) => covers.has(bucketOf(v, deps.bucketCount)));
+  const nonce = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  const sent: ResyncReply['vpcs'] = [];
+  const publishing: Array<Promise<unknown>> = [];
+  await Promise.all(
+    mine.map(async (vpcId) => {
+      try {
+        const lane = await deps.lanes.wake(vpcId, bucketOf(vpcId, deps.bucketCount), 1);
+        const full = await lane.fullStateFor(hostId);
+        const place = full?.place ?? deps.lookupHost(hostId);
+        if (!full) {
+          // Not loaded (reloading after a conflict): the agent asks again. A VPC
+          // with no history has nothing to send: answered.
+          if (!lane.loaded) covers.delete(bucketOf(vpcId, deps.bucketCount));
+          return;
+        }
+        if (!place) return; // a host the directory does not know holds nothing
+        const { message } = full;
+        // Issued at once, as read: a later group's goal states cannot pass it
+        // (the stream and the host would see an older full after newer deltas).
+        publishing.push(
+          deps.publisher.goalStates([
+            {
+              subject: subjects.goalStateHost(place, hostId),
+              // Not the join's msgId: the stream must store a resync even inside
+              // the duplicate window of an identical full.
+              msgId: `${goalStateMsgId(vpcId, message.revision, hostId)}:resync:${nonce}`,
+              message,
+            },
+          ]),
+        );
+        sent.push({ vpcId, revision: message.revision });
+      } catch (e) {
+        logger.warn({ hostId, vpcId, err: e }, 'resync of a VPC failed');
+        covers.delete(bucketOf(vpcId, deps.bucketCount)); // the agent asks again
+      }
+    }),
+  );
+  try {
+    await Promise.all(publishing);
+    metrics.resyncFulls += publishing.length;
+  } catch (e) {
+    logger.warn({ hostId, err: e }, 'resync full states not published');
+    sent.length = 0;
+    covers.clear();
+  }
+  const reply: ResyncReply = {
+    hostId,
+    owner: deps.instanceId,
+    vpcs: sent,
+    buckets: formatBucketSet(covers),
+    bucketCount: deps.bucketCount,
+  };
+  answerJson(msg, reply);
 }
