@@ -1,6 +1,7 @@
 export * from './servers.js';
 export * from './logger.js';
 export * from './nats/connect.js';
+export * from './nats/nkeyAuth.js';
 export * from './nats/declarations.js';
 export * from './nats/serverConfig.js';
 export * from './redis/probe.js';

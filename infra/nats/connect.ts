@@ -2,12 +2,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import {
   connect,
   credsAuthenticator,
-  nkeyAuthenticator,
   type Authenticator,
   type NatsConnection,
 } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { ConfigError, ServerUnavailableError } from '../../shared/index.js';
+import { nkeySeedAuthenticator } from './nkeyAuth.js';
 
 export interface NatsConnectOptions {
   name: string;
@@ -36,6 +36,12 @@ export interface NatsConnectOptions {
    * it cost about 9 % of a southbound run's CPU (profiled); turn on to debug.
    */
   asyncTraces?: boolean;
+  /**
+   * Reconnects are spread at random over this long (default: the client's, 100 ms,
+   * 1 s with TLS). A process holding many connections (an NCA fleet, one per host)
+   * spreads them wider, or their TLS handshakes time out against each other.
+   */
+  reconnectSpreadMs?: number;
 }
 
 /** Connects to NATS; a clear error naming the server and URL when it cannot. */
@@ -55,7 +61,7 @@ export async function connectNats(
   const authenticator: Authenticator | undefined = credsFile
     ? credsAuthenticator(read(credsFile, 'NATS_CREDS'))
     : seedFile
-      ? nkeyAuthenticator(read(seedFile, 'NATS_NKEY_SEED_FILE'))
+      ? nkeySeedAuthenticator(read(seedFile, 'NATS_NKEY_SEED_FILE'))
       : undefined;
   // TLS is asked for by the URL (`tls://`): the client then refuses a server
   // without it and verifies the server's certificate and name.
@@ -74,6 +80,12 @@ export async function connectNats(
       reconnect: options.reconnect ?? true,
       maxReconnectAttempts: options.reconnect === false ? 0 : -1,
       noAsyncTraces: options.asyncTraces !== true,
+      ...(options.reconnectSpreadMs === undefined
+        ? {}
+        : {
+            reconnectJitter: options.reconnectSpreadMs,
+            reconnectJitterTLS: options.reconnectSpreadMs,
+          }),
       ...(authenticator === undefined ? {} : { authenticator }),
       ...(options.inboxPrefix === undefined ? {} : { inboxPrefix: options.inboxPrefix }),
     });

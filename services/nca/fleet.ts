@@ -135,11 +135,17 @@ async function ownRecord(jsm: JetStreamManager, hostId: string): Promise<HostRec
   return found.value;
 }
 
+/** Reconnect spread per host of a fleet with a connection per host. */
+const RECONNECT_SPREAD_PER_HOST_MS = 4;
+
 export async function startFleet(options: FleetOptions): Promise<Fleet> {
   const connections: NatsConnection[] = [];
   const agents = new Map<string, HostAgent>();
   if (options.hostCredentials) {
     const dir = options.hostCredentials;
+    // One process, a connection per host: after NATS comes back their reconnects are
+    // spread (about 4 ms of a handshake each), as separate machines' would be.
+    const reconnectSpreadMs = Math.max(1000, options.hosts.length * RECONNECT_SPREAD_PER_HOST_MS);
     // Each host as its own user; connected a batch at a time.
     for (let i = 0; i < options.hosts.length; i += 16) {
       const batch = options.hosts.slice(i, i + 16);
@@ -150,6 +156,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
             name: `alcor-nca-${hostId}`,
             nkeySeedFile: join(dir, `${hostId}.nk`),
             inboxPrefix: subjects.hostInbox(hostId),
+            reconnectSpreadMs,
           });
           connections.push(nc);
           const jsm = await jetstreamManager(nc, { checkAPI: false });

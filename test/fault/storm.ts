@@ -34,6 +34,8 @@ const USAGE = `Usage: npm run fault:storm -- [options]
   --resync-concurrency <a,b>  the controllers' ALCOR_RESYNC_CONCURRENCY, one run each
                             (default 8,0: paced, then every resync answered at once)
   --cut-ms <n>              how long NATS is gone (default 5000)
+  --service-log-level <l>   the services' log level, in their logs under the run's
+                            folder (default warn)
   --no-report               print only; do not write docs/
 `;
 
@@ -43,6 +45,7 @@ const args = toolArgs('fault:storm', USAGE, {
   ports: { type: 'string', default: '20' },
   'resync-concurrency': { type: 'string', default: '8,0' },
   'cut-ms': { type: 'string', default: '5000' },
+  'service-log-level': { type: 'string', default: 'warn' },
   'no-report': { type: 'boolean', default: false },
 });
 const hostCount = wholeArg('fault:storm', USAGE, 'hosts', args.hosts, 20_000);
@@ -132,12 +135,14 @@ class TenantProbe {
               }
             : { kind: 'port.delete', spec: { portId } };
         try {
-          const [item] = await applyProgrammed<Array<{ outcome: string; programmed?: string }>>(
+          const [item] = await applyProgrammed<
+            Array<{ outcome: string; programmed?: { outcome: string } }>
+          >(
             this.client,
             [{ id: `${this.vpcId}-probe${k}`, vpcId: this.vpcId, ...intent }],
             60_000,
           );
-          if (item?.outcome === 'accepted' && item.programmed === 'programmed')
+          if (item?.outcome === 'accepted' && item.programmed?.outcome === 'programmed')
             this.samples.push({ at: began, ms: Date.now() - began });
           else this.failed += 1;
         } catch {
@@ -194,7 +199,11 @@ async function stormRun(resyncConcurrency: number): Promise<StormRun> {
     0,
     hostCount,
   );
-  const tenantHosts = fleet(2, TENANT_HOSTS / 2, 't', { regionPrefix: 'tr' });
+  // Their own underlay range: the storm's clusters start at 172.16.0.0 too.
+  const tenantHosts = fleet(2, TENANT_HOSTS / 2, 't', { regionPrefix: 'tr' }).map((h) => ({
+    ...h,
+    underlayIp: h.underlayIp.replace(/^172\.\d+\./, '172.31.'),
+  }));
   const system = await startFaultSystem({
     dir,
     log,
@@ -205,6 +214,7 @@ async function stormRun(resyncConcurrency: number): Promise<StormRun> {
     hosts: [...stormHosts, ...tenantHosts],
     fleetHosts: [stormHosts.map((h) => h.hostId), tenantHosts.map((h) => h.hostId)],
     heartbeatTtlMs: 5000,
+    logLevel: args['service-log-level'],
     env: { ALCOR_RESYNC_CONCURRENCY: String(resyncConcurrency) },
   });
   stopping = system;

@@ -8,6 +8,8 @@ import {
   rolePermissions,
 } from '../../infra/index.js';
 import { subjects } from '../../shared/index.js';
+import { nkeyAuthenticator, nkeys } from '@nats-io/transport-node';
+import { nkeySeedAuthenticator } from '../../infra/index.js';
 
 const place = { region: 'r1', az: 'az1', dc: 'dc1', cluster: 'c7' };
 const Perms = suite('NATS accounts, permissions and limits per role (DESIGN §9)');
@@ -117,6 +119,21 @@ Perms('users render with their keys and permissions, the service user without', 
     text,
     '{ nkey: UCLIENT, permissions: { publish: { allow: ["intent.*", "alcor.intents.apply"] }, subscribe: { allow: ["_INBOX.>", "status.>"] } } }',
   );
+});
+
+Perms('the nkey authenticator signs as nats.js does, with node:crypto', () => {
+  for (let i = 0; i < 5; i++) {
+    const seed = nkeys.createUser().getSeed();
+    const nonce = `nonce-${i}-${Math.random().toString(36)}`;
+    const ours = nkeySeedAuthenticator(seed)(nonce);
+    const theirs = nkeyAuthenticator(seed)(nonce);
+    assert.equal(ours, theirs, 'the same public key and signature bytes');
+    // A check that can fail: another nonce, another signature.
+    assert.not.equal(nkeySeedAuthenticator(seed)(`${nonce}x`), theirs);
+  }
+  const noNonce = nkeySeedAuthenticator(nkeys.createUser().getSeed())(undefined) as { sig: string };
+  assert.is(noNonce.sig, '', 'no nonce: no signature');
+  assert.throws(() => nkeySeedAuthenticator(new TextEncoder().encode('SUNOTASEED')));
 });
 
 Perms.run();
