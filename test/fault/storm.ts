@@ -137,11 +137,7 @@ class TenantProbe {
         try {
           const [item] = await applyProgrammed<
             Array<{ outcome: string; programmed?: { outcome: string } }>
-          >(
-            this.client,
-            [{ id: `${this.vpcId}-probe${k}`, vpcId: this.vpcId, ...intent }],
-            60_000,
-          );
+          >(this.client, [{ id: `${this.vpcId}-probe${k}`, vpcId: this.vpcId, ...intent }], 60_000);
           if (item?.outcome === 'accepted' && item.programmed?.outcome === 'programmed')
             this.samples.push({ at: began, ms: Date.now() - began });
           else this.failed += 1;
