@@ -65,6 +65,8 @@ export interface FleetOptions {
    * (its record, its topic's Kafka partitions). No connection is shared.
    */
   hostCredentials?: string;
+  /** With per-host users: reconnects spread at random over this long (default 4 ms a host, ≥ 1 s). */
+  reconnectSpreadMs?: number;
   /** How long Kafka-bound hosts wait for their partitions (assigned by a southbound module). */
   partitionWaitMs?: number;
   /** Injected apply failures: `(hostId, op, message) → fail?`. */
@@ -145,7 +147,9 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     const dir = options.hostCredentials;
     // One process, a connection per host: after NATS comes back their reconnects are
     // spread (about 4 ms of a handshake each), as separate machines' would be.
-    const reconnectSpreadMs = Math.max(1000, options.hosts.length * RECONNECT_SPREAD_PER_HOST_MS);
+    const reconnectSpreadMs =
+      options.reconnectSpreadMs ??
+      Math.max(1000, options.hosts.length * RECONNECT_SPREAD_PER_HOST_MS);
     // Each host as its own user; connected a batch at a time.
     for (let i = 0; i < options.hosts.length; i += 16) {
       const batch = options.hosts.slice(i, i + 16);

@@ -10,7 +10,9 @@
  * ALCOR_FLEET_ID (names the Kafka consumer groups; default `nca`);
  * ALCOR_NCA_SHARD (`i/n`: of those hosts, sorted by id, every nth from the ith —
  * the fleet spread over n processes; default 1/1);
- * ALCOR_NCA_STATS_MS (how often the totals are logged; default 10,000).
+ * ALCOR_NCA_STATS_MS (how often the totals are logged; default 10,000);
+ * ALCOR_NCA_RECONNECT_SPREAD_MS (with per-host users: the hosts' reconnects are
+ * spread at random over this long; default 4 ms per host, at least 1 s).
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -104,9 +106,18 @@ async function main(log: Logger, env: NodeJS.ProcessEnv) {
   const fleetId = env.ALCOR_FLEET_ID ?? 'nca';
   if (!ID_PATTERN.test(fleetId))
     throw new ConfigError('ALCOR_FLEET_ID', `must match ${ID_PATTERN.source}`);
-  const { statsMs = 10_000 } = withEnvNames({ ALCOR_NCA_STATS_MS: 'statsMs' }, () =>
-    numbersFromEnv(env, { ALCOR_NCA_STATS_MS: 'statsMs' }),
+  const numbers = {
+    ALCOR_NCA_STATS_MS: 'statsMs',
+    ALCOR_NCA_RECONNECT_SPREAD_MS: 'reconnectSpreadMs',
+  } as const;
+  const { statsMs = 10_000, reconnectSpreadMs } = withEnvNames(numbers, () =>
+    numbersFromEnv(env, numbers),
   );
+  if (
+    reconnectSpreadMs !== undefined &&
+    (!Number.isInteger(reconnectSpreadMs) || reconnectSpreadMs < 0 || reconnectSpreadMs > 600_000)
+  )
+    throw new ConfigError('ALCOR_NCA_RECONNECT_SPREAD_MS', 'a whole number of ms from 0 to 600000');
   const wanted = (env.ALCOR_NCA_HOSTS ?? 'all').trim();
   const shard = parseShard(env.ALCOR_NCA_SHARD ?? '1/1');
   // Each shard is a Kafka consumer group of its own (its own partitions).
@@ -135,6 +146,7 @@ async function main(log: Logger, env: NodeJS.ProcessEnv) {
     natsUrl,
     kafka,
     hosts,
+    ...(reconnectSpreadMs === undefined ? {} : { reconnectSpreadMs }),
     logger: log,
     fleetId: groupId,
     // Per-host NATS users (DESIGN §9): a directory of `<hostId>.nk` seeds.

@@ -34,8 +34,15 @@ const USAGE = `Usage: npm run fault:storm -- [options]
   --resync-concurrency <a,b>  the controllers' ALCOR_RESYNC_CONCURRENCY, one run each
                             (default 8,0: paced, then every resync answered at once)
   --cut-ms <n>              how long NATS is gone (default 5000)
+  --reconnect-spread-ms <n> the storm fleet's reconnects spread over this long
+                            (ALCOR_NCA_RECONNECT_SPREAD_MS; default the fleet's,
+                            4 ms a host)
   --service-log-level <l>   the services' log level, in their logs under the run's
                             folder (default warn)
+  --connections <a,b>       per-host: each agent its own connection and NATS user;
+                            shared: the agents share a few (the simulator's way:
+                            every agent on a connection asks at the same instant);
+                            one run each (default per-host,shared)
   --no-report               print only; do not write docs/
 `;
 
@@ -45,13 +52,23 @@ const args = toolArgs('fault:storm', USAGE, {
   ports: { type: 'string', default: '20' },
   'resync-concurrency': { type: 'string', default: '8,0' },
   'cut-ms': { type: 'string', default: '5000' },
+  'reconnect-spread-ms': { type: 'string' },
   'service-log-level': { type: 'string', default: 'warn' },
+  connections: { type: 'string', default: 'per-host,shared' },
   'no-report': { type: 'boolean', default: false },
 });
 const hostCount = wholeArg('fault:storm', USAGE, 'hosts', args.hosts, 20_000);
 const vpcCount = wholeArg('fault:storm', USAGE, 'vpcs', args.vpcs, 10_000);
 const portsPerVpc = wholeArg('fault:storm', USAGE, 'ports', args.ports, 200);
 const cutMs = wholeArg('fault:storm', USAGE, 'cut-ms', args['cut-ms'], 600_000);
+const spreadMs =
+  args['reconnect-spread-ms'] === undefined
+    ? undefined
+    : wholeArg('fault:storm', USAGE, 'reconnect-spread-ms', args['reconnect-spread-ms'], 600_000);
+const modes = args.connections.split(',').map((m) => {
+  if (m !== 'per-host' && m !== 'shared') throw new Error(`--connections ${m}: per-host or shared`);
+  return m;
+});
 const concurrencies = args['resync-concurrency'].split(',').map((s) => {
   if (!/^\d+$/.test(s.trim())) throw new Error(`--resync-concurrency ${s}: whole numbers`);
   return Number(s);
@@ -69,6 +86,7 @@ const CONVERGE_BOUND_MS = 180_000;
 
 interface StormRun {
   resyncConcurrency: number;
+  connections: 'per-host' | 'shared';
   hosts: number;
   vpcs: number;
   /** Heal → the oracle clean for every host (the first clean check's start). */
@@ -189,7 +207,7 @@ async function seed(client: NatsConnection, vpcs: Array<{ vpcId: string; hostIds
   );
 }
 
-async function stormRun(resyncConcurrency: number): Promise<StormRun> {
+async function stormRun(resyncConcurrency: number, shared: boolean): Promise<StormRun> {
   const dir = mkdtempSync(join(tmpdir(), 'alcor-storm-'));
   const stormHosts = fleet(Math.ceil(hostCount / STORM_PER_CLUSTER), STORM_PER_CLUSTER, 's').slice(
     0,
@@ -210,8 +228,12 @@ async function stormRun(resyncConcurrency: number): Promise<StormRun> {
     hosts: [...stormHosts, ...tenantHosts],
     fleetHosts: [stormHosts.map((h) => h.hostId), tenantHosts.map((h) => h.hostId)],
     heartbeatTtlMs: 5000,
+    sharedFleetConnections: shared,
     logLevel: args['service-log-level'],
-    env: { ALCOR_RESYNC_CONCURRENCY: String(resyncConcurrency) },
+    env: {
+      ALCOR_RESYNC_CONCURRENCY: String(resyncConcurrency),
+      ...(spreadMs === undefined ? {} : { ALCOR_NCA_RECONNECT_SPREAD_MS: String(spreadMs) }),
+    },
   });
   stopping = system;
   try {
@@ -289,6 +311,7 @@ async function stormRun(resyncConcurrency: number): Promise<StormRun> {
     const harnessCpu = process.cpuUsage(cpu0.harness);
     const run: StormRun = {
       resyncConcurrency,
+      connections: shared ? 'shared' : 'per-host',
       hosts: stormHosts.length,
       vpcs: vpcCount,
       reconvergeMs: cleanAt - healAt,
@@ -335,9 +358,11 @@ onShutdown(async () => {
 
 const ms = (n: number): string => (Number.isFinite(n) ? `${fmt(n, 0)} ms` : '—');
 const runs: StormRun[] = [];
-for (const c of concurrencies) {
-  console.log(`── reconnect storm: ${hostCount} agents, ALCOR_RESYNC_CONCURRENCY=${c} ──`);
-  const r = await stormRun(c);
+for (const [mode, c] of modes.flatMap((m) => concurrencies.map((c) => [m, c] as const))) {
+  console.log(
+    `── reconnect storm: ${hostCount} agents, ${mode} connections, ALCOR_RESYNC_CONCURRENCY=${c} ──`,
+  );
+  const r = await stormRun(c, mode === 'shared');
   runs.push(r);
   console.log(
     `  reconverged ${r.converged ? `in ${fmt(r.reconvergeMs / 1000, 1)} s` : `NOT (${r.divergentHosts} hosts)`}; ` +
@@ -347,15 +372,15 @@ for (const c of concurrencies) {
 }
 
 const table = [
-  '| ALCOR_RESYNC_CONCURRENCY | agents | VPCs | reconverged after heal | tenant intent → programmed p50 / p99 / max, before | during the storm | tenant intents failed | full states sent | resyncs deferred (controller / agent rounds) | CPU cores: controllers / storm fleet / harness |',
-  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  '| connections | ALCOR_RESYNC_CONCURRENCY | agents | VPCs | reconverged after heal | tenant intent → programmed p50 / p99 / max, before | during the storm | tenant intents failed | full states sent | resyncs deferred (controller / agent rounds) | CPU cores: controllers / storm fleet / harness |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ...runs.map(
     (r) =>
-      `| ${r.resyncConcurrency === 0 ? '0 (unpaced)' : r.resyncConcurrency} | ${fmt(r.hosts)} | ${r.vpcs} | ${r.converged ? `${fmt(r.reconvergeMs / 1000, 1)} s` : `not in ${CONVERGE_BOUND_MS / 1000} s (${r.divergentHosts} hosts)`} | ${ms(r.tenantBefore.p50)} / ${ms(r.tenantBefore.p99)} / ${ms(r.tenantBefore.max)} | ${ms(r.tenantDuring.p50)} / ${ms(r.tenantDuring.p99)} / ${ms(r.tenantDuring.max)} | ${r.tenantFailed} | ${fmt(r.resyncFulls)} | ${fmt(r.resyncDeferred)} / ${fmt(r.agentDeferrals)} | ${fmt(r.cpu.controllers, 2)} / ${fmt(r.cpu.stormFleet, 2)} / ${fmt(r.cpu.harness, 2)} |`,
+      `| ${r.connections} | ${r.resyncConcurrency === 0 ? '0 (unpaced)' : r.resyncConcurrency} | ${fmt(r.hosts)} | ${r.vpcs} | ${r.converged ? `${fmt(r.reconvergeMs / 1000, 1)} s` : `not in ${CONVERGE_BOUND_MS / 1000} s (${r.divergentHosts} hosts)`} | ${ms(r.tenantBefore.p50)} / ${ms(r.tenantBefore.p99)} / ${ms(r.tenantBefore.max)} | ${ms(r.tenantDuring.p50)} / ${ms(r.tenantDuring.p99)} / ${ms(r.tenantDuring.max)} | ${r.tenantFailed} | ${fmt(r.resyncFulls)} | ${fmt(r.resyncDeferred)} / ${fmt(r.agentDeferrals)} | ${fmt(r.cpu.controllers, 2)} / ${fmt(r.cpu.stormFleet, 2)} / ${fmt(r.cpu.harness, 2)} |`,
   ),
 ].join('\n');
 const markdown = [
-  `Measured ${new Date().toISOString().slice(0, 10)} on ${machine()} (\`npm run fault:storm -- --hosts ${hostCount} --vpcs ${vpcCount} --ports ${portsPerVpc} --resync-concurrency ${concurrencies.join(',')} --cut-ms ${cutMs}\`). The harness's event loop p99: ${runs.map((r) => ms(r.harnessLoopP99Ms)).join(', ')}.`,
+  `Measured ${new Date().toISOString().slice(0, 10)} on ${machine()} (\`npm run fault:storm -- --hosts ${hostCount} --vpcs ${vpcCount} --ports ${portsPerVpc} --connections ${modes.join(',')} --resync-concurrency ${concurrencies.join(',')} --cut-ms ${cutMs}${spreadMs === undefined ? '' : ` --reconnect-spread-ms ${spreadMs}`}\`). The harness's event loop p99: ${runs.map((r) => ms(r.harnessLoopP99Ms)).join(', ')}.`,
   '',
   table,
 ].join('\n');

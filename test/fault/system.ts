@@ -89,6 +89,11 @@ export interface FaultSystemOptions {
   links?: boolean;
   /** More environment for every service. */
   env?: Record<string, string>;
+  /**
+   * NCA processes share a few connections among their hosts (the `service` user, as
+   * the demo's simulator does) instead of one per host as its own user.
+   */
+  sharedFleetConnections?: boolean;
 }
 
 export interface FaultSystem {
@@ -284,8 +289,9 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
         await make('nca', `nca-${i}`, {
           ALCOR_FLEET_ID: `fault-fleet${i}`,
           ALCOR_NCA_HOSTS: mine.join(','),
-          ALCOR_NCA_CREDENTIALS: credentials.hostsDir,
-          NATS_NKEY_SEED_FILE: '',
+          ...(o.sharedFleetConnections
+            ? { NATS_NKEY_SEED_FILE: credentials.roleSeedFile('service') }
+            : { ALCOR_NCA_CREDENTIALS: credentials.hostsDir, NATS_NKEY_SEED_FILE: '' }),
         }),
       );
     }

@@ -102,6 +102,22 @@ test('a bad setting stops the start and names its variable', async (ctx) => {
     ['services/southbound/main.ts', { ALCOR_SOUTHBOUND_BATCH: '0' }, 'ALCOR_SOUTHBOUND_BATCH'],
     ['services/nca/main.ts', { ALCOR_NCA_HOSTS: 'no-such-host' }, 'ALCOR_NCA_HOSTS'],
     ['services/nca/main.ts', { ALCOR_FLEET_ID: 'x.y' }, 'ALCOR_FLEET_ID'],
+    [
+      'services/nca/main.ts',
+      { ALCOR_NCA_RECONNECT_SPREAD_MS: '-5' },
+      'ALCOR_NCA_RECONNECT_SPREAD_MS',
+    ],
+    [
+      'services/nca/main.ts',
+      { ALCOR_NCA_RECONNECT_SPREAD_MS: 'soon' },
+      'ALCOR_NCA_RECONNECT_SPREAD_MS',
+    ],
+    ['services/controller/main.ts', { ALCOR_RESYNC_CONCURRENCY: '-1' }, 'ALCOR_RESYNC_CONCURRENCY'],
+    [
+      'services/controller/main.ts',
+      { ALCOR_RESYNC_CONCURRENCY: '2.5' },
+      'ALCOR_RESYNC_CONCURRENCY',
+    ],
   ];
   for (const [main, bad, variable] of cases) {
     const r = await runToExit(main, { ...ctx.env, ...bad });

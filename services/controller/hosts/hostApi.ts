@@ -149,7 +149,10 @@ export function serveResync(deps: HostApiDeps): Subscription {
         } finally {
           admission.done();
         }
-      })();
+      })().catch((e: unknown) => {
+        // Not answered (the connection closing): the agent asks again.
+        deps.logger.warn({ subject: msg.subject.slice(0, 200), err: e }, 'resync not answered');
+      });
     },
   });
 }
