@@ -104,6 +104,8 @@ const DISORDER_KEPT = 3;
 const PARTS_BOUND_MS = 10_000;
 /** VPCs or buckets answered by no owner are asked again this many times (~70 s in all). */
 const MISSING_RETRIES = 12;
+/** VPC ids one resync request may name (the contract's limit). */
+const MAX_VPCS_PER_REQUEST = 1000;
 /** Times one resync waits as an owner advised (`retryAfterMs`) before it counts as missing. */
 const MAX_DEFERRALS = 100;
 
@@ -461,6 +463,8 @@ export class HostAgent implements SimulatedHost {
     let answered = 0;
     let retries = 0;
     let deferrals = 0;
+    /** VPCs the owners sent a full state of, over every round. */
+    const sent = new Set<string>();
     for (let attempt = 0; !this.stopped; attempt++) {
       const request = {
         hostId: this.record.hostId,
@@ -490,13 +494,15 @@ export class HostAgent implements SimulatedHost {
         // No responders yet: try again.
       }
       answered += covered.size;
+      for (const v of covered) sent.add(v);
       if (replies > 0) {
         let missing: number;
         if (asked)
           missing = (asked = asked.filter((v) => !covered.has(v) && !claims.answered(v))).length;
         // Owners that do not say which buckets they answered: one round, as before.
         else missing = (buckets = claims.count === 0 ? [] : claims.unclaimed(buckets)).length;
-        if (missing === 0) return answered;
+        if (missing === 0)
+          return vpcIds === undefined ? answered + (await this.askForUnsent(sent)) : answered;
         if (retryAfterMs > 0 && ++deferrals <= MAX_DEFERRALS) {
           // Not a missing owner: a paced one. Spread the next asks (a storm's agents
           // all got the same advice).
@@ -518,6 +524,27 @@ export class HostAgent implements SimulatedHost {
       }
       await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
     }
+    return answered;
+  }
+
+  /**
+   * A full resync gets the VPCs the owners say the host holds (the mapping). One the
+   * host still holds that none sent, it may have left while the messages saying so
+   * were lost (Kafka records deleted unread): asked for by name, its owner sends its
+   * full state for the host — empty if the host holds nothing of it any more.
+   */
+  private async askForUnsent(sent: ReadonlySet<string>): Promise<number> {
+    const held = [...this.model.vpcs.keys()].filter(
+      (v) => !sent.has(v) && nca.hostsVpc(this.model, v),
+    );
+    if (held.length > 0)
+      this.options.logger.info(
+        { hostId: this.record.hostId, vpcIds: held.slice(0, 10), count: held.length },
+        'resync: held VPCs no owner sent; asking for them by name',
+      );
+    let answered = 0;
+    for (let i = 0; i < held.length && !this.stopped; i += MAX_VPCS_PER_REQUEST)
+      answered += await this.resync(held.slice(i, i + MAX_VPCS_PER_REQUEST));
     return answered;
   }
 

@@ -184,11 +184,28 @@ export async function startKafkaIntake(
       }
     }
   };
+  // One check at a time, bounded: after a partition the admin's sockets may be dead
+  // without a word (dropped packets), and each request would wait out kafkajs's
+  // request timeout (30 s) while hosts stay behind. A check that fails or takes
+  // too long drops the admin's connections; the next one connects afresh.
+  let checking = false;
   const gapTimer = setInterval(() => {
-    checkLogStarts().catch((err: unknown) => {
-      adminUp = undefined;
-      options.logger.debug({ kafkaCluster: clusterId, err }, 'log start check failed');
+    if (checking) return;
+    checking = true;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('log start check timed out')), GAP_CHECK_MS);
     });
+    Promise.race([checkLogStarts(), late])
+      .catch(async (err: unknown) => {
+        adminUp = undefined;
+        options.logger.debug({ kafkaCluster: clusterId, err }, 'log start check failed');
+        await admin.disconnect().catch(() => undefined);
+      })
+      .finally(() => {
+        clearTimeout(timer);
+        checking = false;
+      });
   }, GAP_CHECK_MS);
   gapTimer.unref();
   const eachBatch = ({ batch }: EachBatchPayload): Promise<void> => {

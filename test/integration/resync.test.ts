@@ -9,7 +9,14 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { putHosts } from '../../infra/index.js';
-import { bucketOf, subjects, type HostRecord, type ResyncReply } from '../../shared/index.js';
+import {
+  bucketOf,
+  subjects,
+  type GoalStateOp,
+  type HostRecord,
+  type ResyncReply,
+} from '../../shared/index.js';
+import { nca } from '../../actors/index.js';
 import { startFleet, type Fleet } from '../../services/nca/fleet.js';
 import { diverging, foldEventLog } from '../../services/nca/oracle.js';
 import type { Controller } from '../../services/controller/index.js';
@@ -183,6 +190,43 @@ test('bad buckets in a resync request are refused with a code and the field', as
   }
   const fine = await resyncRequest(ctx, hostId, { hostId, buckets: '0' });
   assert.is(fine.error, undefined, 'a good request after the bad ones is answered');
+});
+
+test('a full resync drops a VPC the host left while the messages saying so were lost', async (ctx) => {
+  const [victimId, otherId] = ctx.hosts.map((h) => h.hostId) as [string, string];
+  const vx = unique('left');
+  // A VPC on the other host only; the victim is given a stale copy of it, as if
+  // it had held it and missed the deltas that took it away (Kafka records
+  // deleted unread).
+  await applyAll(ctx, vpcWithPorts(vx, [otherId]));
+  const other = ctx.agents.hosts.get(otherId)!;
+  const ops = [...nca.liveResources(other.model, vx)].map(([key, r]) => ({
+    op: 'upsert',
+    kind: r.kind,
+    key,
+    rev: r.rev,
+    value: r.value,
+  })) as GoalStateOp[];
+  const victim = ctx.agents.hosts.get(victimId)!;
+  nca.apply(victim.model, {
+    vpcId: vx,
+    bucket: bucketOf(vx),
+    revision: 1,
+    mode: 'full',
+    target: victimId,
+    ops,
+  });
+  assert.ok(nca.hostsVpc(victim.model, vx), 'the victim holds the stale copy');
+  const models = () => [...ctx.agents.hosts.values()].map((h) => h.model);
+  const before = diverging(await foldEventLog(ctx.nats.nc), models());
+  assert.ok(
+    before.some((d) => d.hostId === victimId && d.vpcId === vx),
+    'the oracle sees it (the check can fail)',
+  );
+  await victim.resync();
+  assert.not.ok(nca.hostsVpc(victim.model, vx), 'gone after a full resync');
+  const after = diverging(await foldEventLog(ctx.nats.nc), models());
+  assert.is(after.length, 0, `oracle: ${JSON.stringify(after.slice(0, 2))}`);
 });
 
 test('a storm of resyncs: a paced owner tells those it cannot answer in time when to ask again, and every host still gets everything', async (ctx) => {
