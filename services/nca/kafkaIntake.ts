@@ -189,6 +189,7 @@ export async function startKafkaIntake(
   // request timeout (30 s) while hosts stay behind. A check that fails or takes
   // too long drops the admin's connections; the next one connects afresh.
   let checking = false;
+  let checksFailed = 0;
   const gapTimer = setInterval(() => {
     if (checking) return;
     checking = true;
@@ -197,9 +198,22 @@ export async function startKafkaIntake(
       timer = setTimeout(() => reject(new Error('log start check timed out')), GAP_CHECK_MS);
     });
     Promise.race([checkLogStarts(), late])
+      .then(() => {
+        if (checksFailed > 0)
+          options.logger.info(
+            { kafkaCluster: clusterId, failed: checksFailed },
+            'log start checks work again',
+          );
+        checksFailed = 0;
+      })
       .catch(async (err: unknown) => {
         adminUp = undefined;
-        options.logger.debug({ kafkaCluster: clusterId, err }, 'log start check failed');
+        // The first of a run of failures is told; the rest would repeat it every 5 s.
+        if (checksFailed++ === 0)
+          options.logger.warn(
+            { kafkaCluster: clusterId, err },
+            'log start check failed: records skipped unread are not seen until one works',
+          );
         await admin.disconnect().catch(() => undefined);
       })
       .finally(() => {
@@ -226,7 +240,7 @@ export async function startKafkaIntake(
   let crashes = 0;
   const begin = async (): Promise<void> => {
     consumer = client.kafka.consumer({
-      groupId: `alcor-fleet-${options.fleetId}-${clusterId}`,
+      groupId,
       partitionAssigners: [hostPartitionsAssigner(wanted)],
       ...FLEET_CONSUMER,
     });
@@ -262,6 +276,41 @@ export async function startKafkaIntake(
       if (!stopped) restartTimer = setTimeout(() => void again(), delay);
     }
   };
+  // What each host expects first: the group's committed offset (where the consumer
+  // resumes), or, with none, the log's start now — what came before is covered by
+  // the agents' resync at start. Without this, a host that had no record yet when
+  // its records were deleted would take the moved log start as its first look.
+  const groupId = `alcor-fleet-${options.fleetId}-${clusterId}`;
+  try {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      (async () => {
+        adminUp ??= admin.connect();
+        await adminUp;
+        const committed = new Map<string, bigint>();
+        for (const t of await admin.fetchOffsets({ groupId, topics: [...routes.keys()] }))
+          for (const p of t.partitions)
+            if (BigInt(p.offset) >= 0n)
+              committed.set(`${t.topic}/${p.partition}`, BigInt(p.offset));
+        for (const [topic, order] of routes)
+          for (const { partition, low } of await admin.fetchTopicOffsets(topic)) {
+            const key = `${topic}/${partition}`;
+            if (order[partition] && !expected.has(key))
+              expected.set(key, committed.get(key) ?? BigInt(low));
+          }
+      })(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timed out')), GAP_CHECK_MS);
+      }),
+    ]).finally(() => clearTimeout(timer));
+  } catch (err) {
+    // The first log start check sets it instead.
+    adminUp = undefined;
+    options.logger.warn(
+      { kafkaCluster: clusterId, err },
+      'offsets at start not read: a host with no record yet may miss a gap',
+    );
+  }
   // A topic created a moment ago may not be in every broker's metadata yet
   // ('This server does not host this topic-partition', retriable): try again a
   // while before failing the start.
