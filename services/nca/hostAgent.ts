@@ -191,6 +191,8 @@ export class HostAgent implements SimulatedHost {
   private unicast: Subscription | undefined;
   private readonly multicast = new Map<string, Subscription>();
   private stopped = false;
+  /** The owners' bucket count, from their resync answers (0: not known yet). */
+  private bucketCount = 0;
   /** Delta revisions delivered, per VPC: a redelivery is a duplicate, not disorder. */
   private deltasSeen = new Map<string, Set<number>>();
   /** Parts of goal-state messages too large for one hop, until each is whole. */
@@ -251,6 +253,16 @@ export class HostAgent implements SimulatedHost {
         at: Date.now(),
       });
     if (this.trail.length > TRAIL * 2) this.trail = this.trail.slice(-TRAIL);
+    if (this.bucketCount > 0 && message.bucket !== bucketOf(message.vpcId, this.bucketCount)) {
+      // Its ack would go to a bucket that is not the VPC's, and be refused there.
+      this.stats.delivered += 1;
+      this.stats.invalid += 1;
+      this.options.logger.warn(
+        { hostId: this.record.hostId, vpcId: message.vpcId, bucket: message.bucket },
+        "goal state naming another bucket than its VPC's refused",
+      );
+      return;
+    }
     if (!addressedTo(message.target, this.record)) {
       // Another host's or cluster's goal state: not ours to apply (a reply another
       // host of the HOSTS account aimed at our subject, docs/security.md).
@@ -487,6 +499,8 @@ export class HostAgent implements SimulatedHost {
           const reply = msg.json<Partial<ResyncReply>>();
           for (const v of reply.vpcs ?? []) covered.add(v.vpcId);
           claims.add(reply);
+          // The owners' bucket count: goal states must name their VPC's bucket.
+          if (claims.count > 0) this.bucketCount = claims.count;
           if (typeof reply.retryAfterMs === 'number')
             retryAfterMs = Math.max(retryAfterMs, Math.min(60_000, reply.retryAfterMs));
         }

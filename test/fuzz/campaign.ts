@@ -23,7 +23,16 @@ import {
   readStreamRange,
   type Logger,
 } from '../../infra/index.js';
-import { bucketOf, isId, placeOf, streams, subjects, type HostRecord } from '../../shared/index.js';
+import {
+  DEFAULT_BUCKET_COUNT,
+  bucketOf,
+  isId,
+  placeOf,
+  readAck,
+  streams,
+  subjects,
+  type HostRecord,
+} from '../../shared/index.js';
 import { loadTopology } from '../../services/cli/topology.js';
 import type { CheckReport } from '../../services/cli/check.js';
 import { judge } from '../support/workload.js';
@@ -79,6 +88,8 @@ export interface FuzzReport {
     unfinishedIds: string[];
   };
   counters: Record<string, number>;
+  /** Acks the fuzz sent that the controllers must have refused, each once. */
+  acksToRefuse: number;
   divergentHosts: number;
   silentHosts: number;
   /** The first few differences the oracle found, to start debugging from. */
@@ -194,6 +205,8 @@ export class FuzzCampaign {
   private readonly tallies = Object.fromEntries(
     SURFACES.map((s): [Surface, Tally] => [s, { tried: 0, codes: {}, violations: [] }]),
   ) as Record<Surface, Tally>;
+  /** Acks sent that their bucket's owner must refuse (judged against its counter). */
+  private acksToRefuse = 0;
   /** INTENTS sequences of intents published to a token that is not an id. */
   private readonly refusedSeqs: number[] = [];
   private readonly hostConns = new Map<string, NatsConnection>();
@@ -342,8 +355,14 @@ export class FuzzCampaign {
         : this.rnd() < 0.5
           ? bytes(JSON.stringify(valid))
           : garbage(this.rnd);
-    nc.publish(`gsack.${bucket}.${isId(vpcId) ? vpcId : 'x'}.${this.host.hostId}`, body);
+    const subject = `gsack.${bucket}.${isId(vpcId) ? vpcId : 'x'}.${this.host.hostId}`;
+    nc.publish(subject, body);
     this.note('ack', 'sent');
+    // What its receiver must make of it: a bucket's owner reads every ack of its
+    // bucket, and refuses exactly those the contract's reader refuses (counted by
+    // alcor_controller_acks_refused_total); an ack of no bucket reaches nobody.
+    if (bucket < DEFAULT_BUCKET_COUNT && !readAck(subject, body, DEFAULT_BUCKET_COUNT).ok)
+      this.acksToRefuse += 1;
   }
 
   private async fuzzResync(): Promise<void> {
@@ -636,6 +655,7 @@ export class FuzzCampaign {
         unfinishedIds: run.unfinishedIds,
       },
       counters,
+      acksToRefuse: this.acksToRefuse,
       divergentHosts: run.divergentHosts,
       silentHosts: run.silentHosts,
       divergences: await withTrails(
@@ -676,9 +696,11 @@ export function fuzzJudged(r: FuzzReport) {
     loadUntouched:
       r.load.acked > 0 &&
       r.load.lost + r.load.appliedTwice + r.load.orderBroken + r.load.unfinished === 0,
-    // Bad acks and goal states reached their receivers and were refused there, counted.
-    badAcksCounted:
-      c('alcor_controller_acks_refused_total') + c('alcor_programmed_unmatched_acks_total') > 0,
+    // Every bad ack reached its bucket's owner and was refused there, once: the
+    // controllers' count is exactly what the fuzz sent (the steady load's acks are
+    // sound). Bad goal states were refused and counted by their receivers.
+    badAcksRefusedExactly:
+      r.acksToRefuse > 0 && c('alcor_controller_acks_refused_total') === r.acksToRefuse,
     badGoalStatesCounted:
       c('alcor_relay_invalid_total') + c('alcor_nca_goal_states_invalid_total') > 0,
     divergentHosts: r.divergentHosts,
@@ -692,7 +714,7 @@ export const FUZZ_CLEAN: ReturnType<typeof fuzzJudged> = {
   replay: 'same',
   refusedWithoutStatus: 0,
   loadUntouched: true,
-  badAcksCounted: true,
+  badAcksRefusedExactly: true,
   badGoalStatesCounted: true,
   divergentHosts: 0,
   silentHosts: 0,
@@ -716,7 +738,7 @@ export function describeFuzz(r: FuzzReport): string[] {
     `steady load beside it: ${r.load.acked} acked, lost ${r.load.lost}, twice ${r.load.appliedTwice}, order broken ${r.load.orderBroken}, unfinished ${r.load.unfinished}${r.load.unfinishedIds.length ? ` (${r.load.unfinishedIds.join(',')})` : ''}`,
     `counted by the services: ${Object.entries(r.counters)
       .map(([k, v]) => `${k.replace(/^alcor_|_total$/g, '')} ${v}`)
-      .join(', ')}`,
+      .join(', ')}; bad acks sent ${r.acksToRefuse}`,
     `oracle: ${r.divergentHosts} divergent, ${r.silentHosts} silent`,
     ...r.divergences.map(
       (d) =>
