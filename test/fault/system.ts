@@ -138,10 +138,12 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
   const programmedDeadlineMs = o.programmedDeadlineMs ?? 30_000;
   const logLevel = o.logLevel ?? 'warn';
   mkdirSync(o.dir, { recursive: true });
-  // Servers of its own, always local (it restarts and kills them): none from the environment.
+  // Servers of its own, always local (it restarts and kills them): none from the
+  // environment, but for how often NATS syncs to disk (NATS_SYNC_INTERVAL=always).
   const ownEnv = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !/^(NATS_|REDIS_URL|KAFKA_)/.test(k)),
   );
+  const syncInterval = process.env.NATS_SYNC_INTERVAL;
   const kafkaBrokers = o.kafkaBrokers ?? (natsNodes > 1 ? 3 : 1);
   const net = await NetFaults.open(basename(o.dir));
   if (net.available !== true) o.log.warn({ why: net.available }, 'no real network faults here');
@@ -152,6 +154,7 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
     redisCluster: o.redisCluster ?? natsNodes > 1,
     local: true,
     env: ownEnv,
+    ...(syncInterval ? { syncInterval } : {}),
     natsCgroupOf: (node) => {
       const group = natsGroup(node);
       return group ? net.cgroup(group) : undefined;
