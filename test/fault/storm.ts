@@ -112,6 +112,30 @@ const cpuOf = (system: FaultSystem, names: string[]) =>
     'process_cpu_seconds_total',
   );
 
+/** The services' counters a run reports, by the name it reports them under. */
+const COUNTERS = {
+  resyncFulls: 'alcor_controller_resync_fulls_total',
+  resyncDeferred: 'alcor_controller_resync_deferred_total',
+  agentResyncs: 'alcor_nca_resyncs_total',
+  agentDeferrals: 'alcor_nca_resyncs_deferred_total',
+} as const;
+type Counted = Record<keyof typeof COUNTERS, Map<string, number>>;
+
+async function readCounters(system: FaultSystem): Promise<Counted> {
+  const out: Partial<Counted> = {};
+  for (const [key, name] of Object.entries(COUNTERS) as Array<[keyof Counted, string]>)
+    out[key] = await counterByService(system, name);
+  return out as Counted;
+}
+
+/** What each counter grew by between two readings, summed over the services. */
+function counterGrowths(before: Counted, after: Counted): Record<keyof Counted, number> {
+  const out: Partial<Record<keyof Counted, number>> = {};
+  for (const key of Object.keys(COUNTERS) as Array<keyof Counted>)
+    out[key] = counterGrowth(before[key], after[key]);
+  return out as Record<keyof Counted, number>;
+}
+
 const stats = (xs: number[]) => ({
   n: xs.length,
   p50: pct(xs, 50),
@@ -261,10 +285,7 @@ async function stormRun(resyncConcurrency: number, shared: boolean): Promise<Sto
     await sleep(BASELINE_MS);
 
     const controllers = system.of('controller').map((c) => c.name);
-    const fulls0 = await counterByService(system, 'alcor_controller_resync_fulls_total');
-    const deferred0 = await counterByService(system, 'alcor_controller_resync_deferred_total');
-    const resyncs0 = await counterByService(system, 'alcor_nca_resyncs_total');
-    const deferrals0 = await counterByService(system, 'alcor_nca_resyncs_deferred_total');
+    const counters0 = await readCounters(system);
     const cpu0 = {
       controllers: await cpuOf(system, controllers),
       stormFleet: await cpuOf(system, [stormFleet.name]),
@@ -320,22 +341,7 @@ async function stormRun(resyncConcurrency: number, shared: boolean): Promise<Sto
       tenantBefore: stats(probe.between(cutAt - BASELINE_MS, cutAt)),
       tenantDuring: stats(probe.between(cutAt, endAt)),
       tenantFailed: probe.failed,
-      resyncFulls: counterGrowth(
-        fulls0,
-        await counterByService(system, 'alcor_controller_resync_fulls_total'),
-      ),
-      resyncDeferred: counterGrowth(
-        deferred0,
-        await counterByService(system, 'alcor_controller_resync_deferred_total'),
-      ),
-      agentResyncs: counterGrowth(
-        resyncs0,
-        await counterByService(system, 'alcor_nca_resyncs_total'),
-      ),
-      agentDeferrals: counterGrowth(
-        deferrals0,
-        await counterByService(system, 'alcor_nca_resyncs_deferred_total'),
-      ),
+      ...counterGrowths(counters0, await readCounters(system)),
       cpu: {
         controllers: counterGrowth(cpu0.controllers, await cpuOf(system, controllers)) / wall,
         stormFleet: counterGrowth(cpu0.stormFleet, await cpuOf(system, [stormFleet.name])) / wall,
