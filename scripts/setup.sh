@@ -36,6 +36,8 @@ if [ -z "${KAFKA_A_BROKERS:-}" ]; then
   command -v java >/dev/null || want+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null || want+=(maven)
 fi
+# The fault suites' real network cuts (nftables on the services' cgroups; root only).
+if [ "$(id -u)" -eq 0 ] && ! command -v nft >/dev/null; then want+=(nftables); fi
 if [ -z "${NATS_URL:-}" ] && ! command -v go >/dev/null && ! command -v nats-server >/dev/null \
    && [ -z "${ALCOR_NATS_SERVER_BIN:-}" ]; then
   want+=(nats-server)
