@@ -8,7 +8,11 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { DecisionPublisher, Status } from '../../shared/index.js';
-import { ProgrammedTracker } from '../../services/controller/programmed/tracker.js';
+import {
+  ProgrammedTracker,
+  type TrackedIntent,
+} from '../../services/controller/programmed/tracker.js';
+import { ProgrammedRecovery } from '../../services/controller/programmed/recovery.js';
 import { createLogger } from '../../infra/index.js';
 import { eventually } from '../support/eventually.js';
 import { goalStateAck, trackedIntent } from '../support/domain.js';
@@ -239,6 +243,51 @@ T(
       [['i1', 'programmed']],
       'nothing published for i2 by the old owner',
     );
+    t.stop();
+  },
+);
+
+T(
+  'a recovery pass that fails (JetStream unavailable) is run again with the same buckets',
+  async () => {
+    const { t } = tracker();
+    // The pass itself reads the logs (integration tests); here only when it runs.
+    const passes: Array<{ buckets: number[]; rechecks: string[] }> = [];
+    let failing = 2;
+    class Recorded extends ProgrammedRecovery {
+      override recover(buckets: ReadonlySet<number>, rechecks: readonly TrackedIntent[] = []) {
+        passes.push({ buckets: [...buckets].sort(), rechecks: rechecks.map((r) => r.intentId) });
+        if (failing-- > 0)
+          return Promise.reject(new Error('JetStream system temporarily unavailable'));
+        return Promise.resolve({ accepted: 0, waiting: 0, adopted: 0 });
+      }
+    }
+    const recovery = new Recorded({
+      nc: undefined as never,
+      tracker: t,
+      bucketCount: 1024,
+      windowMs: 60_000,
+      logger: createLogger({ name: 'test', level: 'silent', pretty: false }),
+      batchMs: 10,
+    });
+    recovery.add(7);
+    recovery.recheck(intent('i1', 3, ['h1']));
+    await eventually(() => Promise.resolve(passes.length >= 3 ? true : undefined), {
+      timeoutMs: 10_000,
+      what: 'three passes',
+    });
+    await recovery.idle();
+    await new Promise((r) => setTimeout(r, 1200));
+    assert.equal(
+      passes,
+      [
+        { buckets: [7], rechecks: ['i1'] },
+        { buckets: [7], rechecks: ['i1'] },
+        { buckets: [7], rechecks: ['i1'] },
+      ],
+      'the failed pass again, then no more once one succeeded',
+    );
+    await recovery.stop();
     t.stop();
   },
 );

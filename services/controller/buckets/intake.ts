@@ -90,6 +90,8 @@ export class IntakeRuntime {
   private consumer: Intake | undefined;
   private stopped = false;
   private lastPending = 0;
+  /** The last delivery was left alone (the lease was not valid). */
+  private dropped = false;
 
   private constructor(private readonly deps: IntakeDeps) {}
 
@@ -246,7 +248,20 @@ export class IntakeRuntime {
 
   private onDelivery(d: IntakeDelivery): void {
     this.lastPending = d.pending;
-    if (this.stopped || !this.deps.leaseValid()) return; // comes back to whoever owns it
+    if (this.stopped) return; // comes back to whoever owns it
+    if (!this.deps.leaseValid()) {
+      // Left alone: it comes back after ack_wait, to whoever owns it then. If this
+      // run's lease is renewed in time (a heartbeat answered late), its lanes have
+      // a hole behind the next deliveries: they read the stream back first.
+      if (!this.dropped)
+        this.deps.logger.info(
+          'deliveries left alone while the lease is not valid: lanes read back',
+        );
+      this.dropped = true;
+      this.deps.lossEpoch.bump();
+      return;
+    }
+    this.dropped = false;
     const work = this.buckets.get(d.bucket);
     if (work?.phase === 'releasing') {
       work.held.push(d);

@@ -31,6 +31,9 @@ import { vpc } from '../../../actors/index.js';
 import type { ProgrammedTracker, TrackedIntent } from './tracker.js';
 import { foldVpc } from '../vpcs/history.js';
 
+/** A failed pass is tried again after this long times the failures in a row, at most MAX_RETRY_MS. */
+const RETRY_MS = 1000;
+const MAX_RETRY_MS = 5000;
 /** Up to this many VPCs, ACKS is read with a filter per VPC; beyond, all of it. */
 const MAX_ACK_FILTERS = 64;
 
@@ -62,6 +65,8 @@ export class ProgrammedRecovery {
   private timer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
   private stopped = false;
+  /** Passes failed in a row. */
+  private failures = 0;
 
   constructor(private readonly deps: RecoveryDeps) {}
 
@@ -139,11 +144,28 @@ export class ProgrammedRecovery {
           },
           'adopted intents waiting for acks',
         );
+        this.failures = 0;
       } catch (err) {
-        this.deps.logger.warn(
-          { err, buckets: buckets.size },
-          'programmed recovery failed: intents the previous owner left waiting get no status',
-        );
+        // JetStream unavailable a while (a node lost, a leader moving): the same
+        // pass again later, or what the previous owner left waiting gets no status.
+        // A bucket given away meanwhile is skipped by the tracker.
+        this.failures += 1;
+        const retryMs = Math.min(RETRY_MS * this.failures, MAX_RETRY_MS);
+        if (this.failures === 1 || this.failures % 10 === 0)
+          this.deps.logger.warn(
+            {
+              err,
+              buckets: buckets.size,
+              rechecks: rechecks.length,
+              failures: this.failures,
+              retryMs,
+            },
+            'programmed recovery failed; retrying',
+          );
+        for (const b of buckets) this.queued.add(b);
+        for (const r of rechecks)
+          if (!this.rechecks.has(r.intentId)) this.rechecks.set(r.intentId, r);
+        if (!this.stopped) this.timer ??= setTimeout(() => this.flush(), retryMs);
       }
     });
   }

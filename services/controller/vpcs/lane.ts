@@ -136,6 +136,7 @@ export class VpcLane {
   /** The group being decided and appended, if any (the state holds it unstored). */
   private deciding: Promise<void> | undefined;
   private checkedEpoch = -1;
+  private stopped = false;
   private commitsSinceSnapshot = 0;
   private saving: Promise<void> = Promise.resolve();
   private outbox: Outbox;
@@ -312,8 +313,9 @@ export class VpcLane {
     await this.saving;
   }
 
-  /** Stops sending: what is not out is the next owner's to send. */
+  /** Stops sending and deciding: what is not out is the next owner's to send. */
   stop(): void {
+    this.stopped = true;
     this.outbox.close();
   }
 
@@ -533,9 +535,13 @@ export class VpcLane {
     }
   }
 
-  /** Stops the work of a run whose lease expired: CAS fences any append already on its way. */
+  /**
+   * Stops the work of a run whose lease expired, or of a lane stopped while it
+   * was deciding (a fresh lane may have taken its VPC): CAS fences any append
+   * already on its way.
+   */
   private fence(): void {
-    if (!this.deps.leaseValid()) throw new FencedError(this.vpcId);
+    if (this.stopped || !this.deps.leaseValid()) throw new FencedError(this.vpcId);
   }
 
   // ── after a takeover ──────────────────────────────────────────────────────
