@@ -96,6 +96,8 @@ export interface ProvisionOptions {
   kafkaClusters?: string[];
   bucketCount?: number;
   syncInterval?: string;
+  /** Local NATS: JetStream's file storage limit per server, bytes (NatsServerConfig.maxFileStore). */
+  maxFileStore?: number;
   /** Local NATS as a cluster of this many nodes (default ALCOR_NATS_NODES, or 1). */
   natsNodes?: number;
   /** Brokers of each local Kafka cluster (default ALCOR_KAFKA_BROKERS_PER_CLUSTER, or 1). */
@@ -258,6 +260,7 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
       // Users per role and per host (DESIGN §9), unless ALCOR_NATS_AUTH=off.
       auth: env.ALCOR_NATS_AUTH !== 'off',
       ...(syncInterval === undefined ? {} : { syncInterval }),
+      ...(options.maxFileStore === undefined ? {} : { maxFileStore: options.maxFileStore }),
     };
     if (natsNodes > 1) {
       const c: LocalNatsCluster = await startLocalNatsCluster({

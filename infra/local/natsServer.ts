@@ -106,6 +106,8 @@ export interface LocalNatsOptions {
   dir: string;
   bucketCount: number;
   syncInterval?: string;
+  /** JetStream's file storage limit, bytes (NatsServerConfig.maxFileStore). */
+  maxFileStore?: number;
   /** The server's max_payload (default infra/nats/serverConfig.ts). */
   maxPayload?: number;
   /** A stream's ingest queue, in messages (NatsServerConfig.streamMaxBufferedMsgs). */
@@ -233,6 +235,7 @@ export async function startLocalNats(options: LocalNatsOptions): Promise<LocalNa
     serverName,
     bucketCount: options.bucketCount,
     ...(options.syncInterval === undefined ? {} : { syncInterval: options.syncInterval }),
+    ...(options.maxFileStore === undefined ? {} : { maxFileStore: options.maxFileStore }),
     ...(maxPayload === undefined ? {} : { maxPayload }),
     ...(options.streamMaxBufferedMsgs === undefined
       ? {}

@@ -31,6 +31,13 @@ export interface NatsServerConfig {
   syncInterval?: string;
   maxPayload?: number;
   /**
+   * JetStream's file storage on this server, in bytes (`max_file_store`; default:
+   * three quarters of the disk's free space at start). Past it, every write is
+   * refused with "insufficient resources" and the server goes on; keep it below
+   * the filesystem's size — a server whose disk fills up disables JetStream.
+   */
+  maxFileStore?: number;
+  /**
    * Messages a stream's ingest queue holds before the server refuses more with 429
    * (nats-server's default: 100,000). Tests lower it to show what a publisher that
    * outruns the server meets.
@@ -80,6 +87,7 @@ export function renderNatsConfig(config: NatsServerConfig): string {
   if (config.syncInterval !== undefined) {
     lines.push(`  sync_interval: ${JSON.stringify(config.syncInterval)}`);
   }
+  if (config.maxFileStore !== undefined) lines.push(`  max_file_store: ${config.maxFileStore}`);
   if (config.streamMaxBufferedMsgs !== undefined) {
     lines.push(`  max_buffered_msgs: ${config.streamMaxBufferedMsgs}`);
   }

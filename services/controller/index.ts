@@ -254,20 +254,28 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
       leaseValid: membership.leaseValid,
       bucketSubscriptions: (bucket) => bucketSubscriptions(hostApi, bucket),
     });
-    const ownership = await startOwnership({
-      instanceId: config.instanceId,
-      incarnation,
-      membership,
-      store,
-      intake,
-      lanes,
-      loads,
-      jsm,
-      intakeOptions: config.intake,
-      logger: logger.child({ incarnation }),
-      ...(config.buckets ? { staticBuckets: config.buckets } : {}),
-    });
-    return { intake, ownership };
+    try {
+      const ownership = await startOwnership({
+        instanceId: config.instanceId,
+        incarnation,
+        membership,
+        store,
+        intake,
+        lanes,
+        loads,
+        jsm,
+        intakeOptions: config.intake,
+        logger: logger.child({ incarnation }),
+        ...(config.buckets ? { staticBuckets: config.buckets } : {}),
+      });
+      return { intake, ownership };
+    } catch (err) {
+      // Not a run: its consumer must not go on pulling. A retry starts another
+      // consumer on the same durable (same incarnation), and this one would take
+      // deliveries for buckets it does not work and ack them unhandled.
+      await intake.stop().catch(() => undefined);
+      throw err;
+    }
   };
   const restart = async (): Promise<void> => {
     while (!stopping && !run) {

@@ -105,7 +105,19 @@ export async function runFault(
   await sleep(2000 + o.rnd() * 2000);
 
   const notes: string[] = [];
-  const ctx = { system, load, rnd: o.rnd, log, note: (w: string) => notes.push(w) };
+  // What the fault itself found wrong (it did not bite, or its own check failed).
+  const failed: string[] = [];
+  const ctx = {
+    system,
+    load,
+    rnd: o.rnd,
+    log,
+    note: (w: string) => notes.push(w),
+    fail: (why: string) => {
+      failed.push(why);
+      notes.push(`FAILED: ${why}`);
+    },
+  };
   const onsetAt = Date.now();
   const heal = await fault.inject(ctx);
   log.info({ notes }, 'fault injected');
@@ -161,6 +173,7 @@ export async function runFault(
   };
   const ok =
     !rebalanceFailed &&
+    failed.length === 0 &&
     verdict.acked > 0 &&
     verdict.inFlight > 0 &&
     verdict.lost === 0 &&

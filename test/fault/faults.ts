@@ -17,6 +17,7 @@ import {
 } from '../../infra/index.js';
 import { streams } from '../../shared/index.js';
 import { eventually } from '../support/eventually.js';
+import { fillJetStream, freeJetStream, INSUFFICIENT_RESOURCES } from '../support/storeFill.js';
 import type { SteadyLoad } from './load.js';
 import type { FaultSystem, ServiceKind, ServiceProcess } from './system.js';
 
@@ -27,6 +28,8 @@ export interface FaultContext {
   log: Logger;
   /** What exactly was broken (for the report). */
   note: (what: string) => void;
+  /** The fault's own check failed (it did not bite, or what it expects did not happen): the run fails. */
+  fail: (why: string) => void;
 }
 
 export interface Fault {
@@ -212,6 +215,14 @@ async function republishLast(ctx: FaultContext, stream: string, n: number): Prom
   return sent;
 }
 
+/** Refusals the load met whose reason matches, since `before` (a snapshot of the counts). */
+function refusedSince(load: SteadyLoad, before: ReadonlyMap<string, number>, why: RegExp): number {
+  let n = 0;
+  for (const [reason, count] of load.refusals)
+    if (why.test(reason)) n += count - (before.get(reason) ?? 0);
+  return n;
+}
+
 export const FAULTS: Fault[] = [
   {
     name: 'kill-controller',
@@ -252,6 +263,25 @@ export const FAULTS: Fault[] = [
     needs: 'single',
     holdMs: () => 3000,
     inject: serverDown('kill', (ctx) => ['nats-server', ctx.system.servers.local.nats!]),
+  },
+  {
+    name: 'fill-jetstream-store',
+    what: "the nats-server's JetStream file store filled to its limit (max_file_store) by another stream for 10 s: every write refused ('insufficient resources'), then the space freed",
+    needs: 'single',
+    holdMs: () => 10_000,
+    inject: async (ctx) => {
+      const before = new Map(ctx.load.refusals);
+      const written = await fillJetStream(ctx.system.nc, ctx.system.storeLimit);
+      return async () => {
+        await freeJetStream(ctx.system.nc);
+        const refused = refusedSince(ctx.load, before, INSUFFICIENT_RESOURCES);
+        ctx.note(
+          `${Math.round(written / 2 ** 20)} MiB written by another stream; ${refused} intent publishes refused with 'insufficient resources'`,
+        );
+        // The fault must have bitten: clients were told, clearly, why.
+        if (refused === 0) ctx.fail("no intent publish was refused with 'insufficient resources'");
+      };
+    },
   },
   {
     name: 'lose-nats-node',

@@ -42,6 +42,8 @@ export class SteadyLoad {
   /** Acknowledged intent ids per VPC, in the order they were sent. */
   readonly order = new Map<string, string[]>();
   retries = 0;
+  /** Why publishes were refused (the server's or client's message), and how often. */
+  readonly refusals = new Map<string, number>();
   /** Intents also sent a second time without a msg id (stored twice: the actor must ignore it). */
   duplicatesSent = 0;
   /** While true, every intent is sent twice. */
@@ -115,6 +117,8 @@ export class SteadyLoad {
           break;
         } catch (err) {
           this.retries += 1;
+          const why = (err as Error).message.slice(0, 80);
+          this.refusals.set(why, (this.refusals.get(why) ?? 0) + 1);
           if (attempt % 20 === 0)
             this.o.log.debug(
               { intentId: intent.id, err: (err as Error).message },

@@ -118,8 +118,17 @@ export interface FaultSystem {
   ready: (timeoutMs?: number) => Promise<void>;
   heartbeatTtlMs: number;
   programmedDeadlineMs: number;
+  /** Each nats-server's JetStream file storage limit (max_file_store), bytes. */
+  storeLimit: number;
   stop: () => Promise<void>;
 }
+
+/**
+ * The fault system's JetStream file storage limit per server: far above what a
+ * long suite stores (tens of MB), low enough that another stream fills it in
+ * seconds (fill-jetstream-store).
+ */
+export const FAULT_STORE_LIMIT = 1024 * 1024 * 1024;
 
 /** Hosts over the clusters: a third on JetStream, a third on Kafka `a`, a third on `b`. */
 export function faultTopology(clusters: number, hostsPerCluster: number): HostRecord[] {
@@ -155,6 +164,7 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
     local: true,
     env: ownEnv,
     ...(syncInterval ? { syncInterval } : {}),
+    maxFileStore: FAULT_STORE_LIMIT,
     natsCgroupOf: (node) => {
       const group = natsGroup(node);
       return group ? net.cgroup(group) : undefined;
@@ -333,6 +343,7 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
       },
       heartbeatTtlMs,
       programmedDeadlineMs,
+      storeLimit: FAULT_STORE_LIMIT,
       stop,
     };
     await system.ready();

@@ -38,7 +38,11 @@ export interface IsolatedNats {
 
 export async function isolatedNats(
   layout: Partial<LayoutOptions> = {},
-  serverOptions: { maxPayload?: number; streamMaxBufferedMsgs?: number } = {},
+  serverOptions: {
+    maxPayload?: number;
+    streamMaxBufferedMsgs?: number;
+    maxFileStore?: number;
+  } = {},
 ): Promise<IsolatedNats> {
   const dir = runDir('alcor-ctl-test-');
   const server = await startLocalNats({ dir, bucketCount: DEFAULT_BUCKET_COUNT, ...serverOptions });

@@ -108,6 +108,14 @@ Conf('sets the JetStream fsync interval only when asked', () => {
   assert.match(renderNatsConfig(base), 'intent.{{partition(8,1)}}.{{wildcard(1)}}');
 });
 
+Conf("limits JetStream's file storage only when asked (inside the jetstream block)", () => {
+  assert.not.match(renderNatsConfig(base), 'max_file_store');
+  assert.match(
+    renderNatsConfig({ ...base, maxFileStore: 1024 }),
+    /jetstream \{[^}]*\n  max_file_store: 1024\n/,
+  );
+});
+
 Conf(
   'with auth the mapping moves into ALCOR; CLIENT and hosts import only what ALCOR exports',
   () => {

@@ -117,6 +117,14 @@ function examine(item: unknown): {
 const errorOf = (parsed: ReturnType<typeof parseIntent>): ErrorDetail =>
   parsed.ok ? { code: 'invalid_value', message: 'invalid intent' } : parsed.error;
 
+/** Why an intent was not stored, as the client should read it. */
+function notStored(err: Error): string {
+  // nats-server's answer to a write past its storage limit (max_file_store).
+  if (/insufficient resources/i.test(err.message))
+    return `not stored: JetStream's storage is full (${err.message}); safe to send again with the same id once space is freed`;
+  return `not stored (${err.message}); safe to send again with the same id`;
+}
+
 export function serveApplyApi(deps: {
   nc: NatsConnection;
   publisher: DecisionPublisher;
@@ -243,10 +251,7 @@ export function serveApplyApi(deps: {
           id: p.id,
           vpcId: p.vpcId,
           outcome: 'rejected',
-          error: {
-            code: 'unavailable',
-            message: `not stored (${(result.reason as Error).message}); safe to send again with the same id`,
-          },
+          error: { code: 'unavailable', message: notStored(result.reason as Error) },
         };
     });
   };
