@@ -137,13 +137,16 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
   let run: Run | undefined;
   let stopping = false;
 
+  /** Stops a run's work without handing anything off (its lease is gone, or it never was a run). */
+  const stopRun = async (r: Run): Promise<void> => {
+    await r.ownership.stop(false);
+    await r.intake.stop();
+    lanes.stopAll();
+  };
   const teardown = async (): Promise<void> => {
     const current = run;
     run = undefined;
-    if (!current) return;
-    await current.ownership.stop(false);
-    await current.intake.stop();
-    lanes.stopAll();
+    if (current) await stopRun(current);
   };
   const membership: Membership = await createMembership(nc, {
     bucket: kvBuckets.controllers,
@@ -277,17 +280,32 @@ export async function start(input: ControllerConfigInput & { log: Logger }): Pro
       throw err;
     }
   };
-  const restart = async (): Promise<void> => {
-    while (!stopping && !run) {
-      try {
-        await membership.beat();
-        if (membership.leaseValid()) run = await startRun();
-      } catch (err) {
-        logger.warn({ err }, 'could not start a new run; retrying');
+  /**
+   * Starts a new run once registered again; one at a time. A run whose lease was
+   * lost while it started (its incarnation is not the member's any more) is
+   * stopped, not kept: two runs of one controller would share its lanes, and the
+   * one working no bucket would ack the other's deliveries unhandled.
+   */
+  let restarting: Promise<void> | undefined;
+  const restart = (): Promise<void> =>
+    (restarting ??= (async () => {
+      while (!stopping && !run) {
+        try {
+          await membership.beat();
+          if (membership.leaseValid()) {
+            const incarnation = membership.incarnation();
+            const started = await startRun();
+            if (stopping || !membership.leaseValid() || membership.incarnation() !== incarnation) {
+              logger.warn({ incarnation }, 'lease lost while the run started; starting another');
+              await stopRun(started);
+            } else run = started;
+          }
+        } catch (err) {
+          logger.warn({ err }, 'could not start a new run; retrying');
+        }
+        if (!run) await new Promise((r) => setTimeout(r, 1000));
       }
-      if (!run) await new Promise((r) => setTimeout(r, 1000));
-    }
-  };
+    })().finally(() => (restarting = undefined)));
 
   run = await startRun();
   const leader = placed
