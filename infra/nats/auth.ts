@@ -41,7 +41,6 @@ import {
   kvBuckets,
   placeOf,
   southboundKeys,
-  streams,
   subjects,
   type HostRecord,
   type TopologyPlace,
@@ -233,8 +232,7 @@ const kvSubject = (bucket: string, key: string): string => `$KV.${bucket}.${key}
 /**
  * What one host may reach in ALCOR: the streams it reads (its unicast, its
  * cluster's multicasts) and the services it calls (acks, resync, and direct gets
- * of its cluster's last multicast, its own registry record, its topic's Kafka
- * partition table). HOSTS imports these for every host ({@link hostsImports});
+ * of its own registry record and its topic's Kafka partition table). HOSTS imports these for every host ({@link hostsImports});
  * each host's user is allowed only its own.
  */
 export function hostSubjects(host: HostGrant): { streams: string[]; services: string[] } {
@@ -242,7 +240,6 @@ export function hostSubjects(host: HostGrant): { streams: string[]; services: st
   const services = [
     subjects.acksOfHost(host.hostId),
     subjects.resync(host.hostId),
-    directGet(streams.goalStates, multicast!),
     directGet(`KV_${kvBuckets.hosts}`, kvSubject(kvBuckets.hosts, host.hostId)),
   ];
   if (host.kafkaCluster !== undefined) {
@@ -259,7 +256,6 @@ export function hostsImports(): { streams: string[]; services: Array<{ subject: 
     services: [
       { subject: subjects.acksAll },
       { subject: subjects.resyncAll },
-      { subject: directGet(streams.goalStates, 'gsm.>') },
       { subject: directGet(`KV_${kvBuckets.hosts}`, kvSubject(kvBuckets.hosts, '*')) },
       {
         subject: directGet(

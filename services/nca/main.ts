@@ -182,6 +182,8 @@ async function main(log: Logger, env: NodeJS.ProcessEnv) {
       resyncsRepeated: 'Resync rounds asked again because some VPC or bucket had no answer',
       resyncsDeferred: 'Resync rounds asked again later because an owner was busy (retryAfterMs)',
       gaps: "Kafka records of a host's partition skipped unread (retention, an offset reset): the host resynced",
+      resyncsOnJoin:
+        'Of the resyncs, those for VPCs just joined, asked once their multicast subscription was up',
     },
     byBinding,
     ['binding'],

@@ -54,7 +54,6 @@ Perms('an NCA host imports only its own unicast, its cluster, its acks, resync a
     services: [
       'gsack.*.*.h9',
       'alcor.resync.h9',
-      '$JS.API.DIRECT.GET.GOALSTATES.gsm.r1.az1.dc1.c7.*',
       '$JS.API.DIRECT.GET.KV_hosts.$KV.hosts.h9',
     ],
   });
