@@ -112,7 +112,7 @@ Conf("limits JetStream's file storage only when asked (inside the jetstream bloc
   assert.not.match(renderNatsConfig(base), 'max_file_store');
   assert.match(
     renderNatsConfig({ ...base, maxFileStore: 1024 }),
-    /jetstream \{[^}]*\n  max_file_store: 1024\n/,
+    /jetstream \{[^}]*\n {2}max_file_store: 1024\n/,
   );
 });
 
