@@ -232,8 +232,9 @@ const kvSubject = (bucket: string, key: string): string => `$KV.${bucket}.${key}
 /**
  * What one host may reach in ALCOR: the streams it reads (its unicast, its
  * cluster's multicasts) and the services it calls (acks, resync, and direct gets
- * of its own registry record and its topic's Kafka partition table). HOSTS imports these for every host ({@link hostsImports});
- * each host's user is allowed only its own.
+ * of its own registry record and its topic's Kafka partition table). HOSTS
+ * imports these for every host ({@link hostsImports}); each host's user is
+ * allowed only its own.
  */
 export function hostSubjects(host: HostGrant): { streams: string[]; services: string[] } {
   const [, multicast] = subjects.goalStatesOfCluster(host);
