@@ -41,6 +41,7 @@ import {
   kvBuckets,
   placeOf,
   southboundKeys,
+  streams,
   subjects,
   type HostRecord,
   type TopologyPlace,
@@ -232,15 +233,16 @@ const kvSubject = (bucket: string, key: string): string => `$KV.${bucket}.${key}
 /**
  * What one host may reach in ALCOR: the streams it reads (its unicast, its
  * cluster's multicasts) and the services it calls (acks, resync, and direct gets
- * of its own registry record and its topic's Kafka partition table). HOSTS
- * imports these for every host ({@link hostsImports}); each host's user is
- * allowed only its own.
+ * of its cluster's last multicast, its own registry record, its topic's Kafka
+ * partition table). HOSTS imports these for every host ({@link hostsImports});
+ * each host's user is allowed only its own.
  */
 export function hostSubjects(host: HostGrant): { streams: string[]; services: string[] } {
   const [, multicast] = subjects.goalStatesOfCluster(host);
   const services = [
     subjects.acksOfHost(host.hostId),
     subjects.resync(host.hostId),
+    directGet(streams.goalStates, multicast!),
     directGet(`KV_${kvBuckets.hosts}`, kvSubject(kvBuckets.hosts, host.hostId)),
   ];
   if (host.kafkaCluster !== undefined) {
@@ -257,6 +259,7 @@ export function hostsImports(): { streams: string[]; services: Array<{ subject: 
     services: [
       { subject: subjects.acksAll },
       { subject: subjects.resyncAll },
+      { subject: directGet(streams.goalStates, 'gsm.>') },
       { subject: directGet(`KV_${kvBuckets.hosts}`, kvSubject(kvBuckets.hosts, '*')) },
       {
         subject: directGet(

@@ -7,8 +7,9 @@
  * - JetStream binding: the host subscribes to its own `gs…<host>` subject and to
  *   `gsm…<vpc>` of each VPC it holds (learned from its full states), so the
  *   server's subject routing filters. A new multicast subscription may miss a
- *   multicast published just before it reached the server: once subscribed, the
- *   host asks for the VPC's full state again.
+ *   multicast published just before it reached the server: the host looks at the
+ *   subject's last stored message (once subscribed, and a second later) and asks
+ *   a resync of that VPC if it is newer.
  * - Kafka binding: one consumer per Kafka cluster for the whole fleet, over the
  *   topics of its hosts; a partition is a host (infra/kafka/partitions.ts), so
  *   each record goes to exactly the host of its partition.

@@ -16,6 +16,7 @@ import {
   decodeGoalState,
   formatBucketSet,
   parseBucketSet,
+  streams,
   subjects,
   type GoalStateMessage,
   type HostRecord,
@@ -43,8 +44,8 @@ export interface HostStats {
    */
   gaps: number;
   /**
-   * Of the resyncs, those asking again for VPCs just joined, once their multicast
-   * subscription was up (a multicast published just before would have passed by).
+   * Of the resyncs, those for VPCs just joined: a multicast newer than the join's
+   * full state was stored (it may have passed by before the subscription was up).
    */
   resyncsOnJoin: number;
   /**
@@ -97,8 +98,9 @@ export interface AgentOptions {
 }
 
 const encoder = new TextEncoder();
-/** How long joins are gathered into one resync request. */
-const JOINED_BATCH_MS = 20;
+/** When a VPC's multicast is looked at again after the host joined it. */
+const JOIN_RECHECK_MS = 1000;
+const decoder = new TextDecoder();
 /** Delta revisions remembered per VPC to tell a redelivery from disorder (stats only). */
 const SEEN_DELTAS = 4096;
 /** Messages remembered per agent to explain a delta out of order (diagnostics only). */
@@ -207,9 +209,6 @@ export class HostAgent implements SimulatedHost {
   /** VPCs whose last message failed to apply: the delay before asking their full state again. */
   private readonly retrying = new Map<string, { delayMs: number; timer?: NodeJS.Timeout }>();
   private readonly lateResyncs = new Set<string>();
-  /** VPCs just joined whose full state is asked again once their multicast subscription is up. */
-  private readonly joined = new Set<string>();
-  private joinedTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly record: HostRecord,
@@ -440,14 +439,13 @@ export class HostAgent implements SimulatedHost {
   }
 
   /**
-   * Subscribes to the VPC's multicast, then asks for the VPC's full state. A
-   * multicast published before the subscription reached the servers was not
-   * delivered, and no read of the stream can rule that out: a direct get may be
-   * answered by a replica behind the leader, and one just published may not be
-   * stored yet (found by the fault suite: a host joined a VPC and the neighbor
-   * update published a moment later never reached it). The owner answers from
-   * its current state, and what it publishes after that arrives on the
-   * subscription.
+   * Subscribes to the VPC's multicast, then looks whether one got past meanwhile:
+   * the subject's last stored message, if newer than the full state, asks for the
+   * VPC again. Looked at once the subscription is up, and again a moment later: a
+   * direct get may be answered by a replica behind the leader, and a multicast
+   * published just before the subscription may not be stored yet (found by the
+   * fault suite: a host joined a VPC and the neighbor update published right
+   * after never reached it).
    */
   private async follow(full: GoalStateMessage): Promise<void> {
     const subject = subjects.goalStateMulticast(this.record, full.vpcId);
@@ -461,23 +459,35 @@ export class HostAgent implements SimulatedHost {
       }),
     );
     try {
-      // The server has the subscription (and tells its routes) before the owner
-      // hears the request.
       await this.nc.flush();
     } catch {
       // Disconnected: the reconnect's full resync covers this VPC too.
       return;
     }
-    // VPCs joined together (a start, a burst of new ports) are asked in one request.
-    this.joined.add(full.vpcId);
-    this.joinedTimer ??= setTimeout(() => {
-      this.joinedTimer = undefined;
-      const vpcIds = [...this.joined];
-      this.joined.clear();
-      if (this.stopped) return;
-      this.stats.resyncsOnJoin += 1;
-      void this.resync(vpcIds);
-    }, JOINED_BATCH_MS);
+    if (await this.passedBy(subject, full)) return;
+    await new Promise((r) => setTimeout(r, JOIN_RECHECK_MS));
+    if (!this.stopped && this.multicast.has(full.vpcId)) await this.passedBy(subject, full);
+  }
+
+  /** Asks for the VPC again if its subject's last multicast is newer than `full` (or unknown); whether it did. */
+  private async passedBy(subject: string, full: GoalStateMessage): Promise<boolean> {
+    try {
+      const last = await this.jsm.direct.getMessage(streams.goalStates, { last_by_subj: subject });
+      const revision = last
+        ? (JSON.parse(decoder.decode(last.data)) as { revision?: number }).revision
+        : 0;
+      if (typeof revision !== 'number' || revision <= full.revision) return false;
+    } catch (err) {
+      // Not known whether a multicast got past: take the VPC's full state again.
+      this.options.logger.info(
+        { hostId: this.record.hostId, vpcId: full.vpcId, err },
+        'multicast catch-up check failed; resyncing the VPC',
+      );
+    }
+    if (this.stopped) return true;
+    this.stats.resyncsOnJoin += 1;
+    await this.resync([full.vpcId]);
+    return true;
   }
 
   /**
@@ -592,7 +602,6 @@ export class HostAgent implements SimulatedHost {
   stop(): void {
     this.stopped = true;
     clearInterval(this.partsTimer);
-    clearTimeout(this.joinedTimer);
     for (const r of this.retrying.values()) clearTimeout(r.timer);
     this.unicast?.unsubscribe();
     for (const sub of this.multicast.values()) sub.unsubscribe();

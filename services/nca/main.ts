@@ -183,7 +183,7 @@ async function main(log: Logger, env: NodeJS.ProcessEnv) {
       resyncsDeferred: 'Resync rounds asked again later because an owner was busy (retryAfterMs)',
       gaps: "Kafka records of a host's partition skipped unread (retention, an offset reset): the host resynced",
       resyncsOnJoin:
-        'Of the resyncs, those for VPCs just joined, asked once their multicast subscription was up',
+        'Of the resyncs, those for VPCs just joined: a multicast newer than the join was stored',
     },
     byBinding,
     ['binding'],

@@ -1,12 +1,11 @@
 /**
  * A JetStream-bound agent that joins a VPC subscribes to the VPC's multicast only
- * once its first full state is in, so a multicast published just before can pass
- * it by. No read of the stream rules that out (a direct get may be answered by a
- * replica behind the leader), so the agent asks the owner for the VPC's full
- * state once the subscription is up. Here the test is the owner: it publishes a
- * multicast the agent cannot have, removes it from the stream (what a replica
- * behind would show), then the join's full state — and the agent must end with
- * what the multicast said, from the full state it asks for.
+ * once its first full state is in, so a multicast published just before passes it
+ * by. The agent then looks at the subject's last stored multicast (at once and
+ * again a second later: a replica behind the leader may answer the first look)
+ * and, if it is newer than its full state, asks the owner for the VPC. Here the
+ * test is the owner: it publishes a multicast the agent cannot have, then the
+ * join's full state — and the agent must end with what the multicast said.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -16,7 +15,6 @@ import {
   bucketOf,
   clusterKey,
   DEFAULT_BUCKET_COUNT,
-  streams,
   subjects,
   type GoalStateMessage,
 } from '../../shared/index.js';
@@ -35,7 +33,7 @@ Join(
     let nca: Fleet | undefined;
     try {
       nats = await isolatedNats();
-      const { nc, jsm } = nats;
+      const { nc } = nats;
       const [host] = makeHosts(1, 1, unique('join'));
       await putHosts(nc, [host!]);
       const vpcId = unique('vjoin');
@@ -90,14 +88,11 @@ Join(
       const agent = [...nca.hosts.values()][0]!;
       await eventually(() => (asked.length > 0 ? true : undefined), { what: 'the start resync' });
 
-      // Revision 11's multicast, before the host is subscribed: it passes it by. Then
-      // it is gone from the stream, as a replica behind the leader would show it.
-      const multicast = subjects.goalStateMulticast(host!, vpcId);
+      // Revision 11's multicast, before the host is subscribed: it passes it by.
       await jetstream(nc).publish(
-        multicast,
+        subjects.goalStateMulticast(host!, vpcId),
         encoder.encode(JSON.stringify(message(11, 'delta', clusterKey(host!), [neighbor]))),
       );
-      await jsm.streams.purge(streams.goalStates, { filter: multicast });
       // The join: revision 10's full state (its own port).
       nc.publish(
         subjects.goalStateHost(host!, host!.hostId),
@@ -116,6 +111,7 @@ Join(
         asked.some((b) => (b as { vpcIds?: string[] }).vpcIds?.includes(vpcId)),
         'the VPC was asked for by name',
       );
+      assert.is(agent.stats.resyncsOnJoin, 1, 'counted as a join that asked again');
       resync.unsubscribe();
     } finally {
       await nca?.stop();

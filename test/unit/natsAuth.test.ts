@@ -51,7 +51,12 @@ Perms('an NCA host imports only its own unicast, its cluster, its acks, resync a
   const host = { ...place, hostId: 'h9' };
   assert.equal(hostSubjects(host), {
     streams: ['gs.r1.az1.dc1.c7.h9', 'gsm.r1.az1.dc1.c7.*'],
-    services: ['gsack.*.*.h9', 'alcor.resync.h9', '$JS.API.DIRECT.GET.KV_hosts.$KV.hosts.h9'],
+    services: [
+      'gsack.*.*.h9',
+      'alcor.resync.h9',
+      '$JS.API.DIRECT.GET.GOALSTATES.gsm.r1.az1.dc1.c7.*',
+      '$JS.API.DIRECT.GET.KV_hosts.$KV.hosts.h9',
+    ],
   });
   // A Kafka-bound host also reads its topic's partition table (one key).
   assert.equal(
