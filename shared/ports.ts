@@ -80,9 +80,11 @@ export interface StoredIntent {
 /** The VPC's intents in INTENTS, read in sequence order from a cursor. */
 export interface IntentSource {
   /**
-   * Up to `max` intents of the VPC after `afterSeq`. `through`: a sequence known to be
-   * the VPC's (the delivery that woke the actor); the read is not done before it has
-   * it, whichever copy of the stream answers.
+   * Up to `max` intents of the VPC after `afterSeq`, in order and with none missing
+   * up to the last one returned. `through`: a sequence known to be the VPC's (a
+   * delivery, a scan); unless `max` intents come first, the page reaches it,
+   * whichever copy of the stream answers — a copy that lacks it fails the read
+   * (retryable), it is never returned short.
    */
   read(
     bucket: number,

@@ -32,7 +32,7 @@ import {
   type StoredMsg,
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { streams, subjects } from '../../shared/index.js';
+import { AlcorError, streams, subjects } from '../../shared/index.js';
 
 export interface IntakeOptions {
   stream?: string;
@@ -117,11 +117,51 @@ export async function intakeAckFloor(
 }
 
 /**
+ * A replica heard from within this long: the leader that reports it still has its
+ * quorum (raft followers answer its heartbeat every second; a new leader is
+ * elected only after four seconds without one).
+ */
+const QUORUM_HEARD_NS = 3_000_000_000;
+const LEADER_RETRY_MS = 500;
+/** How long to wait for a leader that holds its quorum (a deposed one answers for up to ten seconds). */
+const LEADER_WAIT_MS = 20_000;
+
+/** A read of a stream answered by a copy behind a sequence known to be stored: read again. */
+export class StaleReadError extends AlcorError {
+  constructor(message: string) {
+    super('stale_read', message, { retryable: true });
+  }
+}
+
+/**
+ * The stream's last sequence, from a leader that holds its quorum. A leader cut
+ * off by a partition keeps answering as leader until it steps down (up to ten
+ * seconds), with a stream a new leader has since written past: an answer from
+ * one whose replicas it has not heard from lately is asked again.
+ */
+export async function streamLastSeq(jsm: JetStreamManager, stream: string): Promise<number> {
+  const deadline = Date.now() + LEADER_WAIT_MS;
+  for (;;) {
+    const info = await jsm.streams.info(stream);
+    const replicas = info.cluster?.replicas ?? [];
+    const heard = replicas.filter((r) => !r.offline && r.active < QUORUM_HEARD_NS).length;
+    if (2 * (heard + 1) > replicas.length + 1) return info.state.last_seq;
+    if (Date.now() > deadline)
+      throw new StaleReadError(
+        `${stream}: its leader ${info.cluster?.leader ?? '?'} has not heard from its replicas lately (a partition?); its last sequence may be behind`,
+      );
+    await new Promise((r) => setTimeout(r, LEADER_RETRY_MS));
+  }
+}
+
+/**
  * Every intent stored in the given buckets after each one's floor: bucket, VPC
  * token and sequence. One sweep of direct batch gets over `intent.*.*` from the
  * lowest floor to the end of the stream (one request per page, whatever the number
- * of buckets; the tail after a handoff floor is short). A page that ends before the
- * leader's last sequence (a replica behind) is continued from the leader.
+ * of buckets; the tail after a handoff floor is short). The end is the last
+ * sequence of a leader that holds its quorum; a page that ends before it (a
+ * replica behind) is continued from the leader, and a sweep that cannot reach it
+ * fails rather than end short.
  */
 export async function scanBuckets(
   jsm: JetStreamManager,
@@ -133,7 +173,7 @@ export async function scanBuckets(
   const stream = options.stream ?? DEFAULTS.stream;
   const subject = 'intent.*.*';
   // The end as the stream leader knows it (every acknowledged intent is at or below).
-  const last = (await jsm.streams.info(stream)).state.last_seq;
+  const last = await streamLastSeq(jsm, stream);
   let after = Math.min(...floors.values());
   let found = 0;
   const take = (m: { seq: number; subject: string }): void => {
@@ -154,7 +194,10 @@ export async function scanBuckets(
     // Any replica answers a direct get, and one catching up (back after a loss)
     // ends early: the next intent from the leader, then direct pages again.
     const next = await leaderNext(jsm, stream, subject, after);
-    if (!next) return found;
+    if (!next)
+      throw new StaleReadError(
+        `${stream}: the copy that answered ends at ${after}, before ${last}; scan again`,
+      );
     take(next);
   }
 }

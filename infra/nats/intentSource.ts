@@ -10,12 +10,15 @@
  * intent for good (found by the fault suite: an intent lost when a node of a
  * three-node cluster came back). So a page that lacks `through` is completed from
  * the stream leader (STREAM.MSG.GET, next by subject), which has every
- * acknowledged message.
+ * acknowledged message — unless the answer came from a leader already deposed (cut
+ * off by a partition, it keeps answering as leader for up to ten seconds). Every
+ * copy is a prefix of the stream, so a read that reaches `through` lacks nothing
+ * before it; one that does not is refused (`StaleReadError`), never returned short.
  */
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { streams, subjects, type IntentSource, type StoredIntent } from '../../shared/index.js';
-import { directPage, leaderNext } from './bucketIntake.js';
+import { directPage, leaderNext, StaleReadError } from './bucketIntake.js';
 
 export async function createJetStreamIntentSource(
   nc: NatsConnection,
@@ -39,6 +42,10 @@ export async function createJetStreamIntentSource(
         page.push({ seq: m.seq, subject: m.subject, data: m.data, time: m.time.toISOString() });
         after = m.seq;
       }
+      if (page.length < max && after < through)
+        throw new StaleReadError(
+          `${subject}: the copy of ${stream} that answered ends at ${after}, before ${through} (a replica or a deposed leader behind); read again`,
+        );
       return page;
     },
   };

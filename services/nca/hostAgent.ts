@@ -48,6 +48,8 @@ export interface HostStats {
    * full state was stored (it may have passed by before the subscription was up).
    */
   resyncsOnJoin: number;
+  /** VPCs joined whose looks at the multicast are done (and the VPC asked again if it had to). */
+  joinsLooked: number;
   /**
    * Deltas that arrived after a newer message of the same VPC, never seen before
    * (order broken on the way). Not applied: the VPC's full state is asked instead.
@@ -158,6 +160,7 @@ export const emptyStats = (): HostStats => ({
   resyncsDeferred: 0,
   gaps: 0,
   resyncsOnJoin: 0,
+  joinsLooked: 0,
   outOfOrder: 0,
   appliedOutOfOrder: 0,
   duplicates: 0,
@@ -464,9 +467,11 @@ export class HostAgent implements SimulatedHost {
       // Disconnected: the reconnect's full resync covers this VPC too.
       return;
     }
-    if (await this.passedBy(subject, full)) return;
-    await new Promise((r) => setTimeout(r, JOIN_RECHECK_MS));
-    if (!this.stopped && this.multicast.has(full.vpcId)) await this.passedBy(subject, full);
+    if (!(await this.passedBy(subject, full))) {
+      await new Promise((r) => setTimeout(r, JOIN_RECHECK_MS));
+      if (!this.stopped && this.multicast.has(full.vpcId)) await this.passedBy(subject, full);
+    }
+    this.stats.joinsLooked += 1;
   }
 
   /** Asks for the VPC again if its subject's last multicast is newer than `full` (or unknown); whether it did. */

@@ -184,6 +184,7 @@ async function main(log: Logger, env: NodeJS.ProcessEnv) {
       gaps: "Kafka records of a host's partition skipped unread (retention, an offset reset): the host resynced",
       resyncsOnJoin:
         'Of the resyncs, those for VPCs just joined: a multicast newer than the join was stored',
+      joinsLooked: "VPCs joined whose looks at the VPC's multicast are done",
     },
     byBinding,
     ['binding'],

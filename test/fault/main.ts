@@ -53,6 +53,8 @@ onShutdown(async () => {
 });
 
 const rows: FaultRun[] = [];
+/** Runs that threw before their verdict (the system not ready again, a check that failed to run). */
+const crashed: string[] = [];
 const started = Date.now();
 for (const natsNodes of args['no-cluster'] ? [1] : [1, 3]) {
   let faults;
@@ -85,11 +87,21 @@ for (const natsNodes of args['no-cluster'] ? [1] : [1, 3]) {
   const statuses = new StatusLog(system.nc);
   const rnd = prng(seed * 31 + natsNodes);
   try {
-    for (let run = 1; run <= runs; run++) {
+    runs: for (let run = 1; run <= runs; run++) {
       for (const fault of faults) {
         const rebalance = !args['no-rebalance'] && run % 2 === 0 && fault.name !== 'rebalance';
-        const row = await runFault(system, load, statuses, fault, { run, rnd, log, rebalance });
-        rows.push({ ...row, fault: natsNodes > 1 ? `${row.fault} (cluster)` : row.fault });
+        const name = natsNodes > 1 ? `${fault.name} (cluster)` : fault.name;
+        let row: FaultRun;
+        try {
+          row = await runFault(system, load, statuses, fault, { run, rnd, log, rebalance });
+        } catch (err) {
+          // A failed run, not a crash of the campaign; this system is not fit for more.
+          const why = `${name}#${run}: the run did not finish: ${(err as Error).message.split('\n')[0]}`;
+          crashed.push(why);
+          console.log(`✘ ${why}; the remaining runs on this system are not run`);
+          break runs;
+        }
+        rows.push({ ...row, fault: name });
         console.log(describeRun(row));
       }
     }
@@ -117,16 +129,17 @@ const table = [
 const failed = rows.filter((r) => !r.ok);
 const minutes = (Date.now() - started) / 60_000;
 const markdown = [
-  `Measured ${new Date().toISOString().slice(0, 10)} on ${machine()}: ${rows.length} runs in ${fmt(minutes, 0)} min (\`npm run fault -- --runs ${runs} --seed ${seed} --rate ${rate}\`), ${failed.length} failed.`,
+  `Measured ${new Date().toISOString().slice(0, 10)} on ${machine()}: ${rows.length + crashed.length} runs in ${fmt(minutes, 0)} min (\`npm run fault -- --runs ${runs} --seed ${seed} --rate ${rate}\`), ${failed.length + crashed.length} failed${crashed.length > 0 ? ` (${crashed.length} did not finish)` : ''}.`,
   '',
   table,
 ].join('\n');
 console.log(`\n${markdown}\n`);
 for (const r of failed) console.log(`FAILED ${describeRun(r)}`);
+for (const why of crashed) console.log(`FAILED ${why}`);
 if (!args['no-report']) {
   await writeReport('reliability', { machine: machine(), runs, seed, rate, rows }, markdown, {
     doc: 'reliability.md',
   });
   console.log('written: docs/bench/reliability.json, docs/reliability.md');
 }
-process.exit(failed.length > 0 ? 1 : 0);
+process.exit(failed.length + crashed.length > 0 ? 1 : 0);

@@ -237,7 +237,9 @@ s.before(async (ctx) => {
   // The neighbour joined the VPC: its agent looks at the VPC's multicast again a
   // second later (it would ask for the VPC if a newer one were stored). Done before
   // the attacks count what lands.
-  await new Promise((r) => setTimeout(r, 1500));
+  await eventually(() => (ctx.fleet.totals().joinsLooked >= 1 ? true : undefined), {
+    what: "the neighbour's looks at the VPC's multicast done",
+  });
 });
 
 s.after(async (ctx) => {

@@ -57,8 +57,9 @@ export interface BucketResource {
 }
 
 /**
- * A counter bumped when intake deliveries may have been lost on the way: each lane
- * reads the stream back once after it changes.
+ * A counter bumped when intake deliveries may have been lost on the way (or the
+ * consumer's buckets changed): it breaks each lane's chain of deliveries, and the
+ * lane reads the stream back at its next.
  */
 export class LossEpoch {
   value = 0;
@@ -127,8 +128,12 @@ export class IntakeRuntime {
       .sort((a, b) => a - b);
   }
 
-  /** Starts working `buckets`: the consumer delivers their new intents. */
+  /**
+   * Starts working `buckets`: the consumer delivers their new intents (what came
+   * before is scanned; a lane's first delivery after this reads back).
+   */
   async add(buckets: readonly number[]): Promise<void> {
+    this.deps.lossEpoch.bump();
     for (const b of buckets) {
       const work = this.buckets.get(b);
       for (const d of work?.held ?? []) d.nak(); // theirs again
@@ -286,6 +291,7 @@ export class IntakeRuntime {
     let settled = false;
     this.deps.lanes.deliver(d.vpcToken, d.bucket, {
       stored: { seq: d.seq, subject: d.subject, data: d.data, time: d.time },
+      redelivery: d.deliveryCount > 1,
       ack: () => {
         d.ack();
         if (settled) return;

@@ -240,7 +240,10 @@ export async function startOwnership(deps: OwnershipDeps): Promise<Ownership> {
   const kick = (): void => {
     dirty = true;
     running ??= reconcile()
-      .catch((err: unknown) => logger.error({ err }, 'bucket handoff failed; retrying'))
+      .catch((err: unknown) => {
+        logger.error({ err }, 'bucket handoff failed; retrying');
+        dirty = true; // the pass stopped part-way: run it again
+      })
       .finally(() => {
         running = undefined;
         if (dirty && !stopping) setTimeout(kick, POLL_MS);

@@ -185,7 +185,7 @@ async function answerResync(
   await Promise.all(
     mine.map(async (vpcId) => {
       try {
-        const lane = await deps.lanes.wake(vpcId, bucketOf(vpcId, deps.bucketCount), 1);
+        const lane = await deps.lanes.load(vpcId, bucketOf(vpcId, deps.bucketCount));
         const full = await lane.fullStateFor(hostId);
         const place = full?.place ?? deps.lookupHost(hostId);
         if (!full) {

@@ -3,9 +3,13 @@
  * intents arrive with the intake's deliveries, in INTENTS order; the lane decides
  * the ones queued, in cursor order, as one group — appended to `evt.<vpc>` by one
  * compare-and-set (a lone intent as a plain commit) — then hands the group to its
- * ordered outbox and acks the deliveries. It reads INTENTS back only to fill a
- * gap: a sequence it was woken for but has no body of (a bucket acquired, a scan),
- * or after deliveries may have been lost on the way.
+ * ordered outbox and acks the deliveries. A group never passes `complete`, the
+ * sequence up to which the lane knows every intent of its VPC: deliveries extend
+ * it only while they follow one another (the consumer delivers in stream order; a
+ * redelivery or a possible loss breaks the chain). Past it — the first delivery
+ * of a lane, a sequence it was woken for without a body (a scan), the first after
+ * deliveries may have been lost — it reads INTENTS back first, and that read is
+ * complete up to what it was given or it fails.
  *
  * The VPC's state is kept between groups. An append that conflicts (another writer)
  * or fails leaves the state holding commits the log did not take: the lane loads
@@ -46,6 +50,8 @@ import { Outbox } from './outbox.js';
 export interface LaneDelivery {
   stored: StoredIntent;
   ack: () => void;
+  /** Delivered before (unacked in time, or handed back): out of the stream's order. */
+  redelivery?: boolean;
 }
 
 export interface LaneDeps {
@@ -68,7 +74,7 @@ export interface LaneDeps {
   outboxWindow: number;
   /** False once this run's membership lease expired: it must not write as an owner. */
   leaseValid: () => boolean;
-  /** Bumped when intake deliveries may have been lost: lanes read back once. */
+  /** Bumped when intake deliveries may have been lost: the lanes' chains of deliveries break. */
   lossEpoch: () => number;
   /** The VPC's placement weight changed (ports + hosts). */
   reportLoad: (vpcId: string, bucket: number, load: number) => void;
@@ -135,7 +141,10 @@ export class VpcLane {
   private dirty = true;
   /** The group being decided and appended, if any (the state holds it unstored). */
   private deciding: Promise<void> | undefined;
-  private checkedEpoch = -1;
+  /** Every intent of the VPC up to here is handled or queued: a group never passes it. */
+  private complete = 0;
+  /** The last first delivery, and the loss epoch it came in. */
+  private lastDelivered: { seq: number; epoch: number } | undefined;
   private stopped = false;
   private commitsSinceSnapshot = 0;
   private saving: Promise<void> = Promise.resolve();
@@ -185,6 +194,7 @@ export class VpcLane {
 
   /** An intent delivered by the intake: queued, or acked at once if already decided. */
   deliver(d: LaneDelivery): void {
+    this.follow(d);
     if (d.stored.seq <= this.handled) {
       d.ack();
       return;
@@ -192,6 +202,25 @@ export class VpcLane {
     this.queue.set(d.stored.seq, d.stored);
     this.deliveries.get(d.stored.seq)?.ack(); // a redelivery of one still queued
     this.deliveries.set(d.stored.seq, d);
+  }
+
+  /**
+   * The consumer delivers in stream order: a first delivery that comes right after
+   * one the lane already knew of, with no loss signalled in between, leaves no
+   * intent of the VPC unseen before it.
+   */
+  private follow(d: LaneDelivery): void {
+    if (d.redelivery) return;
+    const epoch = this.deps.lossEpoch();
+    const { seq } = d.stored;
+    const prev = this.lastDelivered;
+    if (
+      prev?.epoch === epoch &&
+      prev.seq < seq &&
+      prev.seq <= Math.max(this.complete, this.handled)
+    )
+      this.complete = Math.max(this.complete, seq);
+    this.lastDelivered = { seq, epoch };
   }
 
   /** The deliveries still queued (a lane that passivated hands them to its successor). */
@@ -350,33 +379,34 @@ export class VpcLane {
 
   // ── deciding ──────────────────────────────────────────────────────────────
 
-  /** The next group: the queued intents after `handled`, completed from the stream where one may be missing. */
+  /**
+   * The next group: the queued intents after `handled`, read from the stream first
+   * where the lane cannot vouch that none is missing before them.
+   */
   private async nextGroup(upTo: number): Promise<Planned[]> {
     for (const seq of this.queue.keys()) if (seq <= this.handled) this.queue.delete(seq);
-    const queued = [...this.queue.values()].sort((a, b) => a.seq - b.seq);
-    const lossEpoch = this.deps.lossEpoch();
-    const highest = queued.at(-1)?.seq ?? 0;
-    // Read back: woken past what was delivered (a scan, an acquisition), or
-    // deliveries may have been lost since this lane last looked.
-    if (upTo > highest || this.checkedEpoch !== lossEpoch) {
-      this.checkedEpoch = lossEpoch;
+    this.complete = Math.max(this.complete, this.handled);
+    let queued = [...this.queue.values()].sort((a, b) => a.seq - b.seq);
+    // A sequence known to be the VPC's: the last delivered, or what it was woken for.
+    const through = Math.max(upTo, queued.at(-1)?.seq ?? 0);
+    if (through > this.complete) {
+      const { readBatch } = this.deps;
       const read = await this.deps.limiter.run(() =>
-        this.deps.intents.read(
-          this.bucket,
-          this.vpcId,
-          this.handled,
-          this.deps.readBatch,
-          Math.max(upTo, highest),
-        ),
+        this.deps.intents.read(this.bucket, this.vpcId, this.handled, readBatch, through),
       );
       for (const stored of read)
         if (!this.queue.has(stored.seq)) this.queue.set(stored.seq, stored);
-      if (read.length === 0 && queued.length === 0) {
-        // Nothing on the VPC's subject after `handled`: handled up to there.
-        this.handled = Math.max(this.handled, upTo);
+      // Complete up to `through`, or up to the last read if the page was full.
+      this.complete = Math.max(
+        this.complete,
+        read.length >= readBatch ? read.at(-1)!.seq : through,
+      );
+      queued = [...this.queue.values()].sort((a, b) => a.seq - b.seq);
+      if (queued.length === 0) {
+        // Nothing of the VPC's after `handled`: handled up to there.
+        this.handled = Math.max(this.handled, this.complete);
         return [];
       }
-      return this.cut([...this.queue.values()].sort((a, b) => a.seq - b.seq));
     }
     return this.cut(queued);
   }
@@ -389,6 +419,7 @@ export class VpcLane {
     const group: Planned[] = [];
     let bytes = 0;
     for (const stored of ordered) {
+      if (stored.seq > this.complete) break; // an intent before it may not be read yet
       if (group.length > 0) {
         if (group.length >= this.deps.groupMax || bytes + stored.data.length > this.deps.groupBytes)
           break;

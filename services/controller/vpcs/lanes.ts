@@ -13,8 +13,14 @@ import { VpcLane, type Decided, type LaneDelivery, type LaneDeps } from './lane.
 
 type VpcActor = Actor<vpc.VpcActorMachine>;
 
+/** Hydrated (and not reloading after a failure): its state answers as stored. */
+const isLoaded = (snapshot: ReturnType<VpcActor['getSnapshot']>): boolean =>
+  !snapshot.matches('hydrating') && !snapshot.matches('recovering');
+
 interface Waiter {
   seq: number;
+  /** Waits only for the lane to be loaded (`load`), not for a sequence. */
+  load?: boolean;
   resolve: (lane: VpcLane) => void;
   reject: (err: Error) => void;
 }
@@ -78,6 +84,18 @@ export class VpcLanes {
     return done;
   }
 
+  /**
+   * The VPC's lane once it is loaded, for readers of its state (a resync, the
+   * mapping): it does not wait for intents to be decided.
+   */
+  load(vpcId: string, bucket: number): Promise<VpcLane> {
+    const entry = this.entries.get(vpcId) ?? this.spawn(vpcId, bucket);
+    if (isLoaded(entry.actor.getSnapshot())) return Promise.resolve(entry.lane);
+    return new Promise<VpcLane>((resolve, reject) =>
+      entry.waiters.push({ seq: 0, load: true, resolve, reject }),
+    );
+  }
+
   /** The decision of `intentId` (stored at `seq`) once the VPC has handled it. */
   async decision(
     vpcId: string,
@@ -128,11 +146,17 @@ export class VpcLanes {
 
   private spawn(vpcId: string, bucket: number): Entry {
     const lane = new VpcLane(vpcId, bucket, this.deps);
+    let failure: unknown;
+    const noting = <T>(p: Promise<T>): Promise<T> =>
+      p.catch((err: unknown) => {
+        failure = err;
+        throw err;
+      });
     const machine = vpc.vpcActorMachine.provide({
       actors: {
-        hydrate: fromPromise(() => lane.hydrate()),
+        hydrate: fromPromise(() => noting(lane.hydrate())),
         catchUp: fromPromise(({ input }: { input: { vpcId: string; upTo: number } }) =>
-          lane.catchUp(input.upTo),
+          noting(lane.catchUp(input.upTo)),
         ),
         snapshot: fromPromise(() => lane.snapshot()),
       },
@@ -148,14 +172,15 @@ export class VpcLanes {
         const now = snapshot.matches('recovering');
         if (now && !recovering)
           this.deps.logger.warn(
-            { vpcId, failures: snapshot.context.failures },
+            { vpcId, failures: snapshot.context.failures, err: failure },
             'VPC actor failed; rehydrating after a pause',
           );
         recovering = now;
         if (entry.waiters.length > 0) {
           const handled = snapshot.context.handled;
+          const loaded = isLoaded(snapshot);
           entry.waiters = entry.waiters.filter((w) => {
-            if (w.seq > handled) return true;
+            if (w.seq > handled || (w.load && !loaded)) return true;
             w.resolve(lane);
             return false;
           });
@@ -185,7 +210,12 @@ export class VpcLanes {
     if (waiting.length === 0) return;
     if (reason === 'passivated') {
       // Woken as it stopped: a fresh lane takes over the waiters.
-      for (const w of waiting) this.wake(vpcId, entry.lane.bucket, w.seq).then(w.resolve, w.reject);
+      const { bucket } = entry.lane;
+      for (const w of waiting)
+        (w.load ? this.load(vpcId, bucket) : this.wake(vpcId, bucket, w.seq)).then(
+          w.resolve,
+          w.reject,
+        );
       return;
     }
     for (const w of waiting) w.reject(new ActorStoppedError(vpcId, reason));

@@ -24,13 +24,13 @@ import { bucketOf, streams, subjects, type HostMapping } from '../../../shared/i
 import type { ControllerMetrics } from '../metrics.js';
 import type { VpcLanes } from './lanes.js';
 
-/** Writes a VPC's host set to the mapping if its entry is missing (its lane woken first). */
+/** Writes a VPC's host set to the mapping if its entry is missing (its lane loaded first). */
 export async function ensureVpcMapping(
   lanes: VpcLanes,
   vpcId: string,
   bucket: number,
 ): Promise<void> {
-  const lane = await lanes.wake(vpcId, bucket, 1);
+  const lane = await lanes.load(vpcId, bucket);
   await lane.ensureMapping();
 }
 
