@@ -277,6 +277,14 @@ export function storedAt(m: JsMsg): string {
   return new Date(Number(m.timestampNanos / 1_000_000n)).toISOString();
 }
 
+/**
+ * How long a pull stays open. The server sends idle heartbeats every half of it,
+ * and two missed (the consumer's leader lost with its node) make the client pull
+ * again, from the new leader: with the client's default (30 s) an intake or a
+ * relay stood still for half a minute after a NATS node was lost.
+ */
+export const PULL_EXPIRES_MS = 5_000;
+
 /** Consumer notifications after which deliveries may have been lost on the way. */
 export const CONSUMER_TROUBLE: ReadonlySet<string> = new Set([
   'heartbeats_missed',
@@ -304,6 +312,7 @@ export async function consumeIntake(
   let lastDelivery = 0;
   const messages: ConsumerMessages = await consumer.consume({
     max_messages: options.batch ?? DEFAULTS.batch,
+    expires: PULL_EXPIRES_MS,
     callback: (m: JsMsg) => {
       const delivered = m.info.deliverySequence;
       if (lastDelivery > 0 && delivered > lastDelivery + 1)

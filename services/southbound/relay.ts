@@ -22,7 +22,7 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import { setTimeout as delay } from 'node:timers/promises';
-import { CONSUMER_TROUBLE } from '../../infra/index.js';
+import { CONSUMER_TROUBLE, PULL_EXPIRES_MS } from '../../infra/index.js';
 import {
   KAFKA_HEADERS,
   RELAY_RECEIPT_MAX_RECORDS,
@@ -174,7 +174,7 @@ export class Relay {
   /** Starts taking the consumer's messages into `pending`. */
   private async open(): Promise<void> {
     const consumer = await jetstream(this.deps.nc).consumers.get(streams.goalStates, this.durable);
-    const messages = await consumer.consume({ max_messages: 2048 });
+    const messages = await consumer.consume({ max_messages: 2048, expires: PULL_EXPIRES_MS });
     this.messages = messages;
     void (async () => {
       for await (const n of messages.status()) {
