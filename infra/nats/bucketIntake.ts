@@ -101,14 +101,22 @@ export async function setIntakeBuckets(
   await jsm.consumers.update(stream, name, { filter_subjects: filtersFor(buckets) });
 }
 
-/** The durable's ack floor (every delivery at or below it acked), or undefined if it is gone. */
+/**
+ * The durable's ack floor (every delivery at or below it acked), or undefined if it
+ * is gone. With `bucket`: undefined too when the durable no longer takes that
+ * bucket — the floor then moves past the bucket's intents it was never delivered.
+ */
 export async function intakeAckFloor(
   jsm: JetStreamManager,
   name: string,
-  options: IntakeOptions = {},
+  options: IntakeOptions & { bucket?: number } = {},
 ): Promise<number | undefined> {
   try {
     const info = await jsm.consumers.info(options.stream ?? DEFAULTS.stream, name);
+    if (options.bucket !== undefined) {
+      const filters = info.config.filter_subjects ?? [info.config.filter_subject ?? ''];
+      if (!filters.includes(subjects.intentBucketFilter(options.bucket))) return undefined;
+    }
     return info.ack_floor.stream_seq;
   } catch (err) {
     if (err instanceof JetStreamApiError && err.status === 404) return undefined;

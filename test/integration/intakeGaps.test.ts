@@ -7,6 +7,10 @@
  *   lease is renewed in time — a heartbeat answered late, as when the membership
  *   stream's leader moved — the next delivery comes after a hole. Found by the
  *   fault suite (`partition-nats-node` lost 28 acknowledged intents once).
+ * - A bucket handed on: intents stored after the consumer dropped it are never
+ *   delivered, and the consumer's ack floor moves past them; the floor its
+ *   release writes must not (found by the fault suite: `pause-controller` lost a
+ *   VPC's last 8 intents, stored while its bucket was being released).
  * - Intents stored while the bucket was out of the consumer's filter are not
  *   delivered when it comes back (a scan is to find them; one answered by a copy
  *   behind the stream does not). Found by the fault suite (`partition-nats-node`
@@ -168,6 +172,32 @@ Gaps(
       await t.publish(subnet(6));
       await t.decidedWith('sub-6', 'the intent delivered after the bucket came back decided');
       assert.equal(await t.decided(), ALL, 'decided in stream order, none skipped');
+    } finally {
+      await t.stop();
+    }
+  },
+);
+
+Gaps(
+  "a released bucket's floor stays below its intents the consumer was never delivered",
+  async () => {
+    const t = await setUp();
+    try {
+      await t.intake.add([bucket, otherBucket]);
+      await t.publish(create);
+      await t.decidedWith('create', 'the VPC created');
+      const mark = await t.intake.remove([bucket]);
+      // Stored after the consumer dropped the bucket: nobody is delivered it.
+      const orphan = await t.publish(subnet(1));
+      // Another bucket's intent, decided and acked: the consumer's floor moves on.
+      const other = await t.publish({ ...create, id: 'other-create' }, OTHER);
+      await t.decidedWith('other-create', 'the other VPC created', OTHER);
+      await eventually(async () => ((await t.intake.ackFloor()) >= other ? true : undefined), {
+        what: "the consumer's ack floor past the other bucket's intent",
+      });
+      // The hole this guards: the ack floor alone is past the undelivered intent.
+      assert.ok((await t.intake.ackFloor()) > orphan, 'the ack floor passed the orphan');
+      assert.ok(mark < orphan, 'the mark is below it: the next owner scans it');
     } finally {
       await t.stop();
     }

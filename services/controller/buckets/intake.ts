@@ -18,6 +18,7 @@ import {
   intakeAckFloor,
   scanBuckets,
   setIntakeBuckets,
+  streamLastSeq,
   type Intake,
   type IntakeDelivery,
   type IntakeOptions,
@@ -188,9 +189,12 @@ export class IntakeRuntime {
   /**
    * Stops working `buckets`: the consumer stops asking for them, their
    * subscriptions stop, and this resolves once what was delivered is decided (or
-   * after RELEASE_WAIT_MS: the next owner scans from the floor).
+   * after RELEASE_WAIT_MS: the next owner scans from the floor). Resolves with the
+   * stream's last sequence before the consumer dropped them: their intents after it
+   * may never be delivered here.
    */
-  async remove(buckets: readonly number[]): Promise<void> {
+  async remove(buckets: readonly number[]): Promise<number> {
+    const mark = await streamLastSeq(this.deps.jsm, this.deps.intake.stream ?? streams.intents);
     for (const b of buckets) {
       const work = this.buckets.get(b);
       if (!work) continue;
@@ -212,6 +216,7 @@ export class IntakeRuntime {
         clearTimeout(timer);
       }
     }
+    return mark;
   }
 
   /** After the handoff records are written: held deliveries are acked without work. */

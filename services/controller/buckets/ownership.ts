@@ -16,8 +16,9 @@
  *   1. drop b from the filter (deliveries on their way are held, unacked) and
  *      wait for the deliveries being handled;
  *   2. hand off b's actors: each finishes, snapshots and stops;
- *   3. floor = the run's consumer ack floor; write `handoff.b = released` by
- *      compare-and-set, only if the record is still this run's;
+ *   3. floor = the run's consumer ack floor, at most the stream's end before step
+ *      1; write `handoff.b = released` by compare-and-set, only if the record is
+ *      still this run's;
  *   4. ack the held deliveries (the next owner scans from the floor).
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
@@ -138,11 +139,12 @@ export async function startOwnership(deps: OwnershipDeps): Promise<Ownership> {
         return { floor: rec.floor, expected: -1 }; // already ours
       }
       if (!(await deps.membership.alive(rec.owner, rec.incarnation))) {
-        const acked = await intakeAckFloor(
-          deps.jsm,
-          intakeDurable(rec.owner, rec.incarnation),
-          deps.intakeOptions,
-        );
+        // Its consumer's floor, if that consumer still took the bucket (it died
+        // while releasing it otherwise: the record's floor holds).
+        const acked = await intakeAckFloor(deps.jsm, intakeDurable(rec.owner, rec.incarnation), {
+          ...deps.intakeOptions,
+          bucket,
+        });
         const floor = Math.max(rec.floor, acked ?? 0);
         if (tableWeights[bucket] !== undefined) deps.loads.carry(bucket, tableWeights[bucket]);
         logger.info(
@@ -198,10 +200,14 @@ export async function startOwnership(deps: OwnershipDeps): Promise<Ownership> {
 
   async function release(buckets: number[]): Promise<void> {
     const started = performance.now();
-    await intake.remove(buckets);
+    const mark = await intake.remove(buckets);
     const set = new Set(buckets);
     const actors = await deps.lanes.handOff(set);
-    const floor = await intake.ackFloor();
+    // Intents of these buckets stored after the filter dropped them were never
+    // delivered, and the consumer's ack floor moves past them: the floor is at most
+    // the stream's end before that.
+    const floor = Math.min(await intake.ackFloor(), mark);
+    const handedOn: number[] = [];
     await Promise.all(
       buckets.map(async (b) => {
         owned.delete(b);
@@ -209,10 +215,16 @@ export async function startOwnership(deps: OwnershipDeps): Promise<Ownership> {
         const rec = current?.value;
         if (!current || rec?.owner !== instanceId || rec.incarnation !== deps.incarnation) return;
         if (!deps.membership.leaseValid()) return; // a dead run's floor is read from its consumer
-        await store.writeHandoff(record(b, 'released', floor, deps.loads.of(b)), current.revision);
+        if (
+          await store.writeHandoff(record(b, 'released', floor, deps.loads.of(b)), current.revision)
+        )
+          handedOn.push(b);
       }),
     );
-    intake.released(buckets);
+    // Only where the record now says "released at the floor": elsewhere the next owner
+    // takes the bucket over from this run's consumer, and an ack without work would
+    // lift that consumer's floor over intents nobody decided. Those stay held.
+    intake.released(handedOn);
     for (const b of buckets) deps.loads.drop(b);
     logger.info(
       { released: buckets.length, actors, floor, ms: Math.round(performance.now() - started) },
