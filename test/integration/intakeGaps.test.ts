@@ -20,19 +20,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { jetstream } from '@nats-io/jetstream';
-import {
-  createJetStreamDecisionPublisher,
-  createJetStreamEventLog,
-  createJetStreamIntentSource,
-  createKvSnapshotStore,
-  intakeDurable,
-} from '../../infra/index.js';
+import { intakeDurable } from '../../infra/index.js';
 import { bucketOf, DEFAULT_BUCKET_COUNT, streams, subjects } from '../../shared/index.js';
-import { IntakeRuntime, LossEpoch } from '../../services/controller/buckets/intake.js';
-import { Limiter } from '../../services/controller/limiter.js';
-import { createMetrics } from '../../services/controller/metrics.js';
-import { VpcLanes } from '../../services/controller/vpcs/lanes.js';
-import { eventually, isolatedNats, readCommits, testLog } from '../support/index.js';
+import { eventually, isolatedNats, readCommits, startTestIntake } from '../support/index.js';
 
 const Gaps = suite('controller intake: intents a lane was not delivered');
 
@@ -42,42 +32,12 @@ const VPC = 'lease-gap';
 async function setUp() {
   const server = await isolatedNats();
   const lease = { valid: true };
-  const lossEpoch = new LossEpoch();
-  const metrics = createMetrics();
-  const publisher = createJetStreamDecisionPublisher(server.nc);
-  const lanes = new VpcLanes({
-    log: await createJetStreamEventLog(server.nc),
-    intents: await createJetStreamIntentSource(server.nc),
-    publisher,
-    snapshots: await createKvSnapshotStore(server.nc),
-    lookupHost: () => undefined,
-    logger: testLog,
-    limiter: new Limiter(4),
-    metrics,
-    snapshotEvery: 1000,
-    readBatch: 256,
-    groupMax: 128,
-    groupBytes: 256 * 1024,
-    outboxWindow: 16,
-    idleMs: 60_000,
-    leaseValid: () => lease.valid,
-    lossEpoch: () => lossEpoch.value,
-    reportLoad: () => undefined,
-  });
   const durable = intakeDurable('gap-test', 'i1');
-  const intake = await IntakeRuntime.start({
-    nc: server.nc,
-    jsm: server.jsm,
+  const { intake, stop } = await startTestIntake(server, {
     durable,
-    bucketCount: DEFAULT_BUCKET_COUNT,
-    lanes,
-    publisher,
-    metrics,
-    logger: testLog,
+    leaseValid: () => lease.valid,
     // Left-alone deliveries do not come back while the test runs.
     intake: { ackWaitMs: 120_000 },
-    lossEpoch,
-    leaseValid: () => lease.valid,
   });
   const js = jetstream(server.nc);
   const publish = async (
@@ -104,8 +64,7 @@ async function setUp() {
     decided,
     decidedWith,
     stop: async () => {
-      await intake.stop();
-      lanes.stopAll();
+      await stop();
       await server.stop();
     },
   };

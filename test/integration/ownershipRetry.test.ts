@@ -9,22 +9,14 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  createJetStreamDecisionPublisher,
-  createJetStreamEventLog,
-  createJetStreamIntentSource,
-  createKvSnapshotStore,
   createMembership,
   createPlacementStore,
   intakeDurable,
   type PlacementStore,
 } from '../../infra/index.js';
-import { DEFAULT_BUCKET_COUNT, kvBuckets } from '../../shared/index.js';
-import { IntakeRuntime, LossEpoch } from '../../services/controller/buckets/intake.js';
+import { kvBuckets } from '../../shared/index.js';
 import { BucketLoads, startOwnership } from '../../services/controller/buckets/ownership.js';
-import { Limiter } from '../../services/controller/limiter.js';
-import { createMetrics } from '../../services/controller/metrics.js';
-import { VpcLanes } from '../../services/controller/vpcs/lanes.js';
-import { isolatedNats, testLog, within } from '../support/index.js';
+import { isolatedNats, startTestIntake, testLog, within } from '../support/index.js';
 
 const Retry = suite('controller ownership: a failed handoff pass');
 
@@ -53,40 +45,9 @@ Retry(
         return real.writeHandoff(record, expected);
       },
     };
-    const metrics = createMetrics();
-    const lossEpoch = new LossEpoch();
-    const publisher = createJetStreamDecisionPublisher(server.nc);
-    const lanes = new VpcLanes({
-      log: await createJetStreamEventLog(server.nc),
-      intents: await createJetStreamIntentSource(server.nc),
-      publisher,
-      snapshots: await createKvSnapshotStore(server.nc),
-      lookupHost: () => undefined,
-      logger: testLog,
-      limiter: new Limiter(4),
-      metrics,
-      snapshotEvery: 1000,
-      readBatch: 256,
-      groupMax: 128,
-      groupBytes: 256 * 1024,
-      outboxWindow: 16,
-      idleMs: 60_000,
-      leaseValid: membership.leaseValid,
-      lossEpoch: () => lossEpoch.value,
-      reportLoad: () => undefined,
-    });
     const incarnation = membership.incarnation();
-    const intake = await IntakeRuntime.start({
-      nc: server.nc,
-      jsm: server.jsm,
+    const { intake, lanes, stop } = await startTestIntake(server, {
       durable: intakeDurable('retry-1', incarnation),
-      bucketCount: DEFAULT_BUCKET_COUNT,
-      lanes,
-      publisher,
-      metrics,
-      logger: testLog,
-      intake: {},
-      lossEpoch,
       leaseValid: membership.leaseValid,
     });
     const ownership = await startOwnership({
@@ -113,8 +74,7 @@ Retry(
       }
     } finally {
       await ownership.stop(false);
-      await intake.stop();
-      lanes.stopAll();
+      await stop();
       await membership.stop();
       await server.stop();
     }

@@ -8,3 +8,4 @@ export * from './placement.js';
 export * from './cli.js';
 export * from './seedVpc.js';
 export * from './metricConventions.js';
+export * from './intake.js';
