@@ -37,6 +37,8 @@ test('a broker without users is PLAINTEXT with no authorizer', () => {
   assert.is(p.get('advertised.listeners'), 'PLAINTEXT://kafka-a:9092');
   assert.is(p.get('authorizer.class.name'), undefined);
   assert.is(p.get('auto.create.topics.enable'), 'false');
+  // Small sparse index files: a partition per host (see the setting's comment).
+  assert.is(p.get('log.index.size.max.bytes'), '262144');
 });
 
 test('one node: its own quorum, one copy of everything', () => {
