@@ -61,6 +61,16 @@ export interface HostStats {
    * judge it, `applyLate` makes it happen on purpose).
    */
   appliedOutOfOrder: number;
+  /**
+   * Deltas whose target's message before them (their `prev`) never came here: a
+   * goal state lost on the way. Not applied: the VPC's full state is asked instead.
+   */
+  missedBefore: number;
+  /**
+   * Deltas applied although the message before them never came. The agent never
+   * does this; the count is the check that it does not (`applyLate` makes it).
+   */
+  appliedOverGap: number;
   /** Deltas delivered again (at-least-once: a produce retried after an outage). */
   duplicates: number;
   /** Kafka records in this host's partition keyed for another host (dropped). */
@@ -93,8 +103,8 @@ export interface AgentOptions {
   trail?: boolean;
   /**
    * A broken agent, for testing the checks: a delta that arrives after a newer
-   * message of its VPC is applied (relying on per-resource revisions) instead of
-   * being answered by a resync.
+   * message of its VPC, or after a message it never got (its `prev`), is applied
+   * (relying on per-resource revisions) instead of being answered by a resync.
    */
   applyLate?: boolean;
 }
@@ -163,6 +173,8 @@ export const emptyStats = (): HostStats => ({
   joinsLooked: 0,
   outOfOrder: 0,
   appliedOutOfOrder: 0,
+  missedBefore: 0,
+  appliedOverGap: 0,
   duplicates: 0,
   misrouted: 0,
 });
@@ -176,6 +188,7 @@ export interface TrailEntry {
   vpcId: string;
   mode: GoalStateMessage['mode'];
   revision: number;
+  prev?: number;
   part?: string;
   /** Where it came from: a Kafka `partition@offset`, or the NATS subject. */
   origin?: string;
@@ -206,12 +219,21 @@ export class HostAgent implements SimulatedHost {
   private bucketCount = 0;
   /** Delta revisions delivered, per VPC: a redelivery is a duplicate, not disorder. */
   private deltasSeen = new Map<string, Set<number>>();
+  /**
+   * Per VPC, the newest delta taken in on each of the host's two lines — its own
+   * subject (unicast) and its cluster's (multicast) — which a delta's `prev` must
+   * not pass (a full state covers both, by the VPC's floor).
+   */
+  private heads = new Map<string, { unicast: number; multicast: number }>();
   /** Parts of goal-state messages too large for one hop, until each is whole. */
   private parts = new nca.PartsAssembler();
   private partsTimer: NodeJS.Timeout | undefined;
   /** VPCs whose last message failed to apply: the delay before asking their full state again. */
   private readonly retrying = new Map<string, { delayMs: number; timer?: NodeJS.Timeout }>();
   private readonly lateResyncs = new Set<string>();
+  /** Resyncs of every VPC running; VPCs to look at once they end (resyncLate). */
+  private wholeResyncs = 0;
+  private readonly afterWhole = new Map<string, number>();
 
   constructor(
     readonly record: HostRecord,
@@ -259,6 +281,7 @@ export class HostAgent implements SimulatedHost {
         vpcId: message.vpcId,
         mode: message.mode,
         revision: message.revision,
+        ...(message.prev !== undefined ? { prev: message.prev } : {}),
         ...(message.part ? { part: `${message.part.first}/${message.part.total}` } : {}),
         ...(origin ? { origin } : {}),
         at: Date.now(),
@@ -311,7 +334,7 @@ export class HostAgent implements SimulatedHost {
       // Older than what the VPC already has here: whatever else it changed may be
       // missing too (a gap). Not applied (a host applies its VPC's revisions in
       // order); the VPC's full state, asked now, covers it.
-      this.resyncLate(message.vpcId);
+      this.resyncLate(message.vpcId, message.revision);
       return;
     }
     // The check: a delta applied for the first time below the VPC's revision here.
@@ -322,6 +345,20 @@ export class HostAgent implements SimulatedHost {
       message.revision < (this.model.vpcs.get(message.vpcId)?.revision ?? 0)
     )
       this.stats.appliedOutOfOrder += 1;
+    if (taken === 'new' && message.mode === 'delta') {
+      if (this.missedBefore(message)) {
+        if (!this.options.applyLate) {
+          // What the missing message changed is missing here too: not applied, the
+          // VPC's full state (asked now) covers both. Not remembered as taken in: a
+          // redelivery is judged again.
+          this.deltasSeen.get(message.vpcId)?.delete(message.revision);
+          this.resyncLate(message.vpcId, message.prev!);
+          return;
+        }
+        this.stats.appliedOverGap += 1;
+      }
+      this.advanceHead(message);
+    }
     const failOp = this.options.failOp;
     const began = performance.now();
     const handled = nca.handleGoalState(
@@ -398,11 +435,66 @@ export class HostAgent implements SimulatedHost {
     this.retrying.set(vpcId, entry);
   }
 
-  /** One resync at a time per VPC for deltas that came late (a burst of them asks once). */
-  private resyncLate(vpcId: string): void {
-    if (this.lateResyncs.has(vpcId) || this.stopped) return;
+  /**
+   * Asks for a VPC whose full state must reach at least `revision` here (a delta
+   * came late, or after one that never came). One at a time per VPC (a burst asks
+   * once). While a resync of every VPC runs (a reconnect: a storm, for the
+   * owners), it waits for that one and asks only if its full state fell short.
+   */
+  private resyncLate(vpcId: string, revision: number): void {
+    if (this.stopped) return;
+    if (this.wholeResyncs > 0) {
+      this.afterWhole.set(vpcId, Math.max(revision, this.afterWhole.get(vpcId) ?? 0));
+      return;
+    }
+    if (this.lateResyncs.has(vpcId)) return;
     this.lateResyncs.add(vpcId);
     void this.resync([vpcId]).finally(() => this.lateResyncs.delete(vpcId));
+  }
+
+  /** After a resync of every VPC: those still short of what their deltas showed. */
+  private resyncShort(): void {
+    const short = [...this.afterWhole].filter(
+      ([vpcId, revision]) => (this.model.vpcs.get(vpcId)?.floor ?? 0) < revision,
+    );
+    this.afterWhole.clear();
+    for (const [vpcId, revision] of short) this.resyncLate(vpcId, revision);
+  }
+
+  /**
+   * Did a message this delta's target was sent before it (its `prev`) not come
+   * here? Only for a VPC the host took a full state of (until then the full state
+   * its start or join brings covers it).
+   */
+  private missedBefore(message: GoalStateMessage): boolean {
+    const vpc = this.model.vpcs.get(message.vpcId);
+    if (message.prev === undefined || !vpc || vpc.floor === 0) return false;
+    const head = this.heads.get(message.vpcId);
+    const line = message.target === this.record.hostId ? head?.unicast : head?.multicast;
+    const held = Math.max(line ?? 0, vpc.floor);
+    if (message.prev <= held) return false;
+    this.stats.missedBefore += 1;
+    this.options.logger.warn(
+      {
+        hostId: this.record.hostId,
+        binding: this.label,
+        vpcId: message.vpcId,
+        target: message.target,
+        revision: message.revision,
+        prev: message.prev,
+        held,
+      },
+      'a goal state before this one never came: not applied, taking the VPC again',
+    );
+    return true;
+  }
+
+  private advanceHead(message: GoalStateMessage): void {
+    let head = this.heads.get(message.vpcId);
+    if (!head) this.heads.set(message.vpcId, (head = { unicast: 0, multicast: 0 }));
+    if (message.target === this.record.hostId)
+      head.unicast = Math.max(head.unicast, message.revision);
+    else head.multicast = Math.max(head.multicast, message.revision);
   }
 
   /**
@@ -502,6 +594,17 @@ export class HostAgent implements SimulatedHost {
    * between owners in a handover).
    */
   async resync(vpcIds?: string[]): Promise<number> {
+    if (vpcIds !== undefined) return this.resyncRounds(vpcIds);
+    this.wholeResyncs += 1;
+    try {
+      return await this.resyncRounds(undefined);
+    } finally {
+      this.wholeResyncs -= 1;
+      if (this.wholeResyncs === 0) this.resyncShort();
+    }
+  }
+
+  private async resyncRounds(vpcIds: string[] | undefined): Promise<number> {
     this.stats.resyncs += 1;
     let asked = vpcIds;
     // A full resync asks again for these buckets only (undefined: every bucket).
@@ -601,6 +704,7 @@ export class HostAgent implements SimulatedHost {
     this.multicast.clear();
     this.model = nca.emptyHostModel(this.record.hostId);
     this.deltasSeen = new Map();
+    this.heads = new Map();
     this.parts = new nca.PartsAssembler();
   }
 

@@ -168,6 +168,10 @@ async function main(log: Logger, env: NodeJS.ProcessEnv) {
       outOfOrder:
         'Deltas that came after a newer message of their VPC (not applied; the VPC taken again)',
       appliedOutOfOrder: 'Deltas applied after a newer message of their VPC (never, unless broken)',
+      missedBefore:
+        "Deltas whose target's message before them (prev) never came (not applied; the VPC taken again)",
+      appliedOverGap:
+        'Deltas applied although the message before them never came (never, unless broken)',
       duplicates: 'Deltas taken in again (a redelivery), or below the floor of a full state',
       misrouted: "Kafka records on a host's partition keyed for another host",
     },

@@ -101,6 +101,17 @@ const GoalStateObject = z.strictObject({
     ),
   /** hostId for unicast, `region.az.dc.cluster` for multicast. */
   target: z.string().describe('the hostId (unicast), or `region.az.dc.cluster` (multicast)'),
+  /**
+   * The revision of the message its owner sent this target before this one, for
+   * the VPC (a delta's only; absent when the owner does not know it, just after
+   * it took the VPC on). A receiver that holds less of the target's messages than
+   * `prev` missed one: it takes the VPC's full state instead of applying.
+   */
+  prev: revision
+    .optional()
+    .describe(
+      "a delta's: the revision of the message this target was sent before it (a receiver holding less missed one, and takes the VPC again)",
+    ),
   /** Present when the message is one part of a larger one. */
   part: GoalStatePartSchema.optional().describe(
     'present when the message is one part of a larger one: ops[i] is op first + i of total',
@@ -117,7 +128,19 @@ const PART_FITS = {
   params: { code: 'out_of_range' },
 };
 
-export const GoalStateMessageSchema = GoalStateObject.refine(partFits, PART_FITS);
+/** A message follows the one before it for its target. */
+const prevBefore = (m: { prev?: number; revision: number }): boolean =>
+  m.prev === undefined || m.prev < m.revision;
+const PREV_BEFORE = {
+  message: 'prev must be below revision',
+  path: ['prev'],
+  params: { code: 'out_of_range' },
+};
+
+export const GoalStateMessageSchema = GoalStateObject.refine(partFits, PART_FITS).refine(
+  prevBefore,
+  PREV_BEFORE,
+);
 
 export interface GoalStateMessage {
   vpcId: string;
@@ -125,6 +148,8 @@ export interface GoalStateMessage {
   revision: number;
   mode: 'delta' | 'full';
   target: string;
+  /** A delta's: the revision of the message this target was sent before it. */
+  prev?: number;
   /** Present when the message is one part of a larger one. */
   part?: GoalStatePart;
   ops: GoalStateOp[];
@@ -136,10 +161,9 @@ export function resourceKey(kind: ResourceKind, name?: string): string {
 }
 
 /** The message with its ops not looked into (they are checked one by one, below). */
-const EnvelopeSchema = GoalStateObject.extend({ ops: z.array(z.unknown()) }).refine(
-  partFits,
-  PART_FITS,
-);
+const EnvelopeSchema = GoalStateObject.extend({ ops: z.array(z.unknown()) })
+  .refine(partFits, PART_FITS)
+  .refine(prevBefore, PREV_BEFORE);
 
 /**
  * A goal state checked against GoalStateMessageSchema. Each op is checked against

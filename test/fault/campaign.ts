@@ -12,9 +12,12 @@ import type { Acked, SteadyLoad } from './load.js';
 import { counterByService, counterGrowth, type FaultSystem } from './system.js';
 import { judgeRun, oracleUntilClean, type RunVerdict, type StatusLog } from './verdict.js';
 
-/** The agents' own count of deltas taken out of order (services/nca/hostAgent.ts). */
+/** The agents' own counts of deltas taken out of order (services/nca/hostAgent.ts). */
 const AGENT_LATE = 'alcor_nca_goal_states_out_of_order_total';
 const AGENT_DISORDER = 'alcor_nca_goal_states_applied_out_of_order_total';
+/** …and of deltas whose target's message before them (`prev`) never came. */
+const AGENT_MISSED = 'alcor_nca_goal_states_missed_before_total';
+const AGENT_OVER_GAP = 'alcor_nca_goal_states_applied_over_gap_total';
 
 /** A rebalancing controller joins this long into a fault and leaves this long after its heal. */
 const REBALANCE_OFFSET_MS = 1000;
@@ -30,11 +33,17 @@ export interface FaultRun extends Omit<RunVerdict, 'oracle'> {
   /** Hosts already diverged when the run began (left so by an earlier run). */
   divergentAtStart: number;
   /**
-   * Deltas the agents applied after a newer message of the same VPC
-   * (`alcor_nca_goal_states_applied_out_of_order_total` grown during the run): the
-   * order broken at the agents. Judged: must be 0.
+   * Deltas the agents applied after a newer message of the same VPC, or although
+   * a message before them never came (`alcor_nca_goal_states_applied_out_of_order_total`
+   * and `…_applied_over_gap_total` grown during the run): the order broken at the
+   * agents. Judged: must be 0.
    */
   disorderAtAgents: number;
+  /**
+   * Deltas whose target's message before them never reached the agent (a goal
+   * state lost on the way); each was not applied and its VPC taken again. Shown.
+   */
+  missedAtAgents: number;
   /**
    * Deltas that reached the agents after a newer message of their VPC (never seen
    * before); each was not applied and its VPC taken again (resync). Shown.
@@ -96,8 +105,8 @@ export async function runFault(
   const log = o.log.child({ fault: fault.name, run: o.run });
   await system.ready();
   const start = await check(system.nc, {});
-  const disorderBefore = await counterByService(system, AGENT_DISORDER);
-  const lateBefore = await counterByService(system, AGENT_LATE);
+  const counters = [AGENT_DISORDER, AGENT_OVER_GAP, AGENT_LATE, AGENT_MISSED];
+  const agentsBefore = await Promise.all(counters.map((c) => counterByService(system, c)));
   const divergentAtStart = new Set([...start.diverged.map((d) => d.hostId), ...start.silent]).size;
   await statuses.skipToEnd();
   const before = load.acked.size;
@@ -166,10 +175,15 @@ export async function runFault(
   });
   // At the agents: deltas taken after a newer message of their VPC, never seen
   // before (the agents count them; a killed agent's count before its kill is lost).
+  const after = await Promise.all(counters.map((c) => counterByService(system, c)));
+  const [disorder, overGap, late, missed] = counters.map((_, i) =>
+    counterGrowth(agentsBefore[i]!, after[i]!),
+  );
   const verdict = {
     ...judged,
-    disorderAtAgents: counterGrowth(disorderBefore, await counterByService(system, AGENT_DISORDER)),
-    lateAtAgents: counterGrowth(lateBefore, await counterByService(system, AGENT_LATE)),
+    disorderAtAgents: disorder! + overGap!,
+    lateAtAgents: late!,
+    missedAtAgents: missed!,
   };
   const ok =
     !rebalanceFailed &&
@@ -208,7 +222,7 @@ export function describeRun(r: FaultRun): string {
   return (
     `${r.ok ? '✔' : '✘'} ${r.fault}#${r.run} (${r.note}${r.rebalanced ? ', with a rebalance' : ''}): ` +
     `held ${(r.heldMs / 1000).toFixed(1)} s, ${r.acked} intents acked, ${r.inFlight} in flight; ` +
-    `lost ${r.lost}, twice ${r.appliedTwice}, order broken ${r.orderBroken} (at the agents ${r.disorderAtAgents}; ${r.lateAtAgents} late, resynced), ` +
+    `lost ${r.lost}, twice ${r.appliedTwice}, order broken ${r.orderBroken} (at the agents ${r.disorderAtAgents}; ${r.lateAtAgents} late, ${r.missedAtAgents} after a lost one, resynced), ` +
     `unfinished ${r.unfinished}, incomplete ${r.incomplete}${r.incompleteHosts.length ? ` (missing ${r.incompleteHosts.length} hosts: ${r.incompleteHosts.slice(0, 6).join(',')})` : ''}, divergent hosts ${r.divergentHosts} (${r.divergentAtStart} at start), silent ${r.silentHosts}; ` +
     `done ${(r.doneAfterOnsetMs / 1000).toFixed(1)} s after onset, recovery ${(r.recoveryMs / 1000).toFixed(1)} s after heal` +
     (r.unfinishedIds.length ? `; unfinished: ${r.unfinishedIds.join(',')}` : '') +

@@ -9,7 +9,13 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { putHosts } from '../../infra/index.js';
-import { bucketOf, subjects, type GoalStateMessage, type HostRecord } from '../../shared/index.js';
+import {
+  bucketOf,
+  streams,
+  subjects,
+  type GoalStateMessage,
+  type HostRecord,
+} from '../../shared/index.js';
 import { startFleet, type Fleet } from '../../services/nca/fleet.js';
 import { diverging, foldEventLog } from '../../services/nca/oracle.js';
 import type { Controller } from '../../services/controller/index.js';
@@ -153,6 +159,71 @@ test('a late delta is not applied but answered by a resync; a broken agent apply
     [broken!.record.hostId],
     `the oracle finds the broken agent only: ${JSON.stringify(diff.slice(0, 2))}`,
   );
+});
+
+test("a delta whose target's message before it never came is not applied but answered by a resync; a broken agent applying it is caught", async (ctx) => {
+  const vpcId = unique('vgap');
+  const hostIds = ctx.hosts.map((h) => h.hostId);
+  await applyProgrammed(ctx.nats.nc, vpcWithPorts(vpcId, hostIds));
+  const route = (destination: string) =>
+    applyProgrammed<Array<{ outcome?: string; revision?: number }>>(ctx.nats.nc, [
+      { id: unique('r'), kind: 'route.set', vpcId, spec: { destination, nextHop: '10.0.1.1' } },
+    ]);
+  const [first] = await route('10.9.0.0/24');
+  const [second] = await route('10.8.0.0/24');
+  assert.is(second?.outcome, 'accepted', JSON.stringify(second));
+  // The positive control of the wire: the second route's multicast, as stored,
+  // names the first's (the same target's message before it).
+  const stored = await ctx.nats.jsm.streams.getMessage(streams.goalStates, {
+    last_by_subj: subjects.goalStateMulticast(ctx.hosts[0]!, vpcId),
+  });
+  const multicast = stored?.json<GoalStateMessage>();
+  assert.is(multicast?.revision, second?.revision);
+  assert.is(multicast?.prev, first?.revision, 'the multicast names the one before it');
+
+  const agents = [ctx.sound, ctx.broken].map((f) => [...f.hosts.values()][0]!);
+  for (const agent of agents)
+    assert.is(agent.stats.missedBefore, 0, `${agent.record.hostId}: nothing missed so far`);
+  // A delta whose message before it (on the host's own line) never came: it deletes
+  // the host's own port.
+  const skipping = (agent: (typeof agents)[number]): GoalStateMessage => {
+    const vpc = agent.model.vpcs.get(vpcId)!;
+    return {
+      vpcId,
+      bucket: bucketOf(vpcId),
+      revision: vpc.revision + 2,
+      prev: vpc.revision + 1,
+      mode: 'delta',
+      target: agent.record.hostId,
+      ops: [
+        {
+          op: 'delete',
+          kind: 'port',
+          key: `port:p${hostIds.indexOf(agent.record.hostId)}`,
+          rev: vpc.revision + 2,
+        },
+      ],
+    };
+  };
+  const before = agents.map((a) => ({ ...a.stats }));
+  for (const agent of agents)
+    ctx.nats.nc.publish(
+      subjects.goalStateHost(agent.record, agent.record.hostId),
+      encoder.encode(JSON.stringify(skipping(agent))),
+    );
+  await eventually(
+    () => agents.every((a, i) => a.stats.missedBefore > before[i]!.missedBefore) || undefined,
+    { timeoutMs: 10_000, what: 'both agents saw the message before it missing' },
+  );
+  const [sound, broken] = agents;
+  assert.is(sound!.stats.appliedOverGap, 0, 'the sound agent applied nothing over the gap');
+  await eventually(() => sound!.stats.resyncs > before[0]!.resyncs || undefined, {
+    timeoutMs: 10_000,
+    what: 'the sound agent asked for the VPC again',
+  });
+  assert.ok(sound!.model.vpcs.get(vpcId)!.resources.get('port:p0')?.deleted === false);
+  assert.is(broken!.stats.appliedOverGap, before[1]!.appliedOverGap + 1);
+  assert.ok(broken!.model.vpcs.get(vpcId)!.resources.get('port:p1')?.deleted !== false);
 });
 
 test.run();

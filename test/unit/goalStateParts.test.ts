@@ -174,6 +174,22 @@ B('a part must hold ops inside its total', () => {
   }
 });
 
+B("prev must be a revision below the message's", () => {
+  const m = { ...big(2), mode: 'delta' };
+  assert.ok(parseGoalState({ ...m, prev: m.revision - 1 }).ok, 'positive control');
+  const cases: Array<[unknown, string, string]> = [
+    [{ ...m, prev: m.revision }, 'out_of_range', 'prev'],
+    [{ ...m, prev: m.revision + 4 }, 'out_of_range', 'prev'],
+    [{ ...m, prev: -1 }, 'out_of_range', 'prev'],
+    [{ ...m, prev: '3' }, 'invalid_type', 'prev'],
+  ];
+  for (const [input, code, path] of cases) {
+    const r = parseGoalState(input);
+    assert.not.ok(r.ok, JSON.stringify((input as { prev: unknown }).prev));
+    if (!r.ok) assert.is(`${r.error.code}@${r.error.path}`, `${code}@${path}`);
+  }
+});
+
 S.run();
 A.run();
 B.run();

@@ -11,14 +11,23 @@ import { Outbox, type OutboxEntry } from '../../services/controller/vpcs/outbox.
 import { createLogger } from '../../infra/index.js';
 import { eventually } from '../support/eventually.js';
 
-function outbox(down: () => boolean): { box: Outbox; stored: number[]; calls: () => number } {
+function outbox(down: () => boolean): {
+  box: Outbox;
+  stored: number[];
+  sent: GoalStateEnvelope['message'][];
+  calls: () => number;
+} {
   const stored: number[] = [];
+  const sent: GoalStateEnvelope['message'][] = [];
   let calls = 0;
   const publisher: DecisionPublisher = {
     goalStates: (messages) => {
       calls += 1;
       if (down()) return Promise.reject(new Error('no responders: electing a leader'));
-      for (const m of messages) stored.push(m.message.revision);
+      for (const m of messages) {
+        stored.push(m.message.revision);
+        sent.push(m.message);
+      }
       return Promise.resolve({ stored: messages.length, duplicates: 0 });
     },
     status: () => Promise.resolve(),
@@ -27,7 +36,7 @@ function outbox(down: () => boolean): { box: Outbox; stored: number[]; calls: ()
     { vpcId: 'v1', publisher, logger: createLogger({ name: 'test', level: 'silent' }), window: 8 },
     0,
   );
-  return { box, stored, calls: () => calls };
+  return { box, stored, sent, calls: () => calls };
 }
 
 function group(revision: number): OutboxEntry {
@@ -70,3 +79,34 @@ Order('positive control: with no failure the groups go out at once, in order', a
 });
 
 Order.run();
+
+const Prev = suite("outbox: each delta names its target's message before it");
+
+Prev('prev follows each target apart; a full starts no claim of its own', async () => {
+  const { box, sent } = outbox(() => false);
+  const gs = (target: string, revision: number, mode: 'delta' | 'full' = 'delta') => ({
+    subject: `gs.${target}`,
+    msgId: `v1:${revision}:${target}`,
+    message: { vpcId: 'v1', bucket: 0, revision, mode, target, ops: [] },
+  });
+  const push = (revision: number, ...goalStates: ReturnType<typeof gs>[]) =>
+    void box.push({ revision, statuses: [], goalStates });
+  push(3, gs('h1', 3), gs('a.b.c.d', 3));
+  push(5, gs('h1', 5));
+  push(6, gs('h2', 6, 'full'), gs('a.b.c.d', 6));
+  push(9, gs('h1', 9), gs('h2', 9), gs('a.b.c.d', 9));
+  await box.drain();
+  const prev = sent.map((m) => `${m.target}@${m.revision}<-${m.prev ?? '-'}`);
+  assert.equal(prev, [
+    'h1@3<--',
+    'a.b.c.d@3<--',
+    'h1@5<-3',
+    'h2@6<--',
+    'a.b.c.d@6<-3',
+    'h1@9<-5',
+    'h2@9<-6',
+    'a.b.c.d@9<-6',
+  ]);
+});
+
+Prev.run();

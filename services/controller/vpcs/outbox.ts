@@ -15,6 +15,10 @@
  * repeat harmless — until it is out or the outbox is closed; goal states sent again
  * wait for the group before's to be out, so a retry does not land ahead of it. A new owner sends
  * again what may not be out (after the last commit's `published`), see lane.ts.
+ *
+ * Each delta names the revision of the message its target was sent before it
+ * (`prev`), so a receiver that missed one knows (docs/contracts.md). The outbox
+ * knows only what it sent itself: a target's first message from it has no `prev`.
  */
 import type { Logger } from '../../../infra/index.js';
 import {
@@ -63,6 +67,8 @@ export class Outbox {
   private closed = false;
   private readonly roomWaiters: Array<() => void> = [];
   private readonly drainWaiters: Array<() => void> = [];
+  /** Target (hostId or cluster key) → the revision of its last message sent from here. */
+  private readonly lastSent = new Map<string, number>();
 
   constructor(
     private readonly deps: OutboxDeps,
@@ -80,6 +86,7 @@ export class Outbox {
    * outbox closed first). `programmed` must not overtake `accepted`.
    */
   push(entry: OutboxEntry): Promise<boolean> {
+    entry = { ...entry, goalStates: this.linked(entry.goalStates) };
     const statuses = this.retrying(() => this.sendStatuses(entry.statuses), entry, 'statuses');
     // In revision order behind the groups before: the mapping write (awaited), then
     // the goal states issued — the next group's follow once these are issued, not acked.
@@ -142,6 +149,18 @@ export class Outbox {
     this.closed = true;
     for (const w of this.roomWaiters.splice(0)) w();
     for (const w of this.drainWaiters.splice(0)) w();
+  }
+
+  /** The group's deltas with the revision each target was sent before (`prev`). */
+  private linked(messages: readonly GoalStateEnvelope[]): GoalStateEnvelope[] {
+    return messages.map((envelope) => {
+      const { target, revision, mode } = envelope.message;
+      const prev = this.lastSent.get(target);
+      // A group sent again after a reload is below it: the claim never goes back.
+      this.lastSent.set(target, Math.max(prev ?? 0, revision));
+      if (mode !== 'delta' || prev === undefined || prev >= revision) return envelope;
+      return { ...envelope, message: { ...envelope.message, prev } };
+    });
   }
 
   /** Takes finished groups off the front, advancing the watermark in order. */
