@@ -106,6 +106,8 @@ export interface ProvisionOptions {
   redisCluster?: boolean;
   /** The cgroup v2 directory each local NATS node (1, 2, …) runs in (fault tests). */
   natsCgroupOf?: (node: number) => string | undefined;
+  /** Local NATS cluster: called with node i's store directory before it starts. */
+  natsStoreMountOf?: (node: number, storeDir: string) => Promise<void>;
   /** Local processes even where a Docker engine is visible (fault tests kill and restart them). */
   local?: boolean;
   env?: NodeJS.ProcessEnv;
@@ -267,6 +269,7 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
         ...natsOptions,
         nodes: natsNodes,
         ...(options.natsCgroupOf ? { cgroupOf: options.natsCgroupOf } : {}),
+        ...(options.natsStoreMountOf ? { storeMountOf: options.natsStoreMountOf } : {}),
       });
       local.natsNodes = c.nodes;
       local.nats = c.nodes[0];

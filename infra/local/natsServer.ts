@@ -89,6 +89,9 @@ export interface LocalNats {
   /** Its route port, when it is a node of a cluster. */
   routePort?: number;
   monitorUrl: string;
+  /** Its JetStream store directory, and its log. */
+  storeDir: string;
+  logFile: string;
   version: string;
   warning?: string;
   /** The running process (a new one after {@link LocalNats.revive}). */
@@ -108,6 +111,8 @@ export interface LocalNatsOptions {
   syncInterval?: string;
   /** JetStream's file storage limit, bytes (NatsServerConfig.maxFileStore). */
   maxFileStore?: number;
+  /** Called with the store directory, made and empty, before the server starts (a filesystem of its own mounted there). */
+  storeMount?: (storeDir: string) => Promise<void>;
   /** The server's max_payload (default infra/nats/serverConfig.ts). */
   maxPayload?: number;
   /** A stream's ingest queue, in messages (NatsServerConfig.streamMaxBufferedMsgs). */
@@ -220,6 +225,8 @@ export async function startLocalNats(options: LocalNatsOptions): Promise<LocalNa
   const monitorPort = await freePort();
   const storeDir = join(options.dir, 'jetstream');
   mkdirSync(storeDir, { recursive: true });
+  await options.storeMount?.(storeDir);
+  const logFile = join(options.dir, 'nats-server.log');
   const confPath = join(options.dir, 'nats.conf');
   const credentials = options.auth
     ? new NatsCredentials(options.credentialsDir ?? join(options.dir, 'credentials'))
@@ -252,7 +259,7 @@ export async function startLocalNats(options: LocalNatsOptions): Promise<LocalNa
       name: 'nats-server',
       command: binary.path,
       args: ['-c', confPath],
-      logFile: join(options.dir, 'nats-server.log'),
+      logFile,
       ...(options.cgroup ? { cgroup: options.cgroup } : {}),
     });
     await proc.waitUntilReady(async () => {
@@ -270,6 +277,8 @@ export async function startLocalNats(options: LocalNatsOptions): Promise<LocalNa
     port,
     ...(options.cluster ? { routePort: options.cluster.port } : {}),
     monitorUrl,
+    storeDir,
+    logFile,
     version: binary.version,
     ...(binary.warning === undefined ? {} : { warning: binary.warning }),
     get process() {
@@ -304,6 +313,8 @@ export async function startLocalNatsCluster(
     nodes: number;
     /** The cgroup v2 directory of node i (1, 2, …), if it runs in one. */
     cgroupOf?: (node: number) => string | undefined;
+    /** Called with node i's store directory before it starts (LocalNatsOptions.storeMount). */
+    storeMountOf?: (node: number, storeDir: string) => Promise<void>;
   },
 ): Promise<LocalNatsCluster> {
   const ports = await Promise.all(
@@ -318,10 +329,12 @@ export async function startLocalNatsCluster(
       const dir = join(options.dir, `node${i + 1}`);
       mkdirSync(dir, { recursive: true });
       const cgroup = options.cgroupOf?.(i + 1);
+      const mountOf = options.storeMountOf;
       return startLocalNats({
         ...options,
         dir,
         ...(cgroup ? { cgroup } : {}),
+        ...(mountOf ? { storeMount: (storeDir: string) => mountOf(i + 1, storeDir) } : {}),
         port: p.client,
         serverName: `alcor-n${i + 1}-${p.client}`,
         ...(options.auth ? { credentialsDir } : {}),

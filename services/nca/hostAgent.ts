@@ -6,6 +6,7 @@
  * `alcor.resync.<host>` on start, after a NATS reconnect, when restarted, and for a
  * VPC whose message failed to apply (backing off while it keeps failing).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { type Logger } from '../../infra/index.js';
@@ -125,6 +126,10 @@ const PARTS_BOUND_MS = 10_000;
 const MISSING_RETRIES = 12;
 /** VPC ids one resync request may name (the contract's limit). */
 const MAX_VPCS_PER_REQUEST = 1000;
+/** How long a catch-up waits for the full state it asked for (a Kafka-bound host's comes through its relay). */
+const FULL_WAIT_MS = 2000;
+/** Times a catch-up asks for a VPC before leaving it to the next delta (~20 s in all). */
+const CATCH_UP_TRIES = 6;
 /** Times one resync waits as an owner advised (`retryAfterMs`) before it counts as missing. */
 const MAX_DEFERRALS = 100;
 
@@ -231,9 +236,10 @@ export class HostAgent implements SimulatedHost {
   /** VPCs whose last message failed to apply: the delay before asking their full state again. */
   private readonly retrying = new Map<string, { delayMs: number; timer?: NodeJS.Timeout }>();
   private readonly lateResyncs = new Set<string>();
-  /** Resyncs of every VPC running; VPCs to look at once they end (resyncLate). */
+  /** Resyncs of every VPC running (resyncLate waits for them). */
   private wholeResyncs = 0;
-  private readonly afterWhole = new Map<string, number>();
+  /** VPCs whose full state must reach a revision here: a delta not applied was at it. */
+  private readonly needs = new Map<string, number>();
 
   constructor(
     readonly record: HostRecord,
@@ -345,14 +351,15 @@ export class HostAgent implements SimulatedHost {
       message.revision < (this.model.vpcs.get(message.vpcId)?.revision ?? 0)
     )
       this.stats.appliedOutOfOrder += 1;
-    if (taken === 'new' && message.mode === 'delta') {
+    // 'again' too: a host can get two deltas of one revision (its own, its cluster's).
+    if (message.mode === 'delta' && taken !== 'late') {
       if (this.missedBefore(message)) {
         if (!this.options.applyLate) {
           // What the missing message changed is missing here too: not applied, the
-          // VPC's full state (asked now) covers both. Not remembered as taken in: a
-          // redelivery is judged again.
+          // VPC's full state — at this delta's revision or later, asked now — covers
+          // both. Not remembered as taken in: a redelivery is judged again.
           this.deltasSeen.get(message.vpcId)?.delete(message.revision);
-          this.resyncLate(message.vpcId, message.prev!);
+          this.resyncLate(message.vpcId, message.revision);
           return;
         }
         this.stats.appliedOverGap += 1;
@@ -437,28 +444,52 @@ export class HostAgent implements SimulatedHost {
 
   /**
    * Asks for a VPC whose full state must reach at least `revision` here (a delta
-   * came late, or after one that never came). One at a time per VPC (a burst asks
-   * once). While a resync of every VPC runs (a reconnect: a storm, for the
-   * owners), it waits for that one and asks only if its full state fell short.
+   * came late, or after one that never came, and was not applied), until one
+   * does: an owner answers from what is out, which can be short of a delta just
+   * published. One catch-up at a time per VPC (a burst asks once). While a resync
+   * of every VPC runs (a reconnect: a storm, for the owners), it waits for that
+   * one and asks only if its full state fell short.
    */
   private resyncLate(vpcId: string, revision: number): void {
     if (this.stopped) return;
-    if (this.wholeResyncs > 0) {
-      this.afterWhole.set(vpcId, Math.max(revision, this.afterWhole.get(vpcId) ?? 0));
-      return;
-    }
-    if (this.lateResyncs.has(vpcId)) return;
+    this.needs.set(vpcId, Math.max(revision, this.needs.get(vpcId) ?? 0));
+    if (this.wholeResyncs > 0 || this.lateResyncs.has(vpcId)) return;
     this.lateResyncs.add(vpcId);
-    void this.resync([vpcId]).finally(() => this.lateResyncs.delete(vpcId));
+    void this.catchUp(vpcId).finally(() => this.lateResyncs.delete(vpcId));
+  }
+
+  private async catchUp(vpcId: string): Promise<void> {
+    for (let attempt = 1; !this.stopped; attempt++) {
+      await this.resync([vpcId]);
+      // A Kafka-bound host's full state comes after the owners' answer (its relay).
+      const deadline = Date.now() + FULL_WAIT_MS;
+      while (!this.covered(vpcId) && Date.now() < deadline && !this.stopped) await sleep(50);
+      if (this.covered(vpcId)) return;
+      if (attempt >= CATCH_UP_TRIES) {
+        this.options.logger.warn(
+          { hostId: this.record.hostId, vpcId, needs: this.needs.get(vpcId), attempts: attempt },
+          'no full state of the VPC reached what its deltas showed; left to the next one',
+        );
+        this.needs.delete(vpcId);
+        return;
+      }
+      await sleep(Math.min(5000, 250 * 2 ** attempt));
+    }
+  }
+
+  /** Has a full state reached what the VPC needs here (then it needs nothing more)? */
+  private covered(vpcId: string): boolean {
+    const need = this.needs.get(vpcId);
+    if (need === undefined) return true;
+    if ((this.model.vpcs.get(vpcId)?.floor ?? 0) < need) return false;
+    this.needs.delete(vpcId);
+    return true;
   }
 
   /** After a resync of every VPC: those still short of what their deltas showed. */
   private resyncShort(): void {
-    const short = [...this.afterWhole].filter(
-      ([vpcId, revision]) => (this.model.vpcs.get(vpcId)?.floor ?? 0) < revision,
-    );
-    this.afterWhole.clear();
-    for (const [vpcId, revision] of short) this.resyncLate(vpcId, revision);
+    for (const [vpcId, revision] of [...this.needs])
+      if (!this.covered(vpcId) && !this.lateResyncs.has(vpcId)) this.resyncLate(vpcId, revision);
   }
 
   /**
@@ -473,6 +504,8 @@ export class HostAgent implements SimulatedHost {
     const line = message.target === this.record.hostId ? head?.unicast : head?.multicast;
     const held = Math.max(line ?? 0, vpc.floor);
     if (message.prev <= held) return false;
+    // The deltas after a missed one miss it too: counted and told once, until caught up.
+    if (this.needs.has(message.vpcId) && !this.covered(message.vpcId)) return true;
     this.stats.missedBefore += 1;
     this.options.logger.warn(
       {
@@ -483,6 +516,9 @@ export class HostAgent implements SimulatedHost {
         revision: message.revision,
         prev: message.prev,
         held,
+        ...(this.options.trail
+          ? { trail: this.trail.filter((t) => t.vpcId === message.vpcId).slice(-TRAIL) }
+          : {}),
       },
       'a goal state before this one never came: not applied, taking the VPC again',
     );

@@ -6,7 +6,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { headers } from '@nats-io/transport-node';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { Admin } from 'kafkajs';
 import {
   createKafkaClient,
@@ -317,6 +317,33 @@ export const FAULTS: Fault[] = [
         healed.abort();
         await loop;
         ctx.note(`${bounces} bounces`);
+      };
+    },
+  },
+  {
+    name: 'fill-nats-disk',
+    what: "the filesystem under one NATS node's store (a small one of its own) filled to the last byte for 10 s: nats-server's answer to ENOSPC is to shut JetStream down on that node, the other two go on; then the space freed and the node restarted, as an operator would",
+    needs: 'cluster',
+    holdMs: () => 10_000,
+    inject: async (ctx) => {
+      const small = ctx.system.smallDisk;
+      if (!small) throw new Error('no small filesystem under a NATS node here (needs root: tmpfs)');
+      const node = ctx.system.servers.local.natsNodes[small.node - 1]!;
+      const logFrom = statSync(node.logFile).size;
+      const filled = await small.disk.fill();
+      return async () => {
+        small.disk.empty();
+        const log = readFileSync(node.logFile).subarray(logFrom).toString();
+        const shutDown = /JetStream out of .*resources, will be DISABLED/.test(log);
+        // The operator's fix: space freed, the server restarted (JetStream stays
+        // off on a running server that ran out).
+        await node.kill();
+        await node.revive();
+        ctx.note(
+          `node ${small.node}: ${Math.round(filled / 2 ** 20)} MiB filled; ${shutDown ? 'its JetStream shut down, restarted' : 'JetStream never hit the full disk'}`,
+        );
+        if (!shutDown)
+          ctx.fail('the node never hit the full disk (its JetStream did not shut down)');
       };
     },
   },

@@ -26,6 +26,7 @@ import { kvBuckets, type HostRecord } from '../../shared/index.js';
 import { spawnService, waitReady, type Service } from '../../services/demo/run.js';
 import { loadTopology } from '../../services/cli/topology.js';
 import { NetFaults } from '../support/netFault.js';
+import { SmallDisk } from '../support/smallDisk.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcpProxy.js';
 import { fleet } from '../support/workload.js';
 
@@ -120,6 +121,11 @@ export interface FaultSystem {
   programmedDeadlineMs: number;
   /** Each nats-server's JetStream file storage limit (max_file_store), bytes. */
   storeLimit: number;
+  /**
+   * On a cluster, as root: the last NATS node's store on a small filesystem of its
+   * own (fill-nats-disk fills it). Absent elsewhere.
+   */
+  smallDisk?: { node: number; disk: SmallDisk };
   stop: () => Promise<void>;
 }
 
@@ -129,6 +135,9 @@ export interface FaultSystem {
  * seconds (fill-jetstream-store).
  */
 export const FAULT_STORE_LIMIT = 1024 * 1024 * 1024;
+
+/** The small filesystem under one NATS node's store: room for its max_file_store, and a little. */
+const SMALL_DISK_BYTES = FAULT_STORE_LIMIT + 256 * 1024 * 1024;
 
 /** Hosts over the clusters: a third on JetStream, a third on Kafka `a`, a third on `b`. */
 export function faultTopology(clusters: number, hostsPerCluster: number): HostRecord[] {
@@ -157,6 +166,9 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
   const net = await NetFaults.open(basename(o.dir));
   if (net.available !== true) o.log.warn({ why: net.available }, 'no real network faults here');
   const natsGroup = (node: number) => (net.available === true ? `nats-${node}` : undefined);
+  const smallDisk = natsNodes > 1 ? SmallDisk.open(SMALL_DISK_BYTES) : undefined;
+  if (smallDisk && smallDisk.available !== true)
+    o.log.warn({ why: smallDisk.available }, 'no small filesystem under a NATS node here');
   const servers = await provisionServers({
     natsNodes,
     kafkaBrokers,
@@ -169,6 +181,15 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
       const group = natsGroup(node);
       return group ? net.cgroup(group) : undefined;
     },
+    ...(smallDisk?.available === true
+      ? {
+          natsStoreMountOf: (node: number, storeDir: string) =>
+            node === natsNodes ? smallDisk.mount(storeDir) : Promise.resolve(),
+        }
+      : {}),
+  }).catch(async (err: unknown) => {
+    await smallDisk?.close();
+    throw err;
   });
   const services: ServiceProcess[] = [];
   const proxies: TcpProxy[] = [];
@@ -180,6 +201,7 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
     await client?.close().catch(() => undefined);
     await Promise.allSettled(proxies.map((p) => p.close()));
     await servers.stop({ keepData: true });
+    await smallDisk?.close();
     await net.close();
   };
   try {
@@ -344,6 +366,7 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
       heartbeatTtlMs,
       programmedDeadlineMs,
       storeLimit: FAULT_STORE_LIMIT,
+      ...(smallDisk?.dir ? { smallDisk: { node: natsNodes, disk: smallDisk } } : {}),
       stop,
     };
     await system.ready();

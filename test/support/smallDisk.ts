@@ -1,0 +1,72 @@
+/**
+ * A small filesystem of its own under a server's store (a tmpfs mounted on the
+ * directory before the server starts), which a fault fills to the last byte and
+ * frees again: the server's writes then fail with ENOSPC, as on a disk that filled
+ * up. Needs root (mount); `available` says why not. Unmounted on close (the store's
+ * files on it go with it).
+ */
+import { execFile } from 'node:child_process';
+import { rmSync, statfsSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+const FILLER = 'disk-filler';
+
+export class SmallDisk {
+  private mounted: string | undefined;
+
+  private constructor(
+    readonly bytes: number,
+    readonly available: true | string,
+  ) {}
+
+  static open(bytes: number): SmallDisk {
+    if (process.getuid?.() !== 0) return new SmallDisk(bytes, 'not root (mount needs it)');
+    return new SmallDisk(bytes, true);
+  }
+
+  /** Mounts it on `dir` (made and empty). */
+  async mount(dir: string): Promise<void> {
+    if (this.available !== true) throw new Error(`no small disk here: ${this.available}`);
+    await run('mount', ['-t', 'tmpfs', '-o', `size=${this.bytes},mode=0700`, 'tmpfs', dir], {
+      timeout: 10_000,
+    });
+    this.mounted = dir;
+  }
+
+  get dir(): string | undefined {
+    return this.mounted;
+  }
+
+  /** Bytes still free on it. */
+  free(): number {
+    if (!this.mounted) return 0;
+    const s = statfsSync(this.mounted);
+    return s.bavail * s.bsize;
+  }
+
+  /** Fills it to the last byte with one file; returns the bytes it took. */
+  async fill(): Promise<number> {
+    if (!this.mounted) throw new Error('the small disk is not mounted');
+    const bytes = this.free();
+    if (bytes > 0)
+      await run('fallocate', ['-l', String(bytes), join(this.mounted, FILLER)], {
+        timeout: 30_000,
+      });
+    return bytes;
+  }
+
+  /** Frees what `fill` took. */
+  empty(): void {
+    if (this.mounted) rmSync(join(this.mounted, FILLER), { force: true });
+  }
+
+  /** Unmounts it (lazily: a server that still holds files there lets go when it ends). */
+  async close(): Promise<void> {
+    const dir = this.mounted;
+    this.mounted = undefined;
+    if (dir) await run('umount', ['-l', dir], { timeout: 10_000 }).catch(() => undefined);
+  }
+}
