@@ -6,7 +6,8 @@
  * files on it go with it).
  */
 import { execFile } from 'node:child_process';
-import { rmSync, statfsSync } from 'node:fs';
+import { rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -40,22 +41,31 @@ export class SmallDisk {
     return this.mounted;
   }
 
-  /** Bytes still free on it. */
-  free(): number {
-    if (!this.mounted) return 0;
-    const s = statfsSync(this.mounted);
-    return s.bavail * s.bsize;
-  }
-
-  /** Fills it to the last byte with one file; returns the bytes it took. */
+  /**
+   * Fills it to the last byte with one file (written until ENOSPC, in large
+   * blocks, then in pages: a server writing meanwhile takes its share); returns
+   * the bytes it took.
+   */
   async fill(): Promise<number> {
     if (!this.mounted) throw new Error('the small disk is not mounted');
-    const bytes = this.free();
-    if (bytes > 0)
-      await run('fallocate', ['-l', String(bytes), join(this.mounted, FILLER)], {
-        timeout: 30_000,
-      });
-    return bytes;
+    const file = await open(join(this.mounted, FILLER), 'a');
+    let written = 0;
+    try {
+      for (const size of [4 * 1024 * 1024, 4096]) {
+        const block = Buffer.alloc(size);
+        for (;;) {
+          try {
+            written += (await file.write(block)).bytesWritten;
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code === 'ENOSPC') break;
+            throw err;
+          }
+        }
+      }
+    } finally {
+      await file.close();
+    }
+    return written;
   }
 
   /** Frees what `fill` took. */
