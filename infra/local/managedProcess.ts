@@ -52,6 +52,8 @@ export class ManagedProcess {
     this.name = options.name;
     this.logFile = options.logFile;
     this.log = createWriteStream(options.logFile, { flags: 'a' });
+    // A log that cannot be written (its disk full) must not take the supervisor down.
+    this.log.on('error', () => undefined);
     const [command, args] = options.cgroup
       ? [
           '/bin/sh',
@@ -71,7 +73,8 @@ export class ManagedProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const onData = (chunk: Buffer): void => {
-      this.log.write(chunk);
+      // Output can still drain from the pipes after the exit closed the log.
+      if (!this.log.writableEnded) this.log.write(chunk);
       for (const line of chunk.toString('utf8').split('\n')) {
         if (line.trim() === '') continue;
         this.tail.push(line);
