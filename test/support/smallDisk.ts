@@ -5,7 +5,7 @@
  * up. Needs root (mount); `available` says why not. Unmounted on close (the store's
  * files on it go with it).
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -35,6 +35,10 @@ export class SmallDisk {
       timeout: 10_000,
     });
     this.mounted = dir;
+    // A harness that dies before close() must not leave the mount behind.
+    process.once('exit', () => {
+      if (this.mounted === dir) spawnSync('umount', ['-l', dir], { timeout: 5000 });
+    });
   }
 
   get dir(): string | undefined {
