@@ -340,7 +340,7 @@ export class HostAgent implements SimulatedHost {
       // Older than what the VPC already has here: whatever else it changed may be
       // missing too (a gap). Not applied (a host applies its VPC's revisions in
       // order); the VPC's full state, asked now, covers it.
-      this.resyncLate(message.vpcId, message.revision);
+      this.refuse(message);
       return;
     }
     // The check: a delta applied for the first time below the VPC's revision here.
@@ -359,7 +359,7 @@ export class HostAgent implements SimulatedHost {
           // VPC's full state — at this delta's revision or later, asked now — covers
           // both. Not remembered as taken in: a redelivery is judged again.
           this.deltasSeen.get(message.vpcId)?.delete(message.revision);
-          this.resyncLate(message.vpcId, message.revision);
+          this.refuse(message);
           return;
         }
         this.stats.appliedOverGap += 1;
@@ -440,6 +440,12 @@ export class HostAgent implements SimulatedHost {
     }, entry.delayMs);
     entry.timer.unref();
     this.retrying.set(vpcId, entry);
+  }
+
+  /** A delta not applied (late, or after a lost one): it concerned the host all the same. */
+  private refuse(message: GoalStateMessage): void {
+    if (nca.hostsVpc(this.model, message.vpcId)) this.stats.needed += 1;
+    this.resyncLate(message.vpcId, message.revision);
   }
 
   /**
