@@ -8,7 +8,7 @@ export * from './redis/probe.js';
 export * from './kafka/probe.js';
 export * from './kafka/sasl.js';
 export { onShutdown } from './local/shutdown.js';
-export { ManagedProcess } from './local/managedProcess.js';
+export { ManagedProcess, detachManagedProcesses } from './local/managedProcess.js';
 export { freePort } from './local/ports.js';
 export { runDir, repoRoot } from './local/cache.js';
 export { cpuSnapshot, cpuSince, roleOf, type CpuByRole } from './local/cpu.js';

@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ServerUnavailableError } from '../../shared/index.js';
@@ -20,6 +21,15 @@ function installExitHook(): void {
   process.on('exit', () => {
     for (const proc of live) proc.killNow();
   });
+}
+
+/**
+ * The servers started so far no longer keep this process alive: it exits when its
+ * own work is done, and the exit hook kills them (a test file run alone, whose
+ * servers no runner stops).
+ */
+export function detachManagedProcesses(): void {
+  for (const proc of live) proc.detach();
 }
 
 export interface ManagedProcessOptions {
@@ -151,6 +161,12 @@ export class ManagedProcess {
   /** Sends a signal without waiting (used by fault tests: SIGKILL, SIGSTOP, SIGCONT). */
   signal(signal: NodeJS.Signals): void {
     if (this.running) this.child.kill(signal);
+  }
+
+  /** No longer keeps the event loop alive (still killed when the parent exits). */
+  detach(): void {
+    this.child.unref();
+    for (const pipe of [this.child.stdout, this.child.stderr]) (pipe as Socket | null)?.unref();
   }
 
   killNow(): void {

@@ -55,12 +55,25 @@ const GENERATION_KEY = '{vpc:alcor}:generation';
 /** Hash: bucket → the generation its VPCs' entries were written for (lost with the rest). */
 const REBUILT_KEY = '{vpc:alcor}:rebuilt';
 
+/**
+ * KEYS: generation. ARGV: a new id. The current generation, or the new id set as
+ * it if there is none (`created` 1). One script: a SET NX and a GET sent apart can
+ * straddle a restart (the SET meets the old Redis, the GET the new, empty one) and
+ * name an id that was never stored.
+ */
+const CURRENT = `
+local id = redis.call('GET', KEYS[1])
+if id then return {id, 0} end
+redis.call('SET', KEYS[1], ARGV[1])
+return {ARGV[1], 1}`;
+
 /** KEYS: generation. ARGV: the generation seen, a new one. Sets the new one if the seen one is current. */
 const RENEW = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) end
 return 1`;
 
 interface MappingCommands {
+  currentGeneration(generation: string, fresh: string): Promise<[string, number]>;
   vpcSide(hosts: string, rev: string, ...argv: string[]): Promise<number>;
   hostSide(
     vpcs: string,
@@ -93,6 +106,7 @@ export function createRedisHostMapping(
   client.on('error', () => undefined);
   client.defineCommand('vpcSide', { numberOfKeys: 2, lua: VPC_SIDE });
   client.defineCommand('hostSide', { numberOfKeys: 2, lua: HOST_SIDE });
+  client.defineCommand('currentGeneration', { numberOfKeys: 1, lua: CURRENT });
   client.defineCommand('renewGeneration', { numberOfKeys: 1, lua: RENEW });
   const commands = client as unknown as MappingCommands;
 
@@ -141,13 +155,10 @@ export function createRedisHostMapping(
     },
     restore,
     async generation() {
+      // The first to find the mapping empty names the new generation.
       const fresh = randomBytes(9).toString('base64url');
-      // SET NX: the first to find the mapping empty names the new generation.
-      const created = (await client.set(GENERATION_KEY, fresh, 'NX')) === 'OK';
-      if (created) return { id: fresh, created };
-      const id = await client.get(GENERATION_KEY);
-      // Lost between the two commands (a restart right then): the next look names it.
-      return { id: id ?? fresh, created: id === null };
+      const [id, created] = await commands.currentGeneration(GENERATION_KEY, fresh);
+      return { id, created: created === 1 };
     },
     async renewGeneration(seen) {
       await commands.renewGeneration(GENERATION_KEY, seen, randomBytes(9).toString('base64url'));

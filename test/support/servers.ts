@@ -4,6 +4,7 @@
  * provisions its own (the children are killed when the process exits).
  */
 import {
+  detachManagedProcesses,
   localTlsFiles,
   provisionServers,
   serversFromEnv,
@@ -25,6 +26,9 @@ export function testServers(): Promise<TestServers> {
   pending ??= (async () => {
     if (process.env.NATS_URL) return serversFromEnv();
     owned = await provisionServers();
+    // Nothing stops them when the file's tests are done: they must not hold the
+    // process open (they are killed at its exit).
+    detachManagedProcesses();
     // This process's own connections use the servers and their credentials (NATS
     // seeds, Kafka SASL users), as under the runner.
     adopted = owned.env();
