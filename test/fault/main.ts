@@ -15,6 +15,9 @@ import { SteadyLoad } from './load.js';
 import { startFaultSystem, type FaultSystem } from './system.js';
 import { StatusLog } from './verdict.js';
 
+/** The faults run again on a cluster that syncs every write (what power loss would need). */
+const SYNC_ALWAYS_FAULTS = ['lose-nats-node', 'bounce-nats-nodes', 'partition-nats-node'];
+
 const USAGE = `Usage: npm run fault -- [options]
 
   --runs <n>          runs per fault (default 5)
@@ -24,6 +27,10 @@ const USAGE = `Usage: npm run fault -- [options]
   --no-rebalance      no controller joining and leaving during every other run
   --no-cluster        skip the scaled-out system (3 NATS nodes, 3 brokers per Kafka
                       cluster, a Redis Cluster of 3 masters and 3 replicas)
+  --no-sync-always    skip the scaled-out system again with every NATS write synced
+                      to disk before its ack (sync_interval always), where the NATS
+                      faults (${SYNC_ALWAYS_FAULTS.join(', ')}) run once more;
+                      skipped too when NATS_SYNC_INTERVAL is set (every system has it)
   --no-report         print only; leave docs/ alone
   --log-level <l>     the harness's log level (default warn)
   --service-log-level <l>  the services' log level, in their logs under the run's
@@ -37,6 +44,7 @@ const args = toolArgs('fault', USAGE, {
   rate: { type: 'string', default: '30' },
   'no-rebalance': { type: 'boolean', default: false },
   'no-cluster': { type: 'boolean', default: false },
+  'no-sync-always': { type: 'boolean', default: false },
   'no-report': { type: 'boolean', default: false },
   'log-level': { type: 'string', default: 'warn' },
   'service-log-level': { type: 'string', default: 'warn' },
@@ -56,7 +64,14 @@ const rows: FaultRun[] = [];
 /** Runs that threw before their verdict (the system not ready again, a check that failed to run). */
 const crashed: string[] = [];
 const started = Date.now();
-for (const natsNodes of args['no-cluster'] ? [1] : [1, 3]) {
+/** The systems in turn: one nats-server, the scaled-out one, and that again syncing every write. */
+const systems: { natsNodes: number; syncAlways?: true }[] = [{ natsNodes: 1 }];
+if (!args['no-cluster']) {
+  systems.push({ natsNodes: 3 });
+  if (!args['no-sync-always'] && !process.env.NATS_SYNC_INTERVAL)
+    systems.push({ natsNodes: 3, syncAlways: true });
+}
+for (const { natsNodes, syncAlways } of systems) {
   let faults;
   try {
     faults = faultsFor(natsNodes, names);
@@ -64,17 +79,20 @@ for (const natsNodes of args['no-cluster'] ? [1] : [1, 3]) {
     process.stderr.write(`fault: ${(err as Error).message}\n`);
     process.exit(2);
   }
+  if (syncAlways) faults = faults.filter((f) => SYNC_ALWAYS_FAULTS.includes(f.name));
   if (faults.length === 0) continue;
   const where =
     natsNodes > 1
-      ? `${natsNodes}-node NATS cluster, 3-broker Kafka clusters, a Redis Cluster`
+      ? `${natsNodes}-node NATS cluster, 3-broker Kafka clusters, a Redis Cluster${syncAlways ? ', every NATS write synced (sync_interval always)' : ''}`
       : 'one nats-server, single-broker Kafka clusters';
+  const suffix = natsNodes > 1 ? (syncAlways ? ' (cluster, sync always)' : ' (cluster)') : '';
   console.log(`\n── ${where}: ${faults.map((f) => f.name).join(', ')} × ${runs} ──`);
   system = await startFaultSystem({
     dir: runDir('alcor-fault-'),
     log,
     natsNodes,
     logLevel: args['service-log-level'],
+    ...(syncAlways ? { syncInterval: 'always' } : {}),
   });
   const load = new SteadyLoad(system.client, {
     lanes: 12,
@@ -90,7 +108,7 @@ for (const natsNodes of args['no-cluster'] ? [1] : [1, 3]) {
     runs: for (let run = 1; run <= runs; run++) {
       for (const fault of faults) {
         const rebalance = !args['no-rebalance'] && run % 2 === 0 && fault.name !== 'rebalance';
-        const name = natsNodes > 1 ? `${fault.name} (cluster)` : fault.name;
+        const name = `${fault.name}${suffix}`;
         let row: FaultRun;
         try {
           row = await runFault(system, load, statuses, fault, { run, rnd, log, rebalance });

@@ -90,6 +90,8 @@ export interface FaultSystemOptions {
   links?: boolean;
   /** More environment for every service. */
   env?: Record<string, string>;
+  /** nats-server's sync_interval (default NATS_SYNC_INTERVAL, else the server's 2 min). */
+  syncInterval?: string;
   /**
    * NCA processes share a few connections among their hosts (the `service` user, as
    * the demo's simulator does) instead of one per host as its own user.
@@ -161,7 +163,7 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
   const ownEnv = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !/^(NATS_|REDIS_URL|KAFKA_)/.test(k)),
   );
-  const syncInterval = process.env.NATS_SYNC_INTERVAL;
+  const syncInterval = o.syncInterval ?? process.env.NATS_SYNC_INTERVAL;
   const kafkaBrokers = o.kafkaBrokers ?? (natsNodes > 1 ? 3 : 1);
   const net = await NetFaults.open(basename(o.dir));
   if (net.available !== true) o.log.warn({ why: net.available }, 'no real network faults here');
@@ -191,6 +193,12 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
     await smallDisk?.close();
     throw err;
   });
+  if (syncInterval === 'always')
+    await assertSyncAlways(servers.local?.natsNodes ?? []).catch(async (err: unknown) => {
+      await servers.stop();
+      await smallDisk?.close();
+      throw err;
+    });
   const services: ServiceProcess[] = [];
   const proxies: TcpProxy[] = [];
   let nc: NatsConnection | undefined;
@@ -411,4 +419,14 @@ export function counterGrowth(
     grown += value >= was ? value - was : value; // restarted: counted from 0 again
   }
   return grown;
+}
+
+/** Every node says (its /varz) that it syncs each write before acknowledging it. */
+async function assertSyncAlways(nodes: readonly { monitorUrl: string }[]): Promise<void> {
+  for (const { monitorUrl } of nodes) {
+    const res = await fetch(`${monitorUrl}/varz`, { signal: AbortSignal.timeout(5000) });
+    const varz = (await res.json()) as { jetstream?: { config?: { sync_always?: boolean } } };
+    if (varz.jetstream?.config?.sync_always !== true)
+      throw new Error(`nats-server at ${monitorUrl} does not sync every write (varz sync_always)`);
+  }
 }
