@@ -34,6 +34,23 @@ export function dockerImages(): string[] {
   return Object.values(IMAGES);
 }
 
+/** The image of one kind of server. */
+export function dockerImage(kind: keyof typeof IMAGES): string {
+  return IMAGES[kind];
+}
+
+/**
+ * Why this engine cannot run the scaled-out set-ups, if it cannot: their servers
+ * run as containers on this machine's network and see the run's folders
+ * (infra/local/container.ts), so the engine must be this machine's.
+ */
+export function dockerEngineNotLocal(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const host = env.DOCKER_HOST;
+  if (host && !host.startsWith('unix://'))
+    return `the scaled-out set-ups run containers on this machine's network, and the engine at DOCKER_HOST=${host} is not this machine's`;
+  return undefined;
+}
+
 /** Whether the visible engine can run the servers, and if not, why (one line). */
 export type DockerUsable = { ok: true } | { ok: false; reason: string };
 

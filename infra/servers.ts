@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DEFAULT_BUCKET_COUNT, ConfigError, ServerUnavailableError } from '../shared/index.js';
 import { probeNats } from './nats/connect.js';
 import { pingRedis, redactUrl, redisUrlFromEnv } from './redis/probe.js';
@@ -34,9 +34,12 @@ import {
 } from './local/redisServer.js';
 import { makeKafkaUsers, startLocalKafka, type LocalKafka } from './local/kafkaServer.js';
 import type { KafkaRole } from './kafka/acls.js';
+import type { ContainerSpec } from './local/container.js';
 import {
+  dockerEngineNotLocal,
   dockerEngineUsable,
   dockerEngineVisible,
+  dockerImage,
   startDockerKafka,
   startDockerNats,
   startDockerRedis,
@@ -201,12 +204,18 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
   const redisCluster = options.redisCluster ?? env.ALCOR_REDIS_CLUSTER === '1';
   const wantsDocker = env.ALCOR_PROVISION === 'docker';
   const scaledOut = natsNodes > 1 || kafkaBrokers > 1 || redisCluster;
-  let useDocker = options.local !== true && !scaledOut && dockerEngineVisible(env);
+  let useDocker = options.local !== true && dockerEngineVisible(env);
   let dockerNote: string | undefined;
+  const notLocal = scaledOut && useDocker ? dockerEngineNotLocal(env) : undefined;
+  if (notLocal) {
+    if (wantsDocker) throw new ServerUnavailableError('docker', notLocal);
+    useDocker = false;
+    dockerNote = `Docker not used: ${notLocal}; the servers run as local processes`;
+  }
   if (wantsDocker && !useDocker)
     throw new ServerUnavailableError(
       'docker',
-      `ALCOR_PROVISION=docker, but no Docker engine is visible (DOCKER_HOST, /var/run/docker.sock)${natsNodes > 1 ? ` or a NATS cluster of ${natsNodes} nodes was asked (local only)` : ''}${kafkaBrokers > 1 ? ` or Kafka clusters of ${kafkaBrokers} brokers were asked (local only)` : ''}${redisCluster ? ' or a Redis Cluster was asked (local only)' : ''}`,
+      'ALCOR_PROVISION=docker, but no Docker engine is visible (DOCKER_HOST, /var/run/docker.sock)',
     );
   const needsServers =
     !env.NATS_URL || !env.REDIS_URL || clusters.some((id) => !env[kafkaBrokersVar(id)]);
@@ -233,6 +242,19 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
   const tls = (): Promise<TlsFiles> | undefined =>
     env.ALCOR_TLS === 'off' ? undefined : (tlsFiles ??= localTlsFiles());
   const stoppers: Array<() => Promise<void>> = [];
+  /**
+   * A scaled-out server on Docker: started as the local ones are, each node in a
+   * container on this machine's network that sees the run's folder and the TLS
+   * files (infra/local/container.ts). A single server on Docker is testcontainers'.
+   */
+  const containerOf = async (
+    kind: 'nats' | 'kafka' | 'redis',
+  ): Promise<ContainerSpec | undefined> => {
+    if (!useDocker) return undefined;
+    const t = await tls();
+    const tlsDirs = t ? [t.caFile, t.certFile, t.keyFile, t.keyAndCertFile].map(dirname) : [];
+    return { image: dockerImage(kind), mounts: [dir, ...tlsDirs] };
+  };
 
   /** What the servers store in `dir`: removed at stop (their log files aside, with keepLogs). */
   const stored: string[] = [];
@@ -249,7 +271,7 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
       const version = await probeNats(env.NATS_URL);
       return { name, endpoint: env.NATS_URL, version, source: 'env', stop: async () => {} };
     }
-    if (useDocker) {
+    if (useDocker && natsNodes === 1) {
       const s = await startDockerNats(bucketCount, await tls());
       stoppers.push(s.stop);
       return { name, endpoint: s.endpoint, version: s.version, source: 'docker', stop: s.stop };
@@ -265,8 +287,10 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
       ...(options.maxFileStore === undefined ? {} : { maxFileStore: options.maxFileStore }),
     };
     if (natsNodes > 1) {
+      const container = await containerOf('nats');
       const c: LocalNatsCluster = await startLocalNatsCluster({
         ...natsOptions,
+        ...(container ? { container } : {}),
         nodes: natsNodes,
         ...(options.natsCgroupOf ? { cgroupOf: options.natsCgroupOf } : {}),
         ...(options.natsStoreMountOf ? { storeMountOf: options.natsStoreMountOf } : {}),
@@ -280,7 +304,7 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
         endpoint: c.url,
         monitorUrl: first.monitorUrl,
         version: first.version,
-        source: 'local',
+        source: container ? 'docker' : 'local',
         ...(first.warning === undefined ? {} : { warning: first.warning }),
         stop: c.stop,
       };
@@ -315,7 +339,7 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
         stop: async () => {},
       };
     }
-    if (useDocker) {
+    if (useDocker && !redisCluster) {
       const s = await startDockerRedis(await tls());
       stoppers.push(s.stop);
       return { name, endpoint: s.endpoint, version: s.version, source: 'docker', stop: s.stop };
@@ -323,10 +347,12 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
     // An ACL user with a password made for this run; the URL in the environment carries it.
     const redisTls = await tls();
     const acl = { username: 'alcor', password: randomBytes(18).toString('base64url') };
+    const container = redisCluster ? await containerOf('redis') : undefined;
     const s = redisCluster
       ? await startLocalRedisCluster({
           dir: sub('redis'),
           acl,
+          ...(container ? { container } : {}),
           ...(redisTls ? { tls: redisTls } : {}),
         })
       : await startLocalRedis({
@@ -341,7 +367,7 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
       endpoint: redactUrl(s.url),
       url: s.url,
       version: s.version,
-      source: 'local',
+      source: container ? 'docker' : 'local',
       stop: s.stop,
     };
   };
@@ -361,7 +387,7 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
         stop: async () => {},
       };
     }
-    if (useDocker) {
+    if (useDocker && kafkaBrokers === 1) {
       const s = await startDockerKafka(await tls());
       if (s.tls) tlsKafka.add(id);
       stoppers.push(s.stop);
@@ -377,10 +403,12 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
     // SASL/PLAIN users per role with passwords made for this cluster, and ACLs,
     // unless ALCOR_KAFKA_SASL=off.
     const kafkaTls = await tls();
+    const container = await containerOf('kafka');
     const s = await startLocalKafka({
       clusterId: id,
       dir: sub(`kafka-${id}`),
       brokers: kafkaBrokers,
+      ...(container ? { container } : {}),
       ...(kafkaTls ? { tls: kafkaTls } : {}),
       ...(env.ALCOR_KAFKA_SASL === 'off' ? {} : { users: makeKafkaUsers() }),
     });
@@ -391,7 +419,7 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
       endpoint: s.brokers.join(','),
       brokers: s.brokers,
       version: s.version,
-      source: 'local',
+      source: container ? 'docker' : 'local',
       stop: s.stop,
     };
   };

@@ -13,6 +13,7 @@ import { KAFKA_LOG4J2, renderKafkaBrokerConfig } from '../kafka/brokerConfig.js'
 import type { KafkaSasl } from '../kafka/sasl.js';
 import { cacheDir, cached, repoRoot } from './cache.js';
 import { run, which } from './exec.js';
+import { runHereOrIn, type ContainerSpec } from './container.js';
 import { ManagedProcess } from './managedProcess.js';
 import type { TlsFiles } from './tls.js';
 import { freePort } from './ports.js';
@@ -110,6 +111,8 @@ export interface LocalKafkaOptions {
   brokerConfig?: Record<string, string>;
   /** TLS on the listeners with these files (clients then need the CA). */
   tls?: TlsFiles;
+  /** Runs every broker in a container of this image (its Java and jars) instead of here. */
+  container?: ContainerSpec;
 }
 
 /** Fresh users for each role of a cluster: the role's name, a password made for it. */
@@ -128,16 +131,22 @@ function brokerConfigOf(options: LocalKafkaOptions): Record<string, string> {
   return { ...(max ? { 'message.max.bytes': String(max) } : {}), ...options.brokerConfig };
 }
 
+/** Where the image keeps the broker's jars (deploy/docker/Dockerfile). */
+const KAFKA_LIB_IN_IMAGE = '/opt/kafka/lib';
+
 export async function startLocalKafka(options: LocalKafkaOptions): Promise<LocalKafka> {
-  const java = process.env.JAVA_HOME
-    ? join(process.env.JAVA_HOME, 'bin', 'java')
-    : await which('java');
+  const { container } = options;
+  const java = container
+    ? 'java'
+    : process.env.JAVA_HOME
+      ? join(process.env.JAVA_HOME, 'bin', 'java')
+      : await which('java');
   if (!java)
     throw new ServerUnavailableError(
       `kafka cluster ${options.clusterId}`,
       'no java on PATH (Java 17 is needed)',
     );
-  const lib = await ensureKafkaJars();
+  const lib = container ? KAFKA_LIB_IN_IMAGE : await ensureKafkaJars();
   const count = options.brokers ?? 1;
   const name = `kafka cluster ${options.clusterId}`;
   const ports: Array<{ port: number; controller: number }> = [];
@@ -181,7 +190,8 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
       '-cp',
       `${lib}/*`,
     ];
-    await run(
+    await runHereOrIn(
+      container,
       java,
       [...jvm, 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterUuid}`, '-c', propsPath],
       { timeoutMs: 120_000 },
@@ -196,6 +206,7 @@ export async function startLocalKafka(options: LocalKafkaOptions): Promise<Local
         command: java,
         args: [...jvm, 'kafka.Kafka', propsPath],
         logFile: join(dir, 'kafka.log'),
+        ...(container ? { container } : {}),
       });
   };
   const spawners = await Promise.all(ports.map((_, i) => prepare(i)));

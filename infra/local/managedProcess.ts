@@ -9,6 +9,13 @@ import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ServerUnavailableError } from '../../shared/index.js';
+import {
+  containerName,
+  dockerRunArgs,
+  signalContainer,
+  signalContainerNow,
+  type ContainerSpec,
+} from './container.js';
 
 const TAIL_LINES = 40;
 const live = new Set<ManagedProcess>();
@@ -46,6 +53,8 @@ export interface ManagedProcessOptions {
    * nftables can match (test/support/netFault.ts).
    */
   cgroup?: string;
+  /** Runs `command args` in a container of this image instead (infra/local/container.ts). */
+  container?: ContainerSpec;
 }
 
 export class ManagedProcess {
@@ -56,6 +65,8 @@ export class ManagedProcess {
   private readonly tail: string[] = [];
   private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   private readonly exited: Promise<void>;
+  /** The container it runs in, if it does (then `child` is its `docker run`). */
+  private readonly containerName: string | undefined;
 
   constructor(options: ManagedProcessOptions) {
     installExitHook();
@@ -64,19 +75,25 @@ export class ManagedProcess {
     this.log = createWriteStream(options.logFile, { flags: 'a' });
     // A log that cannot be written (its disk full) must not take the supervisor down.
     this.log.on('error', () => undefined);
-    const [command, args] = options.cgroup
+    this.containerName = options.container ? containerName() : undefined;
+    const [command, args] = options.container
       ? [
-          '/bin/sh',
-          [
-            '-c',
-            'echo $$ > "$1" && shift && exec "$@"',
-            'sh',
-            join(options.cgroup, 'cgroup.procs'),
-            options.command,
-            ...options.args,
-          ],
+          'docker',
+          dockerRunArgs(options.container, this.containerName!, options.command, options.args),
         ]
-      : [options.command, options.args];
+      : options.cgroup
+        ? [
+            '/bin/sh',
+            [
+              '-c',
+              'echo $$ > "$1" && shift && exec "$@"',
+              'sh',
+              join(options.cgroup, 'cgroup.procs'),
+              options.command,
+              ...options.args,
+            ],
+          ]
+        : [options.command, options.args];
     this.child = spawn(command, args, {
       cwd: options.cwd,
       env: options.env ?? process.env,
@@ -160,7 +177,9 @@ export class ManagedProcess {
 
   /** Sends a signal without waiting (used by fault tests: SIGKILL, SIGSTOP, SIGCONT). */
   signal(signal: NodeJS.Signals): void {
-    if (this.running) this.child.kill(signal);
+    if (!this.running) return;
+    if (this.containerName) void signalContainer(this.containerName, signal);
+    else this.child.kill(signal);
   }
 
   /** No longer keeps the event loop alive (still killed when the parent exits). */
@@ -170,12 +189,16 @@ export class ManagedProcess {
   }
 
   killNow(): void {
-    if (this.running) this.child.kill('SIGKILL');
+    if (!this.running) return;
+    if (this.containerName) signalContainerNow(this.containerName, 'SIGKILL');
+    this.child.kill('SIGKILL');
   }
 
   /** SIGKILL (a crash: no clean stop), resolved once the process is gone. */
   async kill(): Promise<void> {
-    this.killNow();
+    // A container's client exits once the container is gone (port and files freed).
+    if (this.running && this.containerName) await signalContainer(this.containerName, 'SIGKILL');
+    else this.killNow();
     await this.exited;
     await this.closeLog();
   }
@@ -194,7 +217,7 @@ export class ManagedProcess {
         delay(graceMs, true, { ref: false }),
       ]);
       if (timedOut) {
-        this.child.kill('SIGKILL');
+        this.killNow();
         await this.exited;
       }
     }

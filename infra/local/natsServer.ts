@@ -19,6 +19,7 @@ import { renderNatsConfig } from '../nats/serverConfig.js';
 import { cacheDir, cached } from './cache.js';
 import type { TlsFiles } from './tls.js';
 import { run, which } from './exec.js';
+import type { ContainerSpec } from './container.js';
 import { ManagedProcess } from './managedProcess.js';
 import { freePort } from './ports.js';
 
@@ -135,6 +136,8 @@ export interface LocalNatsOptions {
   tls?: TlsFiles;
   /** A cgroup v2 directory to run the server in (fault tests cut its network by it). */
   cgroup?: string;
+  /** Runs it in a container of this image (its nats-server) instead of as a process here. */
+  container?: ContainerSpec;
 }
 
 /** Pids of the servers sharing a credentials directory (one line each: `<name> <pid>`). */
@@ -219,8 +222,14 @@ export function limitFromEnv(name: string): number | undefined {
   return n;
 }
 
+/** The image's program (deploy/docker/Dockerfile). */
+const NATS_IN_IMAGE: NatsBinary = {
+  path: '/usr/local/bin/nats-server',
+  version: NATS_SERVER_VERSION,
+};
+
 export async function startLocalNats(options: LocalNatsOptions): Promise<LocalNats> {
-  const binary = await ensureNatsServerBinary();
+  const binary = options.container ? NATS_IN_IMAGE : await ensureNatsServerBinary();
   const port = options.port ?? (await freePort());
   const monitorPort = await freePort();
   const storeDir = join(options.dir, 'jetstream');
@@ -261,6 +270,7 @@ export async function startLocalNats(options: LocalNatsOptions): Promise<LocalNa
       args: ['-c', confPath],
       logFile,
       ...(options.cgroup ? { cgroup: options.cgroup } : {}),
+      ...(options.container ? { container: options.container } : {}),
     });
     await proc.waitUntilReady(async () => {
       const res = await fetch(`${monitorUrl}/healthz`, { signal: AbortSignal.timeout(1000) });

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { ServerUnavailableError } from '../../shared/index.js';
 import { run, which } from './exec.js';
+import { runHereOrIn, type ContainerSpec } from './container.js';
 import { ManagedProcess } from './managedProcess.js';
 import { freePort } from './ports.js';
 import { pingRedis } from '../redis/probe.js';
@@ -222,9 +223,16 @@ export async function startLocalRedisCluster(options: {
   masters?: number;
   replicasPerMaster?: number;
   readyTimeoutMs?: number;
+  /** Runs every node in a container of this image (its redis-server, redis-cli) instead of here. */
+  container?: ContainerSpec;
 }): Promise<LocalRedisCluster> {
-  const { binary, version } = await redisBinary();
-  const cli = process.env.ALCOR_REDIS_CLI_BIN ?? (await which('redis-cli'));
+  const { container } = options;
+  const { binary, version } = container
+    ? { binary: 'redis-server', version: undefined }
+    : await redisBinary();
+  const cli = container
+    ? 'redis-cli'
+    : (process.env.ALCOR_REDIS_CLI_BIN ?? (await which('redis-cli')));
   if (!cli)
     throw new ServerUnavailableError(
       'redis-cli',
@@ -258,6 +266,7 @@ export async function startLocalRedisCluster(options: {
           ...tlsArgs,
         ], // prettier-ignore
         logFile: join(dir, 'redis-server.log'),
+        ...(container ? { container } : {}),
       });
   });
   const tls = options.tls ? { tls: { ca: readFileSync(options.tls.caFile) } } : {};
@@ -286,7 +295,8 @@ export async function startLocalRedisCluster(options: {
     proc.waitUntilReady(async () => (await ask(port, 'PING')) === 'PONG', readyTimeout);
   const procs = spawners.map((spawn) => spawn());
   await Promise.all(procs.map((p, i) => up(p, ports[i]!.port)));
-  await run(
+  await runHereOrIn(
+    container,
     cli,
     [
       '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p.port}`),
@@ -338,9 +348,11 @@ export async function startLocalRedisCluster(options: {
       await up(proc, port);
     },
   }));
+  // The image's server says its version itself.
+  const info = container ? String(await ask(ports[0]!.port, 'INFO', 'server')) : '';
   return {
     url,
-    version,
+    version: version ?? /redis_version:([\d.]+)/.exec(info)?.[1] ?? 'unknown',
     nodes,
     get process() {
       return procs[0]!;
