@@ -109,7 +109,7 @@ export interface ProvisionOptions {
   redisCluster?: boolean;
   /** The cgroup v2 directory each local NATS node (1, 2, …) runs in (fault tests). */
   natsCgroupOf?: (node: number) => string | undefined;
-  /** Local NATS cluster: called with node i's store directory before it starts. */
+  /** Local NATS: called with node i's (1, 2, …) store directory before it starts. */
   natsStoreMountOf?: (node: number, storeDir: string) => Promise<void>;
   /** Local processes even where a Docker engine is visible (fault tests kill and restart them). */
   local?: boolean;
@@ -310,7 +310,12 @@ export async function provisionServers(options: ProvisionOptions = {}): Promise<
       };
     }
     const cgroup = options.natsCgroupOf?.(1);
-    const s = await startLocalNats({ ...natsOptions, ...(cgroup ? { cgroup } : {}) });
+    const mountOf = options.natsStoreMountOf;
+    const s = await startLocalNats({
+      ...natsOptions,
+      ...(cgroup ? { cgroup } : {}),
+      ...(mountOf ? { storeMount: (storeDir: string) => mountOf(1, storeDir) } : {}),
+    });
     local.nats = s;
     local.natsNodes = [s];
     stoppers.push(s.stop);

@@ -322,8 +322,7 @@ export const FAULTS: Fault[] = [
   },
   {
     name: 'fill-nats-disk',
-    what: "the filesystem under one NATS node's store (a small one of its own) filled to the last byte for 10 s: nats-server's answer to ENOSPC is to shut JetStream down on that node, the other two go on; then the space freed and the node restarted, as an operator would",
-    needs: 'cluster',
+    what: "the filesystem under a NATS node's store (a small one of its own) filled to the last byte for 10 s: nats-server's answer to ENOSPC is to shut JetStream down on that node (a cluster's; the other two go on) or to fail every write of the streams that hit it (a single server's: an outage of the intake) — then the space freed and the node restarted, as an operator would",
     holdMs: () => 10_000,
     inject: async (ctx) => {
       const small = ctx.system.smallDisk;
@@ -334,16 +333,19 @@ export const FAULTS: Fault[] = [
       return async () => {
         small.disk.empty();
         const log = readFileSync(node.logFile).subarray(logFrom).toString();
+        // A cluster's node shuts JetStream down; a single server keeps it and fails
+        // every write of the streams that hit the full disk (sticky until a restart).
         const shutDown = /JetStream out of .*resources, will be DISABLED/.test(log);
+        const writesFailed = /Critical write error: .*no space left on device/.test(log);
         // The operator's fix: space freed, the server restarted (JetStream stays
         // off on a running server that ran out).
         await node.kill();
         await node.revive();
         ctx.note(
-          `node ${small.node}: ${Math.round(filled / 2 ** 20)} MiB filled; ${shutDown ? 'its JetStream shut down, restarted' : 'JetStream never hit the full disk'}`,
+          `node ${small.node}: ${Math.round(filled / 2 ** 20)} MiB filled; ${shutDown ? 'its JetStream shut down' : writesFailed ? "its streams' writes failed" : 'JetStream never hit the full disk'}, restarted`,
         );
-        if (!shutDown)
-          ctx.fail('the node never hit the full disk (its JetStream did not shut down)');
+        if (!shutDown && !writesFailed)
+          ctx.fail('the node never hit the full disk (no JetStream shutdown, no failed write)');
       };
     },
   },

@@ -93,6 +93,7 @@ for (const { natsNodes, syncAlways } of systems) {
     natsNodes,
     logLevel: args['service-log-level'],
     ...(syncAlways ? { syncInterval: 'always' } : {}),
+    smallDisk: faults.some((f) => f.name === 'fill-nats-disk'),
   });
   const load = new SteadyLoad(system.client, {
     lanes: 12,

@@ -90,6 +90,8 @@ export interface FaultSystemOptions {
   links?: boolean;
   /** More environment for every service. */
   env?: Record<string, string>;
+  /** The last NATS node's store on a small filesystem of its own (fill-nats-disk; needs root). */
+  smallDisk?: boolean;
   /** nats-server's sync_interval (default NATS_SYNC_INTERVAL, else the server's 2 min). */
   syncInterval?: string;
   /**
@@ -168,7 +170,7 @@ export async function startFaultSystem(o: FaultSystemOptions): Promise<FaultSyst
   const net = await NetFaults.open(basename(o.dir));
   if (net.available !== true) o.log.warn({ why: net.available }, 'no real network faults here');
   const natsGroup = (node: number) => (net.available === true ? `nats-${node}` : undefined);
-  const smallDisk = natsNodes > 1 ? SmallDisk.open(SMALL_DISK_BYTES) : undefined;
+  const smallDisk = o.smallDisk ? SmallDisk.open(SMALL_DISK_BYTES) : undefined;
   if (smallDisk && smallDisk.available !== true)
     o.log.warn({ why: smallDisk.available }, 'no small filesystem under a NATS node here');
   const servers = await provisionServers({
