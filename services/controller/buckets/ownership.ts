@@ -20,6 +20,9 @@
  *      1; write `handoff.b = released` by compare-and-set, only if the record is
  *      still this run's;
  *   4. ack the held deliveries (the next owner scans from the floor).
+ * A pass that fails part-way runs again; after one, the next also releases any
+ * bucket whose record names this run but that it neither works nor is given (a
+ * write that landed though its answer was lost), which nobody else could take.
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
 import {
@@ -104,6 +107,8 @@ export async function startOwnership(deps: OwnershipDeps): Promise<Ownership> {
   let dirty = true;
   let running: Promise<void> | undefined;
   let settledWaiters: Array<() => void> = [];
+  /** Passes that failed since the last that did not (their writes may have landed). */
+  let failedPasses = 0;
   const isSettled = (): boolean =>
     !running && desired.size > 0 && [...desired].every((b) => owned.has(b));
 
@@ -232,10 +237,32 @@ export async function startOwnership(deps: OwnershipDeps): Promise<Ownership> {
     );
   }
 
+  /**
+   * Buckets whose record names this run as their owner though it does not work
+   * them and the table gives them elsewhere: an acquire whose write landed but
+   * whose answer was lost (a timeout while the cluster elected), in a pass that
+   * failed, before the table moved them on. Nobody else may take them while this
+   * run lives: they are released like the others.
+   */
+  async function orphans(): Promise<number[]> {
+    const found: number[] = [];
+    for (const [b, rec] of await store.readHandoffs()) {
+      if (owned.has(b) || desired.has(b)) continue;
+      if (
+        rec.state === 'acquired' &&
+        rec.owner === instanceId &&
+        rec.incarnation === deps.incarnation
+      )
+        found.push(b);
+    }
+    return found;
+  }
+
   async function reconcile(): Promise<void> {
     while (dirty && !stopping) {
       dirty = false;
       const leaving = [...owned].filter((b) => !desired.has(b));
+      if (failedPasses > 0) leaving.push(...(await orphans()));
       if (leaving.length > 0) await release(leaving);
       const coming = [...desired].filter((b) => !owned.has(b));
       if (coming.length > 0) await acquire(coming);
@@ -252,9 +279,13 @@ export async function startOwnership(deps: OwnershipDeps): Promise<Ownership> {
   const kick = (): void => {
     dirty = true;
     running ??= reconcile()
+      .then(() => {
+        failedPasses = 0;
+      })
       .catch((err: unknown) => {
         logger.error({ err }, 'bucket handoff failed; retrying');
         dirty = true; // the pass stopped part-way: run it again
+        failedPasses += 1; // and look for records it may have left behind
       })
       .finally(() => {
         running = undefined;
