@@ -93,6 +93,20 @@ Fuzz(
     assert.equal(fuzzJudged(report), FUZZ_CLEAN);
     // The judgement can fail: one bad ack the controllers did not count is caught.
     assert.not.equal(fuzzJudged({ ...report, acksToRefuse: report.acksToRefuse + 1 }), FUZZ_CLEAN);
+    // And an agent or relay that let one undecodable goal state by uncounted.
+    const { agents, relays } = report.goalStatesToRefuse;
+    assert.ok(agents + relays > 0, 'undecodable goal states sent to single receivers');
+    const uncounted = (name: string, n: number) => ({
+      ...report,
+      counters: { ...report.counters, [name]: n - 1 },
+    });
+    if (agents > 0)
+      assert.not.equal(
+        fuzzJudged(uncounted('alcor_nca_goal_states_invalid_total', agents)),
+        FUZZ_CLEAN,
+      );
+    if (relays > 0)
+      assert.not.equal(fuzzJudged(uncounted('alcor_relay_invalid_total', relays)), FUZZ_CLEAN);
     assert.ok(report.cases > 100, `${report.cases} cases`);
   },
 );

@@ -90,6 +90,12 @@ export interface FuzzReport {
   counters: Record<string, number>;
   /** Acks the fuzz sent that the controllers must have refused, each once. */
   acksToRefuse: number;
+  /**
+   * Undecodable goal states the fuzz sent on one host's own subject, which exactly
+   * one receiver must refuse: that host's agent (JetStream-bound) or the relays
+   * (Kafka-bound, reading GOALSTATES).
+   */
+  goalStatesToRefuse: { agents: number; relays: number };
   divergentHosts: number;
   silentHosts: number;
   /** The first few differences the oracle found, to start debugging from. */
@@ -207,6 +213,8 @@ export class FuzzCampaign {
   ) as Record<Surface, Tally>;
   /** Acks sent that their bucket's owner must refuse (judged against its counter). */
   private acksToRefuse = 0;
+  /** Goal states sent that their one receiver must refuse (judged against its counter). */
+  private readonly goalStatesToRefuse = { agents: 0, relays: 0 };
   /** INTENTS sequences of intents published to a token that is not an id. */
   private readonly refusedSeqs: number[] = [];
   private readonly hostConns = new Map<string, NatsConnection>();
@@ -491,14 +499,20 @@ export class FuzzCampaign {
       target: host.hostId,
       ops: [],
     };
-    const body =
-      this.rnd() < 0.6
-        ? bytes(JSON.stringify(mutateValue(this.rnd, valid, { vpcIds: this.vpcIds })))
-        : garbage(this.rnd);
-    const subject =
-      this.rnd() < 0.5
-        ? subjects.goalStateHost(placeOf(host), host.hostId)
-        : subjects.goalStateMulticast(placeOf(host), vpcId);
+    const mutated = this.rnd() < 0.6;
+    const body = mutated
+      ? bytes(JSON.stringify(mutateValue(this.rnd, valid, { vpcIds: this.vpcIds })))
+      : garbage(this.rnd);
+    const toHost = this.rnd() < 0.5;
+    const subject = toHost
+      ? subjects.goalStateHost(placeOf(host), host.hostId)
+      : subjects.goalStateMulticast(placeOf(host), vpcId);
+    // A mutated one may still decode, and a multicast reaches as many receivers as
+    // hold its VPC: only garbage on one host's subject has a count known here.
+    if (!mutated && toHost) {
+      if (host.binding.type === 'jetstream') this.goalStatesToRefuse.agents += 1;
+      else this.goalStatesToRefuse.relays += 1;
+    }
     // A broken service: it can write goal states (clients and hosts cannot, DESIGN §9).
     this.system.nc.publish(subject, body);
     this.note('goalstate', 'sent');
@@ -656,6 +670,7 @@ export class FuzzCampaign {
       },
       counters,
       acksToRefuse: this.acksToRefuse,
+      goalStatesToRefuse: { ...this.goalStatesToRefuse },
       divergentHosts: run.divergentHosts,
       silentHosts: run.silentHosts,
       divergences: await withTrails(
@@ -698,11 +713,15 @@ export function fuzzJudged(r: FuzzReport) {
       r.load.lost + r.load.appliedTwice + r.load.orderBroken + r.load.unfinished === 0,
     // Every bad ack reached its bucket's owner and was refused there, once: the
     // controllers' count is exactly what the fuzz sent (the steady load's acks are
-    // sound). Bad goal states were refused and counted by their receivers.
+    // sound).
     badAcksRefusedExactly:
       r.acksToRefuse > 0 && c('alcor_controller_acks_refused_total') === r.acksToRefuse,
+    // Bad goal states were refused and counted by their receivers: at least those
+    // with one known receiver (more come from multicasts and mutated ones).
     badGoalStatesCounted:
-      c('alcor_relay_invalid_total') + c('alcor_nca_goal_states_invalid_total') > 0,
+      c('alcor_relay_invalid_total') + c('alcor_nca_goal_states_invalid_total') > 0 &&
+      c('alcor_nca_goal_states_invalid_total') >= r.goalStatesToRefuse.agents &&
+      c('alcor_relay_invalid_total') >= r.goalStatesToRefuse.relays,
     divergentHosts: r.divergentHosts,
     silentHosts: r.silentHosts,
   };
@@ -738,7 +757,9 @@ export function describeFuzz(r: FuzzReport): string[] {
     `steady load beside it: ${r.load.acked} acked, lost ${r.load.lost}, twice ${r.load.appliedTwice}, order broken ${r.load.orderBroken}, unfinished ${r.load.unfinished}${r.load.unfinishedIds.length ? ` (${r.load.unfinishedIds.join(',')})` : ''}`,
     `counted by the services: ${Object.entries(r.counters)
       .map(([k, v]) => `${k.replace(/^alcor_|_total$/g, '')} ${v}`)
-      .join(', ')}; bad acks sent ${r.acksToRefuse}`,
+      .join(
+        ', ',
+      )}; bad acks sent ${r.acksToRefuse}; undecodable goal states sent to one host's subject: ${r.goalStatesToRefuse.agents} JetStream-bound, ${r.goalStatesToRefuse.relays} Kafka-bound`,
     `oracle: ${r.divergentHosts} divergent, ${r.silentHosts} silent`,
     ...r.divergences.map(
       (d) =>
