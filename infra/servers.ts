@@ -1,7 +1,9 @@
 /**
  * Real servers for services, tests, the demo and benchmarks, found in the order of
- * DESIGN §11: (1) URLs from the environment, (2) a Docker engine through
- * testcontainers, (3) local processes provisioned without Docker. A server named
+ * DESIGN §11: (1) URLs from the environment, (2) a Docker engine — a single
+ * server through testcontainers, a scaled-out one (NATS cluster, Kafka brokers,
+ * Redis Cluster) as the local processes are started but each node in a container
+ * (infra/local/container.ts) — (3) local processes provisioned without Docker. A server named
  * in the environment that cannot be reached is an error naming it — never a hang
  * and never a silent fallback.
  */
