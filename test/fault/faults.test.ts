@@ -27,10 +27,16 @@ const SCALED_OUT = ['lose-nats-node', 'kill-kafka-broker', 'failover-redis', 'pa
 /**
  * Left to the long suite (`npm run fault`): a link held by a proxy (the kernel's
  * partition-controller is the stronger form), Kafka's clean stop (kill-kafka is
- * the harder form), and records deleted under a cut agent process (fixed, not
- * yet run often enough: docs/reliability.md).
+ * the harder form), records deleted under a cut agent process (fixed, not yet
+ * run often enough: docs/reliability.md), and a full disk (a tmpfs mounted as
+ * root; fill-jetstream-store is the store limit's form).
  */
-const LONG_ONLY = ['cut-controller', 'restart-kafka', 'nca-kafka-records-deleted'];
+const LONG_ONLY = [
+  'cut-controller',
+  'restart-kafka',
+  'nca-kafka-records-deleted',
+  'fill-nats-disk',
+];
 // bounce-nats-nodes (a minute of node bounces) is the long suite's too: not in SCALED_OUT.
 const rows: FaultRun[] = [];
 
