@@ -16,6 +16,7 @@ const io = [
   'node:*',
   'testcontainers',
   '@testcontainers/*',
+  '@grpc/*',
 ];
 const ban = (groups, message) => ({
   'no-restricted-imports': ['error', { patterns: [{ group: groups, message }] }],

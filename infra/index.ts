@@ -64,3 +64,4 @@ export {
   dockerImages,
   type DockerUsable,
 } from './docker.js';
+export * from './aca/grpc.js';

@@ -67,6 +67,7 @@ export const ops = {
     rev: p.rev,
     value: {
       portId: p.portId,
+      subnetId: p.subnetId,
       ip: p.ip,
       mac: p.mac,
       hostId: p.hostId,

@@ -39,6 +39,7 @@ import {
   HostAgent,
   addStats,
   emptyStats,
+  type AgentOptions,
   type HostStats,
   type SimulatedHost,
 } from './hostAgent.js';
@@ -89,6 +90,8 @@ export interface FleetOptions {
   trail?: boolean;
   /** Broken agents, for testing the checks (AgentOptions.applyLate). */
   applyLate?: boolean;
+  /** Where each host's goal states are programmed, when not in the agent's model (AgentOptions.dataplane). */
+  dataplane?: AgentOptions['dataplane'];
 }
 
 export interface Fleet {

@@ -19,6 +19,7 @@ import {
   parseBucketSet,
   streams,
   subjects,
+  type GoalStateAck,
   type GoalStateMessage,
   type HostRecord,
   type ResyncReply,
@@ -108,6 +109,31 @@ export interface AgentOptions {
    * (relying on per-resource revisions) instead of being answered by a resync.
    */
   applyLate?: boolean;
+  /**
+   * Where the host's goal states are programmed, when not in this process (an ACA
+   * bridge, services/aca-bridge): given each message the agent takes, with the
+   * apply to its model, and answering with the ack once programmed.
+   */
+  dataplane?: (agent: HostAgent) => Dataplane;
+}
+
+/**
+ * A dataplane behind the agent: the agent keeps its checks (order, gaps, resync)
+ * and its model (what the host must hold); the dataplane programs each message
+ * and says how it went, when it knows.
+ */
+export interface Dataplane {
+  /**
+   * One message the agent takes: `apply` applies it to the host's model (call it
+   * once); `answer` sends the ack, now or later (not at all: no ack, the host
+   * stays pending).
+   */
+  take: (
+    message: GoalStateMessage,
+    apply: () => nca.Handled,
+    answer: (ack: GoalStateAck) => void,
+  ) => nca.Handled;
+  stop: () => void;
 }
 
 const encoder = new TextEncoder();
@@ -240,6 +266,8 @@ export class HostAgent implements SimulatedHost {
   private wholeResyncs = 0;
   /** VPCs whose full state must reach a revision here: a delta not applied was at it. */
   private readonly needs = new Map<string, number>();
+  /** Where goal states are programmed, when not in the model alone. */
+  private readonly dataplane: Dataplane | undefined;
 
   constructor(
     readonly record: HostRecord,
@@ -248,6 +276,7 @@ export class HostAgent implements SimulatedHost {
     private readonly options: AgentOptions,
   ) {
     this.model = nca.emptyHostModel(record.hostId);
+    this.dataplane = options.dataplane?.(this);
   }
 
   get label(): string {
@@ -368,39 +397,48 @@ export class HostAgent implements SimulatedHost {
     }
     const failOp = this.options.failOp;
     const began = performance.now();
-    const handled = nca.handleGoalState(
-      this.model,
-      message,
-      failOp ? { failOp: (op, m) => failOp(this.record.hostId, op, m) } : {},
-    );
+    const apply = (): nca.Handled =>
+      nca.handleGoalState(
+        this.model,
+        message,
+        failOp ? { failOp: (op, m) => failOp(this.record.hostId, op, m) } : {},
+      );
+    const handled = this.dataplane
+      ? this.dataplane.take(message, apply, (ack) => this.answer(message, ack))
+      : apply();
     this.options.stage?.('apply', this.label, (performance.now() - began) / 1000);
     if (handled.needed) this.stats.needed += 1;
-    if (handled.ack.status === 'applied') {
-      this.stats.applied += 1;
-      if (message.mode === 'full') {
-        clearTimeout(this.retrying.get(message.vpcId)?.timer);
-        this.retrying.delete(message.vpcId);
-        // Deltas at or below the full's revision are now below the floor (counted as
-        // redeliveries by it); those above it stay remembered — a resync's full can be
-        // older than deltas already applied.
-        const seen = this.deltasSeen.get(message.vpcId);
-        if (seen) for (const r of seen) if (r <= message.revision) seen.delete(r);
-      }
-    } else {
-      this.stats.failed += 1;
-      this.retryLater(message.vpcId);
+    if (handled.ack.status === 'applied' && message.mode === 'full') {
+      clearTimeout(this.retrying.get(message.vpcId)?.timer);
+      this.retrying.delete(message.vpcId);
+      // Deltas at or below the full's revision are now below the floor (counted as
+      // redeliveries by it); those above it stay remembered — a resync's full can be
+      // older than deltas already applied.
+      const seen = this.deltasSeen.get(message.vpcId);
+      if (seen) for (const r of seen) if (r <= message.revision) seen.delete(r);
     }
-    const subject = subjects.ack(message.bucket, message.vpcId, this.record.hostId);
-    const ack = encoder.encode(JSON.stringify(handled.ack));
-    const delay = this.options.ackDelayMs ?? 0;
-    if (delay > 0) setTimeout(() => this.stopped || this.nc.publish(subject, ack), delay);
-    else this.nc.publish(subject, ack);
+    if (!this.dataplane) this.answer(message, handled.ack);
     if (!this.jetstream) return;
     if (handled.joined) void this.follow(message);
     else if (handled.left) {
       this.multicast.get(message.vpcId)?.unsubscribe();
       this.multicast.delete(message.vpcId);
     }
+  }
+
+  /** Acks a message (applied or failed); a failed one asks its VPC again later. */
+  private answer(message: GoalStateMessage, ack: GoalStateAck): void {
+    if (this.stopped) return;
+    if (ack.status === 'applied') this.stats.applied += 1;
+    else {
+      this.stats.failed += 1;
+      this.retryLater(message.vpcId);
+    }
+    const subject = subjects.ack(message.bucket, message.vpcId, this.record.hostId);
+    const data = encoder.encode(JSON.stringify(ack));
+    const delay = this.options.ackDelayMs ?? 0;
+    if (delay > 0) setTimeout(() => this.stopped || this.nc.publish(subject, data), delay);
+    else this.nc.publish(subject, data);
   }
 
   /**
@@ -752,6 +790,7 @@ export class HostAgent implements SimulatedHost {
 
   stop(): void {
     this.stopped = true;
+    this.dataplane?.stop();
     clearInterval(this.partsTimer);
     for (const r of this.retrying.values()) clearTimeout(r.timer);
     this.unicast?.unsubscribe();

@@ -26,6 +26,7 @@ export const ResourceValues = {
   /** Every port of the VPC, for the neighbor table (and remote-group rules). */
   neighbor: z.strictObject({
     portId: id,
+    subnetId: id,
     ip: ipv4,
     mac,
     hostId: id,

@@ -10,3 +10,4 @@ export * from './relayReceipt.js';
 export * from './applyReply.js';
 export * from './ncaState.js';
 export { ErrorDetailSchema, JSON_PATTERNS } from './fields.js';
+export * from './alcor.js';

@@ -24,6 +24,7 @@ function portOp(i: number): GoalStateOp {
     rev: 10 + i,
     value: {
       portId: `p${i}`,
+      subnetId: 's1',
       ip: `10.0.${Math.floor(i / 250)}.${(i % 250) + 2}`,
       mac: `02:00:00:00:${(Math.floor(i / 256) % 256).toString(16).padStart(2, '0')}:${(i % 256).toString(16).padStart(2, '0')}`,
       hostId: `h${i % 7}`,
