@@ -16,7 +16,9 @@ export function roleOf(cmdline: string): string | undefined {
   if (/(^|\/)nats-server[^\s/]*(\s|$)/.test(cmdline)) return 'nats-server';
   if (/kafka\.Kafka(\s|$)/.test(cmdline)) return 'kafka';
   if (/(^|\/)redis-server(\s|$)/.test(cmdline)) return 'redis';
-  const service = /services\/(controller|southbound|nca|demo)\/main\.[jt]s/.exec(cmdline);
+  const service = /services\/(controller|southbound|nca|aca-bridge|demo)\/main\.[jt]s/.exec(
+    cmdline,
+  );
   if (service) return service[1];
   if (/test\/bench\//.test(cmdline)) return 'bench';
   return undefined;

@@ -18,11 +18,7 @@ export { TestAca, type TestAcaOptions, type TestAcaStats } from './testAca.js';
 /** The port an ACA listens on. */
 export const ACA_PORT = 50001;
 
-export interface AcaBridgeOptions extends Omit<
-  FleetOptions,
-  'dataplane' | 'failOp' | 'applyLate' | 'hosts'
-> {
-  hosts: readonly HostRecord[];
+export interface AcaBridgeOptions extends Omit<FleetOptions, 'dataplane' | 'failOp' | 'applyLate'> {
   /** Each host's ACA (`host:port`); default its underlay IP, port 50001. */
   acaAddress?: (host: HostRecord) => string;
   /** Where each host's bridge serves RequestGoalStates (`host:port`, port 0: any); none by default. */
@@ -43,6 +39,7 @@ export interface AcaBridge {
 }
 
 export async function startAcaBridge(options: AcaBridgeOptions): Promise<AcaBridge> {
+  // The process's own user (not a host's) reads the topology.
   const nc = await connectNats(options.natsUrl, { name: `alcor-aca-bridge-${options.fleetId}` });
   let directory: HostDirectory | undefined;
   try {

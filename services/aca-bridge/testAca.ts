@@ -15,7 +15,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { grpc } from '../../infra/index.js';
-import { requestGoalStates, serveProvisioner } from '../../infra/index.js';
+import { AcaLink, createLogger, requestGoalStates, serveProvisioner } from '../../infra/index.js';
 import {
   ALCOR_STATE_MAPS,
   type AlcorConfigurationBase,
@@ -108,6 +108,15 @@ export class TestAca {
   static async start(options: TestAcaOptions = {}): Promise<TestAca> {
     const aca = new TestAca(options);
     await aca.listen();
+    // One push to itself: the server's first call costs tens of ms (code paths met
+    // once), paid here rather than by the first push it is sent.
+    const link = new AcaLink({
+      address: aca.address,
+      hostId: 'warm-up',
+      logger: createLogger({ name: 'test-aca', level: 'silent', pretty: false }),
+    });
+    await link.push({ format_version: 1 }).finally(() => link.close());
+    aca.stats = TestAca.emptyStats();
     return aca;
   }
 

@@ -46,6 +46,9 @@ and applies its intents with live progress; ends with a summary.
                          intent subjects (default ${DEFAULT_RATE}, about half this
                          machine's capacity); max: all at once (capacity)
   --nca-shards <n>       NCA fleet processes, each simulating every nth host (default 1)
+  --aca-hosts <n>        n hosts (spread over the bindings) behind ACA bridges pushing
+                         Alcor GoalStateV2 over gRPC to test ACAs, checked against
+                         the log in Alcor's schema (default 3; 0: none)
   --write-files <dir>    only expand the scenario into <dir>/topology.json and
                          <dir>/intents.json (for alcor topology load, alcor apply)
                          and exit: no servers, no services
@@ -81,6 +84,7 @@ try {
       southbounds: { type: 'string' },
       rate: { type: 'string' },
       'nca-shards': { type: 'string' },
+      'aca-hosts': { type: 'string' },
       'keep-running': { type: 'boolean', default: false },
       'write-files': { type: 'string' },
       'log-level': { type: 'string', default: 'warn' },
@@ -129,6 +133,9 @@ const southbounds = count('southbounds', args.southbounds, 16) ?? 2;
 const rate: number | 'max' =
   args.rate === 'max' ? 'max' : (count('rate', args.rate, 100_000) ?? DEFAULT_RATE);
 const ncaShards = count('nca-shards', args['nca-shards'], 16) ?? 1;
+const acaHosts = args['aca-hosts'] === '0' ? 0 : (count('aca-hosts', args['aca-hosts'], 1000) ?? 3);
+if (acaHosts >= scenario.topology.hosts)
+  usage(`--aca-hosts ${acaHosts}: fewer than the ${scenario.topology.hosts} hosts`);
 const kafkaClusters = [
   ...new Set(
     scenario.topology.bindings.filter((b) => b.startsWith('kafka:')).map((b) => b.slice(6)),
@@ -235,6 +242,7 @@ try {
     southbounds,
     rate,
     ncaShards,
+    acaHosts,
     settleMs: 60_000,
     log,
     logLevel: args['log-level'] === 'silent' ? 'silent' : args['log-level'],

@@ -36,6 +36,8 @@ import {
   type HostRecord,
 } from '../../shared/index.js';
 import { check, type CheckReport } from '../cli/check.js';
+import { foldEventLog } from '../nca/oracle.js';
+import { acaDivergence, TestAca } from '../aca-bridge/index.js';
 import { placementReport } from '../cli/placement.js';
 import { loadTopology } from '../cli/topology.js';
 import { offerOpenLoop, sequencesBy } from './arrivals.js';
@@ -56,6 +58,8 @@ export interface DemoOptions {
   rate: number | 'max';
   /** NCA fleet processes, each with every Nth host. */
   ncaShards: number;
+  /** Hosts bridged to test Alcor Control Agents (services/aca-bridge) instead of simulated. */
+  acaHosts?: number;
   /** How long to wait for every accepted intent to be programmed after the last decision. */
   settleMs: number;
   log: Logger;
@@ -121,6 +125,18 @@ export interface DemoSummary {
   hostsReached: number;
   hostsUsed: number;
   oracle: CheckReport;
+  /** With ACA hosts: their test ACAs checked against the log, and what they were sent. */
+  aca?: {
+    hosts: number;
+    converged: number;
+    /** The first diverging ACAs: host, and counts of missing / extra / different resources. */
+    diverged: string[];
+    messages: number;
+    fullMessages: number;
+    resources: number;
+    refused: number;
+    outOfOrder: number;
+  };
   placement: {
     controllers: Array<{ id: string; buckets: number; loadOverFair: number }>;
     controllerMaxOverAvg: number;
@@ -272,12 +288,17 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
   const roleSeed = (role: NatsRole): Record<string, string> =>
     credentials ? { NATS_NKEY_SEED_FILE: credentials.roleSeedFile(role) } : {};
   const services: Service[] = [];
+  // Hosts behind ACA bridges: spread over the bindings, among the hosts given ports.
+  const acaHosts = pickAcaHosts(expanded.hosts, expanded.usedHosts, o.acaHosts ?? 0);
+  const acas = new Map<string, TestAca>();
+  for (const h of acaHosts) acas.set(h.hostId, await TestAca.start());
   const procs: ManagedProcess[] = []; // every service process, ready or not
   const spawned = (proc: ManagedProcess): void => void procs.push(proc);
   let stopping = false;
   const stop = async (): Promise<void> => {
     stopping = true;
     await Promise.all(procs.map((p) => p.stop()));
+    await Promise.all([...acas.values()].map((a) => a.stop()));
     await nc.close().catch(() => undefined);
     if (client !== nc) await client.close().catch(() => undefined);
   };
@@ -333,6 +354,14 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
               ...env,
               ALCOR_FLEET_ID: fleetId,
               ALCOR_NCA_SHARD: `${shard + 1}/${o.ncaShards}`,
+              ...(acas.size > 0
+                ? {
+                    ALCOR_NCA_HOSTS: expanded.hosts
+                      .filter((h) => !acas.has(h.hostId))
+                      .map((h) => h.hostId)
+                      .join(','),
+                  }
+                : {}),
               // Each agent as its own host's user; the process has no user of its own.
               ...(credentials
                 ? { ALCOR_NCA_CREDENTIALS: credentials.hostsDir, NATS_NKEY_SEED_FILE: '' }
@@ -345,12 +374,37 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
         ),
       )),
     );
+    if (acas.size > 0)
+      services.push(
+        await spawnService(
+          'aca-bridge',
+          'services/aca-bridge/main.ts',
+          o.dir,
+          {
+            ...env,
+            ALCOR_FLEET_ID: `${fleetId}-aca`,
+            ALCOR_NCA_HOSTS: [...acas.keys()].join(','),
+            ALCOR_ACA_ADDRESSES: [...acas].map(([h, a]) => `${h}=${a.address}`).join(','),
+            // Each host as its own user; the process reads the topology as the operator.
+            ...(credentials
+              ? { ALCOR_NCA_CREDENTIALS: credentials.hostsDir, ...roleSeed('operator') }
+              : {}),
+            ...o.servers.kafkaRoleEnv('nca'),
+          },
+          o.logLevel,
+          { spawned },
+        ),
+      );
     await waitReady(services, 120_000);
     out(
       `services ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${services.map((s) => s.name).join(', ')} (logs in ${o.dir})`,
     );
 
-    const summary = await applyAndMeasure(o, nc, client, expanded, services);
+    if (acas.size > 0)
+      out(
+        `ACA bridges: ${acas.size} hosts (${[...new Set(acaHosts.map(bindingLabel))].join(', ')}) push to test ACAs over gRPC`,
+      );
+    const summary = await applyAndMeasure(o, nc, client, expanded, services, acas);
     return { services, summary, stop };
   } catch (err) {
     // (Stopped on purpose, an interrupt: no service "exited".)
@@ -367,10 +421,14 @@ async function applyAndMeasure(
   client: NatsConnection,
   expanded: ReturnType<typeof expand>,
   services: Service[],
+  acas: ReadonlyMap<string, TestAca>,
 ): Promise<DemoSummary> {
   const { out } = o;
   const hostBinding = new Map<string, string>(
-    expanded.hosts.map((h: HostRecord) => [h.hostId, bindingLabel(h)]),
+    expanded.hosts.map((h: HostRecord) => [
+      h.hostId,
+      `${acas.has(h.hostId) ? 'aca/' : ''}${bindingLabel(h)}`,
+    ]),
   );
   const intents = expanded.vpcs.flatMap((v) => v.intents);
   // Counted per intent of this run (progress.ts): a repeated or early status cannot
@@ -497,7 +555,7 @@ async function applyAndMeasure(
       })),
     );
     const ncaText = texts
-      .filter((t) => t.name.startsWith('nca'))
+      .filter((t) => t.name.startsWith('nca') || t.name === 'aca-bridge')
       .map((t) => t.text)
       .join('\n');
     const stages = [...stageQuantiles(texts.map((t) => t.text))].map(([stage, q]) => ({
@@ -525,6 +583,7 @@ async function applyAndMeasure(
     });
 
     const oracle = await check(nc, {});
+    const aca = acas.size > 0 ? await acaReport(nc, expanded.hosts, acas) : undefined;
     const place = await placementReport(nc, false);
     const table = await (await new Kvm(nc).open(kvBuckets.placement)).get(southboundKeys.table);
     const sb = table?.length ? decodeSouthboundTable(table.value) : undefined;
@@ -583,6 +642,7 @@ async function applyAndMeasure(
       hostsReached: reached.size,
       hostsUsed: expanded.hostsUsed,
       oracle,
+      ...(aca ? { aca } : {}),
       placement: {
         controllers: place.members.map((m) => ({
           id: m.id,
@@ -597,6 +657,7 @@ async function applyAndMeasure(
       },
       ok:
         oracle.clean &&
+        (aca === undefined || aca.converged === aca.hosts) &&
         notProgrammed === 0 &&
         otherwise.length === 0 &&
         rejected === planned.length,
@@ -606,6 +667,59 @@ async function applyAndMeasure(
     statusSub.unsubscribe();
     ackSub.unsubscribe();
   }
+}
+
+/** `n` hosts for ACA bridges: round robin over the bindings, hosts given ports first. */
+export function pickAcaHosts(
+  hosts: readonly HostRecord[],
+  used: ReadonlySet<string>,
+  n: number,
+): HostRecord[] {
+  const byBinding = new Map<string, HostRecord[]>();
+  const ordered = [...hosts].sort(
+    (a, b) => Number(used.has(b.hostId)) - Number(used.has(a.hostId)),
+  );
+  for (const h of ordered) {
+    const list = byBinding.get(bindingLabel(h)) ?? [];
+    list.push(h);
+    byBinding.set(bindingLabel(h), list);
+  }
+  const lists = [...byBinding.values()];
+  const out: HostRecord[] = [];
+  for (let i = 0; out.length < Math.min(n, hosts.length); i++)
+    for (const list of lists) if (list[i] && out.length < n) out.push(list[i]!);
+  return out;
+}
+
+/** The test ACAs against the log (their programmed resources, in Alcor's schema). */
+async function acaReport(
+  nc: NatsConnection,
+  hosts: readonly HostRecord[],
+  acas: ReadonlyMap<string, TestAca>,
+): Promise<NonNullable<DemoSummary['aca']>> {
+  const states = await foldEventLog(nc);
+  const ips = new Map(hosts.map((h) => [h.hostId, h.underlayIp]));
+  const diverged: string[] = [];
+  for (const h of hosts) {
+    const aca = acas.get(h.hostId);
+    const d = aca && acaDivergence(states, h, aca, (id) => ips.get(id));
+    if (d)
+      diverged.push(
+        `${d.hostId}: ${d.missing.length} missing, ${d.extra.length} extra, ${d.different.length} different (e.g. ${[...d.missing, ...d.extra, ...d.different][0]})`,
+      );
+  }
+  const sum = (k: keyof TestAca['stats']): number =>
+    [...acas.values()].reduce((n, a) => n + a.stats[k], 0);
+  return {
+    hosts: acas.size,
+    converged: acas.size - diverged.length,
+    diverged,
+    messages: sum('messages'),
+    fullMessages: sum('fullMessages'),
+    resources: sum('states'),
+    refused: sum('refused'),
+    outOfOrder: sum('outOfOrder'),
+  };
 }
 
 const ms = (n: number): string => (Number.isNaN(n) ? '-' : `${Math.round(n)} ms`);
@@ -630,9 +744,10 @@ export function renderSummary(s: DemoSummary): string[] {
     `hosts reached: ${s.hostsReached} (${s.hostsUsed} given ports by the workload)`,
     'per binding (intent request → host applied; goal-state messages at the agents):',
   ];
+  const labelWidth = Math.max(10, ...s.bindings.map((b) => b.binding.length));
   for (const b of s.bindings) {
     lines.push(
-      `  ${b.binding.padEnd(10)} ${String(b.hosts).padStart(5)} hosts  p50 ${ms(b.p50Ms).padStart(7)}  p99 ${ms(b.p99Ms).padStart(7)}  (${b.acks} acks)  delivered ${b.delivered} / needed ${b.needed}${b.duplicates ? `  duplicates ${b.duplicates}` : ''}${b.misrouted ? `  misrouted ${b.misrouted}` : ''}`,
+      `  ${b.binding.padEnd(labelWidth)} ${String(b.hosts).padStart(5)} hosts  p50 ${ms(b.p50Ms).padStart(7)}  p99 ${ms(b.p99Ms).padStart(7)}  (${b.acks} acks)  delivered ${b.delivered} / needed ${b.needed}${b.duplicates ? `  duplicates ${b.duplicates}` : ''}${b.misrouted ? `  misrouted ${b.misrouted}` : ''}`,
     );
   }
   const secs = (x: number): string =>
@@ -651,6 +766,11 @@ export function renderSummary(s: DemoSummary): string[] {
   lines.push(
     `oracle: ${o.clean ? 'CLEAN' : 'NOT CLEAN'} — ${o.converged}/${o.hosts} hosts hold exactly what EVENTS says (${o.vpcs} VPCs folded)${o.diverged.length ? `; ${o.diverged.length} divergence(s), e.g. ${o.diverged[0]!.hostId}/${o.diverged[0]!.vpcId}` : ''}${o.silent.length ? `; ${o.silent.length} agent(s) silent` : ''}`,
   );
+  const a = s.aca;
+  if (a)
+    lines.push(
+      `ACAs: ${a.converged === a.hosts ? 'CLEAN' : 'NOT CLEAN'} — ${a.converged}/${a.hosts} test ACAs hold exactly what EVENTS says in Alcor's schema; ${a.messages} GoalStateV2 (${a.fullMessages} FULL), ${a.resources} resource states, ${a.refused} refused, ${a.outOfOrder} out of order${a.diverged.length ? `; diverged: ${a.diverged.slice(0, 3).join('; ')}` : ''}`,
+    );
   const p = s.placement;
   lines.push(
     `placement: controllers ${p.controllers.map((c) => `${c.id} ${c.buckets} buckets (load/fair ${c.loadOverFair.toFixed(2)})`).join(', ')}; max/avg ${p.controllerMaxOverAvg.toFixed(2)}`,
