@@ -113,6 +113,8 @@ export interface TraceReport {
     at?: string;
     ms?: number;
     error?: string;
+    /** Milliseconds per stage as the host's agent measured them (its ack's timings). */
+    timings?: Record<string, number>;
     /** Kafka-bound hosts: where their records went (empty: no relay receipt found). */
     kafka?: KafkaHop[];
   }>;
@@ -346,6 +348,7 @@ export async function trace(
           ack: a ? a.ack.status : 'none',
           ...(a ? { at: a.at.toISOString(), ms: since(a.at) } : {}),
           ...(a?.ack.error ? { error: `${a.ack.error.code}: ${a.ack.error.message}` } : {}),
+          ...(a?.ack.timings ? { timings: a.ack.timings } : {}),
           ...(record?.binding.type === 'kafka' || kafka.length > 0 ? { kafka } : {}),
         };
       }),
@@ -447,12 +450,29 @@ export function renderTrace(t: TraceReport): string {
             );
     parts.push(
       `hosts (${acked}/${t.hosts.length} applied):\n${table(
-        ['HOST', 'BINDING', 'KAFKA RECORD', 'ACK', '+MS', 'ERROR'],
-        t.hosts.map((h) => [h.hostId, h.binding, kafka(h), h.ack, h.ms ?? '-', h.error ?? '']),
+        ['HOST', 'BINDING', 'KAFKA RECORD', 'ACK', '+MS', 'AGENT MS', 'ERROR'],
+        t.hosts.map((h) => [
+          h.hostId,
+          h.binding,
+          kafka(h),
+          h.ack,
+          h.ms ?? '-',
+          agentTimings(h.timings),
+          h.error ?? '',
+        ]),
       ).replace(/^/gm, '  ')}`,
     );
   }
   return parts.join('\n');
+}
+
+/** An ack's timings, short: `apply 0.1 aca_roundtrip 2.3 …` (ms, those above 0). */
+function agentTimings(timings: Record<string, number> | undefined): string {
+  if (!timings) return '-';
+  const shown = Object.entries(timings).filter(([, ms]) => ms > 0);
+  return shown.length === 0
+    ? '0'
+    : shown.map(([k, ms]) => `${k} ${ms < 10 ? ms.toFixed(2) : Math.round(ms)}`).join(' ');
 }
 
 // ── replay host ─────────────────────────────────────────────────────────────

@@ -65,6 +65,9 @@ runbook('the demo at CI size: every intent programmed, the oracle clean, RESULT 
   const programmed = /programmed: (\d+)\/(\d+) accepted intents \((\d+) incomplete/.exec(text);
   assert.ok(programmed && programmed[1] === programmed[2] && Number(programmed[2]) > 0, text);
   assert.match(text, /oracle: CLEAN — (\d+)\/\1 hosts/);
+  // Three hosts behind ACA bridges (one per binding), their test ACAs checked in Alcor's schema.
+  assert.match(text, /ACAs: CLEAN — 3\/3 test ACAs/);
+  assert.match(text, /aca\/kafka:a +1 hosts/);
   assert.match(text, /refused with the expected reason: (\d+)\/\1\b/);
   assert.match(text, 'RESULT: OK');
   assert.match(text, /^ALCOR_CONTEXT=demo$/m);

@@ -17,6 +17,7 @@ import {
   type AcaBridge,
 } from '../../services/aca-bridge/index.js';
 import { start as startSouthbound } from '../../services/southbound/index.js';
+import { renderTrace, trace } from '../../services/cli/trace.js';
 import type { Controller } from '../../services/controller/index.js';
 import { eventually } from '../support/eventually.js';
 import {
@@ -41,6 +42,7 @@ interface Ctx {
 }
 
 type Reply = Array<{
+  id: string;
   outcome: string;
   revision?: number;
   programmed?: { outcome: string; error?: { code: string; message: string } };
@@ -217,6 +219,15 @@ test('ports, neighbours, security groups and routes reach the ACAs of both bindi
   );
   await converged(ctx, 'the ACAs follow updates and deletes');
   assert.not.ok(aca0.model.has(`NEIGHBOR/${v}:p3`), 'the deleted port is no neighbor any more');
+  // alcor trace shows what the ACA measured (its timings, carried in the ack).
+  const report = await trace(ctx.nats.nc, more[0]!.id, v);
+  const migrated = report.hosts.find((h) => h.hostId === ctx.hosts[3]!.hostId);
+  assert.ok(
+    migrated?.timings && 'dataplane_programming' in migrated.timings,
+    JSON.stringify(migrated),
+  );
+  assert.ok((migrated.timings.aca_roundtrip ?? 0) > 0);
+  assert.match(renderTrace(report), 'aca_roundtrip');
   for (const aca of ctx.acas.values()) assert.is(aca.stats.outOfOrder, 0, 'no revision went back');
   const totals = ctx.bridge.fleet.byBinding();
   assert.ok(
