@@ -222,10 +222,12 @@ export class AcaLink {
   private open(): OpenStream {
     const call = this.client.PushGoalStatesStream();
     const s: OpenStream = { call, closed: false };
-    const close = (err: Error): void => {
+    // The error is made only when a push waits on the stream (most ends are after
+    // the reply, and an Error's stack is not free).
+    const close = (err: () => Error): void => {
       s.closed = true;
       if (this.stream === s) this.stream = undefined;
-      s.waiting?.reject(err);
+      s.waiting?.reject(err());
       s.waiting = undefined;
     };
     call.on('data', (reply: AlcorGoalStateOperationReply) => {
@@ -234,9 +236,11 @@ export class AcaLink {
       w?.resolve(reply);
     });
     call.on('error', (err: grpc.ServiceError) =>
-      close(new AcaUnavailable(`ACA stream failed: ${err.code} ${err.details || err.message}`)),
+      close(
+        () => new AcaUnavailable(`ACA stream failed: ${err.code} ${err.details || err.message}`),
+      ),
     );
-    call.on('end', () => close(new StreamEnded('the ACA closed the stream')));
+    call.on('end', () => close(() => new StreamEnded('the ACA closed the stream')));
     return s;
   }
 

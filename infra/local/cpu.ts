@@ -20,6 +20,7 @@ export function roleOf(cmdline: string): string | undefined {
     cmdline,
   );
   if (service) return service[1];
+  if (/services\/aca-bridge\/testAcaProcess\.[jt]s/.test(cmdline)) return 'test ACAs';
   if (/test\/bench\//.test(cmdline)) return 'bench';
   return undefined;
 }

@@ -159,10 +159,17 @@ export class AcaHostBridge implements Dataplane {
       return handled;
     }
     const after = nca.alcorResources(model, message.vpcId, keys, this.host);
+    const changes = nca.changes(before, after, message.mode === 'full');
+    if (changes.length === 0 && this.queue.length === 0 && !this.pumping && !this.needsFull) {
+      // Nothing for the ACA (a delta delivered again), and nothing before it on
+      // the way: what it asks is what the ACA already confirmed.
+      answer(handled.ack);
+      return handled;
+    }
     this.queue.push({
       message,
       ack: handled.ack,
-      changes: nca.changes(before, after, message.mode === 'full'),
+      changes,
       requestId: `${message.vpcId}:${message.revision}:${message.mode}`,
       at: performance.now(),
       answer,

@@ -13,7 +13,13 @@ import { AcaHostBridge, emptyBridgeStats, type AcaBridgeStats } from './hostBrid
 import { comparable, type TestAca } from './testAca.js';
 
 export { AcaHostBridge, type AcaBridgeStats } from './hostBridge.js';
-export { TestAca, type TestAcaOptions, type TestAcaStats } from './testAca.js';
+export {
+  TestAca,
+  forkTestAcas,
+  type TestAcaOptions,
+  type TestAcaProcess,
+  type TestAcaStats,
+} from './testAca.js';
 
 /** The port an ACA listens on. */
 export const ACA_PORT = 50001;

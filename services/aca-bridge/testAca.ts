@@ -13,6 +13,7 @@
  * same port). It also checks what the bridge promises: a resource's revision never
  * goes back (counted in `outOfOrder`, answered OUT_OF_ORDER and not applied).
  */
+import { fork } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { grpc } from '../../infra/index.js';
 import { AcaLink, createLogger, requestGoalStates, serveProvisioner } from '../../infra/index.js';
@@ -278,4 +279,61 @@ function stripDefaults(value: unknown): unknown {
   }
   if (value === '' || value === 0 || value === false || value === null) return undefined;
   return value;
+}
+
+/** What the test ACAs' process answers to `report`, one entry per ACA in the order of its addresses. */
+export interface TestAcaReport {
+  models: Array<Array<[string, ProgrammedResource]>>;
+  stats: TestAcaStats[];
+}
+
+/** Test ACAs in a child process (testAcaProcess.ts): their addresses, reports, stop. */
+export interface TestAcaProcess {
+  addresses: string[];
+  report: () => Promise<TestAcaReport>;
+  stop: () => Promise<void>;
+}
+
+/**
+ * Forks `count` test ACAs; `entry` is how node runs testAcaProcess (its .js, or
+ * `--import tsx` and its .ts).
+ */
+export async function forkTestAcas(
+  count: number,
+  entry: string[],
+  options: { longLived?: boolean } = {},
+): Promise<TestAcaProcess> {
+  const args = [String(count), ...(options.longLived ? ['long-lived'] : [])];
+  const child = fork(entry[entry.length - 1]!, args, {
+    execArgv: entry.slice(0, -1),
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const next = (type: string) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      const onMessage = (m: Record<string, unknown>) => {
+        if (m.type !== type) return;
+        child.off('exit', onExit);
+        child.off('message', onMessage);
+        resolve(m);
+      };
+      const onExit = (code: number | null) =>
+        reject(new Error(`the test ACAs' process exited (${code}) before '${type}'`));
+      child.on('message', onMessage);
+      child.once('exit', onExit);
+    });
+  const ready = await next('ready');
+  return {
+    addresses: ready.addresses as string[],
+    report: async () => {
+      const answer = next('report');
+      child.send({ type: 'report' });
+      return (await answer) as unknown as TestAcaReport;
+    },
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.send({ type: 'stop' });
+      await exited;
+    },
+  };
 }

@@ -37,7 +37,7 @@ import {
 } from '../../shared/index.js';
 import { check, type CheckReport } from '../cli/check.js';
 import { foldEventLog } from '../nca/oracle.js';
-import { acaDivergence, TestAca } from '../aca-bridge/index.js';
+import { acaDivergence, forkTestAcas, type TestAcaProcess } from '../aca-bridge/index.js';
 import { placementReport } from '../cli/placement.js';
 import { loadTopology } from '../cli/topology.js';
 import { offerOpenLoop, sequencesBy } from './arrivals.js';
@@ -60,6 +60,8 @@ export interface DemoOptions {
   ncaShards: number;
   /** Hosts bridged to test Alcor Control Agents (services/aca-bridge) instead of simulated. */
   acaHosts?: number;
+  /** The test ACAs keep streams open (Alcor's ACA closes each after one reply). */
+  acaLongLived?: boolean;
   /** How long to wait for every accepted intent to be programmed after the last decision. */
   settleMs: number;
   log: Logger;
@@ -136,6 +138,11 @@ export interface DemoSummary {
     resources: number;
     refused: number;
     outOfOrder: number;
+    /** From the bridged hosts' acks (ms): taken → pushed, and the push's round trip. */
+    queueP50Ms: number;
+    queueP99Ms: number;
+    roundtripP50Ms: number;
+    roundtripP99Ms: number;
   };
   placement: {
     controllers: Array<{ id: string; buckets: number; loadOverFair: number }>;
@@ -290,15 +297,23 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
   const services: Service[] = [];
   // Hosts behind ACA bridges: spread over the bindings, among the hosts given ports.
   const acaHosts = pickAcaHosts(expanded.hosts, expanded.usedHosts, o.acaHosts ?? 0);
-  const acas = new Map<string, TestAca>();
-  for (const h of acaHosts) acas.set(h.hostId, await TestAca.start());
+  // Their test ACAs in a process of their own (as on other machines): host → address.
+  const acaProcess =
+    acaHosts.length > 0
+      ? await forkTestAcas(acaHosts.length, entryOf('services/aca-bridge/testAcaProcess.ts'), {
+          longLived: o.acaLongLived === true,
+        })
+      : undefined;
+  const acas = new Map<string, string>(
+    acaHosts.map((h, i) => [h.hostId, acaProcess!.addresses[i]!]),
+  );
   const procs: ManagedProcess[] = []; // every service process, ready or not
   const spawned = (proc: ManagedProcess): void => void procs.push(proc);
   let stopping = false;
   const stop = async (): Promise<void> => {
     stopping = true;
     await Promise.all(procs.map((p) => p.stop()));
-    await Promise.all([...acas.values()].map((a) => a.stop()));
+    await acaProcess?.stop();
     await nc.close().catch(() => undefined);
     if (client !== nc) await client.close().catch(() => undefined);
   };
@@ -384,7 +399,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
             ...env,
             ALCOR_FLEET_ID: `${fleetId}-aca`,
             ALCOR_NCA_HOSTS: [...acas.keys()].join(','),
-            ALCOR_ACA_ADDRESSES: [...acas].map(([h, a]) => `${h}=${a.address}`).join(','),
+            ALCOR_ACA_ADDRESSES: [...acas].map(([h, a]) => `${h}=${a}`).join(','),
             // Each host as its own user; the process reads the topology as the operator.
             ...(credentials
               ? { ALCOR_NCA_CREDENTIALS: credentials.hostsDir, ...roleSeed('operator') }
@@ -404,7 +419,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoRun> {
       out(
         `ACA bridges: ${acas.size} hosts (${[...new Set(acaHosts.map(bindingLabel))].join(', ')}) push to test ACAs over gRPC`,
       );
-    const summary = await applyAndMeasure(o, nc, client, expanded, services, acas);
+    const summary = await applyAndMeasure(o, nc, client, expanded, services, acaProcess, acas);
     return { services, summary, stop };
   } catch (err) {
     // (Stopped on purpose, an interrupt: no service "exited".)
@@ -421,7 +436,8 @@ async function applyAndMeasure(
   client: NatsConnection,
   expanded: ReturnType<typeof expand>,
   services: Service[],
-  acas: ReadonlyMap<string, TestAca>,
+  acaProcess: TestAcaProcess | undefined,
+  acas: ReadonlyMap<string, string>,
 ): Promise<DemoSummary> {
   const { out } = o;
   const hostBinding = new Map<string, string>(
@@ -440,6 +456,8 @@ async function applyAndMeasure(
   const programmedMs: number[] = [];
   const ackMs = new Map<string, number[]>(); // binding → ms
   const acked = new Set<string>(); // `${vpc}:${rev}:${host}`
+  const acaQueue: number[] = [];
+  const acaRoundtrip: number[] = [];
   const reached = new Set<string>(); // hosts given ports by the workload that acked
   let lastDecided = Date.now();
   const acceptedMs: number[] = [];
@@ -479,6 +497,11 @@ async function applyAndMeasure(
         return;
       }
       if (expanded.usedHosts.has(ack.hostId)) reached.add(ack.hostId);
+      const t = ack.timings;
+      if (t?.aca_roundtrip !== undefined) {
+        acaQueue.push(t.aca_queue ?? 0);
+        acaRoundtrip.push(t.aca_roundtrip);
+      }
       const intentId = revisionOf.get(`${ack.vpcId}:${ack.revision}`);
       if (!intentId || ack.status !== 'applied') return;
       const key = `${ack.vpcId}:${ack.revision}:${ack.hostId}`;
@@ -583,7 +606,16 @@ async function applyAndMeasure(
     });
 
     const oracle = await check(nc, {});
-    const aca = acas.size > 0 ? await acaReport(nc, expanded.hosts, acas) : undefined;
+    const aca =
+      acas.size > 0
+        ? {
+            ...(await acaReport(nc, expanded.hosts, acaProcess!, acas)),
+            queueP50Ms: percentile(acaQueue, 50),
+            queueP99Ms: percentile(acaQueue, 99),
+            roundtripP50Ms: percentile(acaRoundtrip, 50),
+            roundtripP99Ms: percentile(acaRoundtrip, 99),
+          }
+        : undefined;
     const place = await placementReport(nc, false);
     const table = await (await new Kvm(nc).open(kvBuckets.placement)).get(southboundKeys.table);
     const sb = table?.length ? decodeSouthboundTable(table.value) : undefined;
@@ -695,21 +727,31 @@ export function pickAcaHosts(
 async function acaReport(
   nc: NatsConnection,
   hosts: readonly HostRecord[],
-  acas: ReadonlyMap<string, TestAca>,
-): Promise<NonNullable<DemoSummary['aca']>> {
+  acaProcess: TestAcaProcess,
+  acas: ReadonlyMap<string, string>,
+): Promise<
+  Omit<
+    NonNullable<DemoSummary['aca']>,
+    'queueP50Ms' | 'queueP99Ms' | 'roundtripP50Ms' | 'roundtripP99Ms'
+  >
+> {
   const states = await foldEventLog(nc);
+  const report = await acaProcess.report();
   const ips = new Map(hosts.map((h) => [h.hostId, h.underlayIp]));
+  const byAddress = new Map(acaProcess.addresses.map((a, i) => [a, i]));
   const diverged: string[] = [];
   for (const h of hosts) {
-    const aca = acas.get(h.hostId);
-    const d = aca && acaDivergence(states, h, aca, (id) => ips.get(id));
+    const at = byAddress.get(acas.get(h.hostId) ?? '');
+    if (at === undefined) continue;
+    const model = new Map(report.models[at]);
+    const d = acaDivergence(states, h, { model }, (id) => ips.get(id));
     if (d)
       diverged.push(
         `${d.hostId}: ${d.missing.length} missing, ${d.extra.length} extra, ${d.different.length} different (e.g. ${[...d.missing, ...d.extra, ...d.different][0]})`,
       );
   }
-  const sum = (k: keyof TestAca['stats']): number =>
-    [...acas.values()].reduce((n, a) => n + a.stats[k], 0);
+  const sum = (k: keyof (typeof report.stats)[number]): number =>
+    report.stats.reduce((n, s) => n + s[k], 0);
   return {
     hosts: acas.size,
     converged: acas.size - diverged.length,
@@ -769,7 +811,7 @@ export function renderSummary(s: DemoSummary): string[] {
   const a = s.aca;
   if (a)
     lines.push(
-      `ACAs: ${a.converged === a.hosts ? 'CLEAN' : 'NOT CLEAN'} — ${a.converged}/${a.hosts} test ACAs hold exactly what EVENTS says in Alcor's schema; ${a.messages} GoalStateV2 (${a.fullMessages} FULL), ${a.resources} resource states, ${a.refused} refused, ${a.outOfOrder} out of order${a.diverged.length ? `; diverged: ${a.diverged.slice(0, 3).join('; ')}` : ''}`,
+      `ACAs: ${a.converged === a.hosts ? 'CLEAN' : 'NOT CLEAN'} — ${a.converged}/${a.hosts} test ACAs hold exactly what EVENTS says in Alcor's schema; ${a.messages} GoalStateV2 (${a.fullMessages} FULL), ${a.resources} resource states, ${a.refused} refused, ${a.outOfOrder} out of order; at the bridges: queued p50 ${ms(a.queueP50Ms)} / p99 ${ms(a.queueP99Ms)}, push round trip p50 ${ms(a.roundtripP50Ms)} / p99 ${ms(a.roundtripP99Ms)}${a.diverged.length ? `; diverged: ${a.diverged.slice(0, 3).join('; ')}` : ''}`,
     );
   const p = s.placement;
   lines.push(

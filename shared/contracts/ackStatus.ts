@@ -23,7 +23,9 @@ export const GoalStateAckSchema = z.strictObject({
   timings: z
     .record(z.string(), z.number())
     .optional()
-    .describe('milliseconds per stage, as the agent measured them'),
+    .describe(
+      'milliseconds per stage, as the agent measured them (`apply`; an ACA bridge adds `aca_queue`, `aca_roundtrip`, `aca_total`, `dataplane_programming`, `network_configuration`: docs/aca-bridge.md)',
+    ),
 });
 export type GoalStateAck = z.infer<typeof GoalStateAckSchema>;
 
