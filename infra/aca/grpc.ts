@@ -168,6 +168,10 @@ export class AcaLink {
       ...UNLIMITED_MESSAGES,
       // A link idle for long is not an agent lost (idle would read as a disconnect).
       'grpc.client_idle_timeout_ms': 2 ** 31 - 1,
+      // The bridge retries itself (a FULL after a failure): no buffered copy per call.
+      'grpc.enable_retries': 0,
+      // No channelz bookkeeping per call.
+      'grpc.enable_channelz': 0,
       'grpc.initial_reconnect_backoff_ms': 200,
       'grpc.max_reconnect_backoff_ms': 5000,
     });
@@ -312,7 +316,7 @@ export async function serveProvisioner(
   handlers: grpc.UntypedServiceImplementation,
   address: string,
 ): Promise<{ server: grpc.Server; port: number }> {
-  const server = new grpc.Server(UNLIMITED_MESSAGES);
+  const server = new grpc.Server({ ...UNLIMITED_MESSAGES, 'grpc.enable_channelz': 0 });
   server.addService(goalStateProvisioner().service, handlers);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, p) =>
