@@ -16,6 +16,7 @@
  */
 import { join } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AcaLink, createLogger, repoRoot } from '../../infra/index.js';
@@ -204,7 +205,7 @@ ${r.bindings
   .join('\n')}
 `;
 const about = (r: ReturnType<typeof compare>) =>
-  `${r.programmed}/${r.accepted} accepted intents programmed, the ACAs ${r.acasClean ? 'clean against the log' : '**NOT clean against the log**'} (${r.aca?.messages ?? 0} GoalStateV2, ${r.aca?.fullMessages ?? 0} with FULL); at the bridges: queued p50 ${ms(r.aca?.queueP50Ms ?? NaN)}, push round trip p50 ${ms(r.aca?.roundtripP50Ms ?? NaN)} / p99 ${ms(r.aca?.roundtripP99Ms ?? NaN)}. CPU per goal-state message taken in: the bridge ${fmt(r.cpuMsPerGoalState.bridge, 3)} ms, our agent ${fmt(r.cpuMsPerGoalState.agent, 3)} ms (${fmt(r.cpuMsPerGoalState.ratio, 2)}×); the test ACAs ${fmt(r.testAcasCpuMsPerIntent ?? NaN, 2)} ms per intent; all processes ${fmt(r.machineCpuMsPerIntent, 1)} ms per intent (${fmt((r.machineCpuMsPerIntent * RATE) / 10, 0)} % of the machine's 2 cores at ${RATE}/s). The load generator: send lag p99 ${ms(r.client.sendLagP99Ms)}, event loop ${fmt(100 * r.client.eventLoopUtilization)} % busy${r.client.eventLoopUtilization > 0.8 || r.client.sendLagP99Ms > 50 ? ' — **saturated**' : ''}.`;
+  `${r.programmed}/${r.accepted} accepted intents programmed, the ACAs ${r.acasClean ? 'clean against the log' : '**NOT clean against the log**'} (${r.aca?.messages ?? 0} GoalStateV2, ${r.aca?.fullMessages ?? 0} with FULL); at the bridges: queued p50 ${ms(r.aca?.queueP50Ms ?? NaN)}, push round trip p50 ${ms(r.aca?.roundtripP50Ms ?? NaN)} / p99 ${ms(r.aca?.roundtripP99Ms ?? NaN)}. CPU per goal-state message taken in: the bridge ${fmt(r.cpuMsPerGoalState.bridge, 3)} ms, our agent ${fmt(r.cpuMsPerGoalState.agent, 3)} ms (${fmt(r.cpuMsPerGoalState.ratio, 2)}×); the test ACAs ${fmt(r.testAcasCpuMsPerIntent ?? NaN, 2)} ms per intent; all processes ${fmt(r.machineCpuMsPerIntent, 1)} ms per intent (${fmt((r.machineCpuMsPerIntent * RATE) / (10 * cpus().length), 0)} % of the machine's ${cpus().length} cores at ${RATE}/s). The load generator: send lag p99 ${ms(r.client.sendLagP99Ms)}, event loop ${fmt(100 * r.client.eventLoopUtilization)} % busy${r.client.eventLoopUtilization > 0.8 || r.client.sendLagP99Ms > 50 ? ' — **saturated**' : ''}.`;
 const markdown = `
 ### ACA bridge against our own agent (\`npm run bench:aca\`)
 
