@@ -92,6 +92,9 @@ export class AcaHostBridge implements Dataplane {
   private needsFull = false;
   private stopped = false;
   private server: grpc.Server | undefined;
+  /** A FULL the ACA refused part of, pushed again after this long. */
+  private fullRetry: NodeJS.Timeout | undefined;
+  private fullRetryMs = 500;
   /** Where the bridge answers RequestGoalStates (`host:port`), once listening. */
   requestAddress: string | undefined;
   private readonly host: nca.AlcorHost;
@@ -214,6 +217,11 @@ export class AcaHostBridge implements Dataplane {
         const resources = Object.values(message.host_resources ?? {})[0]?.resources?.length ?? 0;
         this.options.onPush?.(result.ms, resources);
         this.settle(batch, result.reply, result.ms);
+        // A FULL carries resources no waiting message names: one it refused is
+        // retried by another FULL, later (1 s doubling to 30 s, as an agent
+        // retries a failed VPC).
+        if (full && this.anyRefused(result.reply)) this.fullAgainLater();
+        else if (full) this.fullRetryMs = 500;
       }
     } finally {
       this.pumping = false;
@@ -285,6 +293,28 @@ export class AcaHostBridge implements Dataplane {
         });
       }
     return nca.goalStateV2(this.host.underlayIp, entries);
+  }
+
+  private anyRefused(reply: AlcorGoalStateOperationReply): boolean {
+    return (reply.operation_statuses ?? []).some(
+      (st) => (st.operation_status ?? 'SUCCESS') !== 'SUCCESS',
+    );
+  }
+
+  private fullAgainLater(): void {
+    if (this.fullRetry) return;
+    this.fullRetryMs = Math.min(30_000, this.fullRetryMs * 2);
+    this.options.logger.warn(
+      { hostId: this.agent.record.hostId, aca: this.address, retryMs: this.fullRetryMs },
+      'the ACA refused resources of a FULL push; pushing it again later',
+    );
+    this.fullRetry = setTimeout(() => {
+      this.fullRetry = undefined;
+      if (this.stopped) return;
+      this.needsFull = true;
+      void this.pump();
+    }, this.fullRetryMs);
+    this.fullRetry.unref();
   }
 
   /** Acks each message of a push from the ACA's reply. */
@@ -373,6 +403,7 @@ export class AcaHostBridge implements Dataplane {
 
   stop(): void {
     this.stopped = true;
+    clearTimeout(this.fullRetry);
     this.link.close();
     this.server?.forceShutdown();
   }

@@ -275,6 +275,21 @@ test('an ACA restart is repaired by a FULL push; nothing is acked while it is do
   await converged(ctx, 'the restarted ACA repaired');
   assert.ok(bridge.stats.fullPushes > fullsBefore, 'a FULL push after the reconnect');
   assert.ok(aca.stats.fullMessages > 0);
+  // Restarted again, refusing a port no message names: the FULL that repairs it is
+  // refused in part, and pushed again until the ACA takes it.
+  const stuck = `PORT/${ctx.vpcId}:p1`;
+  assert.ok(aca.model.has(stuck));
+  aca.refuse = (type, id) => (`${type}/${id}` === stuck ? 'FAILURE' : undefined);
+  const fulls = bridge.stats.fullPushes;
+  await aca.restart(0);
+  await eventually(() => (bridge.stats.fullPushes > fulls ? true : undefined), {
+    timeoutMs: 10_000,
+    what: 'the FULL push after the second restart',
+  });
+  assert.not.ok(aca.model.has(stuck), 'the refused port is not programmed');
+  aca.refuse = undefined;
+  await converged(ctx, 'the port refused in a FULL programmed by the next one');
+  assert.ok(bridge.stats.fullPushes >= fulls + 2, 'pushed FULL again');
   // A stream cut without a reply: the push is retried (as a FULL) and nothing is lost.
   aca.dropStreams = 1;
   const after = await applyProgrammed<Reply>(ctx.nats.nc, [port(ctx, 'cut', 1)]);
@@ -347,6 +362,8 @@ test('RequestGoalStates: ON_DEMAND answers from what the host holds; bad request
   client.close();
   assert.is(pushCode, grpc.status.UNIMPLEMENTED);
   assert.is((await ask(neighborIp)).operation_statuses?.[0]?.operation_status, 'SUCCESS');
+  // Through every test: no ACA was sent a resource's revision going back.
+  for (const aca of ctx.acas.values()) assert.is(aca.stats.outOfOrder, 0);
 });
 
 test.run();
