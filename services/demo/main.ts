@@ -48,7 +48,8 @@ and applies its intents with live progress; ends with a summary.
   --nca-shards <n>       NCA fleet processes, each simulating every nth host (default 1)
   --aca-hosts <n>        n hosts (spread over the bindings) behind ACA bridges pushing
                          Alcor GoalStateV2 over gRPC to test ACAs, checked against
-                         the log in Alcor's schema (default 3; 0: none)
+                         the log in Alcor's schema (default 3, fewer than the
+                         hosts; 0: none)
   --write-files <dir>    only expand the scenario into <dir>/topology.json and
                          <dir>/intents.json (for alcor topology load, alcor apply)
                          and exit: no servers, no services
@@ -133,7 +134,11 @@ const southbounds = count('southbounds', args.southbounds, 16) ?? 2;
 const rate: number | 'max' =
   args.rate === 'max' ? 'max' : (count('rate', args.rate, 100_000) ?? DEFAULT_RATE);
 const ncaShards = count('nca-shards', args['nca-shards'], 16) ?? 1;
-const acaHosts = args['aca-hosts'] === '0' ? 0 : (count('aca-hosts', args['aca-hosts'], 1000) ?? 3);
+/** By default 3 hosts, one per binding, but never every host: one at least stays an agent. */
+const acaHosts =
+  args['aca-hosts'] === '0'
+    ? 0
+    : (count('aca-hosts', args['aca-hosts'], 1000) ?? Math.min(3, scenario.topology.hosts - 1));
 if (acaHosts >= scenario.topology.hosts)
   usage(`--aca-hosts ${acaHosts}: fewer than the ${scenario.topology.hosts} hosts`);
 const kafkaClusters = [
