@@ -296,9 +296,7 @@ export class AcaHostBridge implements Dataplane {
   }
 
   private anyRefused(reply: AlcorGoalStateOperationReply): boolean {
-    return (reply.operation_statuses ?? []).some(
-      (st) => (st.operation_status ?? 'SUCCESS') !== 'SUCCESS',
-    );
+    return (reply.operation_statuses ?? []).some(refused);
   }
 
   private fullAgainLater(): void {
@@ -324,7 +322,7 @@ export class AcaHostBridge implements Dataplane {
       statuses.set(nca.alcorKey(s.resource_type ?? 'VPC', s.resource_id ?? ''), s);
     const now = performance.now();
     for (const q of batch) {
-      const refused: string[] = [];
+      const refusals: string[] = [];
       let dataplane = 0;
       let netconf = 0;
       for (const change of q.changes) {
@@ -332,11 +330,10 @@ export class AcaHostBridge implements Dataplane {
         if (!s) continue;
         dataplane += s.dataplane_programming_time ?? 0;
         netconf += s.network_configuration_time ?? 0;
-        const status = s.operation_status ?? 'SUCCESS';
-        if (status !== 'SUCCESS')
-          refused.push(`${change.type} ${change.id} ${change.operation}: ${status}`);
+        if (refused(s))
+          refusals.push(`${change.type} ${change.id} ${change.operation}: ${s.operation_status}`);
       }
-      this.stats.refused += refused.length;
+      this.stats.refused += refusals.length;
       const timings = {
         ...q.ack.timings,
         aca_queue: now - ms - q.at,
@@ -346,7 +343,7 @@ export class AcaHostBridge implements Dataplane {
         network_configuration: netconf / 1000,
       };
       const ack: GoalStateAck =
-        refused.length === 0
+        refusals.length === 0
           ? { ...q.ack, timings }
           : {
               ...q.ack,
@@ -354,7 +351,7 @@ export class AcaHostBridge implements Dataplane {
               timings,
               error: {
                 code: 'aca_refused',
-                message: `the ACA refused ${refused.length} of ${q.changes.length} resource(s): ${refused.slice(0, 5).join('; ')}`,
+                message: `the ACA refused ${refusals.length} of ${q.changes.length} resource(s): ${refusals.slice(0, 5).join('; ')}`,
               },
             };
       q.answer(ack);
@@ -408,3 +405,7 @@ export class AcaHostBridge implements Dataplane {
     this.server?.forceShutdown();
   }
 }
+
+/** A status other than SUCCESS (an absent one is SUCCESS, proto3's default). */
+const refused = (s: AlcorOperationStatusEntry): boolean =>
+  (s.operation_status ?? 'SUCCESS') !== 'SUCCESS';

@@ -169,7 +169,8 @@ const encoder = new TextEncoder();
  * How to run a service's main: its compiled JavaScript (dist/, `npm run build`,
  * which the README's commands run), or the TypeScript through tsx without a build.
  */
-function entryOf(main: string): string[] {
+/** How node runs one of the repository's modules: built (dist/), or the source through tsx. */
+export function entryOf(main: string): string[] {
   const compiled = join(repoRoot, 'dist', main.replace(/\.ts$/, '.js'));
   return existsSync(compiled) ? [compiled] : ['--import', 'tsx', join(repoRoot, main)];
 }

@@ -15,14 +15,14 @@
  * send lag are shown.
  */
 import { join } from 'node:path';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AcaLink, createLogger, repoRoot } from '../../infra/index.js';
 import { forkTestAcas } from '../../services/aca-bridge/index.js';
 import { start } from '../../services/demo/index.js';
-import { runDemo, type BindingSummary } from '../../services/demo/run.js';
+import { entryOf, runDemo, type BindingSummary } from '../../services/demo/run.js';
 import { ScenarioSchema } from '../../services/demo/scenario.js';
 import { fmt, machine, pct, toolArgs, wholeArg, writeReport } from './report.js';
 
@@ -130,7 +130,7 @@ function compare(summary: Summary) {
  * 10 s. Its round trip, and this process's CPU per push (the bridge's gRPC side).
  */
 async function isolated(longLived: boolean) {
-  const acas = await forkTestAcas(50, [...entry('services/aca-bridge/testAcaProcess.ts')], {
+  const acas = await forkTestAcas(50, entryOf('services/aca-bridge/testAcaProcess.ts'), {
     longLived,
   });
   const links = acas.addresses.map(
@@ -171,12 +171,6 @@ async function isolated(longLived: boolean) {
     p99Ms: pct(rt, 99),
     cpuMsPerPush: (used.user + used.system) / 1000 / rt.length,
   };
-}
-
-/** How node runs a module: built (dist/), or the source through tsx. */
-function entry(main: string): string[] {
-  const built = join(repoRoot, 'dist', main.replace(/\.ts$/, '.js'));
-  return existsSync(built) ? [built] : ['--import', 'tsx', join(repoRoot, main)];
 }
 
 const runs = {
