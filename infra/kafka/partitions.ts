@@ -1,11 +1,14 @@
 /**
- * One partition per host in its group's topic (DESIGN §4.6; the evaluation issue
- * measures the alternatives): topic `alcor.gs.<region>.<az>.<dc>.<cluster>` on the
- * host's Kafka cluster, partition = the host's index in the topic's assignment,
- * KV `placement` key `kafka.<kafkaCluster>.<topic>` = `{hosts: [hostId, …]}`. The
- * list only grows (compare-and-set), so a host keeps its partition; the topic
- * grows with it. Southbound modules write it (and size the topics); agents only
- * read it, each its own topic's key (docs/security.md).
+ * The hosts of a group on partitions of its group's topic (DESIGN §4.6; the
+ * evaluation, docs/evaluation.md, measured the layouts): topic
+ * `alcor.gs.<region>.<az>.<dc>.<cluster>` on the host's Kafka cluster, the hosts in
+ * order of assignment, `hostsPerPartition` of them to a partition (host i on
+ * partition ⌊i / hostsPerPartition⌋; each takes the records keyed by its id). KV
+ * `placement` key `kafka.<kafkaCluster>.<topic>` = `{hosts: [hostId, …],
+ * hostsPerPartition}`. The list only grows (compare-and-set) and the grouping is
+ * fixed by the first writer, so a host keeps its partition; the topic grows with
+ * it. Southbound modules write it (and size the topics); agents only read it, each
+ * its own topic's key (docs/security.md).
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
@@ -15,7 +18,10 @@ import { z } from 'zod';
 import { compareAndSet } from '../nats/placementStore.js';
 import {
   KafkaPartitionsSchema,
+  hostPartition,
   kafkaTopics,
+  partitionsNeeded,
+  type KafkaPartitions,
   kvBuckets,
   southboundKeys,
   type TopologyPlace,
@@ -70,12 +76,24 @@ export function hostPartitionsAssigner(wanted: Record<string, number[]>): Partit
 }
 
 export interface PartitionAssignments {
-  /** Every host given has a partition in its topic on `kafkaCluster`; returns the topic's host list. */
-  ensure(kafkaCluster: string, place: TopologyPlace, hostIds: readonly string[]): Promise<string[]>;
+  /** Every host given has a partition in its topic on `kafkaCluster`; returns the topic's assignment. */
+  ensure(
+    kafkaCluster: string,
+    place: TopologyPlace,
+    hostIds: readonly string[],
+  ): Promise<KafkaPartitions>;
   /** The partition of a host (assigning one if new). */
   partitionOf(kafkaCluster: string, place: TopologyPlace, hostId: string): Promise<number>;
-  /** The topic's host list as stored (partition = index), without assigning. */
-  read(kafkaCluster: string, topic: string): Promise<string[]>;
+  /** The topic's assignment as stored, without assigning. */
+  read(kafkaCluster: string, topic: string): Promise<KafkaPartitions>;
+}
+
+export interface PartitionAssignmentOptions {
+  /**
+   * Hosts per partition for a topic assigned first by this module (default 1); a
+   * topic already assigned keeps its own (a host never moves partition).
+   */
+  hostsPerPartition?: number;
 }
 
 /**
@@ -98,19 +116,21 @@ async function partitionCount(admin: Admin, topic: string): Promise<number> {
 export async function createPartitionAssignments(
   nc: NatsConnection,
   admins: Record<string, Admin>,
+  options: PartitionAssignmentOptions = {},
 ): Promise<PartitionAssignments> {
   const kv: KV = await new Kvm(nc).open(kvBuckets.placement);
-  const cache = new Map<string, string[]>();
+  const grouping = options.hostsPerPartition ?? 1;
+  const cache = new Map<string, KafkaPartitions>();
   /** Partitions known to exist per `<kafkaCluster>/<topic>`. */
   const sized = new Map<string, number>();
 
   const read = async (kafkaCluster: string, topic: string) => {
     const entry = await kv.get(southboundKeys.kafkaPartitions(kafkaCluster, topic));
     if (!entry || entry.operation !== 'PUT' || entry.length === 0)
-      return { hosts: [] as string[], revision: 0 };
+      return { layout: undefined, revision: 0 };
     const parsed = AssignmentSchema.safeParse(entry.json<unknown>());
     if (!parsed.success) throw new Error(`KV placement ${entry.key} is not a partition assignment`);
-    return { hosts: parsed.data.hosts, revision: entry.revision };
+    return { layout: parsed.data, revision: entry.revision };
   };
 
   const sizeTopic = async (kafkaCluster: string, topic: string, count: number) => {
@@ -148,23 +168,27 @@ export async function createPartitionAssignments(
     const topic = kafkaTopics.cluster(place);
     const key = `${kafkaCluster}/${topic}`;
     const known = cache.get(key);
-    if (known && hostIds.every((h) => known.includes(h))) {
-      await sizeTopic(kafkaCluster, topic, known.length);
+    if (known && hostIds.every((h) => known.hosts.includes(h))) {
+      await sizeTopic(kafkaCluster, topic, partitionsNeeded(known));
       return known;
     }
     for (;;) {
-      const { hosts, revision } = await read(kafkaCluster, topic);
+      const { layout, revision } = await read(kafkaCluster, topic);
+      const hosts = layout?.hosts ?? [];
       const missing = [...new Set(hostIds)].filter((h) => !hosts.includes(h)).sort();
-      if (missing.length === 0) {
-        cache.set(key, hosts);
-        await sizeTopic(kafkaCluster, topic, hosts.length);
-        return hosts;
+      if (layout && missing.length === 0) {
+        cache.set(key, layout);
+        await sizeTopic(kafkaCluster, topic, partitionsNeeded(layout));
+        return layout;
       }
-      const next = [...hosts, ...missing];
+      const next: KafkaPartitions = {
+        hosts: [...hosts, ...missing],
+        hostsPerPartition: layout ? (layout.hostsPerPartition ?? 1) : grouping,
+      };
       const k = southboundKeys.kafkaPartitions(kafkaCluster, topic);
-      if (!(await compareAndSet(kv, k, { hosts: next }, revision))) continue;
+      if (!(await compareAndSet(kv, k, next, revision))) continue;
       cache.set(key, next);
-      await sizeTopic(kafkaCluster, topic, next.length);
+      await sizeTopic(kafkaCluster, topic, partitionsNeeded(next));
       return next;
     }
   };
@@ -172,46 +196,47 @@ export async function createPartitionAssignments(
   return {
     ensure,
     partitionOf: async (kafkaCluster, place, hostId) =>
-      (await ensure(kafkaCluster, place, [hostId])).indexOf(hostId),
-    read: async (kafkaCluster, topic) => (await read(kafkaCluster, topic)).hosts,
+      hostPartition(await ensure(kafkaCluster, place, [hostId]), hostId),
+    read: async (kafkaCluster, topic) =>
+      (await read(kafkaCluster, topic)).layout ?? { hosts: [], hostsPerPartition: grouping },
   };
 }
 
 /**
- * A topic's host list (partition = index) as stored, read with a direct get of its
- * one key — what an agent's own NATS user may do (its account imports that get);
- * empty when no host of the topic has a partition yet.
+ * A topic's assignment as stored, read with a direct get of its one key — what an
+ * agent's own NATS user may do (its account imports that get); no hosts when no
+ * host of the topic has a partition yet.
  */
 export async function readKafkaPartitions(
   jsm: JetStreamManager,
   kafkaCluster: string,
   place: TopologyPlace,
-): Promise<string[]> {
+): Promise<KafkaPartitions> {
   const key = southboundKeys.kafkaPartitions(kafkaCluster, kafkaTopics.cluster(place));
   const msg = await jsm.direct.getMessage(`KV_${kvBuckets.placement}`, {
     last_by_subj: `$KV.${kvBuckets.placement}.${key}`,
   });
-  if (!msg || msg.data.length === 0 || msg.header?.get('KV-Operation')) return [];
+  if (!msg || msg.data.length === 0 || msg.header?.get('KV-Operation')) return { hosts: [] };
   const parsed = AssignmentSchema.safeParse(msg.json<unknown>());
   if (!parsed.success) throw new Error(`KV placement ${key} is not a partition assignment`);
-  return parsed.data.hosts;
+  return parsed.data;
 }
 
 /**
  * Waits until every one of `hostIds` has a partition in its topic (the southbound
  * module that relays the topic assigns them as hosts register), polling with
- * backoff; returns the topic's host list.
+ * backoff; returns the topic's assignment.
  */
 export async function awaitKafkaPartitions(
-  read: () => Promise<string[]>,
+  read: () => Promise<KafkaPartitions>,
   hostIds: readonly string[],
   timeoutMs: number,
-): Promise<string[]> {
+): Promise<KafkaPartitions> {
   const deadline = Date.now() + timeoutMs;
   for (let attempt = 0; ; attempt++) {
-    const hosts = await read().catch(() => [] as string[]);
-    const missing = hostIds.filter((h) => !hosts.includes(h));
-    if (missing.length === 0) return hosts;
+    const layout = await read().catch((): KafkaPartitions => ({ hosts: [] }));
+    const missing = hostIds.filter((h) => !layout.hosts.includes(h));
+    if (missing.length === 0) return layout;
     if (Date.now() >= deadline)
       throw new Error(
         `no Kafka partition assigned to ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''} within ${timeoutMs} ms: is a southbound module running for their cluster?`,

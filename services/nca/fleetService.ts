@@ -76,7 +76,9 @@ export function fleetMetrics(
       appliedOverGap:
         'Deltas applied although the message before them never came (never, unless broken)',
       duplicates: 'Deltas taken in again (a redelivery), or below the floor of a full state',
-      misrouted: "Kafka records on a host's partition keyed for another host",
+      misrouted: "Kafka records on a host's partition keyed for a host the partition does not hold",
+      neighbours:
+        "Kafka records on a host's shared partition keyed for the hosts sharing it (fetched by its consumer, skipped)",
     },
     byBinding,
     ['binding'],

@@ -75,8 +75,13 @@ export interface HostStats {
   appliedOverGap: number;
   /** Deltas delivered again (at-least-once: a produce retried after an outage). */
   duplicates: number;
-  /** Kafka records in this host's partition keyed for another host (dropped). */
+  /** Kafka records in this host's partition keyed for a host the partition does not hold (dropped). */
   misrouted: number;
+  /**
+   * Kafka records in this host's partition keyed for another host sharing it
+   * (hostsPerPartition > 1): what the host's own consumer fetches and skips.
+   */
+  neighbours: number;
 }
 
 export interface SimulatedHost {
@@ -208,6 +213,7 @@ export const emptyStats = (): HostStats => ({
   appliedOverGap: 0,
   duplicates: 0,
   misrouted: 0,
+  neighbours: 0,
 });
 
 export function addStats(sum: HostStats, stats: HostStats): void {

@@ -1,8 +1,9 @@
 /**
  * The fleet's Kafka intake: one consumer per Kafka cluster for the fleet's hosts
- * bound to it, over the topics of their places; a partition is a host
- * (infra/kafka/partitions.ts), so each record goes to exactly the host of its
- * partition. Offsets are committed once per interval, off the fetch path.
+ * bound to it, over the topics of their places. A partition holds the records of
+ * its hosts (one, or `hostsPerPartition` of them: infra/kafka/partitions.ts), each
+ * keyed by its host's id, so each record goes to exactly the host it names.
+ * Offsets are committed once per interval, off the fetch path.
  */
 import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import {
@@ -13,7 +14,7 @@ import {
   type KafkaClient,
   type Logger,
 } from '../../infra/index.js';
-import { clusterKey, kafkaTopics } from '../../shared/index.js';
+import { clusterKey, hostPartition, kafkaTopics } from '../../shared/index.js';
 
 import type { HostAgent } from './hostAgent.js';
 
@@ -68,8 +69,12 @@ export async function startKafkaIntake(
     clientId: `alcor-fleet-${options.fleetId}`,
     logger: options.logger,
   });
-  // topic → partition → agent
-  const routes = new Map<string, Array<HostAgent | undefined>>();
+  /** Per topic and partition: this fleet's hosts there, by id, and every host the partition holds. */
+  interface Route {
+    mine: Map<string, HostAgent>;
+    holds: Set<string>;
+  }
+  const routes = new Map<string, Array<Route | undefined>>();
   const byPlace = new Map<string, HostAgent[]>();
   for (const agent of agents) {
     const key = clusterKey(agent.record);
@@ -81,31 +86,37 @@ export async function startKafkaIntake(
     const first = list[0]!;
     const place = first.record;
     // Read by one of the topic's own hosts: its user may read that one key.
-    const order = await awaitKafkaPartitions(
+    const layout = await awaitKafkaPartitions(
       () => readKafkaPartitions(first.jsm, clusterId, place),
       list.map((a) => a.record.hostId),
       options.partitionWaitMs ?? 120_000,
     );
-    const byId = new Map(list.map((a) => [a.record.hostId, a]));
-    // Indexed by partition; hosts of the topic this fleet does not run are holes.
-    routes.set(
-      kafkaTopics.cluster(place),
-      order.map((h) => byId.get(h)),
-    );
+    // Indexed by partition; partitions with none of this fleet's hosts are holes.
+    const order: Array<Route | undefined> = [];
+    for (const agent of list) {
+      const partition = hostPartition(layout, agent.record.hostId);
+      const route = (order[partition] ??= { mine: new Map(), holds: new Set() });
+      route.mine.set(agent.record.hostId, agent);
+    }
+    layout.hosts.forEach((hostId) => order[hostPartition(layout, hostId)]?.holds.add(hostId));
+    routes.set(kafkaTopics.cluster(place), order);
   }
   // Only the partitions of this fleet's hosts are fetched.
   const wanted: Record<string, number[]> = {};
   for (const [topic, order] of routes) {
-    wanted[topic] = order.flatMap((agent, partition) => (agent ? [partition] : []));
+    wanted[topic] = order.flatMap((route, partition) => (route ? [partition] : []));
   }
   const deliver = (topic: string, partition: number, message: KafkaMessage): void => {
-    const agent = routes.get(topic)?.[partition];
-    if (!agent || !message.value) return;
-    if (message.key?.toString() !== agent.record.hostId) agent.stats.misrouted += 1;
-    else {
-      options.stage?.('deliver', agent.label, (Date.now() - Number(message.timestamp)) / 1000);
-      agent.receive(message.value, `${partition}@${message.offset}`);
-    }
+    const route = routes.get(topic)?.[partition];
+    if (!route || !message.value) return;
+    const hostId = message.key?.toString() ?? '';
+    const agent = route.mine.get(hostId);
+    // Each other host of a shared partition fetches the record too and skips it.
+    for (const other of route.mine.values())
+      if (other !== agent) other.stats[route.holds.has(hostId) ? 'neighbours' : 'misrouted'] += 1;
+    if (!agent) return;
+    options.stage?.('deliver', agent.label, (Date.now() - Number(message.timestamp)) / 1000);
+    agent.receive(message.value, `${partition}@${message.offset}`);
   };
   // Offsets to commit (the next to read, per topic and partition), committed once
   // per interval off the fetch path: kafkajs's own auto-commit makes every message
@@ -133,11 +144,11 @@ export async function startKafkaIntake(
   };
   const commitTimer = setInterval(() => void commit(), COMMIT_INTERVAL_MS);
   commitTimer.unref();
-  // The next offset each partition's host expects: the records of a partition are
-  // its host's alone and their offsets have no holes (no compaction, no
-  // transactions), so a first offset beyond it means records skipped unread — the
-  // consumer's position was reset past them (retention deleted them while the host
-  // was away, or an operator moved the group). The host takes every VPC again.
+  // The next offset each partition's hosts expect: a partition's offsets have no
+  // holes (no compaction, no transactions), so a first offset beyond it means
+  // records skipped unread — the consumer's position was reset past them
+  // (retention deleted them while the hosts were away, or an operator moved the
+  // group). Each of the partition's hosts takes every VPC again.
   const expected = new Map<string, bigint>();
   /** The host's next record is at `next`: those from what it expected up to there are lost to it. */
   const skippedTo = (topic: string, partition: number, next: bigint, why: string): void => {
@@ -145,22 +156,22 @@ export async function startKafkaIntake(
     const want = expected.get(key);
     if (want === undefined || next <= want) return;
     expected.set(key, next);
-    const agent = routes.get(topic)?.[partition];
-    if (!agent) return;
-    agent.stats.gaps += 1;
-    options.logger.warn(
-      {
-        kafkaCluster: clusterId,
-        hostId: agent.record.hostId,
-        topic,
-        partition,
-        expected: String(want),
-        next: String(next),
-        why,
-      },
-      'Kafka records skipped unread: taking every VPC again',
-    );
-    void agent.resync();
+    for (const agent of routes.get(topic)?.[partition]?.mine.values() ?? []) {
+      agent.stats.gaps += 1;
+      options.logger.warn(
+        {
+          kafkaCluster: clusterId,
+          hostId: agent.record.hostId,
+          topic,
+          partition,
+          expected: String(want),
+          next: String(next),
+          why,
+        },
+        'Kafka records skipped unread: taking every VPC again',
+      );
+      void agent.resync();
+    }
   };
   const noteOffsets = (topic: string, partition: number, first: string, last: string): void => {
     skippedTo(topic, partition, BigInt(first), 'the next batch starts past them');

@@ -37,6 +37,8 @@ import {
   ConfigError,
   DEFAULT_BUCKET_COUNT,
   ID_PATTERN,
+  DEFAULT_HOSTS_PER_PARTITION,
+  MAX_HOSTS_PER_PARTITION,
   clusterKey,
   decodeSouthboundTable,
   kvBuckets,
@@ -67,6 +69,16 @@ export const SouthboundConfigSchema = z.strictObject({
   /** /readyz says "caught up" while every relay has at most this many goal states not in Kafka yet. */
   readyMaxLag: z.number().int().min(0).default(10_000),
   replicas: z.number().int().min(1).max(5).default(1),
+  /**
+   * Hosts sharing a partition of their group's Kafka topic, for topics this module
+   * assigns first (docs/southbound.md, chosen by docs/evaluation.md).
+   */
+  kafkaHostsPerPartition: z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_HOSTS_PER_PARTITION)
+    .default(DEFAULT_HOSTS_PER_PARTITION),
 });
 export type SouthboundConfigInput = z.input<typeof SouthboundConfigSchema>;
 export type SouthboundConfig = z.output<typeof SouthboundConfigSchema>;
@@ -89,12 +101,13 @@ const ENV = {
   ALCOR_SOUTHBOUND_BATCH: 'batch',
   ALCOR_READY_MAX_LAG: 'readyMaxLag',
   ALCOR_REPLICAS: 'replicas',
+  ALCOR_KAFKA_HOSTS_PER_PARTITION: 'kafkaHostsPerPartition',
 } as const;
 
 /**
  * The configuration from the environment: NATS_URL, REDIS_URL, KAFKA_CLUSTERS with
  * KAFKA_<ID>_BROKERS, and `ALCOR_*` (instance id, capacity, heartbeat TTL, ε,
- * bucket count, batch, replicas).
+ * bucket count, batch, replicas, Kafka hosts per partition).
  */
 export function southboundConfigFromEnv(env: NodeJS.ProcessEnv = process.env): SouthboundConfig {
   const { ALCOR_INSTANCE_ID: _id, ...numeric } = ENV;
@@ -182,7 +195,9 @@ export async function start(
     await nc.close();
     throw refused.verdict.error;
   }
-  const assignments = await createPartitionAssignments(nc, admins);
+  const assignments = await createPartitionAssignments(nc, admins, {
+    hostsPerPartition: config.kafkaHostsPerPartition,
+  });
   const kv = await new Kvm(nc).open(kvBuckets.placement);
   const membership = await createMembership(nc, {
     bucket: kvBuckets.southbound,

@@ -10,6 +10,11 @@ import { id } from './fields.js';
 import { parseWith, type Result } from './validation.js';
 
 const seq = z.number().int().min(0);
+
+/** The most hosts that may share one Kafka partition (a cluster topic's size). */
+export const MAX_HOSTS_PER_PARTITION = 1000;
+/** Hosts per Kafka partition unless configured (docs/evaluation.md measured the choice). */
+export const DEFAULT_HOSTS_PER_PARTITION = 1;
 /** An instance's run: a new one on every start and after losing its lease. */
 const incarnation = z.string().regex(/^[a-z0-9]{1,16}$/);
 
@@ -86,13 +91,33 @@ export const SouthboundTableSchema = z.strictObject({
 export type SouthboundTable = z.infer<typeof SouthboundTableSchema>;
 
 /**
- * KV `placement` key `kafka.<kafkaCluster>.<topic>`: the topic's hosts, each on the
- * partition of its index. The list only grows, so a host keeps its partition.
+ * KV `placement` key `kafka.<kafkaCluster>.<topic>`: the topic's hosts in order,
+ * `hostsPerPartition` of them to a partition (host i on partition ⌊i / that⌋). The
+ * list only grows, and the first writer fixes the grouping, so a host keeps its
+ * partition.
  */
 export const KafkaPartitionsSchema = z.strictObject({
-  hosts: z.array(z.string()).describe('host ids; partition = index'),
+  hosts: z.array(z.string()).describe('host ids; partition = ⌊index / hostsPerPartition⌋'),
+  hostsPerPartition: z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_HOSTS_PER_PARTITION)
+    .optional()
+    .describe('hosts sharing a partition, each taking the records keyed by its id (absent: 1)'),
 });
 export type KafkaPartitions = z.infer<typeof KafkaPartitionsSchema>;
+
+/** The partition of a host in its topic's assignment; -1 when it has none. */
+export function hostPartition(layout: KafkaPartitions, hostId: string): number {
+  const index = layout.hosts.indexOf(hostId);
+  return index < 0 ? -1 : Math.floor(index / (layout.hostsPerPartition ?? 1));
+}
+
+/** The partitions a topic's assignment needs. */
+export function partitionsNeeded(layout: KafkaPartitions): number {
+  return Math.ceil(layout.hosts.length / (layout.hostsPerPartition ?? 1));
+}
 
 const decode =
   <T>(schema: z.ZodType<T>, what: string) =>

@@ -17,6 +17,7 @@ import {
 import {
   KAFKA_HEADERS,
   decodeGoalState,
+  hostPartition,
   kafkaTopics,
   placeOf,
   streams,
@@ -99,7 +100,7 @@ async function kafkaTrail(
   try {
     const topic = kafkaTopics.cluster(host);
     const assignments = await createPartitionAssignments(system.nc, { [cluster]: admin });
-    const partition = (await assignments.read(cluster, topic)).indexOf(host.hostId);
+    const partition = hostPartition(await assignments.read(cluster, topic), host.hostId);
     const high = Number(
       (await admin.fetchTopicOffsets(topic)).find((p) => p.partition === partition)?.high ?? -1,
     );
