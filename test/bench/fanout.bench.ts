@@ -1,14 +1,18 @@
 /**
- * Issue 8: the MQ evaluation — the same seeded workload through each delivery
- * mode, on fresh real servers, at growing sizes; writes docs/evaluation.md (the
- * measured section), docs/bench/fanout.json and the charts.
+ * The MQ evaluation (issues 8 and 27) — the same seeded workload through each
+ * delivery mode, on fresh real servers (one node, or a 3-node cluster), at
+ * growing sizes; writes docs/evaluation.md (the measured section),
+ * docs/bench/fanout.json and the charts.
  *
  *   npm run bench:fanout -- [--sizes 1000,10000,50000] [--modes all|id,id]
+ *                           [--topologies single,cluster] [--real-agents 0]
+ *                           [--hosts-per-partition 8] [--restart]
  *                           [--intents 3000] [--zipf 1.1] [--seed 42]
  *                           [--setup-budget 240] [--run-budget 120] [--window 32] [--no-write] [--merge] [--render]
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import {
   KAFKA_VERSION,
@@ -18,6 +22,7 @@ import {
   runDir,
   startLocalKafka,
   startLocalNats,
+  startLocalNatsCluster,
   type LocalKafka,
   type LocalNats,
 } from '../../infra/index.js';
@@ -28,9 +33,13 @@ import {
   processUsage,
   type Counts,
   type Mode,
+  type Prepared,
+  type ServerHandle,
 } from './fanout/modes.js';
+import type { Recovery } from './fanout/realAgents.js';
 import { renderEvaluation } from './fanout/report.js';
 import { Tally } from './fanout/tally.js';
+import { WireCounter, wireSince, type WireBytes } from './fanout/wire.js';
 import { buildWorkload, neededBy, type FanoutWorkload } from './fanout/workload.js';
 import { pct } from './report.js';
 
@@ -38,6 +47,14 @@ const { values } = parseArgs({
   options: {
     sizes: { type: 'string', default: '1000,10000,50000' },
     modes: { type: 'string', default: 'all' },
+    /** `single`: one node; `cluster`: 3 nodes (R3 streams; Kafka topics with 3 replicas). */
+    topologies: { type: 'string', default: 'single' },
+    /** Hosts run as real agents, a connection each, in worker processes (JetStream modes). */
+    'real-agents': { type: 'string', default: '0' },
+    /** kafka-hostgroup: hosts sharing a partition. */
+    'hosts-per-partition': { type: 'string', default: '8' },
+    /** After the run: a broker restarted (one node of a cluster), then a probe to every host. */
+    restart: { type: 'boolean', default: false },
     intents: { type: 'string', default: '3000' },
     zipf: { type: 'string', default: '1.1' },
     seed: { type: 'string', default: '42' },
@@ -56,18 +73,70 @@ const { values } = parseArgs({
 const sizes = values.render ? [] : values.sizes.split(',').map(Number);
 const modes =
   values.modes === 'all' ? MODES : MODES.filter((m) => values.modes.split(',').includes(m.id));
-if (modes.length === 0 || sizes.some((s) => !Number.isInteger(s) || s < 10)) {
-  process.stderr.write(`bad --modes or --sizes; modes: ${MODES.map((m) => m.id).join(', ')}\n`);
+type Topology = 'single' | 'cluster';
+const topologies = values.topologies.split(',') as Topology[];
+const REAL_AGENTS = Number(values['real-agents']);
+const HOSTS_PER_PARTITION = Number(values['hosts-per-partition']);
+if (
+  modes.length === 0 ||
+  sizes.some((s) => !Number.isInteger(s) || s < 10) ||
+  topologies.some((t) => t !== 'single' && t !== 'cluster') ||
+  !Number.isInteger(REAL_AGENTS) ||
+  REAL_AGENTS < 0 ||
+  !Number.isInteger(HOSTS_PER_PARTITION) ||
+  HOSTS_PER_PARTITION < 1
+) {
+  process.stderr.write(
+    `bad --modes, --sizes, --topologies, --real-agents or --hosts-per-partition; modes: ${MODES.map((m) => m.id).join(', ')}\n`,
+  );
   process.exit(2);
 }
+/**
+ * What a broker host would have: Kafka maps two index files per partition
+ * segment, and Linux's default of 65,530 maps is met at ~30,000 partitions. Raised
+ * here when this process may (root); the open-files limit (20,000 per process
+ * here) cannot be raised without CAP_SYS_RESOURCE, and the report says so.
+ */
+const MAX_MAP_COUNT = 262_144;
+try {
+  const path = '/proc/sys/vm/max_map_count';
+  if (Number(readFileSync(path, 'utf8')) < MAX_MAP_COUNT)
+    writeFileSync(path, String(MAX_MAP_COUNT));
+} catch {
+  // Not root: the default stays.
+}
+
+/** Nodes of a cluster topology. */
+const CLUSTER_NODES = 3;
+/** After a restart: how long every host is waited for, and how long one probe round. */
+const RESTART_BOUND_MS = 300_000;
+const PROBE_ROUND_MS = 2000;
 const WINDOW = Number(values.window);
 const FANOUT_JSON = join(repoRoot, 'docs', 'bench', 'fanout.json');
 const logger = createLogger({ name: 'bench', level: 'silent', pretty: false });
 const say = (text: string): void => void process.stdout.write(`${text}\n`);
 
+/** After a broker restart: how long until every host took a probe sent once it was back. */
+export interface RestartRow {
+  /** What was restarted. */
+  what: string;
+  /** Stop → serving again (the node's own readiness). */
+  downSeconds: number;
+  /** Stop → the last host's probe taken. */
+  allProbedSeconds: number;
+  hostsProbed: number;
+  /** The real agents' reconnect and resync (JetStream modes with real agents). */
+  real?: Recovery;
+}
+
 export interface FanoutRow {
   hosts: number;
   mode: string;
+  /** One node, or a 3-node cluster (absent in rows of earlier runs: single). */
+  topology?: Topology;
+  brokers?: number;
+  /** kafka-hostgroup's hosts per partition. */
+  hostsPerPartition?: number;
   label: string;
   status: 'ok' | 'setup over budget' | 'setup failed' | 'run over budget' | 'incomplete';
   /** Intents published (fewer than `intents` when the run went over its budget). */
@@ -90,24 +159,153 @@ export interface FanoutRow {
   hostsWithUnneeded: number;
   duplicates: number;
   natsConnections?: number;
-  broker: { cpuSeconds: number; rssMb: number; setupCpuSeconds: number };
-  ours: { cpuSeconds: number; rssMb: number };
+  /** Summed over the nodes. */
+  broker: {
+    cpuSeconds: number;
+    rssMb: number;
+    setupCpuSeconds: number;
+    /** File descriptors open at the end of setup, the most of any node. */
+    openFilesMax?: number;
+  };
+  /** The bench process (publisher, simulated agents, Kafka reader): CPU and event-loop delay. */
+  ours: { cpuSeconds: number; rssMb: number; eventLoopP99Ms?: number };
+  /** The real agents' worker processes over the run. */
+  agents?: { cpuSeconds: number; rssMb: number; eventLoopP99Ms: number };
+  /** Bytes on the wire over the run (nftables, wire.ts): the clients', and between brokers. */
+  wire?: WireBytes;
+  restart?: RestartRow;
 }
 
-async function startServer(mode: Mode, dir: string): Promise<LocalNats | LocalKafka> {
-  return mode.broker === 'nats'
-    ? startLocalNats({ dir, bucketCount: DEFAULT_BUCKET_COUNT })
-    : startLocalKafka({ clusterId: 'bench', dir, heapMb: 1024 });
+/** One node or a cluster of either kind, with what the bench needs of it. */
+interface Servers {
+  handle: ServerHandle;
+  pids: () => number[];
+  monitorUrls: string[];
+  /** Restarts one node (the only one, or the first of a cluster); resolves once it serves again. */
+  restartOne: () => Promise<string>;
+  stop: () => Promise<void>;
 }
 
-async function runMode(mode: Mode, workload: FanoutWorkload): Promise<FanoutRow> {
+async function startServers(mode: Mode, topology: Topology, dir: string): Promise<Servers> {
+  const nodes = topology === 'cluster' ? CLUSTER_NODES : 1;
+  if (mode.broker === 'nats') {
+    const list: LocalNats[] =
+      nodes === 1
+        ? [await startLocalNats({ dir, bucketCount: DEFAULT_BUCKET_COUNT })]
+        : (await startLocalNatsCluster({ dir, nodes, bucketCount: DEFAULT_BUCKET_COUNT })).nodes;
+    return {
+      handle: { broker: 'nats', urls: list.map((n) => n.url), replicas: nodes },
+      pids: () => list.map((n) => n.process.pid!),
+      monitorUrls: list.map((n) => n.monitorUrl),
+      restartOne: async () => {
+        await list[0]!.stop();
+        await list[0]!.revive();
+        return nodes === 1 ? 'the server' : 'node 1 of 3';
+      },
+      stop: async () => void (await Promise.allSettled(list.map((n) => n.stop()))),
+    };
+  }
+  const kafka: LocalKafka = await startLocalKafka({
+    clusterId: 'bench',
+    dir,
+    heapMb: 1024,
+    brokers: nodes,
+  });
+  return {
+    handle: { broker: 'kafka', brokers: kafka.brokers, replicas: nodes },
+    pids: () => kafka.nodes.map((n) => n.process.pid!),
+    monitorUrls: [],
+    restartOne: async () => {
+      await kafka.nodes[0]!.stop();
+      await kafka.nodes[0]!.revive();
+      return nodes === 1 ? 'the broker' : 'broker 1 of 3';
+    },
+    stop: () => kafka.stop(),
+  };
+}
+
+/** CPU and RSS summed over the nodes; the most file descriptors any has open. */
+function usageOf(pids: readonly number[]): {
+  cpuSeconds: number;
+  rssMb: number;
+  openFilesMax: number;
+} {
+  let cpuSeconds = 0;
+  let rssMb = 0;
+  let openFilesMax = 0;
+  for (const pid of pids) {
+    const u = processUsage(pid);
+    cpuSeconds += u.cpuSeconds;
+    rssMb += u.rssMb;
+    try {
+      openFilesMax = Math.max(openFilesMax, readdirSync(`/proc/${pid}/fd`).length);
+    } catch {
+      // Gone (a broker that died).
+    }
+  }
+  return { cpuSeconds, rssMb, openFilesMax };
+}
+
+/**
+ * A broker restarted (one node of a cluster), then probes sent to every host
+ * once it serves again, a round at a time (each retried while the clients
+ * reconnect), until every host has taken one: stop → the last host's first
+ * probe. A host whose subscription was not back yet takes a later round's. Also
+ * the real agents' own reconnect and resync.
+ */
+async function restartAndProbe(
+  servers: Servers,
+  prepared: Prepared,
+  tally: Tally,
+  hosts: number,
+): Promise<RestartRow> {
+  const got = new Set<string>();
+  let lastAt = 0;
+  let onAll: (() => void) | undefined;
+  tally.probe = (hostId) => {
+    if (got.has(hostId)) return;
+    got.add(hostId);
+    lastAt = performance.now();
+    if (got.size === hosts) onAll?.();
+  };
+  const sinceEpoch = Date.now();
+  const down = performance.now();
+  const what = await servers.restartOne();
+  const downSeconds = (performance.now() - down) / 1000;
+  const deadline = performance.now() + RESTART_BOUND_MS;
+  for (let round = 1; got.size < hosts && performance.now() < deadline; round++) {
+    await prepared.probe(round);
+    await new Promise<void>((resolve) => {
+      onAll = resolve;
+      setTimeout(resolve, PROBE_ROUND_MS);
+    });
+  }
+  const real = await prepared.real?.awaitRecovered(sinceEpoch, 120_000);
+  return {
+    what,
+    downSeconds,
+    allProbedSeconds: got.size === hosts ? (lastAt - down) / 1000 : NaN,
+    hostsProbed: got.size,
+    ...(real ? { real } : {}),
+  };
+}
+
+async function runMode(
+  mode: Mode,
+  topology: Topology,
+  workload: FanoutWorkload,
+  workloadArgs: { hosts: number; intents: number; zipf: number; seed: number },
+): Promise<FanoutRow> {
   const dir = runDir('alcor-fanout-');
-  const server = await startServer(mode, dir);
-  const pid = server.process.pid!;
+  const servers = await startServers(mode, topology, dir);
+  const pids = servers.pids();
   const tally = new Tally(workload);
   const base: FanoutRow = {
     hosts: workload.hosts.length,
     mode: mode.id,
+    topology,
+    brokers: pids.length,
+    ...(mode.id === 'kafka-hostgroup' ? { hostsPerPartition: HOSTS_PER_PARTITION } : {}),
     label: mode.label,
     status: 'ok',
     setupSeconds: 0,
@@ -127,23 +325,26 @@ async function runMode(mode: Mode, workload: FanoutWorkload): Promise<FanoutRow>
     broker: { cpuSeconds: 0, rssMb: 0, setupCpuSeconds: 0 },
     ours: { cpuSeconds: 0, rssMb: 0 },
   };
-  const before = processUsage(pid);
+  const before = usageOf(pids);
+  // From here the bench's sockets are the clients' (wire.ts).
+  const wire = WireCounter.open();
   const setupStarted = performance.now();
-  let prepared;
+  let prepared: Prepared;
   try {
-    prepared = await mode.prepare(
-      'url' in server ? { url: server.url } : { brokers: server.brokers },
-      {
-        workload,
-        tally,
-        logger,
-        setupBudgetMs: Number(values['setup-budget']) * 1000,
-        progress: (text) => say(`    … ${text}`),
-      },
-    );
+    prepared = await mode.prepare(servers.handle, {
+      workload,
+      tally,
+      logger,
+      setupBudgetMs: Number(values['setup-budget']) * 1000,
+      progress: (text) => say(`    … ${text}`),
+      realAgents: REAL_AGENTS,
+      workloadArgs,
+      hostsPerPartition: HOSTS_PER_PARTITION,
+    });
   } catch (err) {
-    const usage = processUsage(pid);
-    await server.stop();
+    wire?.close();
+    const usage = usageOf(pids);
+    await servers.stop();
     rmSync(dir, { recursive: true, force: true });
     const setupSeconds = (performance.now() - setupStarted) / 1000;
     // A layout the broker cannot set up at this size is a result, not a crash of the bench.
@@ -159,7 +360,11 @@ async function runMode(mode: Mode, workload: FanoutWorkload): Promise<FanoutRow>
     };
   }
   const setupSeconds = (performance.now() - setupStarted) / 1000;
-  const afterSetup = processUsage(pid);
+  const afterSetup = usageOf(pids);
+  const agentsBefore = await prepared.real?.usage();
+  const wireBefore = wire?.read();
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
   const ourBefore = process.cpuUsage();
   const started = performance.now();
   const inFlight = new Set<Promise<void>>();
@@ -167,7 +372,8 @@ async function runMode(mode: Mode, workload: FanoutWorkload): Promise<FanoutRow>
   const lastOfVpc = new Map<string, Promise<void>>();
   const runBudgetMs = Number(values['run-budget']) * 1000;
   let published = workload.intents.length;
-  for (let i = 0; i < workload.intents.length; i++) {
+  let failed: unknown;
+  for (let i = 0; i < workload.intents.length && failed === undefined; i++) {
     if (performance.now() - started > runBudgetMs) {
       published = i;
       break;
@@ -179,28 +385,44 @@ async function runMode(mode: Mode, workload: FanoutWorkload): Promise<FanoutRow>
     });
     lastOfVpc.set(vpcId, p);
     inFlight.add(p);
-    void p.finally(() => inFlight.delete(p));
-    if (inFlight.size >= WINDOW) await Promise.race(inFlight);
+    p.then(
+      () => inFlight.delete(p),
+      (err: unknown) => {
+        inFlight.delete(p);
+        failed ??= err;
+      },
+    );
+    if (inFlight.size >= WINDOW) await Promise.race(inFlight).catch(() => undefined);
   }
-  await Promise.all(inFlight);
+  await Promise.allSettled(inFlight);
+  if (failed !== undefined) say(`    … a publish failed: ${(failed as Error).message}`);
   tally.limit(published);
   const all = await tally.all(120_000);
   // Late and unneeded deliveries settle.
   await new Promise((r) => setTimeout(r, 1000));
   const lastDone = Math.max(...tally.doneAt);
   const seconds = ((all ? lastDone : performance.now()) - started) / 1000;
-  const after = processUsage(pid);
+  const after = usageOf(pids);
   const ourCpu = process.cpuUsage(ourBefore);
+  loop.disable();
+  const wireAfter = wire?.read();
+  const agentsAfter = await prepared.real?.usage();
   const counts = await prepared.counts();
   let natsConnections: number | undefined;
-  if ('monitorUrl' in server) {
-    const varz = (await (await fetch(`${server.monitorUrl}/varz`)).json()) as {
-      connections: number;
-    };
-    natsConnections = varz.connections;
+  if (servers.monitorUrls.length > 0) {
+    natsConnections = 0;
+    for (const url of servers.monitorUrls) {
+      const varz = (await (await fetch(`${url}/varz`)).json()) as { connections: number };
+      natsConnections += varz.connections;
+    }
   }
-  await prepared.stop();
-  await server.stop();
+  // Out of the clients' cgroup before a broker is started again.
+  wire?.close();
+  const restart = values.restart
+    ? await restartAndProbe(servers, prepared, tally, workload.hosts.length)
+    : undefined;
+  await prepared.stop().catch((err: unknown) => say(`    … stop: ${(err as Error).message}`));
+  await servers.stop();
   rmSync(dir, { recursive: true, force: true });
 
   const latencies: number[] = [];
@@ -249,11 +471,24 @@ async function runMode(mode: Mode, workload: FanoutWorkload): Promise<FanoutRow>
       cpuSeconds: after.cpuSeconds - afterSetup.cpuSeconds,
       rssMb: after.rssMb,
       setupCpuSeconds: afterSetup.cpuSeconds - before.cpuSeconds,
+      openFilesMax: afterSetup.openFilesMax,
     },
     ours: {
       cpuSeconds: (ourCpu.user + ourCpu.system) / 1e6,
       rssMb: process.memoryUsage().rss / 2 ** 20,
+      eventLoopP99Ms: loop.percentile(99) / 1e6,
     },
+    ...(agentsBefore && agentsAfter
+      ? {
+          agents: {
+            cpuSeconds: agentsAfter.cpuSeconds - agentsBefore.cpuSeconds,
+            rssMb: agentsAfter.rssMb,
+            eventLoopP99Ms: agentsAfter.eventLoopP99Ms,
+          },
+        }
+      : {}),
+    ...(wireBefore && wireAfter ? { wire: wireSince(wireAfter, wireBefore) } : {}),
+    ...(restart ? { restart } : {}),
   };
 }
 
@@ -278,14 +513,20 @@ for (const hosts of sizes) {
   say(
     `${hosts} hosts (${workload.clusters.size} clusters): ${workload.stats.vpcs} VPCs, ${workload.stats.ports} ports, ${workload.intents.length} intents → ${workload.stats.messages} goal states`,
   );
-  for (const mode of modes) {
-    say(`  ${mode.id} …`);
-    const row = await runMode(mode, workload);
-    rows.push(row);
-    say(
-      `  ${mode.id}: ${row.status}${row.note ? ` (${row.note})` : ''}; setup ${row.setupSeconds.toFixed(1)} s; ${row.intentsPerSecond.toFixed(0)} intents/s; p50 ${row.p50Ms.toFixed(0)} ms p99 ${row.p99Ms.toFixed(0)} ms; published ${row.counts?.published.messages ?? 0}; delivered/needed ${row.ratio.toFixed(3)} (worst host ${row.worstHostRatio.toFixed(2)}); broker ${row.broker.cpuSeconds.toFixed(1)} cpu-s, ${row.broker.rssMb.toFixed(0)} MiB`,
-    );
-  }
+  for (const topology of topologies)
+    for (const mode of modes) {
+      say(`  ${mode.id} (${topology}) …`);
+      const row = await runMode(mode, topology, workload, {
+        hosts,
+        intents: Number(values.intents),
+        zipf: Number(values.zipf),
+        seed: Number(values.seed),
+      });
+      rows.push(row);
+      say(
+        `  ${mode.id} (${topology}): ${row.status}${row.note ? ` (${row.note})` : ''}; setup ${row.setupSeconds.toFixed(1)} s; ${row.intentsPerSecond.toFixed(0)} intents/s; p50 ${row.p50Ms.toFixed(0)} ms p99 ${row.p99Ms.toFixed(0)} ms; published ${row.counts?.published.messages ?? 0}; delivered/needed ${row.ratio.toFixed(3)} (worst host ${row.worstHostRatio.toFixed(2)}); broker ${row.broker.cpuSeconds.toFixed(1)} cpu-s, ${row.broker.rssMb.toFixed(0)} MiB, ${row.broker.openFilesMax ?? '?'} fds; ours ${row.ours.cpuSeconds.toFixed(1)} cpu-s, loop p99 ${row.ours.eventLoopP99Ms?.toFixed(0)} ms${row.agents ? `; agents ${row.counts?.realAgents} real in ${row.counts?.agentProcesses} processes, ${row.agents.cpuSeconds.toFixed(1)} cpu-s, loop p99 ${row.agents.eventLoopP99Ms.toFixed(0)} ms` : ''}${row.wire ? `; wire ${(row.wire.client / 1e6).toFixed(1)} MB client, ${(row.wire.peers / 1e6).toFixed(1)} MB between brokers` : ''}${row.restart ? `; restart of ${row.restart.what}: down ${row.restart.downSeconds.toFixed(1)} s, all ${row.restart.hostsProbed} probed at ${row.restart.allProbedSeconds.toFixed(1)} s${row.restart.real ? `, real agents reconnected p99 ${row.restart.real.reconnectP99Ms.toFixed(0)} ms, resynced p99 ${row.restart.real.resyncP99Ms.toFixed(0)} ms (${row.restart.real.resynced}/${row.restart.real.agents})` : ''}` : ''}`,
+      );
+    }
 }
 
 if ((values.merge || values.render) && existsSync(FANOUT_JSON)) {
@@ -296,11 +537,17 @@ if ((values.merge || values.render) && existsSync(FANOUT_JSON)) {
   };
   if (values.render) args = kept.args;
   const rerun = (r: FanoutRow): boolean =>
-    sizes.includes(r.hosts) && modes.some((m) => m.id === r.mode);
+    sizes.includes(r.hosts) &&
+    modes.some((m) => m.id === r.mode) &&
+    topologies.includes(r.topology ?? 'single');
   rows.unshift(...kept.rows.filter((r) => !rerun(r)));
   workloads.unshift(...kept.workloads.filter((w) => !sizes.includes(w.hosts)));
   const order = MODES.map((m) => m.id);
-  rows.sort((a, b) => a.hosts - b.hosts || order.indexOf(a.mode) - order.indexOf(b.mode));
+  const topo = (r: FanoutRow): number => (r.topology === 'cluster' ? 1 : 0);
+  rows.sort(
+    (a, b) =>
+      a.hosts - b.hosts || topo(a) - topo(b) || order.indexOf(a.mode) - order.indexOf(b.mode),
+  );
   workloads.sort((a, b) => a.hosts - b.hosts);
 }
 

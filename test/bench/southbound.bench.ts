@@ -13,6 +13,12 @@
  * to a JetStream stream, consumed, forwarded (JetStream: published on a subject a
  * host subscribes to; Kafka: produced with acks from all replicas and consumed),
  * and answered on core NATS — as many messages, of a goal state's size.
+ *
+ *   … [--layouts 1,8] [--per-cluster 50]
+ *
+ * With `--layouts`, instead: the Kafka phases once per Kafka layout (hosts per
+ * partition), each on fresh servers, with `--per-cluster` hosts in each of the 10
+ * clusters; written to the "southbound-layout" section of docs/performance.md.
  */
 import { parseArgs } from 'node:util';
 import { NATS_SERVER_VERSION, KAFKA_VERSION } from '../../infra/index.js';
@@ -26,10 +32,17 @@ const { values } = parseArgs({
     'per-vpc': { type: 'string', default: '40' },
     /** The phases, in order. */
     bindings: { type: 'string', default: 'jetstream,kafka a,kafka b' },
+    /** Kafka hosts per partition to compare (the Kafka phases only, fresh servers each). */
+    layouts: { type: 'string', default: '' },
+    'per-cluster': { type: 'string', default: '50' },
   },
 });
 const VPCS = Number(values.vpcs);
 const PER_VPC = Number(values['per-vpc']);
+if (values.layouts) {
+  await compareLayouts(values.layouts.split(',').map(Number), Number(values['per-cluster']));
+  process.exit(0);
+}
 
 const rig = await startRig();
 const { hosts } = rig;
@@ -122,3 +135,54 @@ together in the next one.
 `,
 );
 process.exit(0);
+
+/** The Kafka phases per layout (hosts per partition), each on fresh servers. */
+async function compareLayouts(layouts: number[], perCluster: number): Promise<void> {
+  const runs: Array<{ hostsPerPartition: number; phases: BurstPhase[]; hosts: number }> = [];
+  for (const hostsPerPartition of layouts) {
+    const rig = await startRig({ kafkaHostsPerPartition: hostsPerPartition, perCluster });
+    const phases: BurstPhase[] = [];
+    for (const [i, name] of ['kafka a', 'kafka b'].entries())
+      phases.push(
+        await burstPhase(rig, name, { vpcs: VPCS, perVpc: PER_VPC, seed: 1000 * (i + 2) }),
+      );
+    runs.push({ hostsPerPartition, phases, hosts: rig.hosts.length });
+    process.stdout.write(`${JSON.stringify({ hostsPerPartition, phases })}\n`);
+    await rig.stop();
+  }
+  const hosts = runs[0]?.hosts ?? 0;
+  const rows = runs
+    .flatMap((r) =>
+      r.phases.map(
+        (p) =>
+          `| ${r.hostsPerPartition} | ${p.binding} | ${fmt(p.intents)} / ${fmt(p.programmed)} | ${fmt(p.rate)} | ${fmt(p.p50, 1)} ms | ${fmt(p.p99, 1)} ms | ${fmt(p.deliverP50, 1)} ms | ${fmt(p.deliverP99, 1)} ms |`,
+      ),
+    )
+    .join('\n');
+  await writeReport(
+    'southbound-layout',
+    {
+      machine: machine(),
+      date: new Date().toISOString(),
+      hosts,
+      vpcs: VPCS,
+      perVpc: PER_VPC,
+      runs,
+    },
+    `
+## Southbound: the Kafka layout (hosts per partition)
+
+\`npm run bench:southbound -- --layouts ${layouts.join(',')} --per-cluster ${perCluster}\` — Kafka ${KAFKA_VERSION}
+(KRaft, one broker per cluster), nats-server ${NATS_SERVER_VERSION}, Redis; ${fmt(hosts)} hosts in 10 clusters,
+a third on each Kafka cluster; ${machine()}; ${new Date().toISOString().slice(0, 10)}.
+
+The same Kafka phases as above (${VPCS} VPCs × ${PER_VPC} intents per binding), on fresh servers for
+each layout: the southbound assigning hosts one to a partition, or several to a partition
+(\`ALCOR_KAFKA_HOSTS_PER_PARTITION\`; agents take the records keyed for them).
+
+| hosts per partition | binding | intents / programmed | programmed/s | p50 | p99 | delivery p50 | delivery p99 |
+|---|---|---|---|---|---|---|---|
+${rows}
+`,
+  );
+}

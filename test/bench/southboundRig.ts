@@ -55,7 +55,15 @@ export interface Rig {
  * fleet) in this process, or with `processes` as the processes an operator runs
  * (each service's main, its logs in `dir`), so that the load's client is alone here.
  */
-export async function startRig(o: { processes?: { dir: string } } = {}): Promise<Rig> {
+export async function startRig(
+  o: {
+    processes?: { dir: string };
+    /** Hosts per topology cluster (10 clusters; default 50). */
+    perCluster?: number;
+    /** The southbound's Kafka hosts per partition (in-process product only). */
+    kafkaHostsPerPartition?: number;
+  } = {},
+): Promise<Rig> {
   const provisioned = await provisionServers();
   // The bench's own clients use the servers' credentials (NATS seed, Kafka SASL).
   const env = provisioned.env();
@@ -67,12 +75,15 @@ export async function startRig(o: { processes?: { dir: string } } = {}): Promise
     { type: 'kafka', cluster: 'b' },
     { type: 'jetstream' },
   ];
-  const hosts = fleet(10, 50, 'sb', { regions: 2, binding: (h) => bindings[h % 3]! });
+  const hosts = fleet(10, o.perCluster ?? 50, 'sb', {
+    regions: 2,
+    binding: (h) => bindings[h % 3]!,
+  });
   await ensureLayout(nc, await jetstreamManager(nc), DEFAULT_LAYOUT);
   await putHosts(nc, hosts);
   const product = o.processes
     ? await productProcesses(provisioned, env, hosts, o.processes.dir)
-    : await productInProcess(servers, hosts);
+    : await productInProcess(servers, hosts, o.kafkaHostsPerPartition);
   const clients = await clientConnections(servers.natsUrl, 4);
   let productUp = true;
   const stopProduct = async (): Promise<void> => {
@@ -108,6 +119,7 @@ interface Product {
 async function productInProcess(
   servers: ReturnType<typeof serversFromEnv>,
   hosts: HostRecord[],
+  kafkaHostsPerPartition?: number,
 ): Promise<Product> {
   const controller = await startController({
     instanceId: 'bench',
@@ -122,6 +134,7 @@ async function productInProcess(
     natsUrl: servers.natsUrl,
     redisUrl: servers.redisUrl,
     kafka: servers.kafka,
+    ...(kafkaHostsPerPartition ? { kafkaHostsPerPartition } : {}),
     log,
   });
   const ncas = await startFleet({

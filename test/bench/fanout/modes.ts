@@ -4,11 +4,13 @@
  * consumers), starts simulated agents, and publishes an intent's goal states the
  * way its design says; the agents' receipts go to a {@link Tally}.
  *
- * Agents are simulated: the JetStream modes subscribe per host on a few shared
- * connections (a real agent has one connection of its own); the Kafka modes read
- * with one consumer per mode (a real agent is its own consumer). Where a design
- * has every agent of a group read the whole topic, one reader stands for them:
- * each record it reads counts as delivered to every host of the group.
+ * Agents: in `js-unicast` and `js-hierarchical`, the first `realAgents` hosts are
+ * real connections, one per host, in worker processes (realAgents.ts); the rest
+ * subscribe per host on a few shared connections (a real agent has one of its
+ * own). The Kafka modes read with one consumer per mode (a real agent is its own
+ * consumer). Where a design has every agent of a group (or of a partition) read
+ * all of it, one reader stands for them: each record it reads counts as delivered
+ * to every host that would fetch it.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import {
@@ -30,7 +32,9 @@ import {
   type Logger,
 } from '../../../infra/index.js';
 import { kafkaTopics, streams, subjects, type HostRecord } from '../../../shared/index.js';
-import { KEY_HEADER, keyOf, type Tally } from './tally.js';
+import { FLEET_CONSUMER } from '../../../services/nca/kafkaIntake.js';
+import { startRealAgents, type RealAgents } from './realAgents.js';
+import { KEY_HEADER, PROBE_PREFIX, keyOf, type Tally } from './tally.js';
 import type { Delivery, FanoutWorkload } from './workload.js';
 
 export interface Counts {
@@ -46,13 +50,27 @@ export interface Counts {
   published: { messages: number; bytes: number };
   /** Joins caught up from the stream (a multicast published before the subscription). */
   catchUps: number;
+  /** Hosts run as real agents (a connection of their own, in worker processes); the rest are counted. */
+  realAgents: number;
+  agentProcesses: number;
+  /** Broker connections the agents' side opened (real and shared). */
+  agentConnections: number;
 }
 
 export interface Prepared {
   publish: (intent: number) => Promise<void>;
   counts: () => Promise<Counts>;
+  /** Sends probe `n` to every host (its own subject or partition; a group topic once). */
+  probe: (n: number) => Promise<void>;
+  /** The real agents, when the mode runs some. */
+  real?: RealAgents;
   stop: () => Promise<void>;
 }
+
+/** The servers of a run: one node, or a cluster (streams and topics then replicated). */
+export type ServerHandle =
+  | { broker: 'nats'; urls: string[]; replicas: number }
+  | { broker: 'kafka'; brokers: string[]; replicas: number };
 
 export interface ModeContext {
   workload: FanoutWorkload;
@@ -62,13 +80,19 @@ export interface ModeContext {
   setupBudgetMs: number;
   /** Reports setup progress (e.g. topics created). */
   progress: (text: string) => void;
+  /** Hosts to run as real agents where the mode can (the first ones of the workload). */
+  realAgents: number;
+  /** What the workload was built from (real agents' workers build it again). */
+  workloadArgs: { hosts: number; intents: number; zipf: number; seed: number };
+  /** `kafka-hostgroup`: hosts sharing a partition. */
+  hostsPerPartition: number;
 }
 
 export interface Mode {
   id: string;
   label: string;
   broker: 'nats' | 'kafka';
-  prepare: (server: { url: string } | { brokers: string[] }, ctx: ModeContext) => Promise<Prepared>;
+  prepare: (server: ServerHandle, ctx: ModeContext) => Promise<Prepared>;
 }
 
 export class SetupBudgetExceeded extends Error {
@@ -94,16 +118,73 @@ interface NatsSide {
   agents: NatsConnection[];
 }
 
-async function natsSide(url: string): Promise<NatsSide> {
-  const pub = await connectNats(url, { name: 'bench-publisher' });
+async function natsSide(server: ServerHandle): Promise<NatsSide> {
+  const { urls, replicas } = server as Extract<ServerHandle, { broker: 'nats' }>;
+  const pub = await connectNats(urls.join(','), { name: 'bench-publisher' });
   const jsm = await jetstreamManager(pub);
-  await ensureLayout(pub, jsm, DEFAULT_LAYOUT);
+  await ensureLayout(pub, jsm, { ...DEFAULT_LAYOUT, replicas });
+  // The shared connections are spread over the nodes, as agents would be.
   const agents = await Promise.all(
     Array.from({ length: AGENT_CONNECTIONS }, (_, i) =>
-      connectNats(url, { name: `bench-agents-${i}` }),
+      connectNats(urls[i % urls.length]!, { name: `bench-agents-${i}` }),
     ),
   );
   return { log: new Map(), pub, js: jetstream(pub), jsm, agents };
+}
+
+/** Hosts [0, n) run as real agents; the rest stay on the shared connections. */
+async function realAgentsOf(
+  server: ServerHandle,
+  ctx: ModeContext,
+  mode: 'unicast' | 'hierarchical',
+): Promise<{ real: RealAgents | undefined; simulated: HostRecord[] }> {
+  const { workload } = ctx;
+  const n = Math.min(ctx.realAgents, workload.hosts.length);
+  if (n === 0) return { real: undefined, simulated: workload.hosts };
+  const real = await startRealAgents({
+    workload,
+    args: ctx.workloadArgs,
+    mode,
+    hostIds: workload.hosts.slice(0, n).map((h) => h.hostId),
+    urls: (server as Extract<ServerHandle, { broker: 'nats' }>).urls,
+    tally: ctx.tally,
+    progress: ctx.progress,
+    // A node holds < 20,000 connections here: while one restarts, its agents wait
+    // for it rather than crowd the others past that.
+    pinToNode: true,
+  });
+  return { real, simulated: workload.hosts.slice(n) };
+}
+
+/**
+ * Probe `n` on every host's own subject (through the stream), 1,000 in flight; a
+ * batch is sent again while the publisher reconnects after a restart.
+ */
+async function natsProbe(side: NatsSide, hosts: readonly HostRecord[], n: number): Promise<void> {
+  const data = new TextEncoder().encode('{}');
+  for (let i = 0; i < hosts.length; i += 1000) {
+    const batch = hosts.slice(i, i + 1000);
+    await untilSent(() =>
+      Promise.all(
+        batch.map((h) =>
+          side.js.publish(hostSubject(h), data, { headers: keyHeaders(`${PROBE_PREFIX}${n}`) }),
+        ),
+      ),
+    );
+  }
+}
+
+/** `send`, again every 500 ms while it fails (a broker coming back), for up to a minute. */
+async function untilSent(send: () => Promise<unknown>): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await send();
+      return;
+    } catch (err) {
+      if (attempt >= 120) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 }
 
 function keyHeaders(key: string) {
@@ -134,19 +215,32 @@ const hostSubject = (h: HostRecord): string => subjects.goalStateHost(h, h.hostI
 
 async function natsCounts(
   side: NatsSide,
-  base: Omit<Counts, 'topics' | 'partitions' | 'consumers'>,
+  real: RealAgents | undefined,
+  base: Omit<
+    Counts,
+    'topics' | 'partitions' | 'consumers' | 'realAgents' | 'agentProcesses' | 'agentConnections'
+  >,
 ): Promise<Counts> {
   const info = await side.jsm.streams.info(streams.goalStates);
   return {
     ...base,
+    catchUps: base.catchUps + (real?.catchUps ?? 0),
     topics: info.state.num_subjects ?? 0,
     partitions: 0,
     consumers: info.state.consumer_count,
+    realAgents: real?.real ?? 0,
+    agentProcesses: real?.processes ?? 0,
+    agentConnections: side.agents.length + (real?.connections ?? 0),
   };
 }
 
-async function closeNats(side: NatsSide, subs: Iterable<Subscription>): Promise<void> {
+async function closeNats(
+  side: NatsSide,
+  subs: Iterable<Subscription>,
+  real?: RealAgents,
+): Promise<void> {
   for (const s of subs) s.unsubscribe();
+  await real?.stop();
   await Promise.all([side.pub, ...side.agents].map((c) => c.close()));
 }
 
@@ -155,10 +249,12 @@ const jsUnicast: Mode = {
   id: 'js-unicast',
   label: 'JetStream, per-host subjects, one message per host (no multicast)',
   broker: 'nats',
-  async prepare(server, { workload, tally }) {
-    const side = await natsSide((server as { url: string }).url);
+  async prepare(server, ctx) {
+    const { workload, tally } = ctx;
+    const side = await natsSide(server);
+    const { real, simulated } = await realAgentsOf(server, ctx, 'unicast');
     const byId = new Map(workload.hosts.map((h) => [h.hostId, h]));
-    const subs = workload.hosts.map((h, i) =>
+    const subs = simulated.map((h, i) =>
       side.agents[i % AGENT_CONNECTIONS]!.subscribe(hostSubject(h), {
         callback: (err, msg) => {
           if (!err) tally.received(h.hostId, msg.headers?.get(KEY_HEADER));
@@ -184,13 +280,15 @@ const jsUnicast: Mode = {
           published,
         ),
       counts: () =>
-        natsCounts(side, {
+        natsCounts(side, real, {
           deploymentConsumers: workload.hosts.length,
           publisherConnections: 1,
           published,
           catchUps: 0,
         }),
-      stop: () => closeNats(side, subs),
+      probe: (n) => natsProbe(side, workload.hosts, n),
+      ...(real ? { real } : {}),
+      stop: () => closeNats(side, subs, real),
     };
   },
 };
@@ -205,6 +303,7 @@ const jsUnicast: Mode = {
 class Followers {
   readonly subs = new Map<string, Subscription>();
   catchUps = 0;
+  failures = 0;
 
   constructor(
     private readonly side: NatsSide,
@@ -220,8 +319,14 @@ class Followers {
     const [i, k] = (key ?? '').split('.').map(Number);
     const d = this.workload.intents[i!]?.[k!];
     if (!d || d.target !== h.hostId) return;
-    if (d.joins) void this.join(h, d);
-    else if (d.leaves) void this.unfollow(h, d.vpcId);
+    // A join or leave that fails (a refilter or flush timing out on a busy broker)
+    // leaves the host short: it shows as an incomplete run, with the reason logged.
+    const failed = (err: unknown): void => {
+      this.failures += 1;
+      if (this.failures === 1) console.error(`a join or leave failed: ${(err as Error).message}`);
+    };
+    if (d.joins) this.join(h, d).catch(failed);
+    else if (d.leaves) this.unfollow(h, d.vpcId).catch(failed);
   }
 
   private async join(h: HostRecord, d: Delivery): Promise<void> {
@@ -272,11 +377,11 @@ const jsHierarchical: Mode = {
   id: 'js-hierarchical',
   label: 'JetStream, hierarchical subjects, per-cluster multicast (the design)',
   broker: 'nats',
-  async prepare(server, { workload, tally }) {
-    const side = await natsSide((server as { url: string }).url);
-    const conn = new Map(
-      workload.hosts.map((h, i) => [h.hostId, side.agents[i % AGENT_CONNECTIONS]!]),
-    );
+  async prepare(server, ctx) {
+    const { workload, tally } = ctx;
+    const side = await natsSide(server);
+    const { real, simulated } = await realAgentsOf(server, ctx, 'hierarchical');
+    const conn = new Map(simulated.map((h, i) => [h.hostId, side.agents[i % AGENT_CONNECTIONS]!]));
     const followers: Followers = new Followers(
       side,
       workload,
@@ -302,14 +407,14 @@ const jsHierarchical: Mode = {
         return Promise.resolve();
       },
     );
-    const own = workload.hosts.map((h) =>
+    const own = simulated.map((h) =>
       conn.get(h.hostId)!.subscribe(hostSubject(h), {
         callback: (err, msg) => {
           if (!err) followers.received(h, msg.headers?.get(KEY_HEADER));
         },
       }),
     );
-    for (const h of workload.hosts)
+    for (const h of simulated)
       for (const vpcId of workload.holds.get(h.hostId)!)
         followers.subs.set(
           `${h.hostId}/${vpcId}`,
@@ -324,13 +429,16 @@ const jsHierarchical: Mode = {
     return {
       publish: (intent) => jsPublish(side, designOrder(workload, intent), published),
       counts: () =>
-        natsCounts(side, {
-          deploymentConsumers: own.length + followers.subs.size,
+        natsCounts(side, real, {
+          // Real agents' subscriptions as they were when ready (joins and leaves move them).
+          deploymentConsumers: own.length + followers.subs.size + (real?.subscriptions ?? 0),
           publisherConnections: 1,
           published,
           catchUps: followers.catchUps,
         }),
-      stop: () => closeNats(side, [...own, ...followers.subs.values()]),
+      probe: (n) => natsProbe(side, workload.hosts, n),
+      ...(real ? { real } : {}),
+      stop: () => closeNats(side, [...own, ...followers.subs.values()], real),
     };
   },
 };
@@ -341,7 +449,7 @@ const jsDurable: Mode = {
   label: 'JetStream, a durable consumer per host (filtered on its subjects)',
   broker: 'nats',
   async prepare(server, { workload, tally, setupBudgetMs, progress }) {
-    const side = await natsSide((server as { url: string }).url);
+    const side = await natsSide(server);
     const conn = new Map(
       workload.hosts.map((h, i) => [h.hostId, side.agents[i % AGENT_CONNECTIONS]!]),
     );
@@ -402,12 +510,13 @@ const jsDurable: Mode = {
     return {
       publish: (intent) => jsPublish(side, designOrder(workload, intent), published),
       counts: () =>
-        natsCounts(side, {
+        natsCounts(side, undefined, {
           deploymentConsumers: workload.hosts.length,
           publisherConnections: 1,
           published,
           catchUps: followers.catchUps,
         }),
+      probe: (n) => natsProbe(side, workload.hosts, n),
       stop: () => closeNats(side, subs),
     };
   },
@@ -426,6 +535,7 @@ interface KafkaSide {
 async function createTopics(
   client: KafkaClient,
   specs: Array<{ topic: string; numPartitions: number }>,
+  replicationFactor: number,
   budgetMs: number,
   progress: (text: string) => void,
 ): Promise<void> {
@@ -436,7 +546,7 @@ async function createTopics(
     for (let i = 0; i < specs.length; i += 200) {
       const batch = specs.slice(i, i + 200);
       await admin.createTopics({
-        topics: batch.map((s) => ({ ...s, replicationFactor: 1 })),
+        topics: batch.map((s) => ({ ...s, replicationFactor })),
         waitForLeaders: false,
         timeout: 120_000,
       });
@@ -524,7 +634,12 @@ async function kafkaSide(brokers: string[], logger: Logger): Promise<KafkaSide> 
 async function startReader(
   side: KafkaSide,
   topics: string[],
-  onMessage: (topic: string, partition: number, key: string | undefined) => void,
+  onMessage: (
+    topic: string,
+    partition: number,
+    key: string | undefined,
+    recordKey: string | undefined,
+  ) => void,
 ): Promise<void> {
   // A fresh cluster creates its group coordinator (__consumer_offsets) on the first
   // lookup, which kafkajs's consumer gives up on: ask until it answers.
@@ -544,7 +659,9 @@ async function startReader(
   const consumer = side.reader.kafka.consumer({
     groupId,
     maxBytesPerPartition: 1 << 20,
-    sessionTimeout: 60_000,
+    // The product's fleet consumer settings (a broker restart is noticed as it
+    // would be), with room for a rebalance over tens of thousands of partitions.
+    ...FLEET_CONSUMER,
     rebalanceTimeout: 120_000,
   });
   side.consumer = consumer;
@@ -563,7 +680,12 @@ async function startReader(
   await consumer.run({
     partitionsConsumedConcurrently: 64,
     eachMessage: ({ topic, partition, message }) => {
-      onMessage(topic, partition, message.headers?.[KEY_HEADER]?.toString());
+      onMessage(
+        topic,
+        partition,
+        message.headers?.[KEY_HEADER]?.toString(),
+        message.key?.toString(),
+      );
       return Promise.resolve();
     },
   });
@@ -583,8 +705,11 @@ function kafkaCounts(
     consumers: 1,
     deploymentConsumers,
     publisherConnections: side.client.openConnections(),
-    published: coalescer.published,
+    published: { ...coalescer.published },
     catchUps: 0,
+    realAgents: 0,
+    agentProcesses: 0,
+    agentConnections: side.reader.openConnections(),
   });
 }
 
@@ -593,28 +718,47 @@ async function stopKafka(side: KafkaSide): Promise<void> {
   await side.producer.disconnect();
 }
 
-const record = (d: Delivery, key: string, partition?: number): Message => ({
-  value: Buffer.from(d.data),
-  headers: { [KEY_HEADER]: key, vpcId: d.vpcId, revision: String(d.revision) },
-  ...(partition === undefined ? { key: d.target } : { partition }),
+/** A record of `data` for `target` (its Kafka key), in `partition` if given. */
+const record = (
+  data: Uint8Array,
+  key: string,
+  target: string,
+  partition?: number,
+  extra: Record<string, string> = {},
+): Message => ({
+  value: Buffer.from(data),
+  headers: { [KEY_HEADER]: key, ...extra },
+  key: target,
+  ...(partition === undefined ? {} : { partition }),
 });
+const deliveryRecord = (d: Delivery, key: string, target: string, partition?: number) =>
+  record(d.data, key, target, partition, { vpcId: d.vpcId, revision: String(d.revision) });
+const PROBE_DATA = new TextEncoder().encode('{}');
 
 /** What a Kafka mode is: its topics, how a record reaches its hosts, an intent's records. */
 interface KafkaLayout {
   topics: Array<{ topic: string; numPartitions: number }>;
-  onRecord: (topic: string, partition: number, key: string | undefined) => void;
+  onRecord: (
+    topic: string,
+    partition: number,
+    key: string | undefined,
+    recordKey: string | undefined,
+  ) => void;
   records: (intent: number) => Array<{ topic: string; message: Message }>;
+  /** Probe `n` to every host (a group topic once). */
+  probes: (n: number) => Array<{ topic: string; message: Message }>;
 }
 
 /** Creates the layout's topics, starts its reader, and publishes through one producer. */
 async function prepareKafka(
-  server: { brokers: string[] },
+  server: ServerHandle,
   { workload, logger, setupBudgetMs, progress }: ModeContext,
   layout: KafkaLayout,
 ): Promise<Prepared> {
-  const side = await kafkaSide(server.brokers, logger);
+  const { brokers, replicas } = server as Extract<ServerHandle, { broker: 'kafka' }>;
+  const side = await kafkaSide(brokers, logger);
   try {
-    await createTopics(side.client, layout.topics, setupBudgetMs, progress);
+    await createTopics(side.client, layout.topics, replicas, setupBudgetMs, progress);
     progress('topics created');
     await startReader(
       side,
@@ -632,8 +776,22 @@ async function prepareKafka(
     publish: (intent) => coalescer.send(layout.records(intent)),
     counts: () =>
       kafkaCounts(side, coalescer, layout.topics.length, partitions, workload.hosts.length),
+    // After a broker restart the producer may need a few tries to find the leaders.
+    probe: (n) => untilSent(() => coalescer.send(layout.probes(n))),
     stop: () => stopKafka(side),
   };
+}
+
+/** Probe `n` for each host, in its topic and partition. */
+function hostProbes(
+  hosts: readonly HostRecord[],
+  where: (h: HostRecord) => { topic: string; partition?: number },
+  n: number,
+): Array<{ topic: string; message: Message }> {
+  return hosts.map((h) => {
+    const { topic, partition } = where(h);
+    return { topic, message: record(PROBE_DATA, `${PROBE_PREFIX}${n}`, h.hostId, partition) };
+  });
 }
 
 /** Each cluster's topic and its hosts, in order (a host's index is its partition). */
@@ -654,13 +812,18 @@ const kafkaGroupTopic: Mode = {
   prepare(server, ctx) {
     const { workload, tally } = ctx;
     const hostsOf = clusterTopics(workload);
-    return prepareKafka(server as { brokers: string[] }, ctx, {
+    return prepareKafka(server, ctx, {
       topics: [...hostsOf.keys()].map((topic) => ({ topic, numPartitions: 1 })),
       onRecord: (topic, _p, key) => tally.receivedByGroup(hostsOf.get(topic)!, key),
       records: (intent) =>
         workload.intents[intent]!.map((d, k) => ({
           topic: kafkaTopics.cluster(d.place),
-          message: record(d, keyOf(intent, k)),
+          message: deliveryRecord(d, keyOf(intent, k), d.target),
+        })),
+      probes: (n) =>
+        [...hostsOf.keys()].map((topic) => ({
+          topic,
+          message: record(PROBE_DATA, `${PROBE_PREFIX}${n}`, topic),
         })),
     });
   },
@@ -677,15 +840,62 @@ const kafkaPartitionPerHost: Mode = {
     const partitionOf = new Map<string, number>();
     for (const hs of hostAt.values()) hs.forEach((h, i) => partitionOf.set(h, i));
     const byId = new Map(workload.hosts.map((h) => [h.hostId, h]));
-    return prepareKafka(server as { brokers: string[] }, ctx, {
+    return prepareKafka(server, ctx, {
       topics: [...hostAt].map(([topic, hs]) => ({ topic, numPartitions: hs.length })),
       onRecord: (topic, partition, key) => tally.received(hostAt.get(topic)![partition]!, key),
       records: (intent) =>
         workload.intents[intent]!.flatMap((d, k) =>
           d.recipients.map((h) => ({
             topic: kafkaTopics.cluster(byId.get(h)!),
-            message: record(d, keyOf(intent, k), partitionOf.get(h)),
+            message: deliveryRecord(d, keyOf(intent, k), h, partitionOf.get(h)),
           })),
+        ),
+      probes: (n) =>
+        hostProbes(
+          workload.hosts,
+          (h) => ({ topic: kafkaTopics.cluster(h), partition: partitionOf.get(h.hostId)! }),
+          n,
+        ),
+    });
+  },
+};
+
+/**
+ * Mode 2b: a topic per cluster, `hostsPerPartition` hosts to a partition (the
+ * binding's layout at scale, infra/kafka/partitions.ts); each agent reads its
+ * partition and takes the records keyed for it — it fetches its neighbours' too.
+ */
+const kafkaHostGroups: Mode = {
+  id: 'kafka-hostgroup',
+  label: 'Kafka, a topic per cluster, hosts sharing a partition (agents filter by key)',
+  broker: 'kafka',
+  prepare(server, ctx) {
+    const { workload, tally, hostsPerPartition: per } = ctx;
+    const hostAt = clusterTopics(workload);
+    const partitionOf = new Map<string, number>();
+    for (const hs of hostAt.values()) hs.forEach((h, i) => partitionOf.set(h, Math.floor(i / per)));
+    const sharing = (topic: string, partition: number): string[] =>
+      hostAt.get(topic)!.slice(partition * per, (partition + 1) * per);
+    const byId = new Map(workload.hosts.map((h) => [h.hostId, h]));
+    return prepareKafka(server, ctx, {
+      topics: [...hostAt].map(([topic, hs]) => ({
+        topic,
+        numPartitions: Math.ceil(hs.length / per),
+      })),
+      onRecord: (topic, partition, key, target) =>
+        tally.receivedInShared(sharing(topic, partition), target ?? '', key),
+      records: (intent) =>
+        workload.intents[intent]!.flatMap((d, k) =>
+          d.recipients.map((h) => ({
+            topic: kafkaTopics.cluster(byId.get(h)!),
+            message: deliveryRecord(d, keyOf(intent, k), h, partitionOf.get(h)),
+          })),
+        ),
+      probes: (n) =>
+        hostProbes(
+          workload.hosts,
+          (h) => ({ topic: kafkaTopics.cluster(h), partition: partitionOf.get(h.hostId)! }),
+          n,
         ),
     });
   },
@@ -700,13 +910,17 @@ const kafkaTopicPerHost: Mode = {
     const { workload, tally } = ctx;
     const topic = (hostId: string) => `alcor.gsh.${hostId}`;
     const hostOf = new Map(workload.hosts.map((h) => [topic(h.hostId), h.hostId]));
-    return prepareKafka(server as { brokers: string[] }, ctx, {
+    return prepareKafka(server, ctx, {
       topics: [...hostOf.keys()].map((t) => ({ topic: t, numPartitions: 1 })),
       onRecord: (t, _p, key) => tally.received(hostOf.get(t)!, key),
       records: (intent) =>
         workload.intents[intent]!.flatMap((d, k) =>
-          d.recipients.map((h) => ({ topic: topic(h), message: record(d, keyOf(intent, k)) })),
+          d.recipients.map((h) => ({
+            topic: topic(h),
+            message: deliveryRecord(d, keyOf(intent, k), h),
+          })),
         ),
+      probes: (n) => hostProbes(workload.hosts, (h) => ({ topic: topic(h.hostId) }), n),
     });
   },
 };
@@ -714,6 +928,7 @@ const kafkaTopicPerHost: Mode = {
 export const MODES: readonly Mode[] = [
   kafkaGroupTopic,
   kafkaPartitionPerHost,
+  kafkaHostGroups,
   kafkaTopicPerHost,
   jsUnicast,
   jsHierarchical,

@@ -14,10 +14,73 @@ export interface EvaluationInput {
 }
 
 const num = (x: number, digits = 0): string => (Number.isFinite(x) ? fmt(x, digits) : '–');
+const topologyOf = (r: FanoutRow): 'single' | 'cluster' => r.topology ?? 'single';
+const modeName = (r: FanoutRow): string =>
+  r.hostsPerPartition ? `${r.mode} (${r.hostsPerPartition} per partition)` : r.mode;
+
+function markdownTable(head: string[], lines: string[][]): string {
+  return [
+    `| ${head.join(' | ')} |`,
+    `| ${head.map(() => '---').join(' | ')} |`,
+    ...lines.map((l) => `| ${l.join(' | ')} |`),
+  ].join('\n');
+}
+
+/** Agents: real connections (own processes) / counted on shared connections or one reader. */
+function agentsCell(r: FanoutRow): string {
+  const real = r.counts?.realAgents ?? 0;
+  return real > 0
+    ? `${num(real)} real (${num(r.counts!.agentProcesses)} processes) / ${num(r.hosts - real)} counted`
+    : `0 real / ${num(r.hosts)} counted`;
+}
+
+/** What a run cost: broker per 1,000 hosts, bytes per intent on the wire, the harness, a restart. */
+function costTable(rows: FanoutRow[]): string {
+  const head = [
+    'mode',
+    'broker nodes',
+    'broker RSS per 1,000 hosts (MiB)',
+    'broker CPU per 1,000 intents (s)',
+    'open files (most on a node)',
+    'wire per intent (KB): clients / between brokers',
+    'bench process: CPU (s), event-loop p99 (ms)',
+    'real agents: CPU (s), event-loop p99 (ms)',
+    'restart: what, down (s)',
+    'every host reading again (s)',
+    'real agents: reconnect / resync p99 (ms)',
+  ];
+  const lines = rows.map((r) => {
+    const published = r.published ?? r.intents;
+    const restart = r.restart;
+    return [
+      `**${modeName(r)}**`,
+      num(r.brokers ?? 1),
+      num(r.broker.rssMb / (r.hosts / 1000), 1),
+      r.counts ? num((r.broker.cpuSeconds / published) * 1000, 2) : '–',
+      num(r.broker.openFilesMax ?? NaN),
+      r.wire
+        ? `${num(r.wire.client / published / 1000, 1)} / ${num(Math.max(0, r.wire.peers) / published / 1000, 1)}`
+        : '–',
+      r.counts ? `${num(r.ours.cpuSeconds, 1)}, ${num(r.ours.eventLoopP99Ms ?? NaN)}` : '–',
+      r.agents ? `${num(r.agents.cpuSeconds, 1)}, ${num(r.agents.eventLoopP99Ms)}` : '–',
+      restart ? `${restart.what}, ${num(restart.downSeconds, 1)}` : '–',
+      restart
+        ? Number.isFinite(restart.allProbedSeconds)
+          ? num(restart.allProbedSeconds, 1)
+          : `${num(restart.hostsProbed)} of ${num(r.hosts)} in 300 s`
+        : '–',
+      restart?.real
+        ? `${num(restart.real.reconnectP99Ms)} / ${num(restart.real.resyncP99Ms)} (${num(restart.real.resynced)} of ${num(restart.real.agents)})`
+        : '–',
+    ];
+  });
+  return markdownTable(head, lines);
+}
 
 function table(rows: FanoutRow[]): string {
   const head = [
     'mode',
+    'agents: real / counted',
     'result',
     'setup (s)',
     'topics / subjects',
@@ -37,7 +100,8 @@ function table(rows: FanoutRow[]): string {
   const lines = rows.map((r) => {
     const c = r.counts;
     return [
-      `**${r.mode}**`,
+      `**${modeName(r)}**`,
+      agentsCell(r),
       r.status === 'ok' ? 'ok' : `${r.status}: ${r.note ?? ''}`,
       num(r.setupSeconds, 1),
       c ? num(c.topics) : '–',
@@ -55,11 +119,7 @@ function table(rows: FanoutRow[]): string {
       c ? num(r.ours.cpuSeconds, 1) : '–',
     ];
   });
-  return [
-    `| ${head.join(' | ')} |`,
-    `| ${head.map(() => '---').join(' | ')} |`,
-    ...lines.map((l) => `| ${l.join(' | ')} |`),
-  ].join('\n');
+  return markdownTable(head, lines);
 }
 
 function chartSpec(
@@ -70,7 +130,11 @@ function chartSpec(
 ): TopLevelSpec {
   const values = rows
     .filter((r) => r.counts && Number.isFinite(field(r)) && field(r) > 0)
-    .map((r) => ({ hosts: r.hosts, mode: r.mode, value: field(r) }));
+    .map((r) => ({
+      hosts: r.hosts,
+      mode: topologyOf(r) === 'cluster' ? `${r.mode}, 3 nodes` : r.mode,
+      value: field(r),
+    }));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     width: 420,
@@ -119,18 +183,36 @@ export async function renderEvaluation(input: EvaluationInput): Promise<void> {
   const sizes = [...new Set(rows.map((r) => r.hosts))];
   const sections = sizes.map((hosts) => {
     const w = workloads.find((x) => x.hosts === hosts)!;
+    const parts = (['single', 'cluster'] as const).flatMap((topology) => {
+      const here = rows.filter((r) => r.hosts === hosts && topologyOf(r) === topology);
+      if (here.length === 0) return [];
+      const title =
+        topology === 'single'
+          ? 'One node per broker kind'
+          : 'A 3-node cluster (JetStream R3 streams; Kafka topics with 3 replicas, min.insync.replicas 2)';
+      const withCost = here.filter((r) => r.wire || r.restart || r.broker.openFilesMax);
+      return [
+        `#### ${title}`,
+        '',
+        table(here),
+        '',
+        ...(withCost.length > 0
+          ? ['What it cost, and a broker restart:', '', costTable(withCost), '']
+          : []),
+      ];
+    });
     return [
       `### ${fmt(hosts)} hosts`,
       '',
       `${fmt(w.clusters!)} clusters; ${fmt(w.vpcs!)} VPCs, ${fmt(w.ports!)} ports at the start (largest VPC ${fmt(w.largestVpc!)}); ${fmt(w.intents!)} intents → ${fmt(w.messages!)} goal-state messages (${fmt(w.unicasts!)} unicast, ${fmt(w.multicasts!)} multicast), ${(w.bytes! / 1e6).toFixed(1)} MB; the most multicasts one commit sent per cluster hosting its VPC: ${fmt(w.maxMulticastsPerCluster ?? NaN, 2)}.`,
       '',
-      table(rows.filter((r) => r.hosts === hosts)),
+      ...parts,
     ].join('\n');
   });
   const markdown = [
     `## Measured`,
     '',
-    `\`npm run bench:fanout -- --sizes ${sizes.join(',')} --intents ${String(input.args.intents)} --zipf ${String(input.args.zipf)} --seed ${String(input.args.seed)}\` — ${machine()}; nats-server ${input.versions.nats}, Kafka ${input.versions.kafka} (one KRaft node, 1 GiB heap); a fresh server per mode and size; ${new Date().toISOString().slice(0, 10)}.`,
+    `\`npm run bench:fanout -- --sizes ${sizes.join(',')} --intents ${String(input.args.intents)} --zipf ${String(input.args.zipf)} --seed ${String(input.args.seed)}\` (the runs and their flags: "How the rows were run" above) — ${machine()}; nats-server ${input.versions.nats}, Kafka ${input.versions.kafka} (KRaft, 1 GiB heap per node); fresh servers per mode, size and topology; rendered ${new Date().toISOString().slice(0, 10)}.`,
     '',
     ...sections.flatMap((s) => [s, '']),
     ...charts.map((c) => `![${c}](${c})`),

@@ -8,6 +8,8 @@ import type { Delivery, FanoutWorkload } from './workload.js';
 /** Carried with every message (a NATS header, a Kafka header): which delivery it is. */
 export const KEY_HEADER = 'Alcor-Bench-Key';
 export const keyOf = (intent: number, delivery: number): string => `${intent}.${delivery}`;
+/** Keys of the probes sent to every host after a broker restart (not workload messages). */
+export const PROBE_PREFIX = 'probe.';
 
 export class Tally {
   readonly delivered = new Map<string, number>();
@@ -45,6 +47,7 @@ export class Tally {
    * content some other way (a resync's full state, counted by itself).
    */
   received(hostId: string, key: string | undefined, delivered = 1): void {
+    if (key?.startsWith(PROBE_PREFIX)) return this.probe?.(hostId);
     this.delivered.set(hostId, (this.delivered.get(hostId) ?? 0) + delivered);
     const d = this.resolve(key);
     if (!d) return;
@@ -64,6 +67,7 @@ export class Tally {
    * reads): each host of the group is delivered it, its recipients have it.
    */
   receivedByGroup(hostIds: readonly string[], key: string | undefined): void {
+    if (key?.startsWith(PROBE_PREFIX)) return void hostIds.forEach((h) => this.probe?.(h));
     for (const h of hostIds) this.delivered.set(h, (this.delivered.get(h) ?? 0) + 1);
     const d = this.resolve(key);
     if (!d) return;
@@ -75,6 +79,20 @@ export class Tally {
     this.seen.add(key!);
     this.count(intent, delivery.recipients.length);
   }
+
+  /**
+   * A record of a partition `hostIds` share, keyed for `target`: each of them
+   * fetches it, the target takes it, the others skip it.
+   */
+  receivedInShared(hostIds: readonly string[], target: string, key: string | undefined): void {
+    if (key?.startsWith(PROBE_PREFIX)) return this.probe?.(target);
+    for (const h of hostIds)
+      if (h !== target) this.delivered.set(h, (this.delivered.get(h) ?? 0) + 1);
+    this.received(target, key);
+  }
+
+  /** Called with the host of each probe received (after a broker restart), instead of counting it. */
+  probe: ((hostId: string) => void) | undefined;
 
   /** Only the first `n` intents were published: the rest are not waited for. */
   limit(n: number): void {
