@@ -14,7 +14,7 @@ const seq = z.number().int().min(0);
 /** The most hosts that may share one Kafka partition (a cluster topic's size). */
 export const MAX_HOSTS_PER_PARTITION = 1000;
 /** Hosts per Kafka partition unless configured (docs/evaluation.md measured the choice). */
-export const DEFAULT_HOSTS_PER_PARTITION = 1;
+export const DEFAULT_HOSTS_PER_PARTITION = 8;
 /** An instance's run: a new one on every start and after losing its lease. */
 const incarnation = z.string().regex(/^[a-z0-9]{1,16}$/);
 

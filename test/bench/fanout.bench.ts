@@ -539,14 +539,18 @@ if ((values.merge || values.render) && existsSync(FANOUT_JSON)) {
   const rerun = (r: FanoutRow): boolean =>
     sizes.includes(r.hosts) &&
     modes.some((m) => m.id === r.mode) &&
-    topologies.includes(r.topology ?? 'single');
+    topologies.includes(r.topology ?? 'single') &&
+    (r.hostsPerPartition ?? HOSTS_PER_PARTITION) === HOSTS_PER_PARTITION;
   rows.unshift(...kept.rows.filter((r) => !rerun(r)));
   workloads.unshift(...kept.workloads.filter((w) => !sizes.includes(w.hosts)));
   const order = MODES.map((m) => m.id);
   const topo = (r: FanoutRow): number => (r.topology === 'cluster' ? 1 : 0);
   rows.sort(
     (a, b) =>
-      a.hosts - b.hosts || topo(a) - topo(b) || order.indexOf(a.mode) - order.indexOf(b.mode),
+      a.hosts - b.hosts ||
+      topo(a) - topo(b) ||
+      order.indexOf(a.mode) - order.indexOf(b.mode) ||
+      (a.hostsPerPartition ?? 0) - (b.hostsPerPartition ?? 0),
   );
   workloads.sort((a, b) => a.hosts - b.hosts);
 }

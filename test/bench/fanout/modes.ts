@@ -550,14 +550,18 @@ async function createTopics(
         waitForLeaders: false,
         timeout: 120_000,
       });
-      // Every partition led before going on (kafkajs's own wait gives up too soon here).
-      for (let attempt = 0; ; attempt++) {
+      // Every partition led before going on (kafkajs's own wait gives up too soon
+      // here; a cluster electing tens of thousands of replicas answers "does not
+      // host this topic-partition" a while), within the budget.
+      for (;;) {
         try {
           const { topics } = await admin.fetchTopicMetadata({ topics: batch.map((s) => s.topic) });
           if (topics.every((t) => t.partitions.every((p) => p.leader >= 0))) break;
         } catch (err) {
-          if (attempt >= 120) throw err;
+          if ((err as { retriable?: boolean }).retriable !== true) throw err;
         }
+        if (performance.now() - started > budgetMs)
+          throw new SetupBudgetExceeded(i, specs.length, 'topics created and led');
         await new Promise((r) => setTimeout(r, 250));
       }
       const done = Math.min(specs.length, i + 200);
@@ -640,6 +644,7 @@ async function startReader(
     key: string | undefined,
     recordKey: string | undefined,
   ) => void,
+  budgetMs: number,
 ): Promise<void> {
   // A fresh cluster creates its group coordinator (__consumer_offsets) on the first
   // lookup, which kafkajs's consumer gives up on: ask until it answers.
@@ -677,7 +682,7 @@ async function startReader(
       resolve();
     });
   });
-  await consumer.run({
+  await runUntilStarted(consumer, budgetMs, {
     partitionsConsumedConcurrently: 64,
     eachMessage: ({ topic, partition, message }) => {
       onMessage(
@@ -690,6 +695,29 @@ async function startReader(
     },
   });
   await joined;
+}
+
+/**
+ * Starts the consumer, again while it fails with a retriable error (a topic not
+ * in every broker's metadata yet), as the product's intake does; within the budget.
+ */
+async function runUntilStarted(
+  consumer: Consumer,
+  budgetMs: number,
+  config: Parameters<Consumer['run']>[0],
+): Promise<void> {
+  const started = performance.now();
+  for (;;) {
+    try {
+      return await consumer.run(config);
+    } catch (err) {
+      if ((err as { retriable?: boolean }).retriable !== true) throw err;
+      if (performance.now() - started > budgetMs)
+        throw new SetupBudgetExceeded(0, 1, 'readers started');
+      await consumer.stop().catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
 }
 
 function kafkaCounts(
@@ -764,6 +792,7 @@ async function prepareKafka(
       side,
       layout.topics.map((t) => t.topic),
       layout.onRecord,
+      setupBudgetMs,
     );
     progress('reader joined');
   } catch (err) {

@@ -43,7 +43,7 @@ function costTable(rows: FanoutRow[]): string {
     'broker CPU per 1,000 intents (s)',
     'open files (most on a node)',
     'wire per intent (KB): clients / between brokers',
-    'bench process: CPU (s), event-loop p99 (ms)',
+    'bench process: CPU (s), share of a core, event-loop p99 (ms)',
     'real agents: CPU (s), event-loop p99 (ms)',
     'restart: what, down (s)',
     'every host reading again (s)',
@@ -61,7 +61,7 @@ function costTable(rows: FanoutRow[]): string {
       r.wire
         ? `${num(r.wire.client / published / 1000, 1)} / ${num(Math.max(0, r.wire.peers) / published / 1000, 1)}`
         : '–',
-      r.counts ? `${num(r.ours.cpuSeconds, 1)}, ${num(r.ours.eventLoopP99Ms ?? NaN)}` : '–',
+      r.counts ? benchCell(r) : '–',
       r.agents ? `${num(r.agents.cpuSeconds, 1)}, ${num(r.agents.eventLoopP99Ms)}` : '–',
       restart ? `${restart.what}, ${num(restart.downSeconds, 1)}` : '–',
       restart
@@ -75,6 +75,13 @@ function costTable(rows: FanoutRow[]): string {
     ];
   });
   return markdownTable(head, lines);
+}
+
+/** The bench process over the run; past 80 % of a core it may be what limited the rate. */
+function benchCell(r: FanoutRow): string {
+  const share = r.ours.cpuSeconds / r.seconds;
+  const text = `${num(r.ours.cpuSeconds, 1)}, ${num(share * 100)} %, ${num(r.ours.eventLoopP99Ms ?? NaN)}`;
+  return share > 0.8 ? `**${text} (saturated)**` : text;
 }
 
 function table(rows: FanoutRow[]): string {
