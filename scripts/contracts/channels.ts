@@ -214,7 +214,8 @@ export const CHANNELS: Channel[] = [
       "Record key = hostId. A host's partition is ⌊its index / hostsPerPartition⌋ in KV placement key `kafka.<kafkaCluster>.<topic>` (default 8 hosts to a partition; 1 = a partition per host); an agent takes the records keyed with its id. A gsm message becomes one record per Kafka-bound host of the cluster that has the VPC. Parts are cut again to the brokers' message.max.bytes.",
     builders: [],
     publishers: 'the southbound module that works the cluster (one producer per Kafka cluster)',
-    subscribers: 'Kafka-bound agents, each reading its partition and taking the records keyed for it',
+    subscribers:
+      'Kafka-bound agents, each reading its partition and taking the records keyed for it',
     messages: [
       schema('goal-state', 'Goal state', [
         { name: KAFKA_HEADERS.vpcId, description: 'the VPC' },
