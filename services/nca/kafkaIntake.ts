@@ -14,7 +14,12 @@ import {
   type KafkaClient,
   type Logger,
 } from '../../infra/index.js';
-import { clusterKey, hostPartition, kafkaTopics } from '../../shared/index.js';
+import {
+  clusterKey,
+  hostPartition,
+  kafkaTopics,
+  type KafkaPartitions,
+} from '../../shared/index.js';
 
 import type { HostAgent } from './hostAgent.js';
 
@@ -75,6 +80,8 @@ export async function startKafkaIntake(
     holds: Set<string>;
   }
   const routes = new Map<string, Array<Route | undefined>>();
+  /** Per topic, how to read its assignment again (as one of its own hosts). */
+  const readers = new Map<string, () => Promise<KafkaPartitions>>();
   const byPlace = new Map<string, HostAgent[]>();
   for (const agent of agents) {
     const key = clusterKey(agent.record);
@@ -86,8 +93,10 @@ export async function startKafkaIntake(
     const first = list[0]!;
     const place = first.record;
     // Read by one of the topic's own hosts: its user may read that one key.
+    const read = () => readKafkaPartitions(first.jsm, clusterId, place);
+    readers.set(kafkaTopics.cluster(place), read);
     const layout = await awaitKafkaPartitions(
-      () => readKafkaPartitions(first.jsm, clusterId, place),
+      read,
       list.map((a) => a.record.hostId),
       options.partitionWaitMs ?? 120_000,
     );
@@ -106,14 +115,37 @@ export async function startKafkaIntake(
   for (const [topic, order] of routes) {
     wanted[topic] = order.flatMap((route, partition) => (route ? [partition] : []));
   }
+  /**
+   * Each other host of a shared partition fetches the record too and skips it: a
+   * neighbour's, or misrouted when keyed for a host the partition does not hold.
+   * A key not held when the intake started may be a host assigned since: the
+   * topic's assignment is read again first (once at a time per topic).
+   */
+  const refreshing = new Map<string, Promise<void>>();
+  const skipped = (topic: string, route: Route, hostId: string, agent?: HostAgent): void => {
+    const count = () => {
+      for (const other of route.mine.values())
+        if (other !== agent) other.stats[route.holds.has(hostId) ? 'neighbours' : 'misrouted'] += 1;
+    };
+    if (route.holds.has(hostId)) return count();
+    let refresh = refreshing.get(topic);
+    if (!refresh) {
+      refresh = (readers.get(topic)?.() ?? Promise.resolve({ hosts: [] }))
+        .then((layout) => {
+          for (const h of layout.hosts) routes.get(topic)?.[hostPartition(layout, h)]?.holds.add(h);
+        })
+        .catch(() => undefined)
+        .finally(() => refreshing.delete(topic));
+      refreshing.set(topic, refresh);
+    }
+    void refresh.then(count);
+  };
   const deliver = (topic: string, partition: number, message: KafkaMessage): void => {
     const route = routes.get(topic)?.[partition];
     if (!route || !message.value) return;
     const hostId = message.key?.toString() ?? '';
     const agent = route.mine.get(hostId);
-    // Each other host of a shared partition fetches the record too and skips it.
-    for (const other of route.mine.values())
-      if (other !== agent) other.stats[route.holds.has(hostId) ? 'neighbours' : 'misrouted'] += 1;
+    if (route.mine.size > (agent ? 1 : 0)) skipped(topic, route, hostId, agent);
     if (!agent) return;
     options.stage?.('deliver', agent.label, (Date.now() - Number(message.timestamp)) / 1000);
     agent.receive(message.value, `${partition}@${message.offset}`);

@@ -139,7 +139,11 @@ process.exit(0);
 /** The Kafka phases per layout (hosts per partition), each on fresh servers. */
 async function compareLayouts(layouts: number[], perCluster: number): Promise<void> {
   const runs: Array<{ hostsPerPartition: number; phases: BurstPhase[]; hosts: number }> = [];
+  // A rig exports its servers' settings into the environment; the next one provisions its own.
+  const envBefore = { ...process.env };
   for (const hostsPerPartition of layouts) {
+    for (const k of Object.keys(process.env)) if (!(k in envBefore)) delete process.env[k];
+    Object.assign(process.env, envBefore);
     const rig = await startRig({ kafkaHostsPerPartition: hostsPerPartition, perCluster });
     const phases: BurstPhase[] = [];
     for (const [i, name] of ['kafka a', 'kafka b'].entries())

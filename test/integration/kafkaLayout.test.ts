@@ -35,6 +35,7 @@ import {
   testLog,
 } from '../support/controller.js';
 import { fleet as makeHosts, vpcWithPorts } from '../support/workload.js';
+import { eventually } from '../support/eventually.js';
 import { releaseTestServers, testServers } from '../support/servers.js';
 
 const test = suite('the Kafka binding: hosts sharing a partition');
@@ -148,6 +149,52 @@ test('4 hosts to a partition: 3 partitions per 10-host topic, every intent progr
       await admin.fetchTopicMetadata({ topics: [kafkaTopics.cluster(fresh[0]!)] })
     ).topics;
     assert.is(freshTopic?.partitions.length, 3);
+
+    // A host assigned after the fleet started lands on a partition it reads (the
+    // 11th of 10, on partition 2 with two others): its records are counted as a
+    // neighbour's there, not as misrouted (the fleet reads the assignment again).
+    const [late] = makeHosts(1, 11, 'klay', {
+      binding: () => ({ type: 'kafka', cluster: 'layout' }),
+    }).slice(10);
+    await putHosts(server.nc, [late!]);
+    const lateFleet = await startFleet({
+      natsUrl: server.url,
+      kafka: brokers,
+      hosts: [late!],
+      logger: testLog,
+      fleetId: 'klay-late',
+    });
+    try {
+      const layout = await other.read('layout', kafkaTopics.cluster(late!));
+      const partition = hostPartition(layout, late!.hostId);
+      assert.is(partition, 2);
+      const sharing = layout.hosts
+        .filter((h) => h !== late!.hostId && hostPartition(layout, h) === partition)
+        .map((h) => agents!.hosts.get(h)!.stats);
+      assert.is(sharing.length, 2);
+      const before = sharing.map((st) => st.neighbours);
+      const [joined] = await applyProgrammed<ApplyReplyItem[]>(server.nc, [
+        {
+          id: 'lay-late',
+          kind: 'port.create',
+          vpcId: 'lay',
+          spec: { portId: 'plate', subnetId: 's1', hostId: late!.hostId },
+        },
+      ]);
+      assert.is(joined?.outcome === 'accepted' && joined.programmed?.outcome, 'programmed');
+      await eventually(
+        () => (sharing.every((st, i) => st.neighbours > before[i]!) ? true : undefined),
+        {
+          timeoutMs: 10_000,
+          what: 'the late host counted as a neighbour',
+        },
+      );
+      for (const host of agents.hosts.values())
+        assert.is(host.stats.misrouted, 0, `${host.record.hostId}: nothing misrouted`);
+      assert.is(lateFleet.hosts.get(late!.hostId)!.stats.misrouted, 0);
+    } finally {
+      await lateFleet.stop();
+    }
   } finally {
     await admin.disconnect().catch(() => undefined);
     await agents?.stop();

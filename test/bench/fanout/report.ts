@@ -84,7 +84,8 @@ function benchCell(r: FanoutRow): string {
   return share > 0.8 ? `**${text} (saturated)**` : text;
 }
 
-function table(rows: FanoutRow[]): string {
+/** `intents`: the size's workload; a row of an earlier run with another count says its own. */
+function table(rows: FanoutRow[], intents: number): string {
   const head = [
     'mode',
     'agents: real / counted',
@@ -109,7 +110,8 @@ function table(rows: FanoutRow[]): string {
     return [
       `**${modeName(r)}**`,
       agentsCell(r),
-      r.status === 'ok' ? 'ok' : `${r.status}: ${r.note ?? ''}`,
+      (r.status === 'ok' ? 'ok' : `${r.status}: ${r.note ?? ''}`) +
+        (r.intents === intents ? '' : ` (an earlier run: ${num(r.intents)} intents)`),
       num(r.setupSeconds, 1),
       c ? num(c.topics) : '–',
       c ? num(c.partitions) : '–',
@@ -201,7 +203,7 @@ export async function renderEvaluation(input: EvaluationInput): Promise<void> {
       return [
         `#### ${title}`,
         '',
-        table(here),
+        table(here, w.intents!),
         '',
         ...(withCost.length > 0
           ? ['What it cost, and a broker restart:', '', costTable(withCost), '']
@@ -219,7 +221,7 @@ export async function renderEvaluation(input: EvaluationInput): Promise<void> {
   const markdown = [
     `## Measured`,
     '',
-    `\`npm run bench:fanout -- --sizes ${sizes.join(',')} --intents ${String(input.args.intents)} --zipf ${String(input.args.zipf)} --seed ${String(input.args.seed)}\` (the runs and their flags: "How the rows were run" above) — ${machine()}; nats-server ${input.versions.nats}, Kafka ${input.versions.kafka} (KRaft, 1 GiB heap per node); fresh servers per mode, size and topology; rendered ${new Date().toISOString().slice(0, 10)}.`,
+    `\`npm run bench:fanout -- --sizes ${sizes.join(',')} --intents ${String(input.args.intents)} --zipf ${String(input.args.zipf)} --seed ${String(input.args.seed)}\` (the commands per size, and their budget: at the top) — ${machine()}; nats-server ${input.versions.nats}, Kafka ${input.versions.kafka} (KRaft, 1 GiB heap per node); fresh servers per mode, size and topology; rendered ${new Date().toISOString().slice(0, 10)}.`,
     '',
     ...sections.flatMap((s) => [s, '']),
     ...charts.map((c) => `![${c}](${c})`),
