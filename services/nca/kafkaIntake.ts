@@ -5,6 +5,7 @@
  * keyed by its host's id, so each record goes to exactly the host it names.
  * Offsets are committed once per interval, off the fetch path.
  */
+import { createHash } from 'node:crypto';
 import type { Consumer, EachBatchPayload, KafkaMessage } from 'kafkajs';
 import {
   awaitKafkaPartitions,
@@ -25,7 +26,7 @@ import type { HostAgent } from './hostAgent.js';
 
 /** What the intake needs of the fleet's options. */
 export interface KafkaIntakeOptions {
-  /** Names the consumer groups (`alcor-fleet-<fleetId>-<cluster>`). */
+  /** Names the consumer groups ({@link fleetGroupId}). */
   fleetId: string;
   logger: Logger;
   partitionWaitMs?: number;
@@ -62,6 +63,25 @@ export const FLEET_RUN = {
   autoCommit: false,
   eachBatchAutoResolve: true,
 } as const;
+
+/**
+ * The consumer group of a fleet's hosts on a Kafka cluster:
+ * `alcor-fleet-<fleetId>-<cluster>-<digest of the host ids>`. Hosts sharing a
+ * partition may run in different processes; each set of hosts commits its own
+ * offsets, or one process's commit would move another past records it has not
+ * read. The same hosts restarted find their group again.
+ */
+export function fleetGroupId(
+  fleetId: string,
+  clusterId: string,
+  hostIds: readonly string[],
+): string {
+  const digest = createHash('sha256')
+    .update([...hostIds].sort().join('\n'))
+    .digest('hex')
+    .slice(0, 12);
+  return `alcor-fleet-${fleetId}-${clusterId}-${digest}`;
+}
 
 /** One consumer per Kafka cluster for the fleet's hosts on it. */
 export async function startKafkaIntake(
@@ -323,7 +343,11 @@ export async function startKafkaIntake(
   // resumes), or, with none, the log's start now — what came before is covered by
   // the agents' resync at start. Without this, a host that had no record yet when
   // its records were deleted would take the moved log start as its first look.
-  const groupId = `alcor-fleet-${options.fleetId}-${clusterId}`;
+  const groupId = fleetGroupId(
+    options.fleetId,
+    clusterId,
+    agents.map((a) => a.record.hostId),
+  );
   try {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([

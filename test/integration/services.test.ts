@@ -21,7 +21,9 @@ import {
 } from '../../infra/index.js';
 import {
   StatusSchema,
+  hostPartition,
   kafkaTopics,
+  type KafkaPartitions,
   kvBuckets,
   southboundKeys,
   subjects,
@@ -29,6 +31,7 @@ import {
   type Status,
 } from '../../shared/index.js';
 import type { Controller } from '../../services/controller/index.js';
+import { fleetGroupId } from '../../services/nca/kafkaIntake.js';
 import {
   isolatedNats,
   opsUrl,
@@ -310,12 +313,14 @@ test('southbound and NCA processes carry a port to a Kafka host and a JetStream 
     ],
   );
 
-  // Each agent fetches only its own host's partition (a partition per host).
+  // Each process's consumer fetches only its host's partition, in a group of its
+  // own: the two Kafka hosts may share a partition (8 hosts to one), and offsets
+  // committed by one process must not move the other.
   const topic = kafkaTopics.cluster(hosts[0]!);
   const kv = await new Kvm(ctx.nats.nc).open(kvBuckets.placement);
-  const order = (await kv.get(southboundKeys.kafkaPartitions(kafkaId, topic)))!.json<{
-    hosts: string[];
-  }>().hosts;
+  const layout = (await kv.get(
+    southboundKeys.kafkaPartitions(kafkaId, topic),
+  ))!.json<KafkaPartitions>();
   const client = createKafkaClient(kafkaId, ctx.servers.kafka[kafkaId]!, {
     clientId: 'services-test',
     logger: testLog,
@@ -323,22 +328,27 @@ test('southbound and NCA processes carry a port to a Kafka host and a JetStream 
   const admin = client.kafka.admin();
   await admin.connect();
   try {
-    const { groups } = await admin.describeGroups([`alcor-fleet-${tag}-${kafkaId}`]);
-    const group = groups[0]!;
-    assert.is(group.protocol, HOST_PARTITIONS_PROTOCOL);
-    // Each member: what it asked for (its hosts' partitions) and what it got.
-    const members = group.members.map((m) => ({
-      asked: JSON.parse(
-        AssignerProtocol.MemberMetadata.decode(m.memberMetadata)?.userData.toString() ?? '{}',
-      ) as Record<string, number[]>,
-      got: AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment ?? {},
-    }));
-    for (const m of members) assert.equal(m.got, m.asked, 'a member gets what it asked for');
-    assert.equal(
-      members.map((m) => m.got[topic]).sort(),
-      [[order.indexOf(`${tag}-k`)], [order.indexOf(`${tag}-k2`)]].sort(),
-      'two members, each with exactly the partition of its host',
-    );
+    const ids = [`${tag}-k`, `${tag}-k2`].map((h) => fleetGroupId(tag, kafkaId, [h]));
+    assert.is(new Set(ids).size, 2, 'a group per process');
+    const { groups } = await admin.describeGroups(ids);
+    for (const [i, hostId] of [`${tag}-k`, `${tag}-k2`].entries()) {
+      const group = groups.find((g) => g.groupId === ids[i])!;
+      assert.is(group.protocol, HOST_PARTITIONS_PROTOCOL);
+      // Its member: what it asked for (its host's partition) and what it got.
+      const members = group.members.map((m) => ({
+        asked: JSON.parse(
+          AssignerProtocol.MemberMetadata.decode(m.memberMetadata)?.userData.toString() ?? '{}',
+        ) as Record<string, number[]>,
+        got: AssignerProtocol.MemberAssignment.decode(m.memberAssignment)?.assignment ?? {},
+      }));
+      assert.is(members.length, 1, `one member in ${hostId}'s group`);
+      assert.equal(members[0]!.got, members[0]!.asked, 'a member gets what it asked for');
+      assert.equal(
+        members[0]!.got[topic],
+        [hostPartition(layout, hostId)],
+        `${hostId}'s process has exactly its host's partition`,
+      );
+    }
   } finally {
     await admin.disconnect();
   }
