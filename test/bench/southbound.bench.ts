@@ -187,6 +187,11 @@ each layout: the southbound assigning hosts one to a partition, or several to a 
 | hosts per partition | binding | intents / programmed | programmed/s | p50 | p99 | delivery p50 | delivery p99 |
 |---|---|---|---|---|---|---|---|
 ${rows}
+
+Reading: fewer partitions make the same records cheaper to produce and fetch (a
+produce or fetch request names each partition it touches); each agent then skips
+its neighbours' records. At tens of thousands of hosts the partition count is
+what breaks first: docs/evaluation.md.
 `,
   );
 }
