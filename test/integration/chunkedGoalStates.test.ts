@@ -8,14 +8,11 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { putHosts, runDir, startLocalKafka } from '../../infra/index.js';
+import { putHosts } from '../../infra/index.js';
 import { streams } from '../../shared/index.js';
 import { startFleet } from '../../services/nca/fleet.js';
 import { diverging, foldEventLog } from '../../services/nca/oracle.js';
 import type { ApplyReplyItem } from '../../services/controller/index.js';
-import { start as startSouthbound } from '../../services/southbound/index.js';
 import { nca } from '../../actors/index.js';
 import {
   applyProgrammed,
@@ -24,7 +21,7 @@ import {
   testLog,
 } from '../support/controller.js';
 import { fleet as makeHosts, readStream } from '../support/workload.js';
-import { releaseTestServers, testServers } from '../support/servers.js';
+import { startKafkaStack } from '../support/kafkaStack.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { HostRecord } from '../../shared/index.js';
 
@@ -131,42 +128,13 @@ test('a host joining a 600-port VPC at max_payload 64 KiB converges; nothing sto
 });
 
 test('Kafka: a host joining a 600-port VPC at message.max.bytes 64 KiB converges; a small VPC on the same cluster keeps flowing', async () => {
-  const dir = runDir('alcor-chunk-kafka-');
-  const kafka = await startLocalKafka({
-    // An id no run-wide SASL setting names: PLAINTEXT, this test's own broker.
-    clusterId: 'chunk',
-    dir: join(dir, 'chunk'),
-    brokerConfig: { 'message.max.bytes': String(MAX_PAYLOAD) },
-  });
-  const { redisUrl } = await testServers();
   // NATS takes the whole full state here: the cut is the relay's, to Kafka's limit.
-  const server = await isolatedNats({}, { maxPayload: 8 * 1024 * 1024 });
-  const hosts = makeHosts(2, 10, 'kchunk', {
-    binding: () => ({ type: 'kafka', cluster: 'chunk' }),
+  const stack = await startKafkaStack('chunk', {
+    brokerConfig: { 'message.max.bytes': String(MAX_PAYLOAD) },
+    maxPayload: 8 * 1024 * 1024,
   });
-  const brokers = { chunk: kafka.brokers };
-  let southbound: Awaited<ReturnType<typeof startSouthbound>> | undefined;
-  let agents: Awaited<ReturnType<typeof startFleet>> | undefined;
-  const controller = await startTestController(server.url, {
-    programmedDeadlineMs: 60_000,
-    redisUrl,
-  });
+  const { server, hosts, southbound, agents } = stack;
   try {
-    await putHosts(server.nc, hosts);
-    southbound = await startSouthbound({
-      instanceId: 'chunk-sb',
-      natsUrl: server.url,
-      redisUrl,
-      kafka: brokers,
-      log: testLog,
-    });
-    agents = await startFleet({
-      natsUrl: server.url,
-      kafka: brokers,
-      hosts,
-      logger: testLog,
-      fleetId: 'kchunk',
-    });
     const early = hosts.slice(0, 9);
     const joiner = hosts[9]!;
     const control = hosts[10]!; // cluster c1, same Kafka cluster
@@ -201,13 +169,7 @@ test('Kafka: a host joining a 600-port VPC at message.max.bytes 64 KiB converges
     assert.is(southbound.relayMetrics.tooLarge, 0);
     assert.is(agents.hosts.get(joiner.hostId)!.stats.invalid, 0);
   } finally {
-    await agents?.stop();
-    await southbound?.stop();
-    await controller.stop();
-    await server.stop();
-    await kafka.stop();
-    rmSync(dir, { recursive: true, force: true });
-    await releaseTestServers();
+    await stack.stop();
   }
 });
 

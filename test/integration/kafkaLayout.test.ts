@@ -11,71 +11,27 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
-import {
-  createKafkaClient,
-  createPartitionAssignments,
-  putHosts,
-  runDir,
-  startLocalKafka,
-} from '../../infra/index.js';
+import { createKafkaClient, createPartitionAssignments, putHosts } from '../../infra/index.js';
 import { ConfigError, hostPartition, kafkaTopics } from '../../shared/index.js';
 import { startFleet } from '../../services/nca/fleet.js';
 import { diverging, foldEventLog } from '../../services/nca/oracle.js';
 import type { ApplyReplyItem } from '../../services/controller/index.js';
-import {
-  southboundConfigFromEnv,
-  start as startSouthbound,
-} from '../../services/southbound/index.js';
-import {
-  applyProgrammed,
-  isolatedNats,
-  startTestController,
-  testLog,
-} from '../support/controller.js';
-import { fleet as makeHosts, vpcWithPorts } from '../support/workload.js';
+import { southboundConfigFromEnv } from '../../services/southbound/index.js';
+import { applyProgrammed, testLog } from '../support/controller.js';
 import { eventually } from '../support/eventually.js';
-import { releaseTestServers, testServers } from '../support/servers.js';
+import { startKafkaStack } from '../support/kafkaStack.js';
+import { fleet as makeHosts, vpcWithPorts } from '../support/workload.js';
 
 const test = suite('the Kafka binding: hosts sharing a partition');
 
 test('4 hosts to a partition: 3 partitions per 10-host topic, every intent programmed, each host takes only its own records', async () => {
-  const dir = runDir('alcor-layout-kafka-');
-  // An id no run-wide SASL setting names: PLAINTEXT, this test's own broker.
-  const kafka = await startLocalKafka({ clusterId: 'layout', dir: join(dir, 'layout') });
-  const { redisUrl } = await testServers();
-  const server = await isolatedNats();
-  const hosts = makeHosts(2, 10, 'klay', { binding: () => ({ type: 'kafka', cluster: 'layout' }) });
-  const brokers = { layout: kafka.brokers };
-  const client = createKafkaClient('layout', kafka.brokers, {
+  const stack = await startKafkaStack('layout', { kafkaHostsPerPartition: 4 });
+  const { server, hosts, brokers, agents } = stack;
+  const admin = createKafkaClient('layout', stack.kafka.brokers, {
     clientId: 'layout-test',
     logger: testLog,
-  });
-  const admin = client.kafka.admin();
-  let southbound: Awaited<ReturnType<typeof startSouthbound>> | undefined;
-  let agents: Awaited<ReturnType<typeof startFleet>> | undefined;
-  const controller = await startTestController(server.url, {
-    programmedDeadlineMs: 60_000,
-    redisUrl,
-  });
+  }).kafka.admin();
   try {
-    await putHosts(server.nc, hosts);
-    southbound = await startSouthbound({
-      instanceId: 'layout-sb',
-      natsUrl: server.url,
-      redisUrl,
-      kafka: brokers,
-      kafkaHostsPerPartition: 4,
-      log: testLog,
-    });
-    agents = await startFleet({
-      natsUrl: server.url,
-      kafka: brokers,
-      hosts,
-      logger: testLog,
-      fleetId: 'klay',
-    });
     // A VPC with a port on every host, then each host's port moved to the next
     // host of its group: unicasts and multicasts to every host.
     const ids = hosts.map((h) => h.hostId);
@@ -153,7 +109,7 @@ test('4 hosts to a partition: 3 partitions per 10-host topic, every intent progr
     // A host assigned after the fleet started lands on a partition it reads (the
     // 11th of 10, on partition 2 with two others): its records are counted as a
     // neighbour's there, not as misrouted (the fleet reads the assignment again).
-    const [late] = makeHosts(1, 11, 'klay', {
+    const [late] = makeHosts(1, 11, 'layout', {
       binding: () => ({ type: 'kafka', cluster: 'layout' }),
     }).slice(10);
     await putHosts(server.nc, [late!]);
@@ -162,7 +118,7 @@ test('4 hosts to a partition: 3 partitions per 10-host topic, every intent progr
       kafka: brokers,
       hosts: [late!],
       logger: testLog,
-      fleetId: 'klay-late',
+      fleetId: 'layout-late',
     });
     try {
       const layout = await other.read('layout', kafkaTopics.cluster(late!));
@@ -170,7 +126,7 @@ test('4 hosts to a partition: 3 partitions per 10-host topic, every intent progr
       assert.is(partition, 2);
       const sharing = layout.hosts
         .filter((h) => h !== late!.hostId && hostPartition(layout, h) === partition)
-        .map((h) => agents!.hosts.get(h)!.stats);
+        .map((h) => agents.hosts.get(h)!.stats);
       assert.is(sharing.length, 2);
       const before = sharing.map((st) => st.neighbours);
       const [joined] = await applyProgrammed<ApplyReplyItem[]>(server.nc, [
@@ -197,13 +153,7 @@ test('4 hosts to a partition: 3 partitions per 10-host topic, every intent progr
     }
   } finally {
     await admin.disconnect().catch(() => undefined);
-    await agents?.stop();
-    await southbound?.stop();
-    await controller.stop();
-    await server.stop();
-    await kafka.stop();
-    rmSync(dir, { recursive: true, force: true });
-    await releaseTestServers();
+    await stack.stop();
   }
 });
 

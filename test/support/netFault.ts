@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 
 /** Where the cgroup v2 hierarchy is: its directory, and its path as nft names it (under /sys/fs/cgroup). */
-function cgroupRoot(): { dir: string; nftPrefix: string } | undefined {
+export function cgroupRoot(): { dir: string; nftPrefix: string } | undefined {
   if (existsSync('/sys/fs/cgroup/cgroup.controllers'))
     return { dir: '/sys/fs/cgroup', nftPrefix: '' };
   if (existsSync('/sys/fs/cgroup/unified/cgroup.procs'))

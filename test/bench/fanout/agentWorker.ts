@@ -51,6 +51,21 @@ export interface WorkerInit {
   reconnectJitterMs?: number;
 }
 
+/** A worker's own use of the machine (what `usage` answers). */
+export interface WorkerUsage {
+  pid: number;
+  connections: number;
+  cpuSeconds: number;
+  rssMb: number;
+  eventLoopP99Ms: number;
+  eventLoopMaxMs: number;
+  /** RSS with the workload built, before the first connection. */
+  rssBeforeConnectMb: number;
+  /** V8 heap and memory outside it (buffers), now and before the first connection (after a GC). */
+  heapMb: number;
+  heapBeforeConnectMb: number;
+}
+
 export type ToWorker =
   | WorkerInit
   /** `collect`: a full GC first (the heap then holds what is live). */
@@ -68,21 +83,7 @@ export type FromWorker =
   | { t: 'ready'; connections: number; subscriptions: number }
   | { t: 'rx'; r: Array<[string | null, number, number[]]>; catchUps: number }
   | { t: 'conn'; e: Array<[0 | 1 | 2, number, number]> }
-  | {
-      t: 'usage';
-      id: number;
-      pid: number;
-      cpuSeconds: number;
-      rssMb: number;
-      eventLoopP99Ms: number;
-      eventLoopMaxMs: number;
-      /** RSS with the workload built, before the first connection. */
-      rssBeforeConnectMb: number;
-      /** V8 heap and memory outside it (buffers), now and before the first connection (after a GC). */
-      heapMb: number;
-      heapBeforeConnectMb: number;
-      connections: number;
-    }
+  | ({ t: 'usage'; id: number } & WorkerUsage)
   | { t: 'flushed'; id: number; pending: number; connections: number }
   | { t: 'stopped'; id: number };
 

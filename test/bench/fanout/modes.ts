@@ -858,76 +858,57 @@ const kafkaGroupTopic: Mode = {
   },
 };
 
-/** Mode 2: a topic per cluster, a partition per host; each agent reads its partition. */
+/**
+ * A topic per cluster, `per` hosts to a partition (host i of the cluster on
+ * partition ⌊i / per⌋, infra/kafka/partitions.ts); each agent reads its partition
+ * and takes the records keyed for it — with `per` > 1 it fetches its neighbours'
+ * too, and each record counts as delivered to every host of its partition.
+ */
+function prepareHostPartitions(server: ServerHandle, ctx: ModeContext, per: number) {
+  const { workload, tally } = ctx;
+  const hostAt = clusterTopics(workload);
+  const partitionOf = new Map<string, number>();
+  for (const hs of hostAt.values()) hs.forEach((h, i) => partitionOf.set(h, Math.floor(i / per)));
+  const sharing = (topic: string, partition: number): string[] =>
+    hostAt.get(topic)!.slice(partition * per, (partition + 1) * per);
+  const byId = new Map(workload.hosts.map((h) => [h.hostId, h]));
+  return prepareKafka(server, ctx, {
+    topics: [...hostAt].map(([topic, hs]) => ({
+      topic,
+      numPartitions: Math.ceil(hs.length / per),
+    })),
+    onRecord: (topic, partition, key, target) =>
+      tally.receivedInShared(sharing(topic, partition), target ?? '', key),
+    records: (intent) =>
+      workload.intents[intent]!.flatMap((d, k) =>
+        d.recipients.map((h) => ({
+          topic: kafkaTopics.cluster(byId.get(h)!),
+          message: deliveryRecord(d, keyOf(intent, k), h, partitionOf.get(h)),
+        })),
+      ),
+    probes: (n) =>
+      hostProbes(
+        workload.hosts,
+        (h) => ({ topic: kafkaTopics.cluster(h), partition: partitionOf.get(h.hostId)! }),
+        n,
+      ),
+  });
+}
+
+/** Mode 2: a topic per cluster, a partition per host (`ALCOR_KAFKA_HOSTS_PER_PARTITION=1`). */
 const kafkaPartitionPerHost: Mode = {
   id: 'kafka-partition',
-  label: 'Kafka, a topic per cluster, a partition per host (the current binding)',
+  label: 'Kafka, a topic per cluster, a partition per host',
   broker: 'kafka',
-  prepare(server, ctx) {
-    const { workload, tally } = ctx;
-    const hostAt = clusterTopics(workload);
-    const partitionOf = new Map<string, number>();
-    for (const hs of hostAt.values()) hs.forEach((h, i) => partitionOf.set(h, i));
-    const byId = new Map(workload.hosts.map((h) => [h.hostId, h]));
-    return prepareKafka(server, ctx, {
-      topics: [...hostAt].map(([topic, hs]) => ({ topic, numPartitions: hs.length })),
-      onRecord: (topic, partition, key) => tally.received(hostAt.get(topic)![partition]!, key),
-      records: (intent) =>
-        workload.intents[intent]!.flatMap((d, k) =>
-          d.recipients.map((h) => ({
-            topic: kafkaTopics.cluster(byId.get(h)!),
-            message: deliveryRecord(d, keyOf(intent, k), h, partitionOf.get(h)),
-          })),
-        ),
-      probes: (n) =>
-        hostProbes(
-          workload.hosts,
-          (h) => ({ topic: kafkaTopics.cluster(h), partition: partitionOf.get(h.hostId)! }),
-          n,
-        ),
-    });
-  },
+  prepare: (server, ctx) => prepareHostPartitions(server, ctx, 1),
 };
 
-/**
- * Mode 2b: a topic per cluster, `hostsPerPartition` hosts to a partition (the
- * binding's layout at scale, infra/kafka/partitions.ts); each agent reads its
- * partition and takes the records keyed for it — it fetches its neighbours' too.
- */
+/** Mode 2b: hosts sharing a partition, `--hosts-per-partition` of them (the binding's default layout). */
 const kafkaHostGroups: Mode = {
   id: 'kafka-hostgroup',
   label: 'Kafka, a topic per cluster, hosts sharing a partition (agents filter by key)',
   broker: 'kafka',
-  prepare(server, ctx) {
-    const { workload, tally, hostsPerPartition: per } = ctx;
-    const hostAt = clusterTopics(workload);
-    const partitionOf = new Map<string, number>();
-    for (const hs of hostAt.values()) hs.forEach((h, i) => partitionOf.set(h, Math.floor(i / per)));
-    const sharing = (topic: string, partition: number): string[] =>
-      hostAt.get(topic)!.slice(partition * per, (partition + 1) * per);
-    const byId = new Map(workload.hosts.map((h) => [h.hostId, h]));
-    return prepareKafka(server, ctx, {
-      topics: [...hostAt].map(([topic, hs]) => ({
-        topic,
-        numPartitions: Math.ceil(hs.length / per),
-      })),
-      onRecord: (topic, partition, key, target) =>
-        tally.receivedInShared(sharing(topic, partition), target ?? '', key),
-      records: (intent) =>
-        workload.intents[intent]!.flatMap((d, k) =>
-          d.recipients.map((h) => ({
-            topic: kafkaTopics.cluster(byId.get(h)!),
-            message: deliveryRecord(d, keyOf(intent, k), h, partitionOf.get(h)),
-          })),
-        ),
-      probes: (n) =>
-        hostProbes(
-          workload.hosts,
-          (h) => ({ topic: kafkaTopics.cluster(h), partition: partitionOf.get(h.hostId)! }),
-          n,
-        ),
-    });
-  },
+  prepare: (server, ctx) => prepareHostPartitions(server, ctx, ctx.hostsPerPartition),
 };
 
 /** Mode 3: a topic per host. */

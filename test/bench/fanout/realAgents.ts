@@ -18,6 +18,7 @@ import {
   type FromWorker,
   type ToWorker,
   type WorkerInit,
+  type WorkerUsage,
 } from './agentWorker.js';
 import type { Tally } from './tally.js';
 import type { FanoutWorkload } from './workload.js';
@@ -67,20 +68,6 @@ export interface Recovery {
   resyncP50Ms: number;
   resyncP99Ms: number;
   resyncMaxMs: number;
-}
-
-export interface WorkerUsage {
-  pid: number;
-  connections: number;
-  cpuSeconds: number;
-  rssMb: number;
-  eventLoopP99Ms: number;
-  eventLoopMaxMs: number;
-  /** RSS with the workload built, before the first connection. */
-  rssBeforeConnectMb: number;
-  /** V8 heap and memory outside it (buffers), now and before the first connection (after a GC). */
-  heapMb: number;
-  heapBeforeConnectMb: number;
 }
 
 export interface RealAgents {

@@ -14,8 +14,9 @@
  * these counts.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { cgroupRoot } from '../../support/netFault.js';
 
 const TABLE = 'alcor_fanout_wire';
 const GROUP = 'alcor-fanout-clients';
@@ -29,15 +30,6 @@ export interface WireBytes {
 
 const nft = (args: string[]): string =>
   execFileSync('nft', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-
-/** The cgroup v2 hierarchy: its directory, and its path as nft names it. */
-function cgroupRoot(): { dir: string; nftPrefix: string } | undefined {
-  if (existsSync('/sys/fs/cgroup/cgroup.controllers'))
-    return { dir: '/sys/fs/cgroup', nftPrefix: '' };
-  if (existsSync('/sys/fs/cgroup/unified/cgroup.procs'))
-    return { dir: '/sys/fs/cgroup/unified', nftPrefix: 'unified/' };
-  return undefined;
-}
 
 export class WireCounter {
   private constructor(private readonly root: string) {}
