@@ -38,7 +38,7 @@ export const KAFKA_ROLE_GRANTS: Record<Exclude<KafkaRole, 'admin'>, Grant[]> = {
         AclOperationTypes.WRITE,
         AclOperationTypes.DESCRIBE,
         AclOperationTypes.CREATE,
-        // Topics grow a partition per host.
+        // Topics grow their partitions as hosts join.
         AclOperationTypes.ALTER,
       ],
     },

@@ -13,7 +13,7 @@ import {
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createKafkaClient } from '../../infra/index.js';
-import { clusterKey, type HostRecord } from '../../shared/index.js';
+import { DEFAULT_HOSTS_PER_PARTITION, clusterKey, type HostRecord } from '../../shared/index.js';
 import { COMMIT_INTERVAL_MS, FLEET_CONSUMER, FLEET_RUN } from '../../services/nca/kafkaIntake.js';
 import { offerOpenLoop } from '../../services/demo/arrivals.js';
 import { pct } from './report.js';
@@ -233,8 +233,8 @@ export async function jetStreamHop(
 }
 
 /**
- * Kafka, in the product's layout: a topic per cluster of hosts, a partition per
- * host; produced with acks from all replicas by an idempotent producer (one send
+ * Kafka, in the product's layout: a topic per cluster of hosts, `hostsPerPartition`
+ * hosts to a partition (the southbound's default); produced with acks from all replicas by an idempotent producer (one send
  * per batch, as the relay's binding does), consumed with the fleet's consumer
  * settings (services/nca/kafkaIntake.ts), offsets committed once a second.
  */
@@ -242,6 +242,7 @@ export async function kafkaHop(
   brokers: string[],
   clusterId: string,
   hosts: readonly HostRecord[],
+  hostsPerPartition = DEFAULT_HOSTS_PER_PARTITION,
 ): Promise<Hop> {
   const client = createKafkaClient(clusterId, brokers, {
     clientId: 'bench-raw',
@@ -259,8 +260,10 @@ export async function kafkaHop(
   const topics: Array<{ topic: string; numPartitions: number }> = [];
   [...byPlace.values()].forEach((list, i) => {
     const topic = `raw.${clusterId}.${i}.${tag}`;
-    topics.push({ topic, numPartitions: list.length });
-    list.forEach((h, partition) => where.set(h.hostId, { topic, partition }));
+    topics.push({ topic, numPartitions: Math.ceil(list.length / hostsPerPartition) });
+    list.forEach((h, i) =>
+      where.set(h.hostId, { topic, partition: Math.floor(i / hostsPerPartition) }),
+    );
   });
   const admin = client.kafka.admin();
   await admin.connect();
